@@ -1,0 +1,781 @@
+import { type Clock, systemClock } from '../core/clock.js';
+import { ErrorCode, WeirError } from '../core/errors.js';
+import { type Logger, silentLogger } from '../core/logger.js';
+import { CommitLog, type PendingAppend } from './commit-log.js';
+import { ConsumeQueue, DAMAGED_POSITION, ENTRY_BYTES, batchSizeAt, positionAt } from './consume-queue.js';
+import { HandleCache } from './handle-cache.js';
+import { type FileSystem, joinPath, readWholeFile, writeFileAtomic } from './io/file-system.js';
+import { NodeFileSystem } from './io/node-file-system.js';
+import { IndexKind, MessageIndex } from './message-index.js';
+import {
+  type AppendListener,
+  type AppendResult,
+  defaultQueueSettings,
+  type MessageStore,
+  type QueueInfo,
+  type QueueSettings,
+  type ReadOptions,
+  type ReadResult,
+  resolveQueueSettings,
+  type RetentionReport,
+  tagHash,
+  validateQueueName,
+} from './message-store.js';
+import { MetadataStore } from './metadata-store.js';
+import {
+  type BatchAttributes,
+  BatchCheck,
+  batchBytes,
+  checkBatch,
+  decodeMessages,
+  encodeBatch,
+  forEachMessageSummary,
+  MAX_MESSAGES_PER_BATCH,
+  positionOfGeneratedId,
+  type MessageInput,
+  type PreparedMessage,
+  prepareMessage,
+  readBatchHeader,
+  RECORD_HEADER_BYTES,
+  type StoredMessage,
+} from './record-batch.js';
+
+export interface DiskMessageStoreOptions {
+  dataDir: string;
+  fs?: FileSystem;
+  clock?: Clock;
+  logger?: Logger;
+  /** Soft size of a commit-log segment (default 1 GiB). */
+  segmentBytes?: number;
+  /** Largest batch accepted (default 16 MiB). */
+  maxBatchBytes?: number;
+  /** Entries per consume-queue file (default 1,048,576: 32 MiB). */
+  consumeQueueEntriesPerFile?: number;
+  /** How often derived data is flushed and the recovery point moved (default 5 s). 0 disables the timer. */
+  checkpointIntervalMs?: number;
+  /** How often retention runs (default 60 s). 0 disables the timer. */
+  retentionIntervalMs?: number;
+  indexSlotCount?: number;
+  indexMaxEntries?: number;
+  /** Idle file handles kept open for consume-queue files (default 1024). */
+  maxOpenFiles?: number;
+}
+
+const CHECKPOINT_VERSION = 1;
+const QUEUE_KEY_PREFIX = 'queue/';
+const NEXT_QUEUE_ID_KEY = 'store/next-queue-id';
+/** Entries kept in memory per queue before a background write (64 KiB). */
+const CONSUME_QUEUE_FLUSH_ENTRIES = 2048;
+
+interface Checkpoint {
+  version: number;
+  /** Commit-log position below which every batch's derived data is flushed and synced. */
+  position: number;
+  /** Per queue: [id, entries flushed below position, startOffset, bytesBeforeStart]. */
+  queues: Array<[number, number, number, number]>;
+}
+
+interface StoredQueueDefinition {
+  id: number;
+  name: string;
+  settings: QueueSettings;
+}
+
+class QueueState {
+  /** Next offset to hand out (ahead of the consume queue while appends are in flight). */
+  nextOffset: number;
+  /** One past the last acknowledged message. */
+  visibleEnd: number;
+  /** Cumulative bytes of every message appended (queueBytes of the last entry). */
+  totalBytes: number;
+  /** Bytes of the messages below startOffset. */
+  bytesBeforeStart: number;
+  damaged = false;
+  deleted = false;
+
+  constructor(
+    readonly id: number,
+    readonly name: string,
+    public settings: QueueSettings,
+    readonly consumeQueue: ConsumeQueue,
+    public startOffset: number,
+    bytesBeforeStart: number,
+  ) {
+    this.nextOffset = consumeQueue.endOffset;
+    this.visibleEnd = consumeQueue.endOffset;
+    this.totalBytes = bytesBeforeStart;
+    this.bytesBeforeStart = bytesBeforeStart;
+  }
+}
+
+/** One append in flight: the commit log calls it back in position order. */
+class AppendOperation implements PendingAppend {
+  position = 0;
+  size = 0;
+  readonly sync: boolean;
+  readonly promise: Promise<AppendResult>;
+  private resolve!: (result: AppendResult) => void;
+  private reject!: (error: Error) => void;
+
+  constructor(
+    private readonly store: DiskMessageStore,
+    private readonly queue: QueueState,
+    private readonly messages: readonly PreparedMessage[],
+    private readonly baseOffset: number,
+    private readonly storeTimestamp: number,
+  ) {
+    this.sync = queue.settings.flushPolicy === 'sync';
+    this.promise = new Promise<AppendResult>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  written(): void {
+    this.store.indexWrittenBatch(this.queue, this.messages, this.position, this.size, this.storeTimestamp);
+  }
+
+  done(error: Error | null): void {
+    if (error !== null) {
+      this.reject(error);
+      return;
+    }
+    const end = this.baseOffset + this.messages.length;
+    this.store.publishVisible(this.queue, end);
+    this.resolve({ queueId: this.queue.id, baseOffset: this.baseOffset, count: this.messages.length, position: this.position, storeTimestamp: this.storeTimestamp });
+  }
+}
+
+/**
+ * The persistent MessageStore: one commit log, a consume queue per queue, id/key indexes, a metadata store and a
+ * checkpoint. See docs/storage.md for the layout, recovery and the durability contract.
+ *
+ * Directory: `commitlog/` (segments), `queues/<id>/` (consume-queue files), `index/` (id/key hash files),
+ * `meta/` (queue definitions), `checkpoint` (JSON, replaced atomically).
+ *
+ * Concurrency: every public method may be called at any time from the event loop. Appends are ordered by call; the
+ * commit log serialises writes; checkpoints and retention passes are serialised with each other by `maintenance`.
+ */
+export class DiskMessageStore implements MessageStore {
+  private readonly queuesById = new Map<number, QueueState>();
+  private readonly queuesByName = new Map<string, QueueState>();
+  private readonly listeners = new Set<AppendListener>();
+  private lastStoreTimestamp = 0;
+  private checkpointPosition: number;
+  private maintenance: Promise<unknown> = Promise.resolve();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private intervalTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private readonly backgroundFlushes = new Set<QueueState>();
+
+  private constructor(
+    private readonly fs: FileSystem,
+    private readonly options: Required<Omit<DiskMessageStoreOptions, 'fs' | 'clock' | 'logger'>>,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+    private readonly handles: HandleCache,
+    private readonly metadata: MetadataStore,
+    private readonly index: MessageIndex,
+    private log: CommitLog,
+    checkpointPosition: number,
+  ) {
+    this.checkpointPosition = checkpointPosition;
+  }
+
+  static async open(options: DiskMessageStoreOptions): Promise<DiskMessageStore> {
+    const fs = options.fs ?? new NodeFileSystem();
+    const clock = options.clock ?? systemClock;
+    const logger = options.logger ?? silentLogger;
+    const resolved = {
+      dataDir: options.dataDir,
+      segmentBytes: options.segmentBytes ?? 1 << 30,
+      maxBatchBytes: options.maxBatchBytes ?? 16 << 20,
+      consumeQueueEntriesPerFile: options.consumeQueueEntriesPerFile ?? 1 << 20,
+      checkpointIntervalMs: options.checkpointIntervalMs ?? 5000,
+      retentionIntervalMs: options.retentionIntervalMs ?? 60_000,
+      indexSlotCount: options.indexSlotCount ?? 1 << 18,
+      indexMaxEntries: options.indexMaxEntries ?? 1 << 20,
+      maxOpenFiles: options.maxOpenFiles ?? 1024,
+    };
+    const dir = resolved.dataDir;
+    await fs.mkdirp(dir);
+    await fs.mkdirp(joinPath(dir, 'queues'));
+    const checkpoint = await readCheckpoint(fs, joinPath(dir, 'checkpoint'));
+    const metadata = await MetadataStore.open(fs, joinPath(dir, 'meta'), { logger });
+    const index = await MessageIndex.open(fs, joinPath(dir, 'index'), { slotCount: resolved.indexSlotCount, maxEntries: resolved.indexMaxEntries, logger });
+    await index.truncateFrom(checkpoint.position);
+    const handles = new HandleCache(fs, resolved.maxOpenFiles);
+
+    const placeholder = null as unknown as CommitLog;
+    const store = new DiskMessageStore(fs, resolved, clock, logger, handles, metadata, index, placeholder, checkpoint.position);
+    const fromCheckpoint = new Map(checkpoint.queues.map((entry) => [entry[0], entry]));
+    for (const [, value] of metadata.entries(QUEUE_KEY_PREFIX)) {
+      const definition = value as StoredQueueDefinition;
+      const saved = fromCheckpoint.get(definition.id);
+      const consumeQueue = await ConsumeQueue.open(fs, handles, store.queueDirectory(definition.id), resolved.consumeQueueEntriesPerFile, saved?.[1] ?? 0);
+      const queue = new QueueState(definition.id, definition.name, { ...defaultQueueSettings, ...definition.settings }, consumeQueue, saved?.[2] ?? 0, saved?.[3] ?? 0);
+      store.register(queue);
+    }
+    // Cumulative sizes continue from the last flushed entry; recovery adds what it re-derives.
+    for (const queue of store.queuesById.values()) {
+      const end = queue.consumeQueue.endOffset;
+      if (end > queue.startOffset && end > queue.consumeQueue.firstOffset) {
+        const last = await queue.consumeQueue.entry(end - 1);
+        queue.totalBytes = last.queueBytes;
+        store.lastStoreTimestamp = Math.max(store.lastStoreTimestamp, last.storeTimestamp);
+      }
+    }
+    store.log = await CommitLog.open(
+      fs,
+      joinPath(dir, 'commitlog'),
+      { segmentBytes: resolved.segmentBytes, maxBatchBytes: resolved.maxBatchBytes, logger },
+      checkpoint.position,
+      (batch, position) => store.recoverBatch(batch, position),
+    );
+    store.log.onRewind = () => {
+      for (const queue of store.queuesById.values()) queue.nextOffset = queue.consumeQueue.endOffset;
+    };
+    for (const range of store.log.damagedRanges) await store.markDamagedRange(range.start, range.end);
+    for (const queue of store.queuesById.values()) {
+      queue.nextOffset = queue.consumeQueue.endOffset;
+      queue.visibleEnd = queue.nextOffset;
+      if (queue.startOffset > queue.visibleEnd) queue.startOffset = queue.visibleEnd;
+    }
+    store.startTimers();
+    logger.info({ dataDir: dir, queues: store.queuesById.size, recoveredFrom: checkpoint.position, end: store.log.endPosition }, 'storage opened');
+    return store;
+  }
+
+  private queueDirectory(id: number): string {
+    return joinPath(this.options.dataDir, 'queues', String(id));
+  }
+
+  private register(queue: QueueState): void {
+    this.queuesById.set(queue.id, queue);
+    this.queuesByName.set(queue.name, queue);
+  }
+
+  private startTimers(): void {
+    if (this.options.checkpointIntervalMs > 0) {
+      const timer = setInterval(() => void this.runMaintenance(() => this.checkpoint()), this.options.checkpointIntervalMs);
+      timer.unref();
+      this.timers.push(timer);
+    }
+    if (this.options.retentionIntervalMs > 0) {
+      const timer = setInterval(() => void this.enforceRetention().catch((error) => this.logger.error({ err: error }, 'retention pass failed')), this.options.retentionIntervalMs);
+      timer.unref();
+      this.timers.push(timer);
+    }
+    this.rescheduleIntervalSync();
+  }
+
+  /** The `interval` policy: one fdatasync timer at the shortest interval any queue asks for. */
+  private rescheduleIntervalSync(): void {
+    if (this.intervalTimer) clearInterval(this.intervalTimer);
+    this.intervalTimer = null;
+    let shortest = Infinity;
+    for (const queue of this.queuesById.values()) {
+      if (queue.settings.flushPolicy === 'interval') shortest = Math.min(shortest, queue.settings.flushIntervalMs);
+    }
+    if (shortest === Infinity || this.closed) return;
+    this.intervalTimer = setInterval(() => {
+      if (this.log.durablePosition < this.log.writtenPosition) void this.log.sync().catch(() => {});
+    }, shortest);
+    this.intervalTimer.unref();
+  }
+
+  private runMaintenance<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.maintenance.then(work, work);
+    this.maintenance = run.catch((error) => {
+      if (!this.closed) this.logger.error({ err: error }, 'storage maintenance failed');
+    });
+    return run;
+  }
+
+  // ---- queues ---------------------------------------------------------------------------------------------------
+
+  async createQueue(name: string, settings: Partial<QueueSettings> = {}): Promise<QueueInfo> {
+    this.assertOpen();
+    const nameError = validateQueueName(name);
+    if (nameError) throw new WeirError(ErrorCode.InvalidArgument, nameError);
+    if (this.queuesByName.has(name)) throw new WeirError(ErrorCode.QueueExists, `queue "${name}" already exists`);
+    const resolved = resolveQueueSettings(defaultQueueSettings, settings);
+    if (typeof resolved === 'string') throw new WeirError(ErrorCode.InvalidArgument, resolved);
+    const id = ((this.metadata.get(NEXT_QUEUE_ID_KEY) as number | undefined) ?? 1) as number;
+    const definition: StoredQueueDefinition = { id, name, settings: resolved };
+    // Ids are never reused: batches of a deleted queue may still sit in the log and must not join a new one.
+    await this.metadata.apply([
+      { key: NEXT_QUEUE_ID_KEY, value: id + 1 },
+      { key: QUEUE_KEY_PREFIX + name, value: definition },
+    ]);
+    const consumeQueue = await ConsumeQueue.open(this.fs, this.handles, this.queueDirectory(id), this.options.consumeQueueEntriesPerFile, 0);
+    await this.fs.syncDirectory(joinPath(this.options.dataDir, 'queues'));
+    const queue = new QueueState(id, name, resolved, consumeQueue, 0, 0);
+    this.register(queue);
+    if (resolved.flushPolicy === 'interval') this.rescheduleIntervalSync();
+    return this.info(queue);
+  }
+
+  async updateQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueInfo> {
+    this.assertOpen();
+    const queue = this.queueByNameOrThrow(name);
+    const resolved = resolveQueueSettings(queue.settings, settings);
+    if (typeof resolved === 'string') throw new WeirError(ErrorCode.InvalidArgument, resolved);
+    await this.metadata.put(QUEUE_KEY_PREFIX + name, { id: queue.id, name, settings: resolved } satisfies StoredQueueDefinition);
+    queue.settings = resolved;
+    this.rescheduleIntervalSync();
+    return this.info(queue);
+  }
+
+  async deleteQueue(name: string): Promise<void> {
+    this.assertOpen();
+    const queue = this.queueByNameOrThrow(name);
+    await this.metadata.delete(QUEUE_KEY_PREFIX + name);
+    queue.deleted = true;
+    this.queuesById.delete(queue.id);
+    this.queuesByName.delete(name);
+    await this.runMaintenance(async () => {
+      await queue.consumeQueue.close();
+      await this.handles.closeAll();
+      await this.fs.removeTree(this.queueDirectory(queue.id));
+    });
+    this.rescheduleIntervalSync();
+  }
+
+  queue(name: string): QueueInfo | null {
+    const queue = this.queuesByName.get(name);
+    return queue ? this.info(queue) : null;
+  }
+
+  queueById(id: number): QueueInfo | null {
+    const queue = this.queuesById.get(id);
+    return queue ? this.info(queue) : null;
+  }
+
+  listQueues(): QueueInfo[] {
+    return [...this.queuesById.values()].map((queue) => this.info(queue));
+  }
+
+  private info(queue: QueueState): QueueInfo {
+    return {
+      id: queue.id,
+      name: queue.name,
+      settings: { ...queue.settings },
+      startOffset: queue.startOffset,
+      endOffset: queue.visibleEnd,
+      bytes: queue.totalBytes - queue.bytesBeforeStart,
+      damaged: queue.damaged,
+    };
+  }
+
+  private queueByNameOrThrow(name: string): QueueState {
+    const queue = this.queuesByName.get(name);
+    if (!queue) throw new WeirError(ErrorCode.UnknownQueue, `queue "${name}" does not exist`);
+    return queue;
+  }
+
+  private queueOrThrow(id: number): QueueState {
+    const queue = this.queuesById.get(id);
+    if (!queue) throw new WeirError(ErrorCode.UnknownQueue, `queue id ${id} does not exist`);
+    return queue;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new WeirError(ErrorCode.StoreClosed, 'the store is closed');
+  }
+
+  // ---- append -----------------------------------------------------------------------------------------------------
+
+  append(queueId: number, messages: readonly MessageInput[], attributes: BatchAttributes = {}): Promise<AppendResult> {
+    try {
+      this.assertOpen();
+      const queue = this.queueOrThrow(queueId);
+      if (messages.length === 0 || messages.length > MAX_MESSAGES_PER_BATCH) {
+        throw new WeirError(ErrorCode.InvalidArgument, `a batch holds 1 to ${MAX_MESSAGES_PER_BATCH} messages, not ${messages.length}`);
+      }
+      const prepared = messages.map(prepareMessage);
+      for (const message of prepared) {
+        if (message.encodedBytes > queue.settings.maxMessageBytes) {
+          throw new WeirError(ErrorCode.MessageTooLarge, `a message of ${message.encodedBytes} bytes exceeds queue "${queue.name}"'s limit of ${queue.settings.maxMessageBytes} bytes`);
+        }
+      }
+      const storeTimestamp = Math.max(this.lastStoreTimestamp, this.clock.now());
+      this.lastStoreTimestamp = storeTimestamp;
+      const baseOffset = queue.nextOffset;
+      const operation = new AppendOperation(this, queue, prepared, baseOffset, storeTimestamp);
+      this.log.enqueue(
+        batchBytes(prepared),
+        (target, at, position) => encodeBatch(target, at, queue.id, baseOffset, storeTimestamp, position, prepared, attributes),
+        operation,
+      );
+      queue.nextOffset += prepared.length;
+      return operation.promise;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Called by the commit log, in position order, once a batch is in the file: extend the consume queue and indexes. */
+  indexWrittenBatch(queue: QueueState, messages: readonly PreparedMessage[], position: number, size: number, storeTimestamp: number): void {
+    if (queue.deleted) return;
+    const consumeQueue = queue.consumeQueue;
+    for (const message of messages) {
+      queue.totalBytes += message.encodedBytes;
+      consumeQueue.append(position, size, tagHash(message.tag), storeTimestamp, queue.totalBytes);
+      // Generated ids carry their position and need no index entry (see findById).
+      if (message.id !== null) this.index.add(IndexKind.MessageId, message.id, position);
+      if (message.key !== null) this.index.add(IndexKind.Key, message.key, position);
+    }
+    if (consumeQueue.unflushedEntries >= CONSUME_QUEUE_FLUSH_ENTRIES && !this.backgroundFlushes.has(queue)) {
+      this.backgroundFlushes.add(queue);
+      consumeQueue
+        .flush(false)
+        .catch((error) => this.logger.warn({ err: error, queue: queue.name }, 'consume queue flush failed; will retry at the next checkpoint'))
+        .finally(() => this.backgroundFlushes.delete(queue));
+    }
+  }
+
+  publishVisible(queue: QueueState, end: number): void {
+    if (end <= queue.visibleEnd) return;
+    queue.visibleEnd = end;
+    for (const listener of this.listeners) listener(queue.id, end);
+  }
+
+  onAppend(listener: AppendListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // ---- read -------------------------------------------------------------------------------------------------------
+
+  async read(queueId: number, offset: number, options: ReadOptions = {}): Promise<ReadResult> {
+    this.assertOpen();
+    const queue = this.queueOrThrow(queueId);
+    const maxMessages = options.maxMessages ?? 1000;
+    const maxBytes = options.maxBytes ?? 1 << 20;
+    if (!Number.isSafeInteger(offset) || offset < queue.startOffset || offset > queue.visibleEnd) {
+      throw new WeirError(ErrorCode.OffsetOutOfRange, `offset ${offset} is outside queue "${queue.name}"'s range [${queue.startOffset}, ${queue.visibleEnd}]`);
+    }
+    if (!Number.isSafeInteger(maxMessages) || maxMessages < 1) throw new WeirError(ErrorCode.InvalidArgument, 'maxMessages must be a positive integer');
+    const result: ReadResult = { messages: [], nextOffset: offset, startOffset: queue.startOffset, endOffset: queue.visibleEnd };
+    const wanted = Math.min(maxMessages, queue.visibleEnd - offset);
+    if (wanted === 0) return result;
+    const entries = await queue.consumeQueue.read(offset, wanted);
+    const count = entries.byteLength / ENTRY_BYTES;
+
+    // Plan reads: consecutive entries of one batch share a position; batches adjacent in one segment share a read.
+    const ranges: Array<{ position: number; length: number }> = [];
+    let bytes = 0;
+    let lastBatch = -1;
+    for (let index = 0; index < count; index++) {
+      const position = positionAt(entries, index);
+      if (position === DAMAGED_POSITION) {
+        if (index === 0) throw this.damage(queue, `message ${offset} of queue "${queue.name}" was lost to damaged data`);
+        break;
+      }
+      if (position === lastBatch) continue;
+      const size = batchSizeAt(entries, index);
+      if (ranges.length > 0 && bytes + size > maxBytes) break;
+      lastBatch = position;
+      bytes += size;
+      const previous = ranges[ranges.length - 1];
+      if (previous && previous.position + previous.length === position && this.log.segmentBaseOf(previous.position) === this.log.segmentBaseOf(position)) {
+        previous.length += size;
+      } else {
+        ranges.push({ position, length: size });
+      }
+    }
+    const buffers = await Promise.all(ranges.map((range) => this.log.read(range.position, range.length)));
+    let next = offset;
+    for (let rangeIndex = 0; rangeIndex < ranges.length && next - offset < wanted; rangeIndex++) {
+      const buffer = buffers[rangeIndex]!;
+      const range = ranges[rangeIndex]!;
+      let at = 0;
+      while (at < buffer.byteLength && next - offset < wanted) {
+        if (checkBatch(buffer, at, buffer.byteLength, this.options.maxBatchBytes) !== BatchCheck.Valid) {
+          if (next === offset) throw this.damage(queue, `the batch at position ${range.position + at} holding message ${next} of queue "${queue.name}" failed its checksum`);
+          return { ...result, nextOffset: next };
+        }
+        const header = readBatchHeader(buffer, at);
+        if (header.queueId !== queue.id || header.baseOffset > next || header.baseOffset + header.count <= next) {
+          if (next === offset) throw this.damage(queue, `the consume queue of "${queue.name}" points at a batch that does not hold message ${next}`);
+          return { ...result, nextOffset: next };
+        }
+        next += decodeMessages(buffer, at, range.position + at, next, wanted - (next - offset), result.messages);
+        at += header.length;
+      }
+    }
+    result.nextOffset = next;
+    return result;
+  }
+
+  private damage(queue: QueueState, message: string): WeirError {
+    if (!queue.damaged) this.logger.error({ queue: queue.name }, message);
+    queue.damaged = true;
+    return new WeirError(ErrorCode.DataDamaged, message);
+  }
+
+  async offsetForTimestamp(queueId: number, timestamp: number): Promise<number> {
+    this.assertOpen();
+    const queue = this.queueOrThrow(queueId);
+    let low = queue.startOffset;
+    let high = queue.visibleEnd;
+    while (low < high) {
+      const middle = Math.floor((low + high) / 2);
+      const entry = await queue.consumeQueue.entry(middle);
+      if (entry.storeTimestamp < timestamp) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
+  // ---- lookup -----------------------------------------------------------------------------------------------------
+
+  async findById(id: Uint8Array | string): Promise<StoredMessage | null> {
+    this.assertOpen();
+    const wanted = typeof id === 'string' ? Buffer.from(id, 'utf8') : Buffer.from(id);
+    // A generated id is [storeTimestamp:6][position:8][index:2]: try the position it names first.
+    const position = positionOfGeneratedId(wanted);
+    if (position !== null) {
+      const found = await this.findInBatchAt(position, (message) => message.id.equals(wanted));
+      if (found.length > 0) return found[0]!;
+    }
+    for (const position of await this.index.lookup(IndexKind.MessageId, wanted, 64)) {
+      const found = await this.findInBatchAt(position, (message) => message.id.equals(wanted));
+      if (found.length > 0) return found[0]!;
+    }
+    return null;
+  }
+
+  async findByKey(key: Uint8Array | string, options: { queueIds?: readonly number[]; limit?: number } = {}): Promise<StoredMessage[]> {
+    this.assertOpen();
+    const wanted = typeof key === 'string' ? Buffer.from(key, 'utf8') : Buffer.from(key);
+    const limit = options.limit ?? 32;
+    const queues = options.queueIds ? new Set(options.queueIds) : null;
+    const results: StoredMessage[] = [];
+    let lastPosition = -1;
+    for (const position of await this.index.lookup(IndexKind.Key, wanted, limit * 4)) {
+      if (position === lastPosition) continue;
+      lastPosition = position;
+      const found = await this.findInBatchAt(position, (message) => message.key !== null && message.key.equals(wanted) && (queues === null || queues.has(message.queueId)));
+      for (const message of found.reverse()) {
+        if (results.length < limit) results.push(message);
+      }
+      if (results.length >= limit) break;
+    }
+    return results;
+  }
+
+  /** Reads the batch at `position` (if it still exists and is visible) and returns its matching messages. */
+  private async findInBatchAt(position: number, matches: (message: StoredMessage) => boolean): Promise<StoredMessage[]> {
+    if (position < this.log.startPosition || position + RECORD_HEADER_BYTES > this.log.writtenPosition) return [];
+    if (this.log.segmentBaseOf(position) === null) return [];
+    let head: Buffer;
+    try {
+      head = await this.log.read(position, RECORD_HEADER_BYTES);
+    } catch {
+      return [];
+    }
+    const length = head.readUInt32LE(0);
+    if (length < RECORD_HEADER_BYTES || length > this.options.maxBatchBytes || position + length > this.log.writtenPosition) return [];
+    let batch: Buffer;
+    try {
+      batch = await this.log.read(position, length);
+    } catch {
+      return [];
+    }
+    if (checkBatch(batch, 0, batch.byteLength, this.options.maxBatchBytes) !== BatchCheck.Valid) return [];
+    const header = readBatchHeader(batch, 0);
+    const queue = this.queuesById.get(header.queueId);
+    if (!queue) return [];
+    const messages: StoredMessage[] = [];
+    decodeMessages(batch, 0, position, header.baseOffset, header.count, messages);
+    return messages.filter((message) => message.offset >= queue.startOffset && message.offset < queue.visibleEnd && matches(message));
+  }
+
+  // ---- recovery -----------------------------------------------------------------------------------------------------
+
+  /** Re-derives consume-queue and index entries for a batch found past the checkpoint. */
+  private recoverBatch(batch: Buffer, position: number): void {
+    const header = readBatchHeader(batch, 0);
+    this.lastStoreTimestamp = Math.max(this.lastStoreTimestamp, header.storeTimestamp);
+    const queue = this.queuesById.get(header.queueId);
+    if (!queue) return;
+    const consumeQueue = queue.consumeQueue;
+    if (header.baseOffset + header.count <= consumeQueue.endOffset) return;
+    if (header.baseOffset > consumeQueue.endOffset) {
+      this.fillDamaged(queue, header.baseOffset);
+    }
+    const skip = consumeQueue.endOffset - header.baseOffset;
+    forEachMessageSummary(batch, 0, (index, encodedBytes, id, key, tag) => {
+      if (index < skip) return;
+      queue.totalBytes += encodedBytes;
+      consumeQueue.append(position, header.length, tagHash(tag), header.storeTimestamp, queue.totalBytes);
+      if (positionOfGeneratedId(id) !== position) this.index.add(IndexKind.MessageId, id, position);
+      if (key !== null) this.index.add(IndexKind.Key, key, position);
+    });
+  }
+
+  /** Marks the queue's offsets up to `end` as lost to damage, so they are never served nor reused. */
+  private fillDamaged(queue: QueueState, end: number): void {
+    const from = queue.consumeQueue.endOffset;
+    if (end <= from) return;
+    this.logger.error({ queue: queue.name, from, to: end }, 'storage: messages lost to damaged data');
+    queue.damaged = true;
+    for (let offset = from; offset < end; offset++) queue.consumeQueue.append(DAMAGED_POSITION, 0, 0, this.lastStoreTimestamp, queue.totalBytes);
+  }
+
+  /** For a damaged range whose first header still names a queue, reserve that batch's offsets as damaged. */
+  private async markDamagedRange(start: number, end: number): Promise<void> {
+    if (end - start < RECORD_HEADER_BYTES) return;
+    const segmentBase = this.log.segmentBaseOf(start);
+    if (segmentBase === null) return;
+    let head: Buffer;
+    try {
+      head = await this.log.read(start, RECORD_HEADER_BYTES);
+    } catch {
+      return;
+    }
+    const header = readBatchHeader(head, 0);
+    const queue = this.queuesById.get(header.queueId);
+    if (!queue || header.baseOffset !== queue.consumeQueue.endOffset || header.count === 0) return;
+    this.fillDamaged(queue, header.baseOffset + header.count);
+  }
+
+  // ---- retention and checkpoints -------------------------------------------------------------------------------------
+
+  advanceLowWaterMark(queueId: number, offset: number): Promise<void> {
+    return this.runMaintenance(() => this.moveLowWaterMark(this.queueOrThrow(queueId), offset));
+  }
+
+  private async moveLowWaterMark(queue: QueueState, offset: number): Promise<void> {
+    const target = Math.min(offset, queue.visibleEnd);
+    if (target <= queue.startOffset || queue.deleted) return;
+    queue.bytesBeforeStart = target > queue.consumeQueue.firstOffset ? (await queue.consumeQueue.entry(target - 1)).queueBytes : queue.bytesBeforeStart;
+    queue.startOffset = target;
+    await queue.consumeQueue.deleteBelow(Math.min(target, queue.consumeQueue.endOffset));
+  }
+
+  enforceRetention(): Promise<RetentionReport> {
+    return this.runMaintenance(async () => {
+      const report: RetentionReport = { queuesTrimmed: 0, segmentsDeleted: 0 };
+      const now = this.clock.now();
+      for (const queue of [...this.queuesById.values()]) {
+        const before = queue.startOffset;
+        let target = before;
+        if (queue.settings.retentionMs !== null) {
+          target = Math.max(target, await this.offsetForTimestamp(queue.id, now - queue.settings.retentionMs));
+        }
+        if (queue.settings.retentionBytes !== null && queue.totalBytes - queue.bytesBeforeStart > queue.settings.retentionBytes) {
+          target = Math.max(target, (await this.firstOffsetWithQueueBytes(queue, queue.totalBytes - queue.settings.retentionBytes)) + 1);
+        }
+        await this.moveLowWaterMark(queue, target);
+        if (queue.startOffset > before) report.queuesTrimmed++;
+      }
+      // A segment may go once no queue needs any batch in it, and recovery will not start inside it.
+      let needed = Math.min(this.checkpointPosition, this.log.durablePosition);
+      for (const queue of this.queuesById.values()) {
+        if (queue.startOffset >= queue.visibleEnd) continue;
+        const position = (await queue.consumeQueue.entry(queue.startOffset)).position;
+        if (position !== DAMAGED_POSITION) needed = Math.min(needed, position);
+      }
+      report.segmentsDeleted = await this.log.deleteSegmentsBelow(needed);
+      if (report.segmentsDeleted > 0) {
+        await this.index.deleteBelow(this.log.startPosition);
+        this.logger.info({ segmentsDeleted: report.segmentsDeleted, startPosition: this.log.startPosition }, 'retention deleted commit-log segments');
+      }
+      return report;
+    });
+  }
+
+  /** Smallest offset in [startOffset, visibleEnd) whose cumulative queue bytes reach `bytes`. */
+  private async firstOffsetWithQueueBytes(queue: QueueState, bytes: number): Promise<number> {
+    let low = queue.startOffset;
+    let high = queue.visibleEnd - 1;
+    while (low < high) {
+      const middle = Math.floor((low + high) / 2);
+      if ((await queue.consumeQueue.entry(middle)).queueBytes < bytes) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
+  /**
+   * Flushes and syncs every consume queue and the indexes, then records the durable commit-log position as the new
+   * recovery point. Everything below it never needs to be re-derived.
+   */
+  private async checkpoint(): Promise<void> {
+    if (this.closed) return;
+    const position = this.log.durablePosition;
+    if (position === this.checkpointPosition && ![...this.queuesById.values()].some((queue) => queue.consumeQueue.unflushedEntries > 0)) return;
+    const queues: Checkpoint['queues'] = [];
+    for (const queue of this.queuesById.values()) {
+      queues.push([queue.id, queue.consumeQueue.countBelow(position), queue.startOffset, queue.bytesBeforeStart]);
+    }
+    const all = [...this.queuesById.values()];
+    // A few syncs in flight at once let the file system share journal commits between them.
+    for (let index = 0; index < all.length; index += 16) {
+      await Promise.all(all.slice(index, index + 16).map((queue) => queue.consumeQueue.flush(true)));
+    }
+    await this.index.flush();
+    const checkpoint: Checkpoint = { version: CHECKPOINT_VERSION, position, queues };
+    await writeFileAtomic(this.fs, joinPath(this.options.dataDir, 'checkpoint'), Buffer.from(JSON.stringify(checkpoint)));
+    this.checkpointPosition = position;
+  }
+
+  async flush(): Promise<void> {
+    this.assertOpen();
+    await this.log.sync();
+    await this.runMaintenance(() => this.checkpoint());
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const timer of this.timers) clearInterval(timer);
+    if (this.intervalTimer) clearInterval(this.intervalTimer);
+    await this.log.close();
+    await this.runMaintenance(() => this.checkpoint());
+    this.closed = true;
+    await this.maintenance;
+    for (const queue of this.queuesById.values()) await queue.consumeQueue.close();
+    await this.index.close();
+    await this.handles.closeAll();
+    await this.metadata.close();
+    this.logger.info({ dataDir: this.options.dataDir }, 'storage closed');
+  }
+
+  /** Stops without flushing anything, as a killed process would (tests only). */
+  async abandon(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.timers) clearInterval(timer);
+    if (this.intervalTimer) clearInterval(this.intervalTimer);
+    await this.log.abandon();
+    await this.handles.closeAll();
+  }
+
+  /** Positions and counters for tests and metrics. */
+  get stats(): { startPosition: number; endPosition: number; durablePosition: number; segmentCount: number; checkpointPosition: number } {
+    return {
+      startPosition: this.log.startPosition,
+      endPosition: this.log.endPosition,
+      durablePosition: this.log.durablePosition,
+      segmentCount: this.log.segmentCount,
+      checkpointPosition: this.checkpointPosition,
+    };
+  }
+}
+
+async function readCheckpoint(fs: FileSystem, path: string): Promise<Checkpoint> {
+  const content = await readWholeFile(fs, path);
+  if (content === null) return { version: CHECKPOINT_VERSION, position: 0, queues: [] };
+  let parsed: Checkpoint;
+  try {
+    parsed = JSON.parse(content.toString('utf8')) as Checkpoint;
+  } catch (error) {
+    // The checkpoint is replaced atomically, so a broken one means outside interference: refuse to guess.
+    throw new WeirError(ErrorCode.BadFormat, `the checkpoint file ${path} is not valid JSON; restore it or remove it together with the queues/ and index/ directories to rebuild them`, { cause: error });
+  }
+  if (parsed.version !== CHECKPOINT_VERSION) throw new WeirError(ErrorCode.BadFormat, `checkpoint ${path} has version ${parsed.version}, expected ${CHECKPOINT_VERSION}`);
+  return parsed;
+}
+

@@ -1,0 +1,308 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { ManualClock } from '../core/clock.js';
+import { ErrorCode, isWeirError } from '../core/errors.js';
+import type { MessageStore } from './message-store.js';
+import { decodeHeaders } from './record-batch.js';
+
+/**
+ * One suite, run against every MessageStore implementation (disk and memory), so both keep the same contract.
+ */
+export interface ConformanceTarget {
+  name: string;
+  clock: () => ManualClock;
+  /** A fresh, empty store using `clock`. */
+  open(clock: ManualClock): Promise<MessageStore>;
+  /** Closes `store` and opens it again on the same data; absent for stores that do not persist. */
+  reopen?(store: MessageStore, clock: ManualClock): Promise<MessageStore>;
+  /** How many files hold message data (to assert retention reclaims space); absent for memory. */
+  dataFileCount?(store: MessageStore): Promise<number>;
+  cleanup?(): Promise<void>;
+}
+
+function body(queue: number, index: number, size = 20): Buffer {
+  const text = `q${queue}-m${index}-`;
+  return Buffer.from(text.padEnd(size, 'x'));
+}
+
+async function expectCode(promise: Promise<unknown>, code: ErrorCode): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => isWeirError(error, code));
+}
+
+export function runMessageStoreConformance(target: ConformanceTarget): void {
+  describe(`storage conformance: ${target.name}`, () => {
+    async function withStore(work: (store: MessageStore, clock: ManualClock) => Promise<MessageStore | void>): Promise<void> {
+      const clock = target.clock();
+      let store = await target.open(clock);
+      try {
+        store = (await work(store, clock)) ?? store;
+      } finally {
+        await store.close();
+        await target.cleanup?.();
+      }
+    }
+
+    it('storage conformance: append and read round trip every field', () =>
+      withStore(async (store) => {
+        const queue = await store.createQueue('orders');
+        const result = await store.append(queue.id, [
+          { id: 'm-1', key: 'k1', tag: 'created', headers: { a: 'x', b: Buffer.from([1, 2]) }, timestamp: 1234, body: 'hello' },
+          { body: Buffer.alloc(0) },
+        ]);
+        assert.equal(result.baseOffset, 0);
+        assert.equal(result.count, 2);
+        const read = await store.read(queue.id, 0);
+        assert.equal(read.messages.length, 2);
+        assert.equal(read.nextOffset, 2);
+        assert.equal(read.endOffset, 2);
+        const [first, second] = read.messages;
+        assert.equal(first!.id.toString(), 'm-1');
+        assert.equal(first!.key!.toString(), 'k1');
+        assert.equal(first!.tag, 'created');
+        assert.equal(first!.timestamp, 1234);
+        assert.equal(first!.body.toString(), 'hello');
+        assert.deepEqual(decodeHeaders(first!.headers), { a: 'x', b: Buffer.from([1, 2]) });
+        assert.equal(first!.offset, 0);
+        assert.equal(second!.offset, 1);
+        assert.equal(second!.key, null);
+        assert.equal(second!.tag, null);
+        assert.equal(second!.id.byteLength, 16, 'a generated id');
+        assert.equal(second!.body.byteLength, 0);
+        assert.equal(second!.timestamp, second!.storeTimestamp, 'no timestamp given: the store time');
+      }));
+
+    it('storage conformance: offsets are contiguous per queue across batches and reads resume at nextOffset', () =>
+      withStore(async (store) => {
+        const queue = await store.createQueue('stream');
+        const appends: Promise<unknown>[] = [];
+        let sent = 0;
+        for (let batch = 0; batch < 50; batch++) {
+          const size = 1 + (batch % 7);
+          appends.push(store.append(queue.id, Array.from({ length: size }, (_, index) => ({ body: body(0, sent + index) }))));
+          sent += size;
+        }
+        const results = (await Promise.all(appends)) as Array<{ baseOffset: number; count: number }>;
+        let expected = 0;
+        for (const result of results) {
+          assert.equal(result.baseOffset, expected);
+          expected += result.count;
+        }
+        const seen: string[] = [];
+        let offset = 0;
+        while (offset < sent) {
+          const read = await store.read(queue.id, offset, { maxMessages: 13 });
+          assert.ok(read.messages.length > 0 && read.messages.length <= 13);
+          read.messages.forEach((message, index) => assert.equal(message.offset, offset + index));
+          seen.push(...read.messages.map((message) => message.body.toString()));
+          offset = read.nextOffset;
+        }
+        assert.deepEqual(seen, Array.from({ length: sent }, (_, index) => body(0, index).toString()));
+        assert.equal((await store.read(queue.id, sent)).messages.length, 0, 'reading at the end is empty, not an error');
+      }));
+
+    it('storage conformance: maxBytes bounds a read but always returns at least one message', () =>
+      withStore(async (store) => {
+        const queue = await store.createQueue('big');
+        for (let index = 0; index < 10; index++) await store.append(queue.id, [{ body: Buffer.alloc(1000, index) }]);
+        const small = await store.read(queue.id, 0, { maxBytes: 10 });
+        assert.equal(small.messages.length, 1);
+        const some = await store.read(queue.id, 0, { maxBytes: 3500 });
+        assert.ok(some.messages.length >= 2 && some.messages.length <= 4, `got ${some.messages.length}`);
+      }));
+
+    it('storage conformance: thousands of queues interleaved keep their own order', () =>
+      withStore(async (store) => {
+        const queues = [];
+        for (let index = 0; index < 2000; index++) queues.push(await store.createQueue(`p-${index}`));
+        const appends: Promise<unknown>[] = [];
+        for (let round = 0; round < 5; round++) {
+          for (const [index, queue] of queues.entries()) appends.push(store.append(queue.id, [{ key: `k${index}`, body: body(index, round) }]));
+        }
+        await Promise.all(appends);
+        for (const [index, queue] of queues.entries()) {
+          const read = await store.read(queue.id, 0);
+          assert.deepEqual(
+            read.messages.map((message) => message.body.toString()),
+            [0, 1, 2, 3, 4].map((round) => body(index, round).toString()),
+          );
+          assert.equal(store.queueById(queue.id)!.endOffset, 5);
+        }
+      }));
+
+    it('storage conformance: many segments of data read back intact', () =>
+      withStore(async (store) => {
+        const queue = await store.createQueue('rolling');
+        const payload = (index: number) => Buffer.alloc(3000, index % 251);
+        for (let index = 0; index < 300; index++) await store.append(queue.id, [{ body: payload(index) }]);
+        let offset = 0;
+        while (offset < 300) {
+          const read = await store.read(queue.id, offset, { maxMessages: 100, maxBytes: 64 * 1024 });
+          for (const message of read.messages) assert.ok(message.body.equals(payload(message.offset)));
+          offset = read.nextOffset;
+        }
+      }));
+
+    it('storage conformance: lookups by id, key and time', () =>
+      withStore(async (store, clock) => {
+        const a = await store.createQueue('a');
+        const b = await store.createQueue('b');
+        const start = clock.now();
+        const results = [];
+        for (let index = 0; index < 30; index++) {
+          clock.advance(10);
+          results.push(await store.append(index % 2 === 0 ? a.id : b.id, [{ id: `id-${index}`, key: `key-${index % 3}`, body: `v${index}` }]));
+        }
+        const found = await store.findById('id-17');
+        assert.equal(found?.body.toString(), 'v17');
+        assert.equal(await store.findById('id-nope'), null);
+        const generated = await store.append(a.id, [{ body: 'anonymous' }]);
+        const anonymous = (await store.read(a.id, generated.baseOffset)).messages[0]!;
+        assert.equal((await store.findById(anonymous.id))?.body.toString(), 'anonymous');
+
+        const byKey = await store.findByKey('key-1');
+        assert.deepEqual(
+          byKey.map((message) => message.body.toString()),
+          [28, 25, 22, 19, 16, 13, 10, 7, 4, 1].map((index) => `v${index}`),
+          'newest first',
+        );
+        const byKeyInB = await store.findByKey('key-1', { queueIds: [b.id], limit: 3 });
+        assert.deepEqual(byKeyInB.map((message) => message.body.toString()), ['v25', 'v19', 'v13']);
+
+        // a received messages 0, 2, 4, … at start + 10, + 30, + 50, …
+        assert.equal(await store.offsetForTimestamp(a.id, start), 0);
+        assert.equal(await store.offsetForTimestamp(a.id, start + 31), 2, 'first at or after the time');
+        assert.equal(await store.offsetForTimestamp(a.id, start + 30), 1);
+        assert.equal(await store.offsetForTimestamp(a.id, clock.now() + 1), store.queueById(a.id)!.endOffset);
+      }));
+
+    it('storage conformance: retention by age and by size moves the low-water mark and reclaims files', () =>
+      withStore(async (store, clock) => {
+        const aged = await store.createQueue('aged', { retentionMs: 60_000 });
+        const sized = await store.createQueue('sized', { retentionBytes: 50_000 });
+        for (let index = 0; index < 100; index++) {
+          await store.append(aged.id, [{ body: Buffer.alloc(2000, 1) }]);
+          await store.append(sized.id, [{ body: Buffer.alloc(2000, 2) }]);
+          clock.advance(1000);
+        }
+        await store.flush();
+        const filesBefore = (await target.dataFileCount?.(store)) ?? 0;
+        const report = await store.enforceRetention();
+        assert.equal(report.queuesTrimmed, 2);
+        const agedInfo = store.queueById(aged.id)!;
+        assert.ok(agedInfo.startOffset >= 39 && agedInfo.startOffset <= 41, `aged start ${agedInfo.startOffset}`);
+        const sizedInfo = store.queueById(sized.id)!;
+        assert.ok(sizedInfo.bytes <= 50_000, `sized keeps ${sizedInfo.bytes} bytes`);
+        assert.ok(sizedInfo.bytes > 50_000 - 2100, `sized keeps ${sizedInfo.bytes} bytes`);
+        await expectCode(store.read(aged.id, 0), ErrorCode.OffsetOutOfRange);
+        const first = await store.read(aged.id, agedInfo.startOffset);
+        assert.equal(first.messages[0]!.offset, agedInfo.startOffset);
+        // Everything is now old: both queues trim to nothing, and every full segment can go.
+        clock.advance(120_000);
+        await store.updateQueue('sized', { retentionBytes: 0 });
+        await store.enforceRetention();
+        assert.equal(store.queueById(aged.id)!.startOffset, 100);
+        assert.equal(store.queueById(sized.id)!.startOffset, 100);
+        assert.equal(store.queueById(sized.id)!.bytes, 0);
+        if (target.dataFileCount) {
+          await store.flush();
+          await store.enforceRetention();
+          const filesAfter = await target.dataFileCount(store);
+          assert.ok(filesAfter < filesBefore, `files before ${filesBefore}, after ${filesAfter}`);
+          assert.ok(filesAfter <= 2, `at most the active segment remains, got ${filesAfter}`);
+        }
+        // New appends continue at the next offset.
+        const next = await store.append(aged.id, [{ body: 'after' }]);
+        assert.equal(next.baseOffset, 100);
+      }));
+
+    it('storage conformance: the low-water mark can be moved by other code', () =>
+      withStore(async (store) => {
+        const queue = await store.createQueue('acked');
+        for (let index = 0; index < 10; index++) await store.append(queue.id, [{ body: `m${index}` }]);
+        await store.advanceLowWaterMark(queue.id, 4);
+        assert.equal(store.queueById(queue.id)!.startOffset, 4);
+        await store.advanceLowWaterMark(queue.id, 2);
+        assert.equal(store.queueById(queue.id)!.startOffset, 4, 'never moves back');
+        assert.equal((await store.read(queue.id, 4)).messages[0]!.body.toString(), 'm4');
+        await store.advanceLowWaterMark(queue.id, 1000);
+        assert.equal(store.queueById(queue.id)!.startOffset, 10, 'never past the end');
+      }));
+
+    it('storage conformance: listeners hear about appends once they are visible', () =>
+      withStore(async (store) => {
+        const queue = await store.createQueue('watched');
+        const heard: Array<[number, number]> = [];
+        const stop = store.onAppend((id, end) => heard.push([id, end]));
+        await store.append(queue.id, [{ body: 'a' }, { body: 'b' }]);
+        await store.append(queue.id, [{ body: 'c' }]);
+        stop();
+        await store.append(queue.id, [{ body: 'd' }]);
+        assert.deepEqual(heard, [
+          [queue.id, 2],
+          [queue.id, 3],
+        ]);
+      }));
+
+    it('storage conformance: bad calls fail with typed errors', () =>
+      withStore(async (store) => {
+        const queue = await store.createQueue('strict', { maxMessageBytes: 1024 });
+        await expectCode(store.createQueue('strict'), ErrorCode.QueueExists);
+        await expectCode(store.createQueue(''), ErrorCode.InvalidArgument);
+        await expectCode(store.createQueue('x', { flushPolicy: 'sometimes' as never }), ErrorCode.InvalidArgument);
+        await expectCode(store.append(9999, [{ body: 'x' }]), ErrorCode.UnknownQueue);
+        await expectCode(store.read(9999, 0), ErrorCode.UnknownQueue);
+        await expectCode(store.append(queue.id, []), ErrorCode.InvalidArgument);
+        await expectCode(store.append(queue.id, [{ body: Buffer.alloc(2000) }]), ErrorCode.MessageTooLarge);
+        await expectCode(store.append(queue.id, [{ id: '', body: 'x' }]), ErrorCode.InvalidArgument);
+        await expectCode(store.append(queue.id, [{ tag: 't'.repeat(300), body: 'x' }]), ErrorCode.InvalidArgument);
+        await store.append(queue.id, [{ body: 'ok' }]);
+        await expectCode(store.read(queue.id, 2), ErrorCode.OffsetOutOfRange);
+        await expectCode(store.read(queue.id, -1), ErrorCode.OffsetOutOfRange);
+        await expectCode(store.deleteQueue('nope'), ErrorCode.UnknownQueue);
+        assert.equal(store.queueById(queue.id)!.endOffset, 1, 'failed appends leave no trace');
+      }));
+
+    it('storage conformance: deleting a queue forgets it and never reuses its id', () =>
+      withStore(async (store) => {
+        const first = await store.createQueue('temp');
+        await store.append(first.id, [{ body: 'old' }]);
+        await store.deleteQueue('temp');
+        assert.equal(store.queue('temp'), null);
+        const second = await store.createQueue('temp');
+        assert.notEqual(second.id, first.id);
+        assert.equal(second.endOffset, 0);
+        let reopened: MessageStore = store;
+        if (target.reopen) reopened = await target.reopen(store, target.clock());
+        assert.equal(reopened.queue('temp')!.endOffset, 0, 'the old batches do not join the new queue');
+        return reopened;
+      }));
+
+    if (target.reopen) {
+      it('storage conformance: everything survives a clean close and reopen', () =>
+        withStore(async (store, clock) => {
+          const queues = [];
+          for (let index = 0; index < 20; index++) queues.push(await store.createQueue(`q${index}`, { flushPolicy: index % 3 === 0 ? 'none' : 'sync' }));
+          for (let round = 0; round < 30; round++) {
+            await Promise.all(queues.map((queue, index) => store.append(queue.id, [{ id: `id-${index}-${round}`, key: `key-${round}`, body: body(index, round) }])));
+          }
+          await store.advanceLowWaterMark(queues[1]!.id, 5);
+          const reopened = await target.reopen!(store, clock);
+          for (const [index, queue] of queues.entries()) {
+            const info = reopened.queue(`q${index}`)!;
+            assert.equal(info.endOffset, 30);
+            assert.equal(info.startOffset, index === 1 ? 5 : 0);
+            const read = await reopened.read(queue.id, info.startOffset);
+            assert.deepEqual(
+              read.messages.map((message) => message.body.toString()),
+              Array.from({ length: 30 - info.startOffset }, (_, round) => body(index, round + info.startOffset).toString()),
+            );
+          }
+          assert.equal((await reopened.findById('id-7-12'))?.body.toString(), body(7, 12).toString());
+          assert.equal((await reopened.findByKey('key-3')).length, 19, 'queue q1 was trimmed past round 3');
+          const next = await reopened.append(queues[0]!.id, [{ body: 'more' }]);
+          assert.equal(next.baseOffset, 30);
+          return reopened;
+        }));
+    }
+  });
+}

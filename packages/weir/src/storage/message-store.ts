@@ -1,0 +1,141 @@
+import type { BatchAttributes, MessageInput, StoredMessage } from './record-batch.js';
+
+/**
+ * The storage engine's contract, implemented by `DiskMessageStore` (the commit log) and `MemoryMessageStore`
+ * (non-persistent queues, fast tests). One conformance suite (message-store.conformance.ts) runs against both.
+ *
+ * A queue is an ordered sequence of messages numbered by contiguous offsets from 0. Readers only ever see messages
+ * whose append has been acknowledged under the queue's flush policy.
+ */
+export type FlushPolicy = 'sync' | 'interval' | 'none';
+
+export interface QueueSettings {
+  /**
+   * `sync` (default): an append resolves after the fdatasync that covers it. `interval`: the store fdatasyncs every
+   * `flushIntervalMs`; an append resolves after its write. `none`: page cache only; an append resolves after its write.
+   */
+  flushPolicy: FlushPolicy;
+  flushIntervalMs: number;
+  /** Messages older than this (by store time) become unreadable and their space reclaimable; null keeps them. */
+  retentionMs: number | null;
+  /** The queue keeps at most about this many bytes of messages (the oldest go first); null means no limit. */
+  retentionBytes: number | null;
+  /** Largest encoded message accepted, in bytes. */
+  maxMessageBytes: number;
+}
+
+export const defaultQueueSettings: QueueSettings = {
+  flushPolicy: 'sync',
+  flushIntervalMs: 1000,
+  retentionMs: null,
+  retentionBytes: null,
+  maxMessageBytes: 1 << 20,
+};
+
+export interface QueueInfo {
+  id: number;
+  name: string;
+  settings: QueueSettings;
+  /** First readable offset (the low-water mark). */
+  startOffset: number;
+  /** One past the last acknowledged message. */
+  endOffset: number;
+  /** Bytes of the messages in [startOffset, endOffset). */
+  bytes: number;
+  /** True once stored data of this queue failed its checksum; damaged messages are never served. */
+  damaged: boolean;
+}
+
+export interface AppendResult {
+  queueId: number;
+  baseOffset: number;
+  count: number;
+  /** Commit-log position of the batch (with the store time, the source of generated message ids). */
+  position: number;
+  storeTimestamp: number;
+}
+
+export interface ReadOptions {
+  /** At most this many messages (default 1000). */
+  maxMessages?: number;
+  /** Stop adding batches once this many bytes were read (default 1 MiB); at least one batch is always returned. */
+  maxBytes?: number;
+}
+
+export interface ReadResult {
+  messages: StoredMessage[];
+  /** The offset to read from next. */
+  nextOffset: number;
+  startOffset: number;
+  endOffset: number;
+}
+
+export interface RetentionReport {
+  /** Queues whose low-water mark moved. */
+  queuesTrimmed: number;
+  /** Commit-log segments deleted. */
+  segmentsDeleted: number;
+}
+
+/** Called after a queue's end offset moved (an append became visible). */
+export type AppendListener = (queueId: number, endOffset: number) => void;
+
+export interface MessageStore {
+  createQueue(name: string, settings?: Partial<QueueSettings>): Promise<QueueInfo>;
+  updateQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueInfo>;
+  deleteQueue(name: string): Promise<void>;
+  queue(name: string): QueueInfo | null;
+  queueById(id: number): QueueInfo | null;
+  listQueues(): QueueInfo[];
+
+  /** Appends messages to one queue as one batch; resolves once acknowledged under the queue's flush policy. */
+  append(queueId: number, messages: readonly MessageInput[], attributes?: BatchAttributes): Promise<AppendResult>;
+  /** Reads from `offset` (which must lie in [startOffset, endOffset]); an empty result at endOffset. */
+  read(queueId: number, offset: number, options?: ReadOptions): Promise<ReadResult>;
+  /** The first offset whose store time is at or after `timestamp` (endOffset when there is none). */
+  offsetForTimestamp(queueId: number, timestamp: number): Promise<number>;
+  /** The message with this id, or null. */
+  findById(id: Uint8Array | string): Promise<StoredMessage | null>;
+  /** Messages with this key, newest first. */
+  findByKey(key: Uint8Array | string, options?: { queueIds?: readonly number[]; limit?: number }): Promise<StoredMessage[]>;
+
+  /** Moves the queue's low-water mark forward: messages below it become unreadable and their space reclaimable. */
+  advanceLowWaterMark(queueId: number, offset: number): Promise<void>;
+  /** Applies every queue's retention settings now and deletes what no queue needs any more. */
+  enforceRetention(): Promise<RetentionReport>;
+
+  onAppend(listener: AppendListener): () => void;
+  /** Makes everything acknowledged so far durable, whatever the policies. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Queue names: 1–255 bytes of printable characters, so they can be shown and typed. */
+export function validateQueueName(name: string): string | null {
+  if (typeof name !== 'string' || name.length === 0) return 'a queue name must not be empty';
+  if (Buffer.byteLength(name) > 255) return 'a queue name must be at most 255 bytes';
+  if (/[\u0000-\u001f\u007f]/.test(name)) return 'a queue name must not contain control characters';
+  return null;
+}
+
+/** Checks settings and fills defaults; returns an error text for the first bad field. */
+export function resolveQueueSettings(base: QueueSettings, update: Partial<QueueSettings>): QueueSettings | string {
+  const settings = { ...base, ...update };
+  if (!['sync', 'interval', 'none'].includes(settings.flushPolicy)) return `flushPolicy must be sync, interval or none, not ${settings.flushPolicy}`;
+  if (!Number.isSafeInteger(settings.flushIntervalMs) || settings.flushIntervalMs < 1) return 'flushIntervalMs must be a positive integer';
+  if (settings.retentionMs !== null && (!Number.isSafeInteger(settings.retentionMs) || settings.retentionMs < 0)) return 'retentionMs must be a non-negative integer or null';
+  if (settings.retentionBytes !== null && (!Number.isSafeInteger(settings.retentionBytes) || settings.retentionBytes < 0)) return 'retentionBytes must be a non-negative integer or null';
+  if (!Number.isSafeInteger(settings.maxMessageBytes) || settings.maxMessageBytes < 64) return 'maxMessageBytes must be an integer of at least 64';
+  return settings;
+}
+
+/** FNV-1a over the tag's UTF-8 bytes: what a tag filter compares before it reads the message. 0 means "no tag". */
+export function tagHash(tag: Uint8Array | null): number {
+  if (tag === null || tag.byteLength === 0) return 0;
+  let hash = 0x811c9dc5;
+  for (let index = 0; index < tag.byteLength; index++) {
+    hash ^= tag[index]!;
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0 || 1;
+}

@@ -1,0 +1,422 @@
+import { ErrorCode, WeirError } from '../core/errors.js';
+import { crc32c } from './crc.js';
+
+/**
+ * The record batch: the unit the commit log stores. One batch holds one or more messages appended together to one
+ * queue; they share one header and one CRC, so the per-message cost stays small (Kafka's record batches do the same).
+ *
+ * Header (48 bytes, little-endian):
+ * Wire: `[length:4][crc:4][version:1][flags:1][count:2][queueId:4][baseOffset:8][storeTimestamp:8][producerId:8][producerEpoch:2][reserved:2][baseSequence:4]`
+ * - `length` counts the whole batch including itself; `crc` is CRC-32C over bytes [8, length).
+ * - `storeTimestamp` is the broker's append time (ms), the same for every message of the batch and non-decreasing
+ *   across the log; time lookups and age retention use it.
+ * - `producerId` 0 and `baseSequence` -1 mean "no idempotent producer".
+ *
+ * Message (repeated `count` times, back to back):
+ * Wire: `[length:4][timestamp:8][idLength:1][id:N][keyLength:2][key:N][tagLength:1][tag:N][headersLength:4][headers:N][body:rest]`
+ * - `length` counts the bytes after itself; `keyLength` 0xFFFF means "no key" (as opposed to an empty key).
+ * - `timestamp` is the message's own time (the producer's, or the store time when it gave none).
+ *
+ * Headers: Wire: `[count:2]` then per header `[nameLength:2][name:N][type:1 (0 utf-8 string, 1 bytes)][valueLength:4][value:N]`
+ *
+ * All u64 fields hold integers below 2^53 and are written as two u32 halves, keeping BigInt off the hot path.
+ */
+export const RECORD_HEADER_BYTES = 48;
+export const RECORD_VERSION = 1;
+export const MAX_MESSAGES_PER_BATCH = 0xffff;
+const MESSAGE_FIXED_BYTES = 4 + 8 + 1 + 2 + 1 + 4;
+const NO_KEY = 0xffff;
+const TWO_32 = 0x1_0000_0000;
+
+export const RecordFlag = {
+  /** A transactional (half) message: stored, but invisible until its transaction commits. */
+  Transactional: 1 << 0,
+  /** A control record (e.g. a transaction marker), not a user message. */
+  Control: 1 << 1,
+} as const;
+
+export type HeaderValue = string | Uint8Array;
+export type Headers = Readonly<Record<string, HeaderValue>>;
+
+/** What a caller hands the store for one message. Strings are encoded as UTF-8. */
+export interface MessageInput {
+  /** Unique id (at most 255 bytes); the store generates a 16-byte time-ordered id when absent. */
+  id?: Uint8Array | string;
+  key?: Uint8Array | string | null;
+  /** A short label for broker-side filtering (at most 255 bytes). */
+  tag?: string | null;
+  headers?: Headers | null;
+  /** Milliseconds since the epoch; defaults to the store time. */
+  timestamp?: number;
+  body: Uint8Array | string;
+}
+
+/** A message as read back: byte fields are views into one read buffer, valid as long as the caller keeps them. */
+export interface StoredMessage {
+  queueId: number;
+  offset: number;
+  /** Commit-log position of the batch that holds the message. */
+  position: number;
+  timestamp: number;
+  storeTimestamp: number;
+  id: Buffer;
+  key: Buffer | null;
+  tag: string | null;
+  /** Encoded headers; decode with `decodeHeaders`. */
+  headers: Buffer;
+  body: Buffer;
+  flags: number;
+  producerId: number;
+  /** The producer's sequence number of this message, or -1. */
+  sequence: number;
+}
+
+export interface BatchHeader {
+  length: number;
+  crc: number;
+  version: number;
+  flags: number;
+  count: number;
+  queueId: number;
+  baseOffset: number;
+  storeTimestamp: number;
+  producerId: number;
+  producerEpoch: number;
+  baseSequence: number;
+}
+
+/** Producer and flag fields of a batch, as the appender provides them. */
+export interface BatchAttributes {
+  flags?: number;
+  producerId?: number;
+  producerEpoch?: number;
+  baseSequence?: number;
+}
+
+/** A message with its variable fields already turned into bytes, so its size is known before encoding. */
+export interface PreparedMessage {
+  id: Uint8Array | null;
+  key: Uint8Array | null;
+  tag: Uint8Array | null;
+  headers: Uint8Array | null;
+  timestamp: number;
+  body: Uint8Array;
+  /** Encoded size of this message inside a batch, including its length field. */
+  encodedBytes: number;
+}
+
+const EMPTY = new Uint8Array(0);
+const GENERATED_ID_BYTES = 16;
+
+function toBytes(value: Uint8Array | string): Uint8Array {
+  return typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+}
+
+/** Validates and measures one message. Throws InvalidArgument for fields over their wire limits. */
+export function prepareMessage(message: MessageInput): PreparedMessage {
+  const id = message.id === undefined ? null : toBytes(message.id);
+  if (id !== null && (id.byteLength === 0 || id.byteLength > 255)) {
+    throw new WeirError(ErrorCode.InvalidArgument, `message id must be 1 to 255 bytes, got ${id.byteLength}`);
+  }
+  const key = message.key === undefined || message.key === null ? null : toBytes(message.key);
+  if (key !== null && key.byteLength >= NO_KEY) {
+    throw new WeirError(ErrorCode.InvalidArgument, `message key must be under ${NO_KEY} bytes, got ${key.byteLength}`);
+  }
+  const tag = message.tag === undefined || message.tag === null ? null : Buffer.from(message.tag, 'utf8');
+  if (tag !== null && tag.byteLength > 255) {
+    throw new WeirError(ErrorCode.InvalidArgument, `message tag must be at most 255 bytes, got ${tag.byteLength}`);
+  }
+  const headers = message.headers ? encodeHeaders(message.headers) : null;
+  const timestamp = message.timestamp ?? -1;
+  if (!Number.isSafeInteger(timestamp) || timestamp < -1) {
+    throw new WeirError(ErrorCode.InvalidArgument, `message timestamp must be a non-negative integer of milliseconds, got ${message.timestamp}`);
+  }
+  const body = toBytes(message.body);
+  const encodedBytes =
+    MESSAGE_FIXED_BYTES +
+    (id === null ? GENERATED_ID_BYTES : id.byteLength) +
+    (key?.byteLength ?? 0) +
+    (tag?.byteLength ?? 0) +
+    (headers?.byteLength ?? 0) +
+    body.byteLength;
+  return { id, key, tag, headers, timestamp, body, encodedBytes };
+}
+
+export function batchBytes(messages: readonly PreparedMessage[]): number {
+  let total = RECORD_HEADER_BYTES;
+  for (const message of messages) total += message.encodedBytes;
+  return total;
+}
+
+function writeU64(target: Buffer, at: number, value: number): void {
+  target.writeUInt32LE(value % TWO_32, at);
+  target.writeUInt32LE(Math.floor(value / TWO_32), at + 4);
+}
+
+function readU64(source: Buffer, at: number): number {
+  return source.readUInt32LE(at + 4) * TWO_32 + source.readUInt32LE(at);
+}
+
+/**
+ * Encodes a batch into `target` at `at` (which must have `batchBytes(messages)` bytes free) and returns its length.
+ * Generated ids are `[storeTimestamp:6][position:8][index:2]`: unique (positions are), and time-ordered.
+ */
+export function encodeBatch(
+  target: Buffer,
+  at: number,
+  queueId: number,
+  baseOffset: number,
+  storeTimestamp: number,
+  position: number,
+  messages: readonly PreparedMessage[],
+  attributes: BatchAttributes = {},
+): number {
+  const length = batchBytes(messages);
+  target.writeUInt32LE(length, at);
+  target.writeUInt8(RECORD_VERSION, at + 8);
+  target.writeUInt8(attributes.flags ?? 0, at + 9);
+  target.writeUInt16LE(messages.length, at + 10);
+  target.writeUInt32LE(queueId, at + 12);
+  writeU64(target, at + 16, baseOffset);
+  writeU64(target, at + 24, storeTimestamp);
+  writeU64(target, at + 32, attributes.producerId ?? 0);
+  target.writeUInt16LE(attributes.producerEpoch ?? 0, at + 40);
+  target.writeUInt16LE(0, at + 42);
+  target.writeInt32LE(attributes.baseSequence ?? -1, at + 44);
+  let cursor = at + RECORD_HEADER_BYTES;
+  for (let index = 0; index < messages.length; index++) {
+    const message = messages[index]!;
+    target.writeUInt32LE(message.encodedBytes - 4, cursor);
+    writeU64(target, cursor + 4, message.timestamp < 0 ? storeTimestamp : message.timestamp);
+    cursor += 12;
+    if (message.id === null) {
+      target.writeUInt8(GENERATED_ID_BYTES, cursor);
+      writeGeneratedId(target, cursor + 1, storeTimestamp, position, index);
+      cursor += 1 + GENERATED_ID_BYTES;
+    } else {
+      target.writeUInt8(message.id.byteLength, cursor);
+      target.set(message.id, cursor + 1);
+      cursor += 1 + message.id.byteLength;
+    }
+    if (message.key === null) {
+      target.writeUInt16LE(NO_KEY, cursor);
+      cursor += 2;
+    } else {
+      target.writeUInt16LE(message.key.byteLength, cursor);
+      target.set(message.key, cursor + 2);
+      cursor += 2 + message.key.byteLength;
+    }
+    const tag = message.tag ?? EMPTY;
+    target.writeUInt8(tag.byteLength, cursor);
+    target.set(tag, cursor + 1);
+    cursor += 1 + tag.byteLength;
+    const headers = message.headers ?? EMPTY;
+    target.writeUInt32LE(headers.byteLength, cursor);
+    target.set(headers, cursor + 4);
+    cursor += 4 + headers.byteLength;
+    target.set(message.body, cursor);
+    cursor += message.body.byteLength;
+  }
+  target.writeUInt32LE(crc32c(target.subarray(at + 8, at + length)), at + 4);
+  return length;
+}
+
+/**
+ * A generated message id: `[storeTimestamp:6][position:8][index:2]`, big-endian so ids sort by time. It is unique
+ * (no two batches share a position) and self-locating: a lookup reads the batch at the position it names.
+ */
+export function writeGeneratedId(target: Buffer, at: number, storeTimestamp: number, position: number, index: number): void {
+  target.writeUIntBE(storeTimestamp, at, 6);
+  target.writeUInt32BE(Math.floor(position / TWO_32), at + 6);
+  target.writeUInt32BE(position % TWO_32, at + 10);
+  target.writeUInt16BE(index, at + 14);
+}
+
+export function generatedMessageId(storeTimestamp: number, position: number, index: number): Buffer {
+  const id = Buffer.allocUnsafe(GENERATED_ID_BYTES);
+  writeGeneratedId(id, 0, storeTimestamp, position, index);
+  return id;
+}
+
+/** The commit-log position a 16-byte id would name if it was generated. */
+export function positionOfGeneratedId(id: Buffer): number | null {
+  return id.byteLength === GENERATED_ID_BYTES ? id.readUInt32BE(6) * TWO_32 + id.readUInt32BE(10) : null;
+}
+
+/** Reads the fixed header. The caller guarantees RECORD_HEADER_BYTES are available at `at`. */
+export function readBatchHeader(source: Buffer, at: number): BatchHeader {
+  return {
+    length: source.readUInt32LE(at),
+    crc: source.readUInt32LE(at + 4),
+    version: source.readUInt8(at + 8),
+    flags: source.readUInt8(at + 9),
+    count: source.readUInt16LE(at + 10),
+    queueId: source.readUInt32LE(at + 12),
+    baseOffset: readU64(source, at + 16),
+    storeTimestamp: readU64(source, at + 24),
+    producerId: readU64(source, at + 32),
+    producerEpoch: source.readUInt16LE(at + 40),
+    baseSequence: source.readInt32LE(at + 44),
+  };
+}
+
+export const BatchCheck = {
+  Valid: 0,
+  /** Fewer bytes are available than the header or the declared length needs. */
+  Short: 1,
+  /** Length, version or count is impossible, or the CRC does not match. */
+  Invalid: 2,
+} as const;
+export type BatchCheck = (typeof BatchCheck)[keyof typeof BatchCheck];
+
+/** Checks the batch at `at` within `source[at, end)`: plausible header, complete, CRC matching. */
+export function checkBatch(source: Buffer, at: number, end: number, maxBatchBytes: number): BatchCheck {
+  if (end - at < RECORD_HEADER_BYTES) return BatchCheck.Short;
+  const length = source.readUInt32LE(at);
+  if (length < RECORD_HEADER_BYTES || length > maxBatchBytes) return BatchCheck.Invalid;
+  if (source.readUInt8(at + 8) !== RECORD_VERSION || source.readUInt16LE(at + 10) === 0) return BatchCheck.Invalid;
+  if (end - at < length) return BatchCheck.Short;
+  return crc32c(source.subarray(at + 8, at + length)) === source.readUInt32LE(at + 4) ? BatchCheck.Valid : BatchCheck.Invalid;
+}
+
+function damaged(reason: string): WeirError {
+  return new WeirError(ErrorCode.DataDamaged, `record batch is malformed: ${reason}`);
+}
+
+/**
+ * Decodes the messages of a CRC-checked batch at `at`, appending those with offset >= `fromOffset` to `out` (at most
+ * `limit` of them). Every length is bounded by the batch, so even a batch that passed its CRC by accident cannot make
+ * this read outside it.
+ */
+export function decodeMessages(source: Buffer, at: number, position: number, fromOffset: number, limit: number, out: StoredMessage[]): number {
+  const header = readBatchHeader(source, at);
+  const end = at + header.length;
+  let cursor = at + RECORD_HEADER_BYTES;
+  let added = 0;
+  for (let index = 0; index < header.count && added < limit; index++) {
+    if (cursor + 4 > end) throw damaged('message length runs past the batch');
+    const messageEnd = cursor + 4 + source.readUInt32LE(cursor);
+    if (messageEnd > end || messageEnd - cursor < MESSAGE_FIXED_BYTES) throw damaged('message runs past the batch');
+    const offset = header.baseOffset + index;
+    if (offset < fromOffset) {
+      cursor = messageEnd;
+      continue;
+    }
+    const timestamp = readU64(source, cursor + 4);
+    let field = cursor + 12;
+    const idEnd = field + 1 + source.readUInt8(field);
+    const id = source.subarray(field + 1, idEnd);
+    field = idEnd;
+    if (field + 2 > messageEnd) throw damaged('key length runs past the message');
+    const keyLength = source.readUInt16LE(field);
+    let key: Buffer | null = null;
+    if (keyLength === NO_KEY) field += 2;
+    else {
+      key = source.subarray(field + 2, field + 2 + keyLength);
+      field += 2 + keyLength;
+    }
+    if (field + 1 > messageEnd) throw damaged('tag length runs past the message');
+    const tagLength = source.readUInt8(field);
+    const tag = tagLength === 0 ? null : source.toString('utf8', field + 1, field + 1 + tagLength);
+    field += 1 + tagLength;
+    if (field + 4 > messageEnd) throw damaged('headers length runs past the message');
+    const headersEnd = field + 4 + source.readUInt32LE(field);
+    if (headersEnd > messageEnd) throw damaged('headers run past the message');
+    out.push({
+      queueId: header.queueId,
+      offset,
+      position,
+      timestamp,
+      storeTimestamp: header.storeTimestamp,
+      id,
+      key,
+      tag,
+      headers: source.subarray(field + 4, headersEnd),
+      body: source.subarray(headersEnd, messageEnd),
+      flags: header.flags,
+      producerId: header.producerId,
+      sequence: header.baseSequence < 0 ? -1 : header.baseSequence + index,
+    });
+    added++;
+    cursor = messageEnd;
+  }
+  return added;
+}
+
+/** Calls `visit` with the encoded size, key and id of each message of a batch; used to rebuild indexes. */
+export function forEachMessageSummary(
+  source: Buffer,
+  at: number,
+  visit: (index: number, encodedBytes: number, id: Buffer, key: Buffer | null, tag: Buffer | null) => void,
+): void {
+  const header = readBatchHeader(source, at);
+  const end = at + header.length;
+  let cursor = at + RECORD_HEADER_BYTES;
+  for (let index = 0; index < header.count; index++) {
+    if (cursor + MESSAGE_FIXED_BYTES > end) throw damaged('message runs past the batch');
+    const messageEnd = cursor + 4 + source.readUInt32LE(cursor);
+    if (messageEnd > end) throw damaged('message runs past the batch');
+    let field = cursor + 12;
+    const idEnd = field + 1 + source.readUInt8(field);
+    const id = source.subarray(field + 1, idEnd);
+    field = idEnd;
+    const keyLength = source.readUInt16LE(field);
+    let key: Buffer | null = null;
+    if (keyLength === NO_KEY) field += 2;
+    else {
+      key = source.subarray(field + 2, field + 2 + keyLength);
+      field += 2 + keyLength;
+    }
+    const tagLength = source.readUInt8(field);
+    const tag = tagLength === 0 ? null : source.subarray(field + 1, field + 1 + tagLength);
+    if (field + 1 + tagLength > messageEnd) throw damaged('tag runs past the message');
+    visit(index, messageEnd - cursor, id, key, tag);
+    cursor = messageEnd;
+  }
+}
+
+export function encodeHeaders(headers: Headers): Uint8Array {
+  const entries = Object.entries(headers);
+  if (entries.length > 0xffff) throw new WeirError(ErrorCode.InvalidArgument, 'a message may carry at most 65535 headers');
+  const encoded = entries.map(([name, value]) => {
+    const nameBytes = Buffer.from(name, 'utf8');
+    if (nameBytes.byteLength > 0xffff) throw new WeirError(ErrorCode.InvalidArgument, `header name "${name.slice(0, 40)}…" is over 65535 bytes`);
+    const isString = typeof value === 'string';
+    return { nameBytes, isString, valueBytes: isString ? Buffer.from(value, 'utf8') : value };
+  });
+  let size = 2;
+  for (const entry of encoded) size += 2 + entry.nameBytes.byteLength + 1 + 4 + entry.valueBytes.byteLength;
+  const out = Buffer.allocUnsafe(size);
+  out.writeUInt16LE(encoded.length, 0);
+  let cursor = 2;
+  for (const entry of encoded) {
+    out.writeUInt16LE(entry.nameBytes.byteLength, cursor);
+    out.set(entry.nameBytes, cursor + 2);
+    cursor += 2 + entry.nameBytes.byteLength;
+    out.writeUInt8(entry.isString ? 0 : 1, cursor);
+    out.writeUInt32LE(entry.valueBytes.byteLength, cursor + 1);
+    out.set(entry.valueBytes, cursor + 5);
+    cursor += 5 + entry.valueBytes.byteLength;
+  }
+  return out;
+}
+
+export function decodeHeaders(encoded: Buffer): Record<string, string | Buffer> {
+  const result: Record<string, string | Buffer> = {};
+  if (encoded.byteLength === 0) return result;
+  if (encoded.byteLength < 2) throw damaged('headers are truncated');
+  const count = encoded.readUInt16LE(0);
+  let cursor = 2;
+  for (let index = 0; index < count; index++) {
+    if (cursor + 2 > encoded.byteLength) throw damaged('header name length is truncated');
+    const nameEnd = cursor + 2 + encoded.readUInt16LE(cursor);
+    if (nameEnd + 5 > encoded.byteLength) throw damaged('header is truncated');
+    const name = encoded.toString('utf8', cursor + 2, nameEnd);
+    const type = encoded.readUInt8(nameEnd);
+    const valueEnd = nameEnd + 5 + encoded.readUInt32LE(nameEnd + 1);
+    if (valueEnd > encoded.byteLength) throw damaged('header value is truncated');
+    result[name] = type === 0 ? encoded.toString('utf8', nameEnd + 5, valueEnd) : encoded.subarray(nameEnd + 5, valueEnd);
+    cursor = valueEnd;
+  }
+  return result;
+}
