@@ -115,6 +115,28 @@ test('storage: message index keeps chains apart when keys share a slot', async (
   });
 });
 
+test('storage: message index returns same-kind hash collisions as candidates but never another kind', async () => {
+  // Found by search: equal 32-bit hashes.
+  const [id, key] = [bytes('id-60938'), bytes('key-36602')];
+  const [keyA, keyB] = [bytes('k-38627'), bytes('k-183836')];
+  assert.equal(hashIndexKey(IndexKind.MessageId, id), hashIndexKey(IndexKind.Key, key));
+  assert.equal(hashIndexKey(IndexKind.Key, keyA), hashIndexKey(IndexKind.Key, keyB));
+  await withIndex({ slotCount: 64, maxEntries: 2 }, async (index) => {
+    index.add(IndexKind.MessageId, id, 1);
+    index.add(IndexKind.Key, keyA, 2);
+    index.add(IndexKind.Key, keyB, 3);
+    index.add(IndexKind.Key, key, 4);
+    for (let round = 0; round < 2; round++) {
+      // Round 0 reads the first file from memory, round 1 from disk.
+      assert.deepEqual(await index.lookup(IndexKind.MessageId, id), [1]);
+      assert.deepEqual(await index.lookup(IndexKind.Key, key), [4]);
+      assert.deepEqual(await index.lookup(IndexKind.Key, keyA), [3, 2]);
+      assert.deepEqual(await index.lookup(IndexKind.Key, keyB), [3, 2]);
+      await index.flush();
+    }
+  });
+});
+
 test('storage: message index rolls over files and looks up across them, before and after flush', async () => {
   await withIndex({ slotCount: 8, maxEntries: 3 }, async (index, directory) => {
     const entries: Entry[] = [];
@@ -259,6 +281,24 @@ test('storage: message index truncateFrom drops exactly the entries at or past t
     } finally {
       await reopened.close();
     }
+  });
+});
+
+test('storage: message index truncateFrom restores slot heads to older entries of the same slot', async () => {
+  await withIndex({ slotCount: 1, maxEntries: 8 }, async (index) => {
+    index.add(IndexKind.Key, bytes('a'), 0);
+    index.add(IndexKind.Key, bytes('b'), 1);
+    index.add(IndexKind.Key, bytes('a'), 2);
+    await index.truncateFrom(2);
+    assert.deepEqual(await index.lookup(IndexKind.Key, bytes('a')), [0]);
+    assert.deepEqual(await index.lookup(IndexKind.Key, bytes('b')), [1]);
+    index.add(IndexKind.Key, bytes('b'), 3);
+    assert.deepEqual(await index.lookup(IndexKind.Key, bytes('a')), [0]);
+    assert.deepEqual(await index.lookup(IndexKind.Key, bytes('b')), [3, 1]);
+    await index.flush();
+    await index.truncateFrom(1); // the flushed entries: the file on disk is rewritten at the next flush
+    assert.deepEqual(await index.lookup(IndexKind.Key, bytes('b')), []);
+    assert.deepEqual(await index.lookup(IndexKind.Key, bytes('a')), [0]);
   });
 });
 

@@ -504,6 +504,7 @@ export class MessageIndex {
     const entries = buffer.subarray(file.entriesOffset, length);
     const slotsBefore = Buffer.from(slots);
     const entriesBefore = Buffer.from(entries);
+    rebuildSlots(file, view, buffer);
     file.durableCount = entriesBefore.equals(entries) ? file.entryCount : 0;
     if (!slotsBefore.equals(slots)) file.metaDirty = true;
     file.buffer = buffer;

@@ -373,6 +373,14 @@ test('storage: metadata torn tail: reopening after truncation or garbage yields 
       await again.close();
     }
 
+    // A zero-filled tail right after the last record (a zero length with a zero CRC, which the CRC alone would pass).
+    await writeFile(logPath, Buffer.concat([original, Buffer.alloc(64)]));
+    const zeroLogger = new RecordingLogger();
+    const zeroTail = await MetadataStore.open(nodeFs, dir, { logger: zeroLogger });
+    assert.deepEqual(zeroTail.entries(), states.at(-1));
+    assert.equal((zeroLogger.entries[0]!.fields as { droppedBytes: number }).droppedBytes, 64);
+    await zeroTail.close();
+
     // A log torn inside its header (its creation was interrupted) reopens empty.
     for (let cut = 0; cut < 8; cut++) {
       await writeFile(logPath, original.subarray(0, cut));

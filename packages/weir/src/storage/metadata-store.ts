@@ -280,7 +280,10 @@ export class MetadataStore {
     return this.submit(ops);
   }
 
-  /** Stops accepting calls, waits until every accepted call has resolved or rejected, then closes the log. Idempotent. */
+  /**
+   * Stops accepting calls, waits until every accepted call has resolved or rejected, then closes the log. From the
+   * moment it is called, writes reject and reads throw with StoreClosed. Idempotent: returns the same promise.
+   */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
@@ -396,6 +399,7 @@ export class MetadataStore {
       handle = await this.fs.open(joinPath(this.directory, logName(to)), 'write');
       await handle.truncate(0);
       await handle.write([LOG_HEADER], 0);
+      await handle.datasync();
       await this.fs.syncDirectory(this.directory);
     } catch (error) {
       if (handle !== null) await handle.close().catch(() => undefined);

@@ -128,7 +128,7 @@ test('storage: fault fs crash keeps durable content plus a prefix of pending ope
       const paths = ['d/f0', 'd/f1', 'd/f2'];
       const handles: FileHandle[] = [];
       for (const path of paths) handles.push(await durableFile(fs, path));
-      const reference = paths.map(() => ({ current: Buffer.alloc(0), durable: Buffer.alloc(0), pending: [] as ReferenceOperation[] }));
+      const reference = paths.map((): { current: Buffer; durable: Buffer; pending: ReferenceOperation[] } => ({ current: Buffer.alloc(0), durable: Buffer.alloc(0), pending: [] }));
 
       for (const operation of operations) {
         const handle = handles[operation.file]!;
@@ -487,6 +487,30 @@ test('storage: fault fs test helpers write durably and read current content', as
   assert.equal(await readAll(restarted, 'seg'), 'rebord' + 'garbage');
   assert.equal(restarted.crash().readFileSync('seg')?.toString(), 'rebordgarbage');
   assert.equal(fs2.readFileSync('missing'), null);
+
+  // Pending operations of a file replaced by writeFileSync are discarded: the new content is all there is.
+  const fs3 = new FaultFileSystem();
+  const open = await durableFile(fs3, 'f');
+  await writeAt(open, 0, 'pending bytes');
+  fs3.writeFileSync('f', bytes('replaced'));
+  assert.deepEqual(fs3.pendingOperations('f'), []);
+  for (let seed = 0; seed < 10; seed++) {
+    assert.equal(fs3.crash({ random: seededRandom(seed) }).readFileSync('f')?.toString(), 'replaced');
+  }
+});
+
+test('storage: fault fs keeps its own copy of written bytes', async () => {
+  const fs = new FaultFileSystem();
+  const handle = await durableFile(fs, 'f');
+  const reused = bytes('first');
+  await handle.write([reused], 0);
+  reused.write('XXXXX');
+  assert.equal(fs.readFileSync('f')?.toString(), 'first');
+  const [pending] = fs.pendingOperations('f');
+  assert.ok(pending?.kind === 'write');
+  assert.equal(pending.bytes.toString(), 'first');
+  await handle.datasync();
+  assert.equal(fs.crash({ keepUnsyncedPrefix: false }).readFileSync('f')?.toString(), 'first');
 });
 
 test('storage: fault fs stats count writes, bytes and syncs', async () => {
