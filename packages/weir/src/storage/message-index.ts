@@ -199,11 +199,13 @@ function checkPosition(position: number, what: string): void {
  * callers should flush regularly.
  *
  * Flush and concurrent adds: a flush snapshots, synchronously when it starts, the 64-byte header and (for the active
- * file) the slot table, by copying them; entries are append-only, so the new ones are written straight from the
- * buffer (bytes past the snapshot's count may change meanwhile but are not covered by it). It writes the slot table
- * and new entries, datasyncs, and only then writes the header whose entryCount makes them visible, and datasyncs
- * again. After a crash the on-disk header therefore never counts an entry that was not durable; the active file's
- * slot table is rebuilt from its entries on open, since it may be newer than its header.
+ * file) the slot table by copying them (1 MiB at the default slot count); entries are append-only, so the new entries
+ * [durable, snapshot count) are written straight from the buffer. It writes the whole slot table and the new entries
+ * (plus, for a new file, a header counting no entries), datasyncs, and only then writes the snapshot header whose
+ * entryCount makes them visible, and datasyncs again; then it syncs the directory if it created a file. After a
+ * crash the on-disk header therefore never counts an entry that was not durable. The slot table on disk may still be
+ * newer than its header, so whenever a file is loaded back into memory (open, truncateFrom) its slot table and links
+ * are rebuilt from its counted entries. Files on disk hold only the written prefix (no preallocation).
  *
  * flush, truncateFrom and deleteBelow run one at a time, in call order. `add()` is refused while a `truncateFrom()`
  * is pending. Lookups may run alongside anything; they return candidates, which callers verify against the log.
@@ -219,6 +221,8 @@ export class MessageIndex {
   private tail: Promise<void> = Promise.resolve();
   private queuedFlush: Promise<void> | null = null;
   private readonly handles = new Set<SharedHandle>();
+  /** Set once close() starts closing handles: a lookup still running then fails instead of opening new ones. */
+  private handlesClosed = false;
 
   private constructor(
     private readonly fs: FileSystem,
@@ -744,6 +748,7 @@ export class MessageIndex {
   // ---- handles, serialization, closing ----
 
   private acquire(file: IndexFile, writable: boolean): SharedHandle {
+    if (this.handlesClosed) throw this.closedError();
     let io = file.io;
     if (io !== null && writable && !io.writable) {
       file.io = null;
@@ -814,6 +819,7 @@ export class MessageIndex {
   }
 
   private async closeHandles(): Promise<void> {
+    this.handlesClosed = true;
     const closing: Promise<void>[] = [];
     for (const file of this.files) file.io = null;
     for (const io of [...this.handles]) {
