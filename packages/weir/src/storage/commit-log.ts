@@ -60,6 +60,7 @@ export interface DamagedRange {
 export type RecoveredBatchVisitor = (batch: Buffer, position: number) => void;
 
 const PENDING_CHUNK_BYTES = 1 << 20;
+const MAX_FREE_CHUNKS = 4;
 const RECOVERY_READ_BYTES = 4 << 20;
 const SEGMENT_SUFFIX = '.log';
 
@@ -106,6 +107,8 @@ export class CommitLog {
   /** Segment receiving new reservations (may not be open or written yet). */
   private activeSegment: Segment;
   private pendingChunks: PendingChunk[] = [];
+  /** Written chunks kept for reuse, so steady appending allocates nothing per cycle. */
+  private readonly freeChunks: Buffer[] = [];
   private pendingWaiters: PendingAppend[] = [];
   private syncRequested = false;
   private flushing: Promise<void> | null = null;
@@ -195,7 +198,8 @@ export class CommitLog {
     const position = this.appendPosition;
     let chunk = this.pendingChunks[this.pendingChunks.length - 1];
     if (chunk === undefined || chunk.segment !== this.activeSegment || chunk.buffer.byteLength - chunk.used < size) {
-      chunk = { segment: this.activeSegment, position, buffer: Buffer.allocUnsafe(Math.max(PENDING_CHUNK_BYTES, size)), used: 0 };
+      const buffer = size <= PENDING_CHUNK_BYTES ? (this.freeChunks.pop() ?? Buffer.allocUnsafe(PENDING_CHUNK_BYTES)) : Buffer.allocUnsafe(size);
+      chunk = { segment: this.activeSegment, position, buffer, used: 0 };
       this.pendingChunks.push(chunk);
     }
     encode(chunk.buffer, chunk.used, position);
@@ -253,6 +257,9 @@ export class CommitLog {
       return;
     }
     this.writtenPositionValue = chunks.length > 0 ? lastChunkEnd(chunks) : this.writtenPositionValue;
+    for (const chunk of chunks) {
+      if (chunk.buffer.byteLength === PENDING_CHUNK_BYTES && this.freeChunks.length < MAX_FREE_CHUNKS) this.freeChunks.push(chunk.buffer);
+    }
     for (const waiter of waiters) waiter.written();
     for (const waiter of waiters) if (!waiter.sync) waiter.done(null);
     if (!needSync) return;
@@ -485,7 +492,7 @@ async function recoverTail(
 /** Scans valid batches from `start` within one segment; returns where the first bad one starts (or the segment's end). */
 async function scanSegment(segment: Segment, start: number, options: CommitLogOptions, visit: RecoveredBatchVisitor): Promise<number> {
   let position = start;
-  let buffer = Buffer.allocUnsafe(RECOVERY_READ_BYTES);
+  let buffer = Buffer.allocUnsafe(Math.min(RECOVERY_READ_BYTES, Math.max(RECORD_HEADER_BYTES, segment.endPosition - start)));
   while (position < segment.endPosition) {
     const want = Math.min(buffer.byteLength, segment.endPosition - position);
     const got = await readFully(segment.handle!, buffer, 0, want, position - segment.basePosition);
@@ -519,7 +526,7 @@ async function scanSegment(segment: Segment, start: number, options: CommitLogOp
  */
 async function findNextValidBatch(segments: Segment[], index: number, from: number, options: CommitLogOptions): Promise<number | null> {
   const segment = segments[index]!;
-  const window = Buffer.allocUnsafe(RECOVERY_READ_BYTES + options.maxBatchBytes);
+  const window = Buffer.allocUnsafe(Math.min(RECOVERY_READ_BYTES + options.maxBatchBytes, Math.max(1, segment.endPosition - from)));
   let start = from + 1;
   while (start < segment.endPosition) {
     const want = Math.min(window.byteLength, segment.endPosition - start);

@@ -1,0 +1,250 @@
+/**
+ * Shared helpers for benchmark suites: what machine and commit a result came from, a plain-text table, and the JSON
+ * report under `bench-results/<YYYY-MM-DD>/<suite>.json` (git-ignored). Results without their hardware are not
+ * comparable, so every report carries both.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+
+/** A bad command line: the dispatcher prints the message alone, without a stack trace. */
+export class UsageError extends Error {}
+
+/** A benchmark suite as bench/run.ts registers it. */
+export interface Suite {
+  /** Runs the suite with its own command-line flags; resolves once its report is written. */
+  run(args: readonly string[]): Promise<void>;
+}
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Decimal megabyte, the unit of every MB/s figure in the reports. */
+export const MB = 1_000_000;
+export const KiB = 1024;
+export const MiB = 1024 * 1024;
+
+export interface MachineInfo {
+  cpuModel: string;
+  cores: number;
+  memoryBytes: number;
+  platform: string;
+  arch: string;
+  kernel: string;
+  node: string;
+  /** Where the suite put its data, and the filesystem type there. */
+  dataDir: string;
+  filesystem: string;
+}
+
+export interface CommitInfo {
+  sha: string | null;
+  /** True when the work tree had uncommitted changes: the figures may not belong to `sha` alone. */
+  dirty: boolean | null;
+}
+
+function run(command: string, args: string[], cwd?: string): string | null {
+  try {
+    return execFileSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+/** The filesystem type holding `dir`: `df -T` names ext4 precisely (`stat -f` says "ext2/ext3"), `stat -f` is the fallback. */
+export function filesystemType(dir: string): string {
+  const df = run('df', ['-T', '-P', dir]);
+  if (df !== null) {
+    const fields = df.split('\n')[1]?.trim().split(/\s+/);
+    if (fields !== undefined && fields.length >= 2 && fields[1]) return fields[1];
+  }
+  return run('stat', ['-f', '-c', '%T', dir]) ?? 'unknown';
+}
+
+export function machineInfo(dataDir: string = os.tmpdir()): MachineInfo {
+  const cpus = os.cpus();
+  return {
+    cpuModel: cpus[0]?.model.trim() ?? 'unknown',
+    cores: os.availableParallelism?.() ?? cpus.length,
+    memoryBytes: os.totalmem(),
+    platform: os.platform(),
+    arch: os.arch(),
+    kernel: os.release(),
+    node: process.version,
+    dataDir,
+    filesystem: filesystemType(dataDir),
+  };
+}
+
+export function commitInfo(): CommitInfo {
+  const sha = run('git', ['rev-parse', 'HEAD'], repoRoot);
+  const status = run('git', ['status', '--porcelain', '--untracked-files=no'], repoRoot);
+  return { sha, dirty: status === null ? null : status.length > 0 };
+}
+
+export function describeMachine(machine: MachineInfo, commit: CommitInfo): string {
+  const memory = `${(machine.memoryBytes / 2 ** 30).toFixed(1)} GiB`;
+  const sha = commit.sha === null ? 'unknown' : `${commit.sha.slice(0, 12)}${commit.dirty ? ' (+ uncommitted changes)' : ''}`;
+  return [
+    `machine: ${machine.cores} cores (${machine.cpuModel}), ${memory} RAM, ${machine.platform}/${machine.arch} kernel ${machine.kernel}, Node ${machine.node}`,
+    `data:    ${machine.dataDir} (${machine.filesystem})`,
+    `commit:  ${sha}`,
+  ].join('\n');
+}
+
+/** Local calendar date as YYYY-MM-DD. */
+export function today(date = new Date()): string {
+  const pad = (value: number) => String(value).padStart(2, '0');
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+}
+
+/** Writes `report` as pretty JSON to bench-results/<date>/<suite>.json under the repository root; returns the path. */
+export async function writeReport(suite: string, report: unknown): Promise<string> {
+  const directory = join(repoRoot, 'bench-results', today());
+  await mkdir(directory, { recursive: true });
+  const path = join(directory, `${suite}.json`);
+  await writeFile(path, `${JSON.stringify(report, null, 2)}\n`);
+  return path;
+}
+
+/** A fresh directory under os.tmpdir(), removed after `work` (whether it succeeds or not). */
+export async function withTempDir<T>(prefix: string, work: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(os.tmpdir(), `weir-bench-${prefix}-`));
+  try {
+    return await work(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export type Align = 'left' | 'right';
+export interface Column {
+  title: string;
+  align?: Align;
+}
+
+/** A plain-text table: columns padded to their widest cell, numbers usually right-aligned. */
+export function formatTable(columns: readonly Column[], rows: ReadonlyArray<readonly string[]>): string {
+  const widths = columns.map((column, index) => Math.max(column.title.length, ...rows.map((row) => (row[index] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, index) => (columns[index]?.align === 'right' ? cell.padStart(widths[index]!) : cell.padEnd(widths[index]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(columns.map((column) => column.title)), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
+}
+
+/** 1234567.8 → "1,234,568"; small values keep a couple of significant decimals. */
+export function formatNumber(value: number, fractionDigits?: number): string {
+  if (!Number.isFinite(value)) return String(value);
+  const digits = fractionDigits ?? (Number.isInteger(value) || Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : 2);
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes >= 2 ** 30) return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+  if (bytes >= MiB) return `${(bytes / MiB).toFixed(1)} MiB`;
+  if (bytes >= KiB) return `${(bytes / KiB).toFixed(1)} KiB`;
+  return `${bytes} B`;
+}
+
+/** Seconds since an arbitrary origin, from the monotonic clock. */
+export function now(): number {
+  return performance.now() / 1000;
+}
+
+/**
+ * Latency histogram with fixed log-linear buckets (8 per power of two, ≈ 9% resolution) from 1 µs to ~1 min:
+ * recording is one array increment, so it can sit on a hot path.
+ */
+export class LatencyHistogram {
+  private static readonly SUB_BUCKETS = 8;
+  private static readonly MAX_POWER = 26;
+  private readonly counts = new Float64Array(LatencyHistogram.MAX_POWER * LatencyHistogram.SUB_BUCKETS + 1);
+  count = 0;
+  max = 0;
+
+  /** Records one latency in microseconds. */
+  record(micros: number): void {
+    this.count++;
+    if (micros > this.max) this.max = micros;
+    this.counts[this.bucketOf(micros)]!++;
+  }
+
+  reset(): void {
+    this.counts.fill(0);
+    this.count = 0;
+    this.max = 0;
+  }
+
+  private bucketOf(micros: number): number {
+    if (micros < 1) return 0;
+    const power = Math.floor(Math.log2(micros));
+    if (power >= LatencyHistogram.MAX_POWER) return this.counts.length - 1;
+    const fraction = micros / 2 ** power - 1;
+    return 1 + power * LatencyHistogram.SUB_BUCKETS + Math.floor(fraction * LatencyHistogram.SUB_BUCKETS);
+  }
+
+  /** Upper edge of the bucket holding the quantile `q` (0..1), in microseconds. */
+  quantile(q: number): number {
+    if (this.count === 0) return 0;
+    const rank = Math.ceil(q * this.count);
+    let seen = 0;
+    for (let bucket = 0; bucket < this.counts.length; bucket++) {
+      seen += this.counts[bucket]!;
+      if (seen >= rank) {
+        if (bucket === 0) return 1;
+        const power = Math.floor((bucket - 1) / LatencyHistogram.SUB_BUCKETS);
+        const sub = (bucket - 1) % LatencyHistogram.SUB_BUCKETS;
+        return Math.min(this.max, 2 ** power * (1 + (sub + 1) / LatencyHistogram.SUB_BUCKETS));
+      }
+    }
+    return this.max;
+  }
+
+  summary(): { count: number; p50Ms: number; p99Ms: number; p999Ms: number; maxMs: number } {
+    const ms = (micros: number) => Math.round(micros) / 1000;
+    return { count: this.count, p50Ms: ms(this.quantile(0.5)), p99Ms: ms(this.quantile(0.99)), p999Ms: ms(this.quantile(0.999)), maxMs: ms(this.max) };
+  }
+}
+
+/**
+ * Garbage-collection pauses of this process between `start()` and `stop()`: with a 2-core machine, GC time is
+ * throughput taken straight from the measured code, so reports show it next to the rate.
+ */
+export class GcMeter {
+  private readonly observer: PerformanceObserver;
+  private from = 0;
+  private to = Infinity;
+  private pauseMs = 0;
+  private pauses = 0;
+
+  constructor() {
+    this.observer = new PerformanceObserver((list) => this.take(list.getEntries()));
+  }
+
+  private take(entries: ReadonlyArray<{ startTime: number; duration: number }>): void {
+    for (const entry of entries) {
+      if (entry.startTime < this.from || entry.startTime > this.to) continue;
+      this.pauseMs += entry.duration;
+      this.pauses++;
+    }
+  }
+
+  start(): void {
+    this.from = performance.now();
+    this.to = Infinity;
+    this.observer.observe({ entryTypes: ['gc'] });
+  }
+
+  /** Ends the window; resolves with the pauses that began inside it (entries arrive asynchronously). */
+  async stop(): Promise<{ pauses: number; pauseMs: number; share: number }> {
+    this.to = performance.now();
+    await new Promise<void>((resolve) => setTimeout(resolve, 50));
+    this.take(this.observer.takeRecords() as Array<{ startTime: number; duration: number }>);
+    this.observer.disconnect();
+    return { pauses: this.pauses, pauseMs: Math.round(this.pauseMs), share: this.pauseMs / (this.to - this.from) };
+  }
+}

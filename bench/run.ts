@@ -1,0 +1,68 @@
+/**
+ * Benchmark dispatcher.
+ *   npm run bench                          every registered suite, in order
+ *   npm run bench -- --quick               every suite, short smoke runs
+ *   npm run bench -- <suite> [flags]       one suite; its flags are its own (see `npm run bench -- <suite> --help`)
+ * Suites are loaded only when they run, so one suite's imports cannot break another.
+ */
+import { type Suite, UsageError } from './report.js';
+
+interface SuiteEntry {
+  description: string;
+  load: () => Promise<Suite>;
+}
+
+const suites: Record<string, SuiteEntry> = {
+  storage: {
+    description: 'commit-log store: disk ceilings, durable append (1 and 10,000 queues), backlog read',
+    load: async () => (await import('./storage.js')).storageSuite,
+  },
+};
+
+function listing(): string {
+  const width = Math.max(...Object.keys(suites).map((name) => name.length));
+  return Object.entries(suites)
+    .map(([name, entry]) => `  ${name.padEnd(width)}  ${entry.description}`)
+    .join('\n');
+}
+
+function usage(): string {
+  return `usage: npm run bench [-- [<suite>] [flags]]\n\nsuites:\n${listing()}\n\nWith no suite, every suite runs (flags are passed to each).`;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === '--help' || first === '-h' || first === 'help') {
+    console.log(usage());
+    return 0;
+  }
+  if (first === undefined || first.startsWith('-')) {
+    for (const [name, entry] of Object.entries(suites)) {
+      console.log(`\n=== ${name} ===`);
+      await (await entry.load()).run(argv);
+    }
+    return 0;
+  }
+  const entry = suites[first];
+  if (entry === undefined) {
+    console.error(`unknown benchmark suite "${first}"\n\nsuites:\n${listing()}`);
+    return 2;
+  }
+  await (await entry.load()).run(rest);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      console.error(error.message);
+      process.exitCode = 2;
+      return;
+    }
+    console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+    process.exitCode = 1;
+  },
+);
