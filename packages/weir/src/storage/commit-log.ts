@@ -35,6 +35,8 @@ export interface CommitLogOptions {
   segmentBytes: number;
   /** Largest batch accepted, and the bound on any length read from disk. */
   maxBatchBytes: number;
+  /** Most bytes one write cycle takes from the pending appends (a single larger batch still goes whole). */
+  maxWriteBytes?: number;
   logger: Logger;
 }
 
@@ -61,6 +63,8 @@ export type RecoveredBatchVisitor = (batch: Buffer, position: number) => void;
 
 const PENDING_CHUNK_BYTES = 1 << 20;
 const MAX_FREE_CHUNKS = 4;
+const DEFAULT_MAX_WRITE_BYTES = 1 << 20;
+const MAX_QUEUED_SYNCS = 2;
 const RECOVERY_READ_BYTES = 4 << 20;
 const SEGMENT_SUFFIX = '.log';
 
@@ -93,7 +97,10 @@ interface PendingChunk {
   /** Global position of the chunk's first byte. */
   position: number;
   buffer: Buffer;
+  /** Bytes encoded into the buffer. */
   used: number;
+  /** Bytes of it already written to the file. */
+  flushed: number;
 }
 
 export class CommitLog {
@@ -112,7 +119,13 @@ export class CommitLog {
   private pendingWaiters: PendingAppend[] = [];
   private syncRequested = false;
   private flushing: Promise<void> | null = null;
-  private syncWaiters: Array<() => void> = [];
+  /** Callers of sync(), each waiting for the log to be durable up to its target. */
+  private syncWaiters: Array<{ target: number; resolve: () => void }> = [];
+  /** Tail of the chain of fdatasync steps (they run one at a time, in order). */
+  private syncChain: Promise<void> = Promise.resolve();
+  /** Sync steps queued or running, oldest first. */
+  private readonly syncSteps: Promise<void>[] = [];
+  private readonly maxWriteBytes: number;
   /** Segments written since their last fdatasync. */
   private readonly unsynced = new Set<Segment>();
   private failure: WeirError | null = null;
@@ -132,6 +145,7 @@ export class CommitLog {
     this.appendPosition = this.activeSegment.endPosition;
     this.writtenPositionValue = this.appendPosition;
     this.durablePositionValue = this.appendPosition;
+    this.maxWriteBytes = options.maxWriteBytes ?? DEFAULT_MAX_WRITE_BYTES;
   }
 
   /**
@@ -199,7 +213,7 @@ export class CommitLog {
     let chunk = this.pendingChunks[this.pendingChunks.length - 1];
     if (chunk === undefined || chunk.segment !== this.activeSegment || chunk.buffer.byteLength - chunk.used < size) {
       const buffer = size <= PENDING_CHUNK_BYTES ? (this.freeChunks.pop() ?? Buffer.allocUnsafe(PENDING_CHUNK_BYTES)) : Buffer.allocUnsafe(size);
-      chunk = { segment: this.activeSegment, position, buffer, used: 0 };
+      chunk = { segment: this.activeSegment, position, buffer, used: 0, flushed: 0 };
       this.pendingChunks.push(chunk);
     }
     encode(chunk.buffer, chunk.used, position);
@@ -212,11 +226,12 @@ export class CommitLog {
     return position;
   }
 
-  /** Resolves once every byte written before the call is covered by an fdatasync. */
+  /** Resolves once every byte enqueued before the call is covered by an fdatasync. */
   sync(): Promise<void> {
-    if (this.durablePositionValue >= this.appendPosition && this.unsynced.size === 0) return Promise.resolve();
+    const target = this.appendPosition;
+    if (this.durablePositionValue >= target && this.unsynced.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
-      this.syncWaiters.push(resolve);
+      this.syncWaiters.push({ target, resolve });
       this.syncRequested = true;
       this.scheduleFlush();
     });
@@ -226,11 +241,19 @@ export class CommitLog {
     if (this.flushing === null) this.flushing = this.flushLoop();
   }
 
+  /**
+   * Writes run back to back; fdatasyncs run one at a time on a chain behind them, so the next write overlaps the
+   * previous sync ("one write in flight, a sync may overlap it"). A cycle writes at most `maxWriteBytes`: a burst is
+   * split into several writes, and the appenders acknowledged by the first sync append again while the next one runs,
+   * so the CPU work of acknowledging overlaps the disk's work instead of alternating with it.
+   */
   private async flushLoop(): Promise<void> {
     // Let every append issued in the current tick join the first cycle.
     await new Promise<void>((resolve) => setImmediate(resolve));
     try {
       while (this.pendingWaiters.length > 0 || this.syncRequested) {
+        // Bound how far writes run ahead of syncs: wait for the oldest queued sync, not the whole chain.
+        while (this.syncSteps.length >= MAX_QUEUED_SYNCS) await this.syncSteps[0];
         await this.flushCycle();
       }
     } finally {
@@ -238,62 +261,102 @@ export class CommitLog {
     }
   }
 
-  private async flushCycle(): Promise<void> {
-    const chunks = this.pendingChunks;
+  private takeCycleWaiters(): PendingAppend[] {
     const waiters = this.pendingWaiters;
-    const syncWaiters = this.syncWaiters;
-    this.pendingChunks = [];
-    this.pendingWaiters = [];
-    this.syncWaiters = [];
-    let needSync = this.syncRequested;
-    this.syncRequested = false;
-    for (const waiter of waiters) if (waiter.sync) needSync = true;
-    const cycleStart = this.writtenPositionValue;
-    try {
-      await this.writeChunks(chunks);
-    } catch (error) {
-      await this.failWrite(cycleStart, chunks, waiters, error);
-      for (const resolve of syncWaiters) resolve();
-      return;
+    let bytes = 0;
+    let count = 0;
+    while (count < waiters.length && (count === 0 || bytes + waiters[count]!.size <= this.maxWriteBytes)) {
+      bytes += waiters[count]!.size;
+      count++;
     }
-    this.writtenPositionValue = chunks.length > 0 ? lastChunkEnd(chunks) : this.writtenPositionValue;
-    for (const chunk of chunks) {
-      if (chunk.buffer.byteLength === PENDING_CHUNK_BYTES && this.freeChunks.length < MAX_FREE_CHUNKS) this.freeChunks.push(chunk.buffer);
+    if (count === waiters.length) {
+      this.pendingWaiters = [];
+      return waiters;
     }
-    for (const waiter of waiters) waiter.written();
-    for (const waiter of waiters) if (!waiter.sync) waiter.done(null);
-    if (!needSync) return;
-    try {
-      await this.syncSegments();
-    } catch (error) {
-      this.failure = new WeirError(ErrorCode.StorageIo, `fdatasync of the commit log failed; the store must be reopened: ${(error as Error).message}`, { cause: error });
-      this.options.logger.error({ err: error }, 'commit log fdatasync failed; refusing further appends');
-      for (const waiter of waiters) if (waiter.sync) waiter.done(this.failure);
-      this.failPending(this.failure);
-      for (const resolve of syncWaiters) resolve();
-      return;
-    }
-    for (const waiter of waiters) if (waiter.sync) waiter.done(null);
-    for (const resolve of syncWaiters) resolve();
+    this.pendingWaiters = waiters.slice(count);
+    return waiters.slice(0, count);
   }
 
-  private async writeChunks(chunks: PendingChunk[]): Promise<void> {
+  private async flushCycle(): Promise<void> {
+    const waiters = this.takeCycleWaiters();
+    let needSync = false;
+    if (this.pendingWaiters.length === 0) {
+      needSync = this.syncRequested;
+      this.syncRequested = false;
+    }
+    for (const waiter of waiters) if (waiter.sync) needSync = true;
+    const cycleStart = this.writtenPositionValue;
+    const last = waiters[waiters.length - 1];
+    const cycleEnd = last === undefined ? cycleStart : last.position + last.size;
+    if (cycleEnd > cycleStart) {
+      try {
+        await this.writeRange(cycleEnd);
+      } catch (error) {
+        await this.failWrite(cycleStart, waiters, error);
+        return;
+      }
+      this.writtenPositionValue = cycleEnd;
+      for (const waiter of waiters) waiter.written();
+      for (const waiter of waiters) if (!waiter.sync) waiter.done(null);
+    }
+    if (!needSync) return;
+    const step = this.syncChain.then(() => this.syncStep(cycleEnd, waiters));
+    this.syncSteps.push(step);
+    this.syncChain = step;
+  }
+
+  /** One link of the sync chain: make everything up to `cycleEnd` durable (unless a later sync already did). */
+  private async syncStep(cycleEnd: number, waiters: readonly PendingAppend[]): Promise<void> {
+    try {
+      if (this.failure === null && (this.durablePositionValue < cycleEnd || this.unsynced.size > 0)) {
+        try {
+          await this.syncSegments();
+        } catch (error) {
+          this.failure = new WeirError(ErrorCode.StorageIo, `fdatasync of the commit log failed; the store must be reopened: ${(error as Error).message}`, { cause: error });
+          this.options.logger.error({ err: error }, 'commit log fdatasync failed; refusing further appends');
+          this.failPending(this.failure);
+        }
+      }
+      for (const waiter of waiters) if (waiter.sync) waiter.done(this.failure);
+      const durable = this.failure === null ? this.durablePositionValue : Infinity;
+      if (this.syncWaiters.some((waiter) => waiter.target <= durable)) {
+        const ready = this.syncWaiters.filter((waiter) => waiter.target <= durable);
+        this.syncWaiters = this.syncWaiters.filter((waiter) => waiter.target > durable);
+        for (const waiter of ready) waiter.resolve();
+      }
+    } finally {
+      this.syncSteps.shift();
+    }
+  }
+
+  /** Writes every pending byte below `end`, one writev per segment, and recycles chunks that are fully written. */
+  private async writeRange(end: number): Promise<void> {
     let index = 0;
-    while (index < chunks.length) {
+    const chunks = this.pendingChunks;
+    while (index < chunks.length && chunks[index]!.position + chunks[index]!.flushed < end) {
       const segment = chunks[index]!.segment;
+      const start = chunks[index]!.position + chunks[index]!.flushed;
       const buffers: Buffer[] = [];
-      const start = chunks[index]!.position;
-      while (index < chunks.length && chunks[index]!.segment === segment) {
+      const marks: Array<[PendingChunk, number]> = [];
+      let bytes = 0;
+      while (index < chunks.length && chunks[index]!.segment === segment && chunks[index]!.position + chunks[index]!.flushed < end) {
         const chunk = chunks[index]!;
-        buffers.push(chunk.buffer.subarray(0, chunk.used));
+        const to = Math.min(chunk.used, end - chunk.position);
+        buffers.push(chunk.buffer.subarray(chunk.flushed, to));
+        marks.push([chunk, to]);
+        bytes += to - chunk.flushed;
         index++;
       }
       if (segment.handle === null) segment.handle = await this.fs.open(segment.path, 'write');
       await segment.handle.write(buffers, start - segment.basePosition);
-      let bytes = 0;
-      for (const buffer of buffers) bytes += buffer.byteLength;
+      for (const [chunk, to] of marks) chunk.flushed = to;
       segment.writtenBytes = start - segment.basePosition + bytes;
       this.unsynced.add(segment);
+    }
+    // Chunks written to their end can go back to the pool, except the newest, which may still take appends.
+    while (this.pendingChunks.length > 1 && this.pendingChunks[0]!.flushed === this.pendingChunks[0]!.used) {
+      const done = this.pendingChunks.shift()!;
+      if (done.buffer.byteLength === PENDING_CHUNK_BYTES && this.freeChunks.length < MAX_FREE_CHUNKS) this.freeChunks.push(done.buffer);
     }
   }
 
@@ -312,15 +375,15 @@ export class CommitLog {
     this.durablePositionValue = Math.max(this.durablePositionValue, target);
   }
 
-  private async failWrite(cycleStart: number, chunks: PendingChunk[], waiters: PendingAppend[], cause: unknown): Promise<void> {
+  private async failWrite(cycleStart: number, waiters: readonly PendingAppend[], cause: unknown): Promise<void> {
     const error = new WeirError(ErrorCode.StorageIo, `writing the commit log failed: ${(cause as Error).message}`, { retriable: true, cause });
     this.options.logger.error({ err: cause, position: cycleStart }, 'commit log write failed; rewinding');
+    const touched = new Set(this.pendingChunks.map((chunk) => chunk.segment));
     for (const waiter of waiters) waiter.done(error);
     this.failPending(error);
-    // Cut back every segment this cycle touched, and forget segments that were created for it.
+    // Cut back every segment the failed write may have touched, and forget segments created after the good end.
     try {
-      for (const chunk of chunks) {
-        const segment = chunk.segment;
+      for (const segment of touched) {
         if (segment.basePosition >= cycleStart && segment !== this.segments[0]) {
           const index = this.segments.indexOf(segment);
           if (index > 0) this.segments.splice(index, 1);
@@ -422,6 +485,7 @@ export class CommitLog {
     if (this.failure === null) await this.sync();
     this.closed = true;
     while (this.flushing) await this.flushing;
+    await this.syncChain;
     for (const segment of this.segments) await this.closeHandle(segment);
   }
 
@@ -436,11 +500,6 @@ export class CommitLog {
       }
     }
   }
-}
-
-function lastChunkEnd(chunks: PendingChunk[]): number {
-  const last = chunks[chunks.length - 1]!;
-  return last.position + last.used;
 }
 
 /**

@@ -49,15 +49,22 @@ export interface DiskMessageStoreOptions {
   segmentBytes?: number;
   /** Largest batch accepted (default 16 MiB). */
   maxBatchBytes?: number;
+  /** Most bytes of pending appends one commit-log write takes (default 1 MiB); see CommitLog.flushLoop. */
+  maxWriteBytes?: number;
   /** Entries per consume-queue file (default 1,048,576: 32 MiB). */
   consumeQueueEntriesPerFile?: number;
-  /** How often derived data is flushed and the recovery point moved (default 5 s). 0 disables the timer. */
+  /**
+   * How often derived data (consume queues, indexes) is synced and the recovery point moved (default 60 s); 0 disables
+   * the timer. A crash re-derives everything after the recovery point, so this bounds the work of a restart.
+   */
   checkpointIntervalMs?: number;
+  /** Also checkpoint once the log has grown this much since the last one (default 256 MiB). */
+  checkpointBytes?: number;
   /** How often retention runs (default 60 s). 0 disables the timer. */
   retentionIntervalMs?: number;
   indexSlotCount?: number;
   indexMaxEntries?: number;
-  /** Idle file handles kept open for consume-queue files (default 1024). */
+  /** Idle file handles kept open for consume-queue files (default 4096; Node raises the descriptor limit to the hard one). */
   maxOpenFiles?: number;
 }
 
@@ -162,6 +169,10 @@ export class DiskMessageStore implements MessageStore {
   private readonly listeners = new Set<AppendListener>();
   private lastStoreTimestamp = 0;
   private checkpointPosition: number;
+  private lastCheckpointAt: number;
+  private checkpointRunning = false;
+  /** Names of queues being created, so two concurrent creates of one name cannot both succeed. */
+  private readonly creating = new Set<string>();
   private maintenance: Promise<unknown> = Promise.resolve();
   private readonly timers: NodeJS.Timeout[] = [];
   private intervalTimer: NodeJS.Timeout | null = null;
@@ -180,6 +191,7 @@ export class DiskMessageStore implements MessageStore {
     checkpointPosition: number,
   ) {
     this.checkpointPosition = checkpointPosition;
+    this.lastCheckpointAt = clock.monotonic();
   }
 
   static async open(options: DiskMessageStoreOptions): Promise<DiskMessageStore> {
@@ -190,12 +202,14 @@ export class DiskMessageStore implements MessageStore {
       dataDir: options.dataDir,
       segmentBytes: options.segmentBytes ?? 1 << 30,
       maxBatchBytes: options.maxBatchBytes ?? 16 << 20,
+      maxWriteBytes: options.maxWriteBytes ?? 1 << 20,
       consumeQueueEntriesPerFile: options.consumeQueueEntriesPerFile ?? 1 << 20,
-      checkpointIntervalMs: options.checkpointIntervalMs ?? 5000,
+      checkpointIntervalMs: options.checkpointIntervalMs ?? 60_000,
+      checkpointBytes: options.checkpointBytes ?? 256 << 20,
       retentionIntervalMs: options.retentionIntervalMs ?? 60_000,
       indexSlotCount: options.indexSlotCount ?? 1 << 18,
       indexMaxEntries: options.indexMaxEntries ?? 1 << 20,
-      maxOpenFiles: options.maxOpenFiles ?? 1024,
+      maxOpenFiles: options.maxOpenFiles ?? 4096,
     };
     const dir = resolved.dataDir;
     await fs.mkdirp(dir);
@@ -228,7 +242,7 @@ export class DiskMessageStore implements MessageStore {
     store.log = await CommitLog.open(
       fs,
       joinPath(dir, 'commitlog'),
-      { segmentBytes: resolved.segmentBytes, maxBatchBytes: resolved.maxBatchBytes, logger },
+      { segmentBytes: resolved.segmentBytes, maxBatchBytes: resolved.maxBatchBytes, maxWriteBytes: resolved.maxWriteBytes, logger },
       checkpoint.position,
       (batch, position) => store.recoverBatch(batch, position),
     );
@@ -257,7 +271,9 @@ export class DiskMessageStore implements MessageStore {
 
   private startTimers(): void {
     if (this.options.checkpointIntervalMs > 0) {
-      const timer = setInterval(() => void this.runMaintenance(() => this.checkpoint()), this.options.checkpointIntervalMs);
+      const timer = setInterval(() => {
+        if (this.checkpointDue()) void this.runMaintenance(() => this.checkpoint());
+      }, Math.min(1000, this.options.checkpointIntervalMs));
       timer.unref();
       this.timers.push(timer);
     }
@@ -298,10 +314,19 @@ export class DiskMessageStore implements MessageStore {
     this.assertOpen();
     const nameError = validateQueueName(name);
     if (nameError) throw new WeirError(ErrorCode.InvalidArgument, nameError);
-    if (this.queuesByName.has(name)) throw new WeirError(ErrorCode.QueueExists, `queue "${name}" already exists`);
+    if (this.queuesByName.has(name) || this.creating.has(name)) throw new WeirError(ErrorCode.QueueExists, `queue "${name}" already exists`);
     const resolved = resolveQueueSettings(defaultQueueSettings, settings);
     if (typeof resolved === 'string') throw new WeirError(ErrorCode.InvalidArgument, resolved);
-    const id = ((this.metadata.get(NEXT_QUEUE_ID_KEY) as number | undefined) ?? 1) as number;
+    this.creating.add(name);
+    try {
+      return await this.createQueueNamed(name, resolved);
+    } finally {
+      this.creating.delete(name);
+    }
+  }
+
+  private async createQueueNamed(name: string, resolved: QueueSettings): Promise<QueueInfo> {
+    const id = (this.metadata.get(NEXT_QUEUE_ID_KEY) as number | undefined) ?? 1;
     const definition: StoredQueueDefinition = { id, name, settings: resolved };
     // Ids are never reused: batches of a deleted queue may still sit in the log and must not join a new one.
     await this.metadata.apply([
@@ -330,10 +355,10 @@ export class DiskMessageStore implements MessageStore {
   async deleteQueue(name: string): Promise<void> {
     this.assertOpen();
     const queue = this.queueByNameOrThrow(name);
-    await this.metadata.delete(QUEUE_KEY_PREFIX + name);
     queue.deleted = true;
     this.queuesById.delete(queue.id);
     this.queuesByName.delete(name);
+    await this.metadata.delete(QUEUE_KEY_PREFIX + name);
     await this.runMaintenance(async () => {
       await queue.consumeQueue.close();
       await this.handles.closeAll();
@@ -700,23 +725,43 @@ export class DiskMessageStore implements MessageStore {
     return low;
   }
 
+  private checkpointDue(): boolean {
+    if (this.checkpointRunning) return false;
+    return (
+      this.clock.monotonic() - this.lastCheckpointAt >= this.options.checkpointIntervalMs ||
+      this.log.durablePosition - this.checkpointPosition >= this.options.checkpointBytes
+    );
+  }
+
   /**
    * Flushes and syncs every consume queue and the indexes, then records the durable commit-log position as the new
    * recovery point. Everything below it never needs to be re-derived.
    */
   private async checkpoint(): Promise<void> {
     if (this.closed) return;
+    this.checkpointRunning = true;
+    try {
+      await this.checkpointOnce();
+    } finally {
+      this.checkpointRunning = false;
+      this.lastCheckpointAt = this.clock.monotonic();
+    }
+  }
+
+  private async checkpointOnce(): Promise<void> {
     const position = this.log.durablePosition;
     if (position === this.checkpointPosition && ![...this.queuesById.values()].some((queue) => queue.consumeQueue.unflushedEntries > 0)) return;
     const queues: Checkpoint['queues'] = [];
     for (const queue of this.queuesById.values()) {
       queues.push([queue.id, queue.consumeQueue.countBelow(position), queue.startOffset, queue.bytesBeforeStart]);
     }
-    const all = [...this.queuesById.values()];
-    // A few syncs in flight at once let the file system share journal commits between them.
-    for (let index = 0; index < all.length; index += 16) {
-      await Promise.all(all.slice(index, index + 16).map((queue) => queue.consumeQueue.flush(true)));
-    }
+    // Two syncs in flight let the file system share journal commits, and leave libuv's other two threads to the
+    // commit log, whose appends are waiting on them.
+    const pending = [...this.queuesById.values()];
+    const worker = async (): Promise<void> => {
+      for (let queue = pending.pop(); queue !== undefined; queue = pending.pop()) await queue.consumeQueue.flush(true);
+    };
+    await Promise.all([worker(), worker()]);
     await this.index.flush();
     const checkpoint: Checkpoint = { version: CHECKPOINT_VERSION, position, queues };
     await writeFileAtomic(this.fs, joinPath(this.options.dataDir, 'checkpoint'), Buffer.from(JSON.stringify(checkpoint)));

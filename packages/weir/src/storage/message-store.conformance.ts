@@ -260,6 +260,9 @@ export function runMessageStoreConformance(target: ConformanceTarget): void {
         await expectCode(store.read(queue.id, -1), ErrorCode.OffsetOutOfRange);
         await expectCode(store.deleteQueue('nope'), ErrorCode.UnknownQueue);
         assert.equal(store.queueById(queue.id)!.endOffset, 1, 'failed appends leave no trace');
+        const racing = await Promise.allSettled([store.createQueue('dup'), store.createQueue('dup')]);
+        assert.equal(racing.filter((outcome) => outcome.status === 'fulfilled').length, 1, 'one of two concurrent creates wins');
+        assert.equal(store.listQueues().filter((info) => info.name === 'dup').length, 1);
       }));
 
     it('storage conformance: deleting a queue forgets it and never reuses its id', () =>

@@ -53,22 +53,22 @@ export interface MessageInput {
 
 /** A message as read back: byte fields are views into one read buffer, valid as long as the caller keeps them. */
 export interface StoredMessage {
-  queueId: number;
-  offset: number;
+  readonly queueId: number;
+  readonly offset: number;
   /** Commit-log position of the batch that holds the message. */
-  position: number;
-  timestamp: number;
-  storeTimestamp: number;
-  id: Buffer;
-  key: Buffer | null;
-  tag: string | null;
+  readonly position: number;
+  readonly timestamp: number;
+  readonly storeTimestamp: number;
+  readonly id: Buffer;
+  readonly key: Buffer | null;
+  readonly tag: string | null;
   /** Encoded headers; decode with `decodeHeaders`. */
-  headers: Buffer;
-  body: Buffer;
-  flags: number;
-  producerId: number;
+  readonly headers: Buffer;
+  readonly body: Buffer;
+  readonly flags: number;
+  readonly producerId: number;
   /** The producer's sequence number of this message, or -1. */
-  sequence: number;
+  readonly sequence: number;
 }
 
 export interface BatchHeader {
@@ -105,7 +105,6 @@ export interface PreparedMessage {
   encodedBytes: number;
 }
 
-const EMPTY = new Uint8Array(0);
 const GENERATED_ID_BYTES = 16;
 
 function toBytes(value: Uint8Array | string): Uint8Array {
@@ -148,9 +147,30 @@ export function batchBytes(messages: readonly PreparedMessage[]): number {
   return total;
 }
 
+// Plain byte stores: Buffer's write* methods check their arguments on every call, which costs more than the store
+// itself on this path (every field of every message). Callers guarantee the range is inside the buffer.
+function putU16(target: Buffer, at: number, value: number): void {
+  target[at] = value;
+  target[at + 1] = value >>> 8;
+}
+
+function putU32(target: Buffer, at: number, value: number): void {
+  target[at] = value;
+  target[at + 1] = value >>> 8;
+  target[at + 2] = value >>> 16;
+  target[at + 3] = value >>> 24;
+}
+
+function putU32BE(target: Buffer, at: number, value: number): void {
+  target[at] = value >>> 24;
+  target[at + 1] = value >>> 16;
+  target[at + 2] = value >>> 8;
+  target[at + 3] = value;
+}
+
 function writeU64(target: Buffer, at: number, value: number): void {
-  target.writeUInt32LE(value % TWO_32, at);
-  target.writeUInt32LE(Math.floor(value / TWO_32), at + 4);
+  putU32(target, at, value % TWO_32);
+  putU32(target, at + 4, Math.floor(value / TWO_32));
 }
 
 function readU64(source: Buffer, at: number): number {
@@ -172,52 +192,60 @@ export function encodeBatch(
   attributes: BatchAttributes = {},
 ): number {
   const length = batchBytes(messages);
-  target.writeUInt32LE(length, at);
-  target.writeUInt8(RECORD_VERSION, at + 8);
-  target.writeUInt8(attributes.flags ?? 0, at + 9);
-  target.writeUInt16LE(messages.length, at + 10);
-  target.writeUInt32LE(queueId, at + 12);
+  putU32(target, at, length);
+  target[at + 8] = RECORD_VERSION;
+  target[at + 9] = attributes.flags ?? 0;
+  putU16(target, at + 10, messages.length);
+  putU32(target, at + 12, queueId);
   writeU64(target, at + 16, baseOffset);
   writeU64(target, at + 24, storeTimestamp);
   writeU64(target, at + 32, attributes.producerId ?? 0);
-  target.writeUInt16LE(attributes.producerEpoch ?? 0, at + 40);
-  target.writeUInt16LE(0, at + 42);
-  target.writeInt32LE(attributes.baseSequence ?? -1, at + 44);
+  putU16(target, at + 40, attributes.producerEpoch ?? 0);
+  putU16(target, at + 42, 0);
+  putU32(target, at + 44, (attributes.baseSequence ?? -1) >>> 0);
   let cursor = at + RECORD_HEADER_BYTES;
   for (let index = 0; index < messages.length; index++) {
     const message = messages[index]!;
-    target.writeUInt32LE(message.encodedBytes - 4, cursor);
+    putU32(target, cursor, message.encodedBytes - 4);
     writeU64(target, cursor + 4, message.timestamp < 0 ? storeTimestamp : message.timestamp);
     cursor += 12;
     if (message.id === null) {
-      target.writeUInt8(GENERATED_ID_BYTES, cursor);
+      target[cursor] = GENERATED_ID_BYTES;
       writeGeneratedId(target, cursor + 1, storeTimestamp, position, index);
       cursor += 1 + GENERATED_ID_BYTES;
     } else {
-      target.writeUInt8(message.id.byteLength, cursor);
+      target[cursor] = message.id.byteLength;
       target.set(message.id, cursor + 1);
       cursor += 1 + message.id.byteLength;
     }
     if (message.key === null) {
-      target.writeUInt16LE(NO_KEY, cursor);
+      putU16(target, cursor, NO_KEY);
       cursor += 2;
     } else {
-      target.writeUInt16LE(message.key.byteLength, cursor);
+      putU16(target, cursor, message.key.byteLength);
       target.set(message.key, cursor + 2);
       cursor += 2 + message.key.byteLength;
     }
-    const tag = message.tag ?? EMPTY;
-    target.writeUInt8(tag.byteLength, cursor);
-    target.set(tag, cursor + 1);
-    cursor += 1 + tag.byteLength;
-    const headers = message.headers ?? EMPTY;
-    target.writeUInt32LE(headers.byteLength, cursor);
-    target.set(headers, cursor + 4);
-    cursor += 4 + headers.byteLength;
+    const tag = message.tag;
+    if (tag === null) target[cursor++] = 0;
+    else {
+      target[cursor] = tag.byteLength;
+      target.set(tag, cursor + 1);
+      cursor += 1 + tag.byteLength;
+    }
+    const headers = message.headers;
+    if (headers === null) {
+      putU32(target, cursor, 0);
+      cursor += 4;
+    } else {
+      putU32(target, cursor, headers.byteLength);
+      target.set(headers, cursor + 4);
+      cursor += 4 + headers.byteLength;
+    }
     target.set(message.body, cursor);
     cursor += message.body.byteLength;
   }
-  target.writeUInt32LE(crc32c(target.subarray(at + 8, at + length)), at + 4);
+  putU32(target, at + 4, crc32c(target.subarray(at + 8, at + length)));
   return length;
 }
 
@@ -226,10 +254,14 @@ export function encodeBatch(
  * (no two batches share a position) and self-locating: a lookup reads the batch at the position it names.
  */
 export function writeGeneratedId(target: Buffer, at: number, storeTimestamp: number, position: number, index: number): void {
-  target.writeUIntBE(storeTimestamp, at, 6);
-  target.writeUInt32BE(Math.floor(position / TWO_32), at + 6);
-  target.writeUInt32BE(position % TWO_32, at + 10);
-  target.writeUInt16BE(index, at + 14);
+  const high = Math.floor(storeTimestamp / TWO_32);
+  target[at] = high >>> 8;
+  target[at + 1] = high;
+  putU32BE(target, at + 2, storeTimestamp % TWO_32);
+  putU32BE(target, at + 6, Math.floor(position / TWO_32));
+  putU32BE(target, at + 10, position % TWO_32);
+  target[at + 14] = index >>> 8;
+  target[at + 15] = index;
 }
 
 export function generatedMessageId(storeTimestamp: number, position: number, index: number): Buffer {
@@ -284,6 +316,51 @@ function damaged(reason: string): WeirError {
 }
 
 /**
+ * A message read from a batch. Field boundaries are checked when it is made; the byte fields are views created only
+ * when asked for, so a reader that forwards or counts messages allocates one object per message.
+ */
+class BatchMessage implements StoredMessage {
+  constructor(
+    private readonly source: Buffer,
+    readonly queueId: number,
+    readonly offset: number,
+    readonly position: number,
+    readonly storeTimestamp: number,
+    readonly flags: number,
+    readonly producerId: number,
+    readonly sequence: number,
+    /** Start of the message's timestamp field. */
+    private readonly fieldsAt: number,
+    private readonly keyAt: number,
+    private readonly tagAt: number,
+    private readonly headersAt: number,
+    private readonly bodyAt: number,
+    private readonly end: number,
+  ) {}
+
+  get timestamp(): number {
+    return readU64(this.source, this.fieldsAt);
+  }
+  get id(): Buffer {
+    return this.source.subarray(this.fieldsAt + 9, this.keyAt);
+  }
+  get key(): Buffer | null {
+    const length = this.source.readUInt16LE(this.keyAt);
+    return length === NO_KEY ? null : this.source.subarray(this.keyAt + 2, this.keyAt + 2 + length);
+  }
+  get tag(): string | null {
+    const length = this.source.readUInt8(this.tagAt);
+    return length === 0 ? null : this.source.toString('utf8', this.tagAt + 1, this.tagAt + 1 + length);
+  }
+  get headers(): Buffer {
+    return this.source.subarray(this.headersAt + 4, this.bodyAt);
+  }
+  get body(): Buffer {
+    return this.source.subarray(this.bodyAt, this.end);
+  }
+}
+
+/**
  * Decodes the messages of a CRC-checked batch at `at`, appending those with offset >= `fromOffset` to `out` (at most
  * `limit` of them). Every length is bounded by the batch, so even a batch that passed its CRC by accident cannot make
  * this read outside it.
@@ -302,41 +379,34 @@ export function decodeMessages(source: Buffer, at: number, position: number, fro
       cursor = messageEnd;
       continue;
     }
-    const timestamp = readU64(source, cursor + 4);
-    let field = cursor + 12;
-    const idEnd = field + 1 + source.readUInt8(field);
-    const id = source.subarray(field + 1, idEnd);
-    field = idEnd;
-    if (field + 2 > messageEnd) throw damaged('key length runs past the message');
-    const keyLength = source.readUInt16LE(field);
-    let key: Buffer | null = null;
-    if (keyLength === NO_KEY) field += 2;
-    else {
-      key = source.subarray(field + 2, field + 2 + keyLength);
-      field += 2 + keyLength;
-    }
-    if (field + 1 > messageEnd) throw damaged('tag length runs past the message');
-    const tagLength = source.readUInt8(field);
-    const tag = tagLength === 0 ? null : source.toString('utf8', field + 1, field + 1 + tagLength);
-    field += 1 + tagLength;
-    if (field + 4 > messageEnd) throw damaged('headers length runs past the message');
-    const headersEnd = field + 4 + source.readUInt32LE(field);
-    if (headersEnd > messageEnd) throw damaged('headers run past the message');
-    out.push({
-      queueId: header.queueId,
-      offset,
-      position,
-      timestamp,
-      storeTimestamp: header.storeTimestamp,
-      id,
-      key,
-      tag,
-      headers: source.subarray(field + 4, headersEnd),
-      body: source.subarray(headersEnd, messageEnd),
-      flags: header.flags,
-      producerId: header.producerId,
-      sequence: header.baseSequence < 0 ? -1 : header.baseSequence + index,
-    });
+    const fieldsAt = cursor + 4;
+    const keyAt = fieldsAt + 9 + source.readUInt8(fieldsAt + 8);
+    if (keyAt + 2 > messageEnd) throw damaged('key length runs past the message');
+    const keyLength = source.readUInt16LE(keyAt);
+    const tagAt = keyAt + 2 + (keyLength === NO_KEY ? 0 : keyLength);
+    if (tagAt + 1 > messageEnd) throw damaged('tag length runs past the message');
+    const headersAt = tagAt + 1 + source.readUInt8(tagAt);
+    if (headersAt + 4 > messageEnd) throw damaged('headers length runs past the message');
+    const bodyAt = headersAt + 4 + source.readUInt32LE(headersAt);
+    if (bodyAt > messageEnd) throw damaged('headers run past the message');
+    out.push(
+      new BatchMessage(
+        source,
+        header.queueId,
+        offset,
+        position,
+        header.storeTimestamp,
+        header.flags,
+        header.producerId,
+        header.baseSequence < 0 ? -1 : header.baseSequence + index,
+        fieldsAt,
+        keyAt,
+        tagAt,
+        headersAt,
+        bodyAt,
+        messageEnd,
+      ),
+    );
     added++;
     cursor = messageEnd;
   }
