@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { appendFile, mkdtemp, open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { ErrorCode, isWeirError } from '../core/errors.js';
+import { RecordingLogger } from '../core/logger.js';
+import { segmentFileName } from './commit-log.js';
+import { DiskMessageStore } from './disk-message-store.js';
+import { seededRandom } from './io/fault-file-system.js';
+
+/**
+ * Torn tails and damaged records on real files. A "crash" is `abandon()`: the process stops without its closing
+ * checkpoint, so the next open re-checks the log's tail, as after kill -9.
+ */
+interface Written {
+  /** Per batch: commit-log start, end, and the offsets it holds. */
+  batches: Array<{ start: number; end: number; firstOffset: number; bodies: string[] }>;
+  segment: string;
+}
+
+let directory = '';
+const options = (logger?: RecordingLogger) => ({ dataDir: directory, checkpointIntervalMs: 0, retentionIntervalMs: 0, ...(logger ? { logger } : {}) });
+
+async function writeBatches(count: number, crash: boolean): Promise<Written> {
+  const store = await DiskMessageStore.open(options());
+  const queue = await store.createQueue('q');
+  const written: Written = { batches: [], segment: join(directory, 'commitlog', segmentFileName(0)) };
+  for (let index = 0; index < count; index++) {
+    const bodies = Array.from({ length: 1 + (index % 3) }, (_, message) => `batch-${index}-message-${message}-${'x'.repeat(index * 7)}`);
+    const result = await store.append(queue.id, bodies.map((body) => ({ key: `k${index}`, body })));
+    written.batches.push({ start: result.position, end: store.stats.endPosition, firstOffset: result.baseOffset, bodies });
+  }
+  if (crash) await store.abandon();
+  else await store.close();
+  return written;
+}
+
+async function readAll(store: DiskMessageStore): Promise<string[]> {
+  const queue = store.queue('q')!;
+  const bodies: string[] = [];
+  let offset = queue.startOffset;
+  while (offset < queue.endOffset) {
+    const read = await store.read(queue.id, offset);
+    bodies.push(...read.messages.map((message) => message.body.toString()));
+    offset = read.nextOffset;
+  }
+  return bodies;
+}
+
+function bodiesOf(written: Written, batches: number): string[] {
+  return written.batches.slice(0, batches).flatMap((batch) => batch.bodies);
+}
+
+async function flipBit(path: string, position: number, bit: number): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, position);
+    byte[0] = byte[0]! ^ (1 << bit);
+    await handle.write(byte, 0, 1, position);
+  } finally {
+    await handle.close();
+  }
+}
+
+describe('storage: torn tails and damage', () => {
+  beforeEach(async () => {
+    directory = await mkdtemp(join(tmpdir(), 'weir-torn-'));
+  });
+  afterEach(async () => {
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  it('storage: a tail cut at any byte of the last batch drops exactly that batch', async () => {
+    const written = await writeBatches(12, true);
+    const last = written.batches[written.batches.length - 1]!;
+    const original = await readFile(written.segment);
+    const random = seededRandom(7);
+    const cuts = [last.start + 1, last.start + 47, last.end - 1, ...Array.from({ length: 8 }, () => last.start + 1 + Math.floor(random() * (last.end - last.start - 1)))];
+    for (const cut of cuts) {
+      await writeFile(written.segment, original);
+      await truncate(written.segment, cut);
+      const logger = new RecordingLogger();
+      const store = await DiskMessageStore.open(options(logger));
+      assert.deepEqual(await readAll(store), bodiesOf(written, 11), `cut at ${cut}`);
+      const warning = logger.entries.find((entry) => entry.message.includes('torn tail'));
+      assert.deepEqual((warning?.fields as { droppedBytes?: number }).droppedBytes, cut - last.start, 'the log says how much it dropped');
+      // The log goes on from the cut: the next append takes the dropped batch's offset.
+      const next = await store.append(store.queue('q')!.id, [{ body: 'after' }]);
+      assert.equal(next.baseOffset, last.firstOffset);
+      await store.abandon();
+    }
+  });
+
+  it('storage: garbage or zeros after the last batch are dropped and everything is kept', async () => {
+    const written = await writeBatches(10, true);
+    const original = await readFile(written.segment);
+    for (const tail of [randomBytes(1), randomBytes(3000), Buffer.alloc(4096), Buffer.alloc(47)]) {
+      await writeFile(written.segment, original);
+      await appendFile(written.segment, tail);
+      const store = await DiskMessageStore.open(options());
+      assert.deepEqual(await readAll(store), bodiesOf(written, 10));
+      await store.close();
+      assert.equal((await readFile(written.segment)).byteLength, original.byteLength, 'the tail was cut off');
+    }
+  });
+
+  it('storage: a flipped bit in the last batch drops that batch', async () => {
+    const written = await writeBatches(10, true);
+    const last = written.batches[written.batches.length - 1]!;
+    const original = await readFile(written.segment);
+    for (const at of [last.start + 2, last.start + 30, last.end - 1]) {
+      await writeFile(written.segment, original);
+      await flipBit(written.segment, at, 3);
+      const store = await DiskMessageStore.open(options());
+      assert.deepEqual(await readAll(store), bodiesOf(written, 9), `bit flipped at ${at}`);
+      await store.abandon();
+    }
+  });
+
+  it('storage: a flipped bit in an older batch after a crash is reported as damage, never served', async () => {
+    const written = await writeBatches(10, true);
+    const victim = written.batches[4]!;
+    await flipBit(written.segment, victim.end - 3, 0);
+    const logger = new RecordingLogger();
+    const store = await DiskMessageStore.open(options(logger));
+    const queue = store.queue('q')!;
+    assert.equal(queue.damaged, true);
+    assert.equal(queue.endOffset, bodiesOf(written, 10).length, 'nothing after the damage was dropped');
+    assert.ok(logger.entries.some((entry) => entry.level === 'error'), 'damage is logged as an error');
+    const before = await store.read(queue.id, 0, { maxMessages: victim.firstOffset });
+    assert.deepEqual(before.messages.map((message) => message.body.toString()), bodiesOf(written, 4));
+    await assert.rejects(store.read(queue.id, victim.firstOffset), (error) => isWeirError(error, ErrorCode.DataDamaged));
+    const afterOffset = victim.firstOffset + victim.bodies.length;
+    const after = await store.read(queue.id, afterOffset);
+    assert.deepEqual(after.messages.map((message) => message.body.toString()), bodiesOf(written, 10).slice(afterOffset));
+    await store.close();
+  });
+
+  it('storage: a flipped bit in fsynced data after a clean close is found on read and never served', async () => {
+    const written = await writeBatches(10, false);
+    const victim = written.batches[6]!;
+    await flipBit(written.segment, victim.start + 60, 5);
+    const store = await DiskMessageStore.open(options());
+    const queue = store.queue('q')!;
+    assert.equal(queue.endOffset, bodiesOf(written, 10).length, 'a clean log is not re-scanned or cut');
+    await assert.rejects(store.read(queue.id, victim.firstOffset), (error) => isWeirError(error, ErrorCode.DataDamaged));
+    assert.equal(store.queue('q')!.damaged, true);
+    // A read that starts before the damage stops short of it instead of failing.
+    const before = await store.read(queue.id, 0);
+    assert.deepEqual(before.messages.map((message) => message.body.toString()), bodiesOf(written, 6));
+    await store.close();
+  });
+});
