@@ -1,0 +1,416 @@
+/**
+ * The native protocol, described as data. The server codec, the client codec and docs/protocol.md are all derived
+ * from this file; field names, types and order here ARE the wire format. Append new fields only at the end of a
+ * message and bump the API's version; never reuse a retired error code or API key.
+ *
+ * Primitive types (all integers little-endian):
+ * - int8, int16, int32: signed; uint8, uint16, uint32: unsigned
+ * - int64: signed 64-bit, carried as a JS number (values must be safe integers, |v| < 2^53)
+ * - bool: one byte, 0 or 1
+ * - string: [length:uint16][utf-8]; nullableString: [length:int16, -1 = null][utf-8]
+ * - bytes: [length:uint32][bytes]; nullableBytes: [length:int32, -1 = null][bytes]
+ * - records: [length:uint32][record batches back to back, in the storage record-batch format (docs/storage.md)]
+ * - { array: T }: [count:uint32][T × count]
+ * - { struct: 'Name' }: the fields of `structs.Name` in order
+ */
+export type Primitive =
+  | 'int8'
+  | 'int16'
+  | 'int32'
+  | 'int64'
+  | 'uint8'
+  | 'uint16'
+  | 'uint32'
+  | 'bool'
+  | 'string'
+  | 'nullableString'
+  | 'bytes'
+  | 'nullableBytes'
+  | 'records';
+
+export type FieldType = Primitive | { readonly array: FieldType } | { readonly struct: string };
+
+export interface FieldSpec {
+  readonly name: string;
+  readonly type: FieldType;
+  readonly doc: string;
+}
+
+export interface ApiSpec {
+  readonly key: number;
+  readonly name: string;
+  readonly version: number;
+  readonly doc: string;
+  readonly request: readonly FieldSpec[];
+  readonly response: readonly FieldSpec[];
+}
+
+/** Frame kinds: the byte after the frame length. */
+export const FrameKind = {
+  Request: 0,
+  Response: 1,
+  /** A message the broker sends without a request (reserved for pushed deliveries). */
+  Push: 2,
+} as const;
+
+/**
+ * Frame: `[length:uint32 — bytes after this field][kind:uint8][...]`
+ * Request: `[length:4][kind:1=0][apiKey:2][apiVersion:2][correlationId:4][request fields]`
+ * Response: `[length:4][kind:1=1][apiKey:2][correlationId:4][errorCode:2][errorMessage:nullableString][response fields, only when errorCode is 0]`
+ */
+export const PROTOCOL_VERSION = 1;
+/** Largest frame either side accepts before the handshake negotiates a limit. */
+export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
+
+export const errorCodes = [
+  { code: 0, name: 'NONE', retriable: false, doc: 'Success.' },
+  { code: 1, name: 'INTERNAL_ERROR', retriable: true, doc: 'The broker failed unexpectedly; the message says what happened.' },
+  { code: 2, name: 'INVALID_REQUEST', retriable: false, doc: 'The request could not be decoded or violates the protocol.' },
+  { code: 3, name: 'UNSUPPORTED_VERSION', retriable: false, doc: 'The API version or protocol version is not supported.' },
+  { code: 4, name: 'UNKNOWN_TOPIC', retriable: false, doc: 'The topic does not exist.' },
+  { code: 5, name: 'TOPIC_EXISTS', retriable: false, doc: 'A topic with that name already exists.' },
+  { code: 6, name: 'INVALID_PARTITION', retriable: false, doc: 'The partition number or count is out of range.' },
+  { code: 7, name: 'OFFSET_OUT_OF_RANGE', retriable: false, doc: 'The offset is below the start or past the end of the partition.' },
+  { code: 8, name: 'MESSAGE_TOO_LARGE', retriable: false, doc: 'A message or batch exceeds the configured size limit.' },
+  { code: 9, name: 'FRAME_TOO_LARGE', retriable: false, doc: 'A frame exceeds the negotiated maximum frame size; the connection is closed.' },
+  { code: 10, name: 'OUT_OF_ORDER_SEQUENCE', retriable: false, doc: 'An idempotent producer skipped sequence numbers: a batch was lost before the broker.' },
+  { code: 11, name: 'UNKNOWN_PRODUCER', retriable: false, doc: 'The producer id is unknown or expired; initialise the producer again.' },
+  { code: 12, name: 'INVALID_PRODUCER_EPOCH', retriable: false, doc: 'A newer instance of this producer exists (fenced).' },
+  { code: 13, name: 'UNKNOWN_MEMBER', retriable: false, doc: 'The group does not know this member id (expired or never joined); join again.' },
+  { code: 14, name: 'ILLEGAL_GENERATION', retriable: false, doc: 'The group generation has moved on; join again.' },
+  { code: 15, name: 'REBALANCE_IN_PROGRESS', retriable: true, doc: 'The group is rebalancing; join again to get a new assignment.' },
+  { code: 16, name: 'STORAGE_ERROR', retriable: true, doc: 'Writing to disk failed (e.g. the disk is full); nothing of the request was stored.' },
+  { code: 17, name: 'DATA_DAMAGED', retriable: false, doc: 'Stored data failed its checksum and is not served.' },
+  { code: 18, name: 'BROKER_SHUTTING_DOWN', retriable: true, doc: 'The broker is stopping; retry against it once it is back.' },
+  { code: 19, name: 'INVALID_ARGUMENT', retriable: false, doc: 'A field has a value outside its allowed range; the message names it.' },
+  { code: 20, name: 'UNKNOWN_API', retriable: false, doc: 'The API key is not known to this broker.' },
+  { code: 21, name: 'INVALID_GROUP', retriable: false, doc: 'The group exists with a different mode, or the group name is invalid.' },
+  { code: 22, name: 'NOT_HANDSHAKEN', retriable: false, doc: 'The first request on a connection must be Handshake.' },
+] as const;
+
+export type ErrorName = (typeof errorCodes)[number]['name'];
+
+export const structs: Readonly<Record<string, readonly FieldSpec[]>> = {
+  Header: [
+    { name: 'name', type: 'string', doc: 'Header name.' },
+    { name: 'isString', type: 'bool', doc: 'True when the value is UTF-8 text, false for raw bytes.' },
+    { name: 'value', type: 'bytes', doc: 'Header value.' },
+  ],
+  Message: [
+    { name: 'id', type: 'nullableBytes', doc: 'Client-chosen message id (1–255 bytes); null lets the broker generate a time-ordered id.' },
+    { name: 'key', type: 'nullableBytes', doc: 'Partitioning and lookup key; null for none.' },
+    { name: 'tag', type: 'nullableString', doc: 'Short label for filtering (at most 255 bytes).' },
+    { name: 'headers', type: { array: { struct: 'Header' } }, doc: 'Application headers.' },
+    { name: 'timestamp', type: 'int64', doc: 'Milliseconds since the epoch; -1 lets the broker use its append time.' },
+    { name: 'body', type: 'bytes', doc: 'The payload.' },
+  ],
+  TopicConfig: [
+    { name: 'retentionMs', type: 'int64', doc: 'Delete messages older than this; -1 keeps them.' },
+    { name: 'retentionBytes', type: 'int64', doc: 'Keep at most about this many bytes per partition; -1 for no limit.' },
+    { name: 'flushPolicy', type: 'string', doc: '`sync`, `interval` or `none` (see docs/storage.md).' },
+    { name: 'flushIntervalMs', type: 'int32', doc: 'Sync interval for the `interval` policy.' },
+    { name: 'maxMessageBytes', type: 'int32', doc: 'Largest message accepted.' },
+  ],
+  PartitionState: [
+    { name: 'partition', type: 'int32', doc: 'Partition number.' },
+    { name: 'startOffset', type: 'int64', doc: 'First readable offset.' },
+    { name: 'endOffset', type: 'int64', doc: 'One past the last acknowledged message.' },
+    { name: 'bytes', type: 'int64', doc: 'Bytes stored between start and end.' },
+  ],
+  TopicDescription: [
+    { name: 'name', type: 'string', doc: 'Topic name.' },
+    { name: 'config', type: { struct: 'TopicConfig' }, doc: 'Settings.' },
+    { name: 'partitions', type: { array: { struct: 'PartitionState' } }, doc: 'Every partition, in order.' },
+  ],
+  TopicPartitions: [
+    { name: 'topic', type: 'string', doc: 'Topic name.' },
+    { name: 'partitions', type: { array: 'int32' }, doc: 'Partition numbers.' },
+  ],
+  PartitionOffset: [
+    { name: 'topic', type: 'string', doc: 'Topic name.' },
+    { name: 'partition', type: 'int32', doc: 'Partition number.' },
+    { name: 'offset', type: 'int64', doc: 'Offset (the next one to consume); -1 when none is committed.' },
+    { name: 'metadata', type: 'string', doc: 'Free text stored with a committed offset.' },
+  ],
+  GroupMember: [
+    { name: 'memberId', type: 'string', doc: 'Broker-assigned member id.' },
+    { name: 'clientId', type: 'string', doc: 'The client id the member gave in its handshake.' },
+    { name: 'host', type: 'string', doc: 'The member connection remote address.' },
+    { name: 'assignment', type: { array: { struct: 'TopicPartitions' } }, doc: 'Partitions owned in the current generation.' },
+  ],
+  GroupLag: [
+    { name: 'topic', type: 'string', doc: 'Topic name.' },
+    { name: 'partition', type: 'int32', doc: 'Partition number.' },
+    { name: 'committedOffset', type: 'int64', doc: 'Committed offset, -1 if none.' },
+    { name: 'endOffset', type: 'int64', doc: 'End of the partition.' },
+    { name: 'lag', type: 'int64', doc: 'Messages between the committed offset (or the start) and the end.' },
+  ],
+  GroupSummary: [
+    { name: 'group', type: 'string', doc: 'Group name.' },
+    { name: 'mode', type: 'string', doc: '`stream` (clustering) or `broadcast`.' },
+    { name: 'state', type: 'string', doc: '`Empty`, `PreparingRebalance`, `CompletingRebalance` or `Stable`.' },
+    { name: 'members', type: 'int32', doc: 'Number of members.' },
+  ],
+  FoundMessage: [
+    { name: 'topic', type: 'string', doc: 'Topic name.' },
+    { name: 'partition', type: 'int32', doc: 'Partition number.' },
+    { name: 'offset', type: 'int64', doc: 'Offset in the partition.' },
+    { name: 'timestamp', type: 'int64', doc: 'The message timestamp.' },
+    { name: 'storeTimestamp', type: 'int64', doc: 'When the broker stored it.' },
+    { name: 'id', type: 'bytes', doc: 'Message id.' },
+    { name: 'key', type: 'nullableBytes', doc: 'Key, or null.' },
+    { name: 'tag', type: 'nullableString', doc: 'Tag, or null.' },
+    { name: 'headers', type: { array: { struct: 'Header' } }, doc: 'Headers.' },
+    { name: 'body', type: 'bytes', doc: 'Payload.' },
+  ],
+};
+
+export const apis: readonly ApiSpec[] = [
+  {
+    key: 0,
+    name: 'Handshake',
+    version: 1,
+    doc: 'Must be the first request on a connection. Negotiates the protocol version, frame size and heartbeat interval.',
+    request: [
+      { name: 'minVersion', type: 'int16', doc: 'Lowest protocol version the client speaks.' },
+      { name: 'maxVersion', type: 'int16', doc: 'Highest protocol version the client speaks.' },
+      { name: 'clientId', type: 'string', doc: 'A name for the client application, shown in logs and group listings.' },
+      { name: 'clientVersion', type: 'string', doc: 'The client library version.' },
+      { name: 'maxFrameBytes', type: 'int32', doc: 'Largest frame the client accepts.' },
+      { name: 'heartbeatMs', type: 'int32', doc: 'Requested heartbeat interval; 0 lets the broker choose.' },
+    ],
+    response: [
+      { name: 'version', type: 'int16', doc: 'The protocol version both sides use.' },
+      { name: 'brokerVersion', type: 'string', doc: 'The broker version.' },
+      { name: 'maxFrameBytes', type: 'int32', doc: 'Largest frame either side may send on this connection.' },
+      { name: 'heartbeatMs', type: 'int32', doc: 'The client pings at least this often; the broker closes a connection silent for 3 intervals.' },
+      { name: 'connectionId', type: 'string', doc: 'The broker id for this connection, as it appears in logs.' },
+    ],
+  },
+  { key: 1, name: 'Ping', version: 1, doc: 'Heartbeat; also measures round-trip time.', request: [], response: [] },
+  {
+    key: 2,
+    name: 'CreateTopic',
+    version: 1,
+    doc: 'Creates a topic with its partitions.',
+    request: [
+      { name: 'name', type: 'string', doc: 'Topic name: 1–249 characters of letters, digits, `.`, `_` and `-`.' },
+      { name: 'partitions', type: 'int32', doc: 'Number of partitions (1–10,000).' },
+      { name: 'config', type: { struct: 'TopicConfig' }, doc: 'Settings; use the defaults from ListTopics of an existing topic or from docs/protocol.md.' },
+    ],
+    response: [{ name: 'topic', type: { struct: 'TopicDescription' }, doc: 'The created topic.' }],
+  },
+  {
+    key: 3,
+    name: 'DeleteTopic',
+    version: 1,
+    doc: 'Deletes a topic, its partitions and its committed offsets.',
+    request: [{ name: 'name', type: 'string', doc: 'Topic name.' }],
+    response: [],
+  },
+  {
+    key: 4,
+    name: 'ListTopics',
+    version: 1,
+    doc: 'Lists every topic with its partitions.',
+    request: [],
+    response: [{ name: 'topics', type: { array: { struct: 'TopicDescription' } }, doc: 'All topics, by name.' }],
+  },
+  {
+    key: 5,
+    name: 'DescribeTopic',
+    version: 1,
+    doc: 'Describes one topic.',
+    request: [{ name: 'name', type: 'string', doc: 'Topic name.' }],
+    response: [{ name: 'topic', type: { struct: 'TopicDescription' }, doc: 'The topic.' }],
+  },
+  {
+    key: 6,
+    name: 'AlterTopic',
+    version: 1,
+    doc: 'Changes settings and/or increases the partition count (partitions are never removed).',
+    request: [
+      { name: 'name', type: 'string', doc: 'Topic name.' },
+      { name: 'partitions', type: 'int32', doc: 'New partition count, or -1 to keep it.' },
+      { name: 'config', type: { struct: 'TopicConfig' }, doc: 'New settings (send the current ones for fields that do not change).' },
+    ],
+    response: [{ name: 'topic', type: { struct: 'TopicDescription' }, doc: 'The topic after the change.' }],
+  },
+  {
+    key: 7,
+    name: 'InitProducer',
+    version: 1,
+    doc: 'Registers an idempotent producer: the broker assigns a producer id, or bumps the epoch of a known one (fencing older instances).',
+    request: [{ name: 'producerId', type: 'int64', doc: 'An id from an earlier InitProducer to resume, or -1 for a new one.' }],
+    response: [
+      { name: 'producerId', type: 'int64', doc: 'The producer id.' },
+      { name: 'producerEpoch', type: 'int16', doc: 'The epoch to send with every Produce.' },
+    ],
+  },
+  {
+    key: 8,
+    name: 'Produce',
+    version: 1,
+    doc: 'Appends messages to one partition as one batch. With acks 0 the broker sends no response.',
+    request: [
+      { name: 'topic', type: 'string', doc: 'Topic name.' },
+      { name: 'partition', type: 'int32', doc: 'Partition, or -1: by the key of the first message (murmur2, as docs/protocol.md defines), else round-robin.' },
+      { name: 'acks', type: 'int8', doc: '0 none (no response), 1 written (page cache), 2 durable (after the fsync the topic flush policy requires).' },
+      { name: 'producerId', type: 'int64', doc: 'From InitProducer, or -1 for a non-idempotent producer.' },
+      { name: 'producerEpoch', type: 'int16', doc: 'From InitProducer, or -1.' },
+      { name: 'baseSequence', type: 'int32', doc: 'Sequence number of the first message for this (producer, partition), or -1.' },
+      { name: 'messages', type: { array: { struct: 'Message' } }, doc: 'The messages (at least one).' },
+    ],
+    response: [
+      { name: 'partition', type: 'int32', doc: 'The partition the batch went to.' },
+      { name: 'baseOffset', type: 'int64', doc: 'Offset of the first message.' },
+      { name: 'storeTimestamp', type: 'int64', doc: 'Broker append time.' },
+      { name: 'position', type: 'int64', doc: 'Commit-log position of the batch; with storeTimestamp it yields generated message ids.' },
+      { name: 'duplicate', type: 'bool', doc: 'True when this batch was a retry of one already stored; the offsets are the original ones.' },
+    ],
+  },
+  {
+    key: 9,
+    name: 'Fetch',
+    version: 1,
+    doc: 'Reads from one partition. Waits up to maxWaitMs for at least minBytes, and answers the moment enough data arrives (long polling).',
+    request: [
+      { name: 'topic', type: 'string', doc: 'Topic name.' },
+      { name: 'partition', type: 'int32', doc: 'Partition.' },
+      { name: 'offset', type: 'int64', doc: 'First offset wanted.' },
+      { name: 'maxBytes', type: 'int32', doc: 'Stop adding batches past this many bytes (at least one batch is returned).' },
+      { name: 'minBytes', type: 'int32', doc: 'Answer early once this many bytes are available (0 or 1: as soon as anything is).' },
+      { name: 'maxWaitMs', type: 'int32', doc: 'Longest time to wait for minBytes.' },
+    ],
+    response: [
+      { name: 'startOffset', type: 'int64', doc: 'First readable offset of the partition.' },
+      { name: 'endOffset', type: 'int64', doc: 'One past the last acknowledged message (the high-water mark).' },
+      { name: 'records', type: 'records', doc: 'Whole record batches; the first may start before the requested offset, and clients skip the messages below it.' },
+    ],
+  },
+  {
+    key: 10,
+    name: 'ListOffsets',
+    version: 1,
+    doc: 'Finds an offset: the earliest, the latest, or the first at or after a time.',
+    request: [
+      { name: 'topic', type: 'string', doc: 'Topic name.' },
+      { name: 'partition', type: 'int32', doc: 'Partition.' },
+      { name: 'timestamp', type: 'int64', doc: '-2 earliest, -1 latest, otherwise milliseconds since the epoch.' },
+    ],
+    response: [{ name: 'offset', type: 'int64', doc: 'The offset.' }],
+  },
+  {
+    key: 11,
+    name: 'JoinGroup',
+    version: 1,
+    doc: 'Joins a consumer group (or rejoins after a rebalance). Answers when the rebalance round has collected its members.',
+    request: [
+      { name: 'group', type: 'string', doc: 'Group name.' },
+      { name: 'memberId', type: 'string', doc: 'The id from a previous join, or empty for a new member.' },
+      { name: 'topics', type: { array: 'string' }, doc: 'Topics this member subscribes to.' },
+      { name: 'strategy', type: 'string', doc: 'Assignment strategy: `range`, `round-robin` or `sticky` (the first member to join chooses).' },
+      { name: 'sessionTimeoutMs', type: 'int32', doc: 'The member is removed when no heartbeat arrives for this long.' },
+      { name: 'rebalanceTimeoutMs', type: 'int32', doc: 'How long the broker waits for members to rejoin during a rebalance.' },
+    ],
+    response: [
+      { name: 'memberId', type: 'string', doc: 'This member id.' },
+      { name: 'generation', type: 'int32', doc: 'The generation this join belongs to.' },
+      { name: 'members', type: { array: 'string' }, doc: 'Every member id of the generation.' },
+    ],
+  },
+  {
+    key: 12,
+    name: 'SyncGroup',
+    version: 1,
+    doc: 'Gets this member assignment for a generation. A partition is never assigned to two members of one generation.',
+    request: [
+      { name: 'group', type: 'string', doc: 'Group name.' },
+      { name: 'generation', type: 'int32', doc: 'From JoinGroup.' },
+      { name: 'memberId', type: 'string', doc: 'From JoinGroup.' },
+    ],
+    response: [{ name: 'assignment', type: { array: { struct: 'TopicPartitions' } }, doc: 'Partitions this member owns in the generation.' }],
+  },
+  {
+    key: 13,
+    name: 'Heartbeat',
+    version: 1,
+    doc: 'Keeps group membership alive; REBALANCE_IN_PROGRESS tells the member to join again.',
+    request: [
+      { name: 'group', type: 'string', doc: 'Group name.' },
+      { name: 'generation', type: 'int32', doc: 'Current generation.' },
+      { name: 'memberId', type: 'string', doc: 'Member id.' },
+    ],
+    response: [],
+  },
+  {
+    key: 14,
+    name: 'LeaveGroup',
+    version: 1,
+    doc: 'Leaves a group at once (instead of waiting for the session timeout).',
+    request: [
+      { name: 'group', type: 'string', doc: 'Group name.' },
+      { name: 'memberId', type: 'string', doc: 'Member id.' },
+    ],
+    response: [],
+  },
+  {
+    key: 15,
+    name: 'CommitOffsets',
+    version: 1,
+    doc: 'Durably stores consumed offsets for a group. Group members send their generation; standalone consumers send -1.',
+    request: [
+      { name: 'group', type: 'string', doc: 'Group name.' },
+      { name: 'generation', type: 'int32', doc: 'Generation, or -1 outside group coordination.' },
+      { name: 'memberId', type: 'string', doc: 'Member id, or empty outside group coordination.' },
+      { name: 'offsets', type: { array: { struct: 'PartitionOffset' } }, doc: 'Offsets to store (the next offset to consume).' },
+    ],
+    response: [],
+  },
+  {
+    key: 16,
+    name: 'FetchOffsets',
+    version: 1,
+    doc: 'Reads committed offsets.',
+    request: [
+      { name: 'group', type: 'string', doc: 'Group name.' },
+      { name: 'topic', type: 'string', doc: 'Topic name.' },
+    ],
+    response: [{ name: 'offsets', type: { array: { struct: 'PartitionOffset' } }, doc: 'One per partition; offset -1 when none is committed.' }],
+  },
+  {
+    key: 17,
+    name: 'ListGroups',
+    version: 1,
+    doc: 'Lists consumer groups.',
+    request: [],
+    response: [{ name: 'groups', type: { array: { struct: 'GroupSummary' } }, doc: 'All groups.' }],
+  },
+  {
+    key: 18,
+    name: 'DescribeGroup',
+    version: 1,
+    doc: 'Members, assignment, committed offsets and lag of one group.',
+    request: [{ name: 'group', type: 'string', doc: 'Group name.' }],
+    response: [
+      { name: 'summary', type: { struct: 'GroupSummary' }, doc: 'Name, mode, state, size.' },
+      { name: 'generation', type: 'int32', doc: 'Current generation.' },
+      { name: 'strategy', type: 'string', doc: 'Assignment strategy.' },
+      { name: 'members', type: { array: { struct: 'GroupMember' } }, doc: 'Members and their partitions.' },
+      { name: 'lag', type: { array: { struct: 'GroupLag' } }, doc: 'Per partition of every subscribed topic.' },
+    ],
+  },
+  {
+    key: 19,
+    name: 'GetMessage',
+    version: 1,
+    doc: 'Looks messages up by id or by key through the storage lookup indexes.',
+    request: [
+      { name: 'id', type: 'nullableBytes', doc: 'Message id, or null.' },
+      { name: 'key', type: 'nullableBytes', doc: 'Key, or null (one of id and key must be given).' },
+      { name: 'topic', type: 'nullableString', doc: 'Restrict a key lookup to one topic, or null.' },
+      { name: 'limit', type: 'int32', doc: 'Most messages to return for a key lookup.' },
+    ],
+    response: [{ name: 'messages', type: { array: { struct: 'FoundMessage' } }, doc: 'Matches, newest first.' }],
+  },
+];
