@@ -10,6 +10,7 @@ import { IndexKind, MessageIndex } from './message-index.js';
 import {
   type AppendListener,
   type AppendResult,
+  type BatchReadResult,
   defaultQueueSettings,
   type MessageStore,
   type QueueInfo,
@@ -185,7 +186,7 @@ export class DiskMessageStore implements MessageStore {
     private readonly clock: Clock,
     private readonly logger: Logger,
     private readonly handles: HandleCache,
-    private readonly metadata: MetadataStore,
+    readonly metadata: MetadataStore,
     private readonly index: MessageIndex,
     private log: CommitLog,
     checkpointPosition: number,
@@ -474,64 +475,92 @@ export class DiskMessageStore implements MessageStore {
   // ---- read -------------------------------------------------------------------------------------------------------
 
   async read(queueId: number, offset: number, options: ReadOptions = {}): Promise<ReadResult> {
+    const maxMessages = options.maxMessages ?? 1000;
+    if (!Number.isSafeInteger(maxMessages) || maxMessages < 1) throw new WeirError(ErrorCode.InvalidArgument, 'maxMessages must be a positive integer');
+    const { queue, batches, positions } = await this.readBatchViews(queueId, offset, maxMessages, options.maxBytes ?? 1 << 20);
+    const result: ReadResult = { messages: [], nextOffset: offset, startOffset: queue.startOffset, endOffset: queue.visibleEnd };
+    let next = offset;
+    for (let index = 0; index < batches.length && next - offset < maxMessages; index++) {
+      next += decodeMessages(batches[index]!, 0, positions[index]!, next, maxMessages - (next - offset), result.messages);
+    }
+    result.nextOffset = next;
+    return result;
+  }
+
+  async readBatches(queueId: number, offset: number, options: { maxBytes?: number } = {}): Promise<BatchReadResult> {
+    const { queue, batches, nextOffset } = await this.readBatchViews(queueId, offset, Infinity, options.maxBytes ?? 1 << 20);
+    return { batches, nextOffset, startOffset: queue.startOffset, endOffset: queue.visibleEnd };
+  }
+
+  /**
+   * Finds the batches holding messages from `offset` on (at most `maxMessages`, stopping once `maxBytes` are read but
+   * always at least one batch), reads them with as few positional reads as possible, and checks each one's CRC.
+   * Returns one view per whole batch; the first may start before `offset`.
+   */
+  private async readBatchViews(queueId: number, offset: number, maxMessages: number, maxBytes: number): Promise<{ queue: QueueState; batches: Buffer[]; positions: number[]; nextOffset: number }> {
     this.assertOpen();
     const queue = this.queueOrThrow(queueId);
-    const maxMessages = options.maxMessages ?? 1000;
-    const maxBytes = options.maxBytes ?? 1 << 20;
     if (!Number.isSafeInteger(offset) || offset < queue.startOffset || offset > queue.visibleEnd) {
       throw new WeirError(ErrorCode.OffsetOutOfRange, `offset ${offset} is outside queue "${queue.name}"'s range [${queue.startOffset}, ${queue.visibleEnd}]`);
     }
-    if (!Number.isSafeInteger(maxMessages) || maxMessages < 1) throw new WeirError(ErrorCode.InvalidArgument, 'maxMessages must be a positive integer');
-    const result: ReadResult = { messages: [], nextOffset: offset, startOffset: queue.startOffset, endOffset: queue.visibleEnd };
-    const wanted = Math.min(maxMessages, queue.visibleEnd - offset);
-    if (wanted === 0) return result;
-    const entries = await queue.consumeQueue.read(offset, wanted);
-    const count = entries.byteLength / ENTRY_BYTES;
-
+    const end = Math.min(queue.visibleEnd, offset + maxMessages);
     // Plan reads: consecutive entries of one batch share a position; batches adjacent in one segment share a read.
     const ranges: Array<{ position: number; length: number }> = [];
     let bytes = 0;
     let lastBatch = -1;
-    for (let index = 0; index < count; index++) {
-      const position = positionAt(entries, index);
-      if (position === DAMAGED_POSITION) {
-        if (index === 0) throw this.damage(queue, `message ${offset} of queue "${queue.name}" was lost to damaged data`);
-        break;
+    let planned = offset;
+    let full = false;
+    while (planned < end && !full) {
+      const entries = await queue.consumeQueue.read(planned, Math.min(end - planned, 4096));
+      const count = entries.byteLength / ENTRY_BYTES;
+      for (let index = 0; index < count; index++) {
+        const position = positionAt(entries, index);
+        if (position === DAMAGED_POSITION) {
+          if (planned + index === offset) throw this.damage(queue, `message ${offset} of queue "${queue.name}" was lost to damaged data`);
+          full = true;
+          break;
+        }
+        if (position === lastBatch) continue;
+        const size = batchSizeAt(entries, index);
+        if (ranges.length > 0 && bytes + size > maxBytes) {
+          full = true;
+          break;
+        }
+        lastBatch = position;
+        bytes += size;
+        const previous = ranges[ranges.length - 1];
+        if (previous && previous.position + previous.length === position && this.log.segmentBaseOf(previous.position) === this.log.segmentBaseOf(position)) {
+          previous.length += size;
+        } else {
+          ranges.push({ position, length: size });
+        }
       }
-      if (position === lastBatch) continue;
-      const size = batchSizeAt(entries, index);
-      if (ranges.length > 0 && bytes + size > maxBytes) break;
-      lastBatch = position;
-      bytes += size;
-      const previous = ranges[ranges.length - 1];
-      if (previous && previous.position + previous.length === position && this.log.segmentBaseOf(previous.position) === this.log.segmentBaseOf(position)) {
-        previous.length += size;
-      } else {
-        ranges.push({ position, length: size });
-      }
+      planned += count;
     }
     const buffers = await Promise.all(ranges.map((range) => this.log.read(range.position, range.length)));
+    const batches: Buffer[] = [];
+    const positions: number[] = [];
     let next = offset;
-    for (let rangeIndex = 0; rangeIndex < ranges.length && next - offset < wanted; rangeIndex++) {
+    for (let rangeIndex = 0; rangeIndex < ranges.length; rangeIndex++) {
       const buffer = buffers[rangeIndex]!;
       const range = ranges[rangeIndex]!;
-      let at = 0;
-      while (at < buffer.byteLength && next - offset < wanted) {
+      for (let at = 0; at < buffer.byteLength; ) {
         if (checkBatch(buffer, at, buffer.byteLength, this.options.maxBatchBytes) !== BatchCheck.Valid) {
           if (next === offset) throw this.damage(queue, `the batch at position ${range.position + at} holding message ${next} of queue "${queue.name}" failed its checksum`);
-          return { ...result, nextOffset: next };
+          return { queue, batches, positions, nextOffset: next };
         }
         const header = readBatchHeader(buffer, at);
         if (header.queueId !== queue.id || header.baseOffset > next || header.baseOffset + header.count <= next) {
           if (next === offset) throw this.damage(queue, `the consume queue of "${queue.name}" points at a batch that does not hold message ${next}`);
-          return { ...result, nextOffset: next };
+          return { queue, batches, positions, nextOffset: next };
         }
-        next += decodeMessages(buffer, at, range.position + at, next, wanted - (next - offset), result.messages);
+        batches.push(buffer.subarray(at, at + header.length));
+        positions.push(range.position + at);
+        next = header.baseOffset + header.count;
         at += header.length;
       }
     }
-    result.nextOffset = next;
-    return result;
+    return { queue, batches, positions, nextOffset: next };
   }
 
   private damage(queue: QueueState, message: string): WeirError {

@@ -3,7 +3,9 @@ import { ErrorCode, WeirError } from '../core/errors.js';
 import {
   type AppendListener,
   type AppendResult,
+  type BatchReadResult,
   defaultQueueSettings,
+  type KeyValueStore,
   type MessageStore,
   type QueueInfo,
   type QueueSettings,
@@ -13,26 +15,72 @@ import {
   type RetentionReport,
   validateQueueName,
 } from './message-store.js';
-import { type BatchAttributes, generatedMessageId, MAX_MESSAGES_PER_BATCH, type MessageInput, prepareMessage, type StoredMessage } from './record-batch.js';
+import {
+  type BatchAttributes,
+  batchBytes,
+  decodeMessages,
+  encodeBatch,
+  MAX_MESSAGES_PER_BATCH,
+  type MessageInput,
+  prepareMessage,
+  type StoredMessage,
+} from './record-batch.js';
+
+interface MemoryBatch {
+  baseOffset: number;
+  /** Encoded batch, in the same format the commit log stores. */
+  buffer: Buffer;
+  position: number;
+  storeTimestamp: number;
+  /** Encoded size of each message. */
+  sizes: number[];
+}
 
 interface MemoryQueue {
   id: number;
   name: string;
   settings: QueueSettings;
-  /** messages[i] has offset startOffset + i. */
-  messages: StoredMessage[];
-  /** Encoded size of each message, parallel to `messages`. */
-  sizes: number[];
+  batches: MemoryBatch[];
   startOffset: number;
+  endOffset: number;
+  /** Bytes of the messages in [startOffset, endOffset). */
   bytes: number;
 }
 
+/** A KeyValueStore that lives only in memory. */
+export class MemoryKeyValueStore implements KeyValueStore {
+  private readonly map = new Map<string, unknown>();
+
+  get(key: string): unknown {
+    return this.map.get(key);
+  }
+  has(key: string): boolean {
+    return this.map.has(key);
+  }
+  entries(prefix = ''): Array<[string, unknown]> {
+    return [...this.map.entries()].filter(([key]) => key.startsWith(prefix)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+  async put(key: string, value: unknown): Promise<void> {
+    this.map.set(key, JSON.parse(JSON.stringify(value)));
+  }
+  async delete(key: string): Promise<void> {
+    this.map.delete(key);
+  }
+  async apply(ops: ReadonlyArray<{ key: string; value?: unknown; delete?: boolean }>): Promise<void> {
+    for (const op of ops) {
+      if (op.delete) this.map.delete(op.key);
+      else this.map.set(op.key, JSON.parse(JSON.stringify(op.value)));
+    }
+  }
+}
+
 /**
- * A MessageStore that keeps everything in memory: for non-persistent queues and fast tests. It follows the same
- * contract as DiskMessageStore (the conformance suite checks both); flush policies have nothing to flush, and
- * generated ids have the same layout, with a counter standing in for the commit-log position.
+ * A MessageStore that keeps everything in memory: for non-persistent queues and fast tests. Batches are encoded in
+ * the commit log's format, so reads (and `readBatches`) behave exactly as the disk store's; the conformance suite
+ * checks both. A counter stands in for the commit-log position (it feeds generated ids).
  */
 export class MemoryMessageStore implements MessageStore {
+  readonly metadata = new MemoryKeyValueStore();
   private readonly queuesById = new Map<number, MemoryQueue>();
   private readonly queuesByName = new Map<string, MemoryQueue>();
   private readonly listeners = new Set<AppendListener>();
@@ -50,7 +98,7 @@ export class MemoryMessageStore implements MessageStore {
     if (this.queuesByName.has(name)) throw new WeirError(ErrorCode.QueueExists, `queue "${name}" already exists`);
     const resolved = resolveQueueSettings(defaultQueueSettings, settings);
     if (typeof resolved === 'string') throw new WeirError(ErrorCode.InvalidArgument, resolved);
-    const queue: MemoryQueue = { id: this.nextQueueId++, name, settings: resolved, messages: [], sizes: [], startOffset: 0, bytes: 0 };
+    const queue: MemoryQueue = { id: this.nextQueueId++, name, settings: resolved, batches: [], startOffset: 0, endOffset: 0, bytes: 0 };
     this.queuesById.set(queue.id, queue);
     this.queuesByName.set(name, queue);
     return this.info(queue);
@@ -101,73 +149,84 @@ export class MemoryMessageStore implements MessageStore {
     const storeTimestamp = Math.max(this.lastStoreTimestamp, this.clock.now());
     this.lastStoreTimestamp = storeTimestamp;
     const position = this.nextPosition++;
-    const baseOffset = queue.startOffset + queue.messages.length;
-    prepared.forEach((message, index) => {
-      const id = message.id === null ? generatedMessageId(storeTimestamp, position, index) : Buffer.from(message.id);
-      queue.messages.push({
-        queueId: queue.id,
-        offset: baseOffset + index,
-        position,
-        timestamp: message.timestamp < 0 ? storeTimestamp : message.timestamp,
-        storeTimestamp,
-        id,
-        key: message.key === null ? null : Buffer.from(message.key),
-        tag: message.tag === null || message.tag.byteLength === 0 ? null : Buffer.from(message.tag).toString('utf8'),
-        headers: Buffer.from(message.headers ?? new Uint8Array(0)),
-        body: Buffer.from(message.body),
-        flags: attributes.flags ?? 0,
-        producerId: attributes.producerId ?? 0,
-        sequence: attributes.baseSequence === undefined || attributes.baseSequence < 0 ? -1 : attributes.baseSequence + index,
-      });
-      queue.sizes.push(message.encodedBytes);
-      queue.bytes += message.encodedBytes;
-    });
-    const end = queue.startOffset + queue.messages.length;
-    for (const listener of this.listeners) listener(queue.id, end);
+    const baseOffset = queue.endOffset;
+    const buffer = Buffer.allocUnsafe(batchBytes(prepared));
+    encodeBatch(buffer, 0, queue.id, baseOffset, storeTimestamp, position, prepared, attributes);
+    const sizes = prepared.map((message) => message.encodedBytes);
+    queue.batches.push({ baseOffset, buffer, position, storeTimestamp, sizes });
+    queue.endOffset += prepared.length;
+    for (const size of sizes) queue.bytes += size;
+    for (const listener of this.listeners) listener(queue.id, queue.endOffset);
     return { queueId: queue.id, baseOffset, count: prepared.length, position, storeTimestamp };
   }
 
   async read(queueId: number, offset: number, options: ReadOptions = {}): Promise<ReadResult> {
     this.assertOpen();
     const queue = this.byId(queueId);
-    const end = queue.startOffset + queue.messages.length;
     const maxMessages = options.maxMessages ?? 1000;
     const maxBytes = options.maxBytes ?? 1 << 20;
-    if (!Number.isSafeInteger(offset) || offset < queue.startOffset || offset > end) {
-      throw new WeirError(ErrorCode.OffsetOutOfRange, `offset ${offset} is outside queue "${queue.name}"'s range [${queue.startOffset}, ${end}]`);
-    }
+    this.checkOffset(queue, offset);
     if (!Number.isSafeInteger(maxMessages) || maxMessages < 1) throw new WeirError(ErrorCode.InvalidArgument, 'maxMessages must be a positive integer');
     const messages: StoredMessage[] = [];
+    let next = offset;
     let bytes = 0;
-    for (let index = offset - queue.startOffset; index < queue.messages.length && messages.length < maxMessages; index++) {
-      const size = queue.sizes[index]!;
-      if (messages.length > 0 && bytes + size > maxBytes) break;
-      bytes += size;
-      messages.push(queue.messages[index]!);
+    for (let index = this.batchIndexOf(queue, offset); index < queue.batches.length && messages.length < maxMessages; index++) {
+      const batch = queue.batches[index]!;
+      if (messages.length > 0 && bytes + batch.buffer.byteLength > maxBytes) break;
+      bytes += batch.buffer.byteLength;
+      next += decodeMessages(batch.buffer, 0, batch.position, next, maxMessages - messages.length, messages);
     }
-    return { messages, nextOffset: offset + messages.length, startOffset: queue.startOffset, endOffset: end };
+    return { messages, nextOffset: next, startOffset: queue.startOffset, endOffset: queue.endOffset };
+  }
+
+  async readBatches(queueId: number, offset: number, options: { maxBytes?: number } = {}): Promise<BatchReadResult> {
+    this.assertOpen();
+    const queue = this.byId(queueId);
+    const maxBytes = options.maxBytes ?? 1 << 20;
+    this.checkOffset(queue, offset);
+    const batches: Buffer[] = [];
+    let next = offset;
+    let bytes = 0;
+    for (let index = this.batchIndexOf(queue, offset); index < queue.batches.length; index++) {
+      const batch = queue.batches[index]!;
+      if (batches.length > 0 && bytes + batch.buffer.byteLength > maxBytes) break;
+      bytes += batch.buffer.byteLength;
+      batches.push(batch.buffer);
+      next = batch.baseOffset + batch.sizes.length;
+    }
+    return { batches, nextOffset: next, startOffset: queue.startOffset, endOffset: queue.endOffset };
+  }
+
+  private checkOffset(queue: MemoryQueue, offset: number): void {
+    if (!Number.isSafeInteger(offset) || offset < queue.startOffset || offset > queue.endOffset) {
+      throw new WeirError(ErrorCode.OffsetOutOfRange, `offset ${offset} is outside queue "${queue.name}"'s range [${queue.startOffset}, ${queue.endOffset}]`);
+    }
+  }
+
+  /** Index of the batch holding `offset` (or batches.length at the end). */
+  private batchIndexOf(queue: MemoryQueue, offset: number): number {
+    let low = 0;
+    let high = queue.batches.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      const batch = queue.batches[middle]!;
+      if (batch.baseOffset + batch.sizes.length <= offset) low = middle + 1;
+      else high = middle;
+    }
+    return low;
   }
 
   async offsetForTimestamp(queueId: number, timestamp: number): Promise<number> {
     this.assertOpen();
     const queue = this.byId(queueId);
-    let low = 0;
-    let high = queue.messages.length;
-    while (low < high) {
-      const middle = (low + high) >> 1;
-      if (queue.messages[middle]!.storeTimestamp < timestamp) low = middle + 1;
-      else high = middle;
-    }
-    return queue.startOffset + low;
+    const index = queue.batches.findIndex((batch) => batch.storeTimestamp >= timestamp);
+    return index < 0 ? queue.endOffset : Math.max(queue.startOffset, queue.batches[index]!.baseOffset);
   }
 
   async findById(id: Uint8Array | string): Promise<StoredMessage | null> {
     this.assertOpen();
     const wanted = typeof id === 'string' ? Buffer.from(id, 'utf8') : Buffer.from(id);
-    for (const queue of this.queuesById.values()) {
-      const found = queue.messages.find((message) => message.id.equals(wanted));
-      if (found) return found;
-    }
+    for (const message of this.allMessages()) if (message.id.equals(wanted)) return message;
     return null;
   }
 
@@ -175,14 +234,18 @@ export class MemoryMessageStore implements MessageStore {
     this.assertOpen();
     const wanted = typeof key === 'string' ? Buffer.from(key, 'utf8') : Buffer.from(key);
     const allowed = options.queueIds ? new Set(options.queueIds) : null;
-    const found: StoredMessage[] = [];
-    for (const queue of this.queuesById.values()) {
-      if (allowed && !allowed.has(queue.id)) continue;
-      for (const message of queue.messages) if (message.key !== null && message.key.equals(wanted)) found.push(message);
-    }
+    const found = this.allMessages().filter((message) => message.key !== null && message.key.equals(wanted) && (allowed === null || allowed.has(message.queueId)));
     // Newest first: by position, then by offset within a batch.
     found.sort((a, b) => b.position - a.position || b.offset - a.offset);
     return found.slice(0, options.limit ?? 32);
+  }
+
+  private allMessages(): StoredMessage[] {
+    const all: StoredMessage[] = [];
+    for (const queue of this.queuesById.values()) {
+      for (const batch of queue.batches) decodeMessages(batch.buffer, 0, batch.position, queue.startOffset, Infinity, all);
+    }
+    return all;
   }
 
   async advanceLowWaterMark(queueId: number, offset: number): Promise<void> {
@@ -190,15 +253,17 @@ export class MemoryMessageStore implements MessageStore {
   }
 
   private trim(queue: MemoryQueue, offset: number): boolean {
-    const end = queue.startOffset + queue.messages.length;
-    const target = Math.min(offset, end);
+    const target = Math.min(offset, queue.endOffset);
     if (target <= queue.startOffset) return false;
-    const count = target - queue.startOffset;
-    for (let index = 0; index < count; index++) queue.bytes -= queue.sizes[index]!;
-    queue.messages.splice(0, count);
-    queue.sizes.splice(0, count);
+    for (let at = queue.startOffset; at < target; at++) queue.bytes -= this.sizeOf(queue, at);
     queue.startOffset = target;
+    while (queue.batches.length > 0 && queue.batches[0]!.baseOffset + queue.batches[0]!.sizes.length <= target) queue.batches.shift();
     return true;
+  }
+
+  private sizeOf(queue: MemoryQueue, offset: number): number {
+    const batch = queue.batches[this.batchIndexOf(queue, offset)]!;
+    return batch.sizes[offset - batch.baseOffset]!;
   }
 
   async enforceRetention(): Promise<RetentionReport> {
@@ -210,10 +275,10 @@ export class MemoryMessageStore implements MessageStore {
       if (queue.settings.retentionMs !== null) target = Math.max(target, await this.offsetForTimestamp(queue.id, now - queue.settings.retentionMs));
       if (queue.settings.retentionBytes !== null) {
         let bytes = queue.bytes;
-        let index = Math.max(0, target - queue.startOffset);
-        for (let skipped = 0; skipped < index; skipped++) bytes -= queue.sizes[skipped]!;
-        while (bytes > queue.settings.retentionBytes && index < queue.sizes.length) bytes -= queue.sizes[index++]!;
-        target = Math.max(target, queue.startOffset + index);
+        let at = queue.startOffset;
+        while (at < target) bytes -= this.sizeOf(queue, at++);
+        while (bytes > queue.settings.retentionBytes && at < queue.endOffset) bytes -= this.sizeOf(queue, at++);
+        target = Math.max(target, at);
       }
       if (this.trim(queue, target)) report.queuesTrimmed++;
     }
@@ -239,7 +304,7 @@ export class MemoryMessageStore implements MessageStore {
       name: queue.name,
       settings: { ...queue.settings },
       startOffset: queue.startOffset,
-      endOffset: queue.startOffset + queue.messages.length,
+      endOffset: queue.endOffset,
       bytes: queue.bytes,
       damaged: false,
     };

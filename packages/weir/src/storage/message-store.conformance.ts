@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { ManualClock } from '../core/clock.js';
 import { ErrorCode, isWeirError } from '../core/errors.js';
 import type { MessageStore } from './message-store.js';
-import { decodeHeaders } from './record-batch.js';
+import { decodeHeaders, decodeMessages, type StoredMessage } from './record-batch.js';
 
 /**
  * One suite, run against every MessageStore implementation (disk and memory), so both keep the same contract.
@@ -98,6 +98,39 @@ export function runMessageStoreConformance(target: ConformanceTarget): void {
         }
         assert.deepEqual(seen, Array.from({ length: sent }, (_, index) => body(0, index).toString()));
         assert.equal((await store.read(queue.id, sent)).messages.length, 0, 'reading at the end is empty, not an error');
+      }));
+
+    it('storage conformance: readBatches returns whole stored batches from the one holding the offset', () =>
+      withStore(async (store) => {
+        const queue = await store.createQueue('raw');
+        await store.append(queue.id, [{ body: 'a' }, { body: 'b' }, { body: 'c' }]);
+        await store.append(queue.id, [{ body: 'd' }]);
+        const raw = await store.readBatches(queue.id, 1);
+        assert.equal(raw.batches.length, 2);
+        assert.equal(raw.nextOffset, 4);
+        assert.equal(raw.endOffset, 4);
+        const decoded: StoredMessage[] = [];
+        raw.batches.forEach((batch) => decodeMessages(batch, 0, 0, 1, 100, decoded));
+        assert.deepEqual(decoded.map((message) => [message.offset, message.body.toString()]), [[1, 'b'], [2, 'c'], [3, 'd']]);
+        const bounded = await store.readBatches(queue.id, 0, { maxBytes: 1 });
+        assert.equal(bounded.batches.length, 1, 'at least one batch');
+        assert.equal(bounded.nextOffset, 3);
+        assert.equal((await store.readBatches(queue.id, 4)).batches.length, 0);
+        await expectCode(store.readBatches(queue.id, 5), ErrorCode.OffsetOutOfRange);
+      }));
+
+    it('storage conformance: metadata keeps JSON values for the layers above', () =>
+      withStore(async (store) => {
+        await store.metadata.put('topic/a', { partitions: 3 });
+        await store.metadata.apply([{ key: 'topic/b', value: 1 }, { key: 'topic/a', delete: true }]);
+        assert.deepEqual(store.metadata.entries('topic/'), [['topic/b', 1]]);
+        assert.equal(store.metadata.has('topic/a'), false);
+        let reopened: MessageStore = store;
+        if (target.reopen) {
+          reopened = await target.reopen(store, target.clock());
+          assert.equal(reopened.metadata.get('topic/b'), 1);
+        }
+        return reopened;
       }));
 
     it('storage conformance: maxBytes bounds a read but always returns at least one message', () =>

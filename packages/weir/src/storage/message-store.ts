@@ -70,11 +70,32 @@ export interface ReadResult {
   endOffset: number;
 }
 
+export interface BatchReadResult {
+  /** Whole record batches (see record-batch.ts), in offset order; the first may start before the requested offset. */
+  batches: Buffer[];
+  /** One past the last message of the last batch. */
+  nextOffset: number;
+  startOffset: number;
+  endOffset: number;
+}
+
 export interface RetentionReport {
   /** Queues whose low-water mark moved. */
   queuesTrimmed: number;
   /** Commit-log segments deleted. */
   segmentsDeleted: number;
+}
+
+/** A small durable map of JSON values; writes resolve once durable, reads see every write at once. */
+export interface KeyValueStore {
+  get(key: string): unknown;
+  has(key: string): boolean;
+  /** [key, value] pairs whose key starts with `prefix`, sorted by key. */
+  entries(prefix?: string): Array<[string, unknown]>;
+  put(key: string, value: unknown): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** All of `ops` become durable together or not at all. */
+  apply(ops: ReadonlyArray<{ key: string; value?: unknown; delete?: boolean }>): Promise<void>;
 }
 
 /** Called after a queue's end offset moved (an append became visible). */
@@ -92,6 +113,11 @@ export interface MessageStore {
   append(queueId: number, messages: readonly MessageInput[], attributes?: BatchAttributes): Promise<AppendResult>;
   /** Reads from `offset` (which must lie in [startOffset, endOffset]); an empty result at endOffset. */
   read(queueId: number, offset: number, options?: ReadOptions): Promise<ReadResult>;
+  /**
+   * Reads whole stored batches from `offset` on, up to about `maxBytes` (at least one batch): what a fetch forwards
+   * to a consumer without decoding it.
+   */
+  readBatches(queueId: number, offset: number, options?: { maxBytes?: number }): Promise<BatchReadResult>;
   /** The first offset whose store time is at or after `timestamp` (endOffset when there is none). */
   offsetForTimestamp(queueId: number, timestamp: number): Promise<number>;
   /** The message with this id, or null. */
@@ -105,6 +131,8 @@ export interface MessageStore {
   enforceRetention(): Promise<RetentionReport>;
 
   onAppend(listener: AppendListener): () => void;
+  /** Durable key-value metadata shared with the layers above (keys `queue/` and `store/` belong to the store). */
+  readonly metadata: KeyValueStore;
   /** Makes everything acknowledged so far durable, whatever the policies. */
   flush(): Promise<void>;
   close(): Promise<void>;

@@ -67,6 +67,7 @@ export interface StoredMessage {
   readonly body: Buffer;
   readonly flags: number;
   readonly producerId: number;
+  readonly producerEpoch: number;
   /** The producer's sequence number of this message, or -1. */
   readonly sequence: number;
 }
@@ -328,6 +329,7 @@ class BatchMessage implements StoredMessage {
     readonly storeTimestamp: number,
     readonly flags: number,
     readonly producerId: number,
+    readonly producerEpoch: number,
     readonly sequence: number,
     /** Start of the message's timestamp field. */
     private readonly fieldsAt: number,
@@ -398,6 +400,7 @@ export function decodeMessages(source: Buffer, at: number, position: number, fro
         header.storeTimestamp,
         header.flags,
         header.producerId,
+        header.producerEpoch,
         header.baseSequence < 0 ? -1 : header.baseSequence + index,
         fieldsAt,
         keyAt,
