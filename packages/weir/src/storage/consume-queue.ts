@@ -79,7 +79,7 @@ export class ConsumeQueue {
   ) {
     this.files = files;
     this.flushedEnd = flushedEnd;
-    this.tail = Buffer.allocUnsafe(ENTRY_BYTES * 256);
+    this.tail = Buffer.allocUnsafe(ENTRY_BYTES * 16);
   }
 
   /**
