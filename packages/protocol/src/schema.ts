@@ -45,7 +45,13 @@ export interface ApiSpec {
   readonly response: readonly FieldSpec[];
 }
 
-/** Frame kinds: the byte after the frame length. */
+/**
+ * Frame kinds: the byte after the frame length.
+ *
+ * Frame: `[length:uint32 — bytes after this field][kind:uint8][...]`
+ * Request: `[length:4][kind:1=0][apiKey:int16][apiVersion:int16][correlationId:int32][request fields]`
+ * Response: `[length:4][kind:1=1][apiKey:int16][correlationId:int32][errorCode:int16][errorMessage:nullableString][response fields, only when errorCode is 0]`
+ */
 export const FrameKind = {
   Request: 0,
   Response: 1,
@@ -53,11 +59,7 @@ export const FrameKind = {
   Push: 2,
 } as const;
 
-/**
- * Frame: `[length:uint32 — bytes after this field][kind:uint8][...]`
- * Request: `[length:4][kind:1=0][apiKey:2][apiVersion:2][correlationId:4][request fields]`
- * Response: `[length:4][kind:1=1][apiKey:2][correlationId:4][errorCode:2][errorMessage:nullableString][response fields, only when errorCode is 0]`
- */
+/** The protocol version this schema describes; Handshake negotiates it. */
 export const PROTOCOL_VERSION = 1;
 /** Largest frame either side accepts before the handshake negotiates a limit. */
 export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
@@ -90,7 +92,7 @@ export const errorCodes = [
 
 export type ErrorName = (typeof errorCodes)[number]['name'];
 
-export const structs: Readonly<Record<string, readonly FieldSpec[]>> = {
+export const structs = {
   Header: [
     { name: 'name', type: 'string', doc: 'Header name.' },
     { name: 'isString', type: 'bool', doc: 'True when the value is UTF-8 text, false for raw bytes.' },
@@ -163,9 +165,9 @@ export const structs: Readonly<Record<string, readonly FieldSpec[]>> = {
     { name: 'headers', type: { array: { struct: 'Header' } }, doc: 'Headers.' },
     { name: 'body', type: 'bytes', doc: 'Payload.' },
   ],
-};
+} as const satisfies Readonly<Record<string, readonly FieldSpec[]>>;
 
-export const apis: readonly ApiSpec[] = [
+export const apis = [
   {
     key: 0,
     name: 'Handshake',
@@ -413,4 +415,4 @@ export const apis: readonly ApiSpec[] = [
     ],
     response: [{ name: 'messages', type: { array: { struct: 'FoundMessage' } }, doc: 'Matches, newest first.' }],
   },
-];
+] as const satisfies readonly ApiSpec[];
