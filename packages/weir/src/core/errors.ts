@@ -21,6 +21,28 @@ export const ErrorCode = {
   StoreClosed: 'STORE_CLOSED',
   /** A file does not start with the expected magic and version. */
   BadFormat: 'BAD_FORMAT',
+  /** The topic does not exist. */
+  UnknownTopic: 'UNKNOWN_TOPIC',
+  /** A topic with that name already exists (or is still being deleted). */
+  TopicExists: 'TOPIC_EXISTS',
+  /** The partition number or count is out of range. */
+  InvalidPartition: 'INVALID_PARTITION',
+  /** An idempotent producer skipped sequence numbers, or resent a batch that overlaps stored ones inexactly. */
+  OutOfOrderSequence: 'OUT_OF_ORDER_SEQUENCE',
+  /** The producer id is unknown, or the broker holds no sequence state for it on this partition: initialise again. */
+  UnknownProducer: 'UNKNOWN_PRODUCER',
+  /** The producer's epoch is not the current one: a newer instance of the producer exists (fenced). */
+  InvalidProducerEpoch: 'INVALID_PRODUCER_EPOCH',
+  /** The group does not know this member id (expired, left or never joined): join again. */
+  UnknownMember: 'UNKNOWN_MEMBER',
+  /** The group's generation has moved on: join again. */
+  IllegalGeneration: 'ILLEGAL_GENERATION',
+  /** The group is rebalancing: join again to get a new assignment (retriable). */
+  RebalanceInProgress: 'REBALANCE_IN_PROGRESS',
+  /** The group exists with a different mode, or the group name is invalid. */
+  InvalidGroup: 'INVALID_GROUP',
+  /** The broker is stopping (retriable once it is back). */
+  BrokerShuttingDown: 'BROKER_SHUTTING_DOWN',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

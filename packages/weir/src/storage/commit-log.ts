@@ -378,31 +378,36 @@ export class CommitLog {
   private async failWrite(cycleStart: number, waiters: readonly PendingAppend[], cause: unknown): Promise<void> {
     const error = new WeirError(ErrorCode.StorageIo, `writing the commit log failed: ${(cause as Error).message}`, { retriable: true, cause });
     this.options.logger.error({ err: cause, position: cycleStart }, 'commit log write failed; rewinding');
+    // Rewind every position first, so an append issued from a rejection handler below already lands at the good end.
     const touched = new Set(this.pendingChunks.map((chunk) => chunk.segment));
-    for (const waiter of waiters) waiter.done(error);
-    this.failPending(error);
-    // Cut back every segment the failed write may have touched, and forget segments created after the good end.
-    try {
-      for (const segment of touched) {
-        if (segment.basePosition >= cycleStart && segment !== this.segments[0]) {
-          const index = this.segments.indexOf(segment);
-          if (index > 0) this.segments.splice(index, 1);
-          await segment.handle?.close();
-          segment.handle = null;
-          await this.fs.remove(segment.path);
-          this.unsynced.delete(segment);
-        } else if (segment.handle !== null) {
-          segment.writtenBytes = cycleStart - segment.basePosition;
-          await segment.handle.truncate(segment.writtenBytes);
-        }
-      }
-    } catch (truncateError) {
-      this.failure = new WeirError(ErrorCode.StorageIo, `the commit log could not be cut back after a failed write: ${(truncateError as Error).message}`, { cause: truncateError });
-    }
+    const pending = this.pendingWaiters;
+    this.pendingWaiters = [];
+    this.pendingChunks = [];
+    const abandoned = this.segments.filter((segment) => segment.basePosition >= cycleStart && segment !== this.segments[0]);
+    for (const segment of abandoned) this.segments.splice(this.segments.indexOf(segment), 1);
     this.activeSegment = this.segments[this.segments.length - 1]!;
     this.appendPosition = cycleStart;
     this.writtenPositionValue = cycleStart;
     this.onRewind?.(cycleStart);
+    // Cut back the files before the flush loop writes again (it awaits this method).
+    try {
+      for (const segment of abandoned) {
+        await segment.handle?.close();
+        segment.handle = null;
+        await this.fs.remove(segment.path);
+        this.unsynced.delete(segment);
+      }
+      for (const segment of touched) {
+        if (abandoned.includes(segment) || segment.handle === null) continue;
+        segment.writtenBytes = cycleStart - segment.basePosition;
+        await segment.handle.truncate(segment.writtenBytes);
+      }
+    } catch (truncateError) {
+      this.failure = new WeirError(ErrorCode.StorageIo, `the commit log could not be cut back after a failed write: ${(truncateError as Error).message}`, { cause: truncateError });
+    } finally {
+      for (const waiter of waiters) waiter.done(error);
+      for (const waiter of pending) waiter.done(error);
+    }
   }
 
   /** Fails every append that is queued but not yet in a cycle. */

@@ -9,6 +9,7 @@ import { NodeFileSystem } from './io/node-file-system.js';
 import { IndexKind, MessageIndex } from './message-index.js';
 import {
   type AppendListener,
+  type AppendOptions,
   type AppendResult,
   type BatchReadResult,
   defaultQueueSettings,
@@ -24,7 +25,6 @@ import {
 } from './message-store.js';
 import { MetadataStore } from './metadata-store.js';
 import {
-  type BatchAttributes,
   BatchCheck,
   batchBytes,
   checkBatch,
@@ -131,6 +131,7 @@ class AppendOperation implements PendingAppend {
     private readonly messages: readonly PreparedMessage[],
     private readonly baseOffset: number,
     private readonly storeTimestamp: number,
+    private readonly onWritten: ((result: AppendResult) => void) | undefined,
   ) {
     this.sync = queue.settings.flushPolicy === 'sync';
     this.promise = new Promise<AppendResult>((resolve, reject) => {
@@ -141,6 +142,11 @@ class AppendOperation implements PendingAppend {
 
   written(): void {
     this.store.indexWrittenBatch(this.queue, this.messages, this.position, this.size, this.storeTimestamp);
+    this.onWritten?.(this.result());
+  }
+
+  private result(): AppendResult {
+    return { queueId: this.queue.id, baseOffset: this.baseOffset, count: this.messages.length, position: this.position, storeTimestamp: this.storeTimestamp };
   }
 
   done(error: Error | null): void {
@@ -150,7 +156,7 @@ class AppendOperation implements PendingAppend {
     }
     const end = this.baseOffset + this.messages.length;
     this.store.publishVisible(this.queue, end);
-    this.resolve({ queueId: this.queue.id, baseOffset: this.baseOffset, count: this.messages.length, position: this.position, storeTimestamp: this.storeTimestamp });
+    this.resolve(this.result());
   }
 }
 
@@ -412,7 +418,7 @@ export class DiskMessageStore implements MessageStore {
 
   // ---- append -----------------------------------------------------------------------------------------------------
 
-  append(queueId: number, messages: readonly MessageInput[], attributes: BatchAttributes = {}): Promise<AppendResult> {
+  append(queueId: number, messages: readonly MessageInput[], attributes: AppendOptions = {}): Promise<AppendResult> {
     try {
       this.assertOpen();
       const queue = this.queueOrThrow(queueId);
@@ -428,7 +434,7 @@ export class DiskMessageStore implements MessageStore {
       const storeTimestamp = Math.max(this.lastStoreTimestamp, this.clock.now());
       this.lastStoreTimestamp = storeTimestamp;
       const baseOffset = queue.nextOffset;
-      const operation = new AppendOperation(this, queue, prepared, baseOffset, storeTimestamp);
+      const operation = new AppendOperation(this, queue, prepared, baseOffset, storeTimestamp, attributes.onWritten);
       this.log.enqueue(
         batchBytes(prepared),
         (target, at, position) => encodeBatch(target, at, queue.id, baseOffset, storeTimestamp, position, prepared, attributes),

@@ -2,6 +2,7 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { ErrorCode, WeirError } from '../core/errors.js';
 import {
   type AppendListener,
+  type AppendOptions,
   type AppendResult,
   type BatchReadResult,
   defaultQueueSettings,
@@ -16,7 +17,6 @@ import {
   validateQueueName,
 } from './message-store.js';
 import {
-  type BatchAttributes,
   batchBytes,
   decodeMessages,
   encodeBatch,
@@ -134,7 +134,7 @@ export class MemoryMessageStore implements MessageStore {
     return [...this.queuesById.values()].map((queue) => this.info(queue));
   }
 
-  async append(queueId: number, inputs: readonly MessageInput[], attributes: BatchAttributes = {}): Promise<AppendResult> {
+  async append(queueId: number, inputs: readonly MessageInput[], attributes: AppendOptions = {}): Promise<AppendResult> {
     this.assertOpen();
     const queue = this.byId(queueId);
     if (inputs.length === 0 || inputs.length > MAX_MESSAGES_PER_BATCH) {
@@ -156,8 +156,10 @@ export class MemoryMessageStore implements MessageStore {
     queue.batches.push({ baseOffset, buffer, position, storeTimestamp, sizes });
     queue.endOffset += prepared.length;
     for (const size of sizes) queue.bytes += size;
+    const result: AppendResult = { queueId: queue.id, baseOffset, count: prepared.length, position, storeTimestamp };
+    attributes.onWritten?.(result);
     for (const listener of this.listeners) listener(queue.id, queue.endOffset);
-    return { queueId: queue.id, baseOffset, count: prepared.length, position, storeTimestamp };
+    return result;
   }
 
   async read(queueId: number, offset: number, options: ReadOptions = {}): Promise<ReadResult> {

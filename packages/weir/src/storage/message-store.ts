@@ -46,6 +46,15 @@ export interface QueueInfo {
   damaged: boolean;
 }
 
+/** How an append is stored (producer fields, flags) and who wants to hear that it reached the file. */
+export interface AppendOptions extends BatchAttributes {
+  /**
+   * Called once the batch is written to the commit log (page cache), before the append resolves under a `sync`
+   * policy: what a producer asking for "written" acknowledgement waits for. Not called when the append fails first.
+   */
+  onWritten?: (result: AppendResult) => void;
+}
+
 export interface AppendResult {
   queueId: number;
   baseOffset: number;
@@ -110,7 +119,7 @@ export interface MessageStore {
   listQueues(): QueueInfo[];
 
   /** Appends messages to one queue as one batch; resolves once acknowledged under the queue's flush policy. */
-  append(queueId: number, messages: readonly MessageInput[], attributes?: BatchAttributes): Promise<AppendResult>;
+  append(queueId: number, messages: readonly MessageInput[], options?: AppendOptions): Promise<AppendResult>;
   /** Reads from `offset` (which must lie in [startOffset, endOffset]); an empty result at endOffset. */
   read(queueId: number, offset: number, options?: ReadOptions): Promise<ReadResult>;
   /**

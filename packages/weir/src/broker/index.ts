@@ -1,0 +1,22 @@
+export { BrokerCore, type BrokerCoreOptions } from './broker-core.js';
+export { type Assignment, type AssignmentStrategy, assignmentStrategies, assign, rangeAssign, roundRobinAssign, stickyAssign } from './assignors.js';
+export type {
+  CommitOffsetsRequest,
+  GroupDescription,
+  GroupLag,
+  GroupMode,
+  GroupSummary,
+  HeartbeatRequest,
+  LeaveGroupRequest,
+  PartitionOffset,
+  SyncGroupRequest,
+} from './consumer-groups.js';
+export type { FetchRequest, FetchResult } from './fetch.js';
+export type { GroupMemberDescription, GroupState, JoinGroupRequest, JoinGroupResult, TopicAssignment } from './group-coordinator.js';
+export type { FoundMessage, GetMessageRequest } from './message-lookup.js';
+export type { Acks, AppendWrittenSignal, ProduceRequest, ProduceResult } from './partition-writer.js';
+export { murmur2, partitionForKey } from './partitioner.js';
+export type { ProducerIdentity } from './producer-ids.js';
+export { PRODUCER_WINDOW } from './producer-state.js';
+export { ManualScheduler, type Scheduler, systemScheduler, type TimerHandle } from './scheduler.js';
+export { defaultTopicConfig, MAX_PARTITIONS, partitionQueueName, type PartitionState, type TopicConfig, type TopicDescription } from './topic-registry.js';

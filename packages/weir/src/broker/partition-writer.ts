@@ -1,0 +1,131 @@
+import type { AppendOptions, AppendResult, MessageStore } from '../storage/message-store.js';
+import type { BatchAttributes, MessageInput } from '../storage/record-batch.js';
+import { fromStorage, invalidArgument, shuttingDown } from './errors.js';
+import type { Partitioner } from './partitioner.js';
+import type { ProducerStateManager } from './producer-state.js';
+import type { TopicRegistry } from './topic-registry.js';
+
+/**
+ * When a produce is answered. `durable`: once the append resolved, i.e. after the fsync the topic's flush policy asks
+ * for. `written`: once the batch is in the commit-log file (page cache), see AppendWrittenSignal. `none`: the client
+ * wants no answer; the broker still stores the batch exactly as for `written`.
+ */
+export type Acks = 'none' | 'written' | 'durable';
+
+const ACKS: ReadonlySet<string> = new Set<Acks>(['none', 'written', 'durable']);
+const MAX_SEQUENCE = 0x7fffffff;
+
+export interface ProduceRequest {
+  topic: string;
+  /** A partition number, or -1: by the key of the first message (murmur2), else round robin. */
+  partition: number;
+  acks: Acks;
+  /** From initProducer, or -1 for a producer without idempotence. */
+  producerId: number;
+  producerEpoch: number;
+  /** Sequence of the first message for this (producer, partition); ignored without a producer id. */
+  baseSequence: number;
+  messages: readonly MessageInput[];
+}
+
+export interface ProduceResult {
+  partition: number;
+  /** Offset of the first message; -1 for a duplicate of a batch older than the producer window. */
+  baseOffset: number;
+  storeTimestamp: number;
+  /** Commit-log position of the batch: with storeTimestamp it yields the generated message ids. */
+  position: number;
+  /** The batch was a retry of one already stored; the offsets are the original ones. */
+  duplicate: boolean;
+}
+
+/**
+ * The store calls `onWritten` once the batch is in the file, before the fsync of a `sync` queue (AppendOptions).
+ * The writer answers `written` acks on whichever comes first, this or the append promise.
+ */
+export type AppendWrittenSignal = Pick<AppendOptions, 'onWritten'>;
+
+/**
+ * The produce path: topic and partition lookup, partition choice, idempotence, the append, and the ack level. Keeps
+ * every append in flight so close() can let them finish.
+ */
+export class PartitionWriter {
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private closed = false;
+
+  constructor(
+    private readonly store: MessageStore,
+    private readonly registry: TopicRegistry,
+    private readonly partitioner: Partitioner,
+    private readonly producers: ProducerStateManager,
+  ) {}
+
+  async produce(request: ProduceRequest): Promise<ProduceResult> {
+    if (this.closed) throw shuttingDown();
+    if (!ACKS.has(request.acks)) throw invalidArgument(`acks must be none, written or durable, not ${String(request.acks)}`);
+    if (!Array.isArray(request.messages) || request.messages.length === 0) throw invalidArgument('a produce carries at least one message');
+    const topic = this.registry.get(request.topic);
+    const idempotent = request.producerId !== -1;
+    const key = request.messages[0]!.key;
+    if (idempotent && request.partition === -1 && (key === null || key === undefined)) {
+      // Sequences count per partition, so a retry must land where the original did: no round robin.
+      throw invalidArgument('an idempotent producer must name the partition or key its first message');
+    }
+    const partition = this.partitioner.choose(topic.name, topic.queueIds.length, request.partition, key);
+    const queueId = topic.queueIds[partition]!;
+    try {
+      if (!idempotent) {
+        const result = await this.append(queueId, request.messages, {}, request.acks);
+        return { partition, baseOffset: result.baseOffset, storeTimestamp: result.storeTimestamp, position: result.position, duplicate: false };
+      }
+      const { producerId, producerEpoch, baseSequence } = request;
+      if (!Number.isSafeInteger(baseSequence) || baseSequence < 0 || baseSequence > MAX_SEQUENCE) {
+        throw invalidArgument(`an idempotent batch needs a sequence from 0 to ${MAX_SEQUENCE}, not ${baseSequence}`);
+      }
+      const ack: { promise?: Promise<AppendResult> } = {};
+      const decision = await this.producers.sequence(queueId, producerId, producerEpoch, baseSequence, request.messages.length, () => {
+        const appended = this.appendWithSignal(queueId, request.messages, { producerId, producerEpoch, baseSequence });
+        ack.promise = request.acks === 'durable' ? appended.durable : appended.written;
+        return appended.durable;
+      });
+      if (decision.duplicate) {
+        const original = await decision.original;
+        return { partition, ...original, duplicate: true };
+      }
+      const result = await ack.promise!;
+      return { partition, baseOffset: result.baseOffset, storeTimestamp: result.storeTimestamp, position: result.position, duplicate: false };
+    } catch (error) {
+      throw fromStorage(error, topic.name);
+    }
+  }
+
+  private append(queueId: number, messages: readonly MessageInput[], attributes: BatchAttributes, acks: Acks): Promise<AppendResult> {
+    const appended = this.appendWithSignal(queueId, messages, attributes);
+    return acks === 'durable' ? appended.durable : appended.written;
+  }
+
+  /** Appends, returning the store's promise and one that settles as soon as the batch is written. */
+  private appendWithSignal(queueId: number, messages: readonly MessageInput[], attributes: BatchAttributes): { durable: Promise<AppendResult>; written: Promise<AppendResult> } {
+    let signalWritten!: (result: AppendResult) => void;
+    const writtenSignal = new Promise<AppendResult>((resolve) => {
+      signalWritten = resolve;
+    });
+    const withSignal: BatchAttributes & AppendWrittenSignal = { ...attributes, onWritten: (result) => signalWritten(result) };
+    const durable = this.store.append(queueId, messages, withSignal);
+    this.inFlight.add(durable);
+    durable.then(
+      () => this.inFlight.delete(durable),
+      () => this.inFlight.delete(durable),
+    );
+    const written = Promise.race([writtenSignal, durable]);
+    // Only one of the two is awaited; the other must not surface as an unhandled rejection.
+    written.catch(() => {});
+    return { durable, written };
+  }
+
+  /** Refuses new produces and waits for the appends in flight to settle. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled([...this.inFlight]);
+  }
+}
