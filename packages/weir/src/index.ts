@@ -5,3 +5,7 @@ export { DiskMessageStore, type DiskMessageStoreOptions } from './storage/disk-m
 export { MemoryMessageStore } from './storage/memory-message-store.js';
 export * from './storage/message-store.js';
 export { decodeHeaders, type Headers, type MessageInput, type StoredMessage } from './storage/record-batch.js';
+export { WeirServer as Broker, type StartOptions } from './server/weir-server.js';
+export { WeirServer } from './server/weir-server.js';
+export { type BrokerConfig, defaultConfig, resolveConfig, ConfigError } from './server/config.js';
+export { BrokerCore, type BrokerCoreOptions } from './broker/index.js';

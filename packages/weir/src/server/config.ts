@@ -1,0 +1,111 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * The broker's settings, resolved from (lowest to highest precedence) built-in defaults, a JSON config file,
+ * `WEIR_*` environment variables, and command-line flags. Every setting and its variable are listed in
+ * docs/configuration.md.
+ */
+export interface BrokerConfig {
+  /** Where the commit log, indexes and metadata live. */
+  dataDir: string;
+  /** Address the native protocol listens on (`::` accepts IPv6 and IPv4). */
+  host: string;
+  /** Native protocol port; 0 picks a free one. */
+  port: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** Largest frame accepted on the native protocol. */
+  maxFrameBytes: number;
+  /** Heartbeat interval offered to clients; a connection silent for 3 intervals is closed. */
+  heartbeatMs: number;
+  maxConnections: number;
+  /** Requests a connection may have in flight before the broker stops reading from it. */
+  maxInFlightPerConnection: number;
+  /** Commit-log segment size. */
+  segmentBytes: number;
+  /** Default partition count for topics created without one. */
+  defaultPartitions: number;
+}
+
+export const defaultConfig: BrokerConfig = {
+  dataDir: './data',
+  host: '::',
+  port: 7654,
+  logLevel: 'info',
+  maxFrameBytes: 16 * 1024 * 1024,
+  heartbeatMs: 10_000,
+  maxConnections: 10_000,
+  maxInFlightPerConnection: 1024,
+  segmentBytes: 1024 * 1024 * 1024,
+  defaultPartitions: 1,
+};
+
+interface SettingSpec {
+  key: keyof BrokerConfig;
+  env: string;
+  kind: 'string' | 'integer' | 'level';
+  doc: string;
+}
+
+export const settings: readonly SettingSpec[] = [
+  { key: 'dataDir', env: 'WEIR_DATA_DIR', kind: 'string', doc: 'Directory for the commit log, indexes and metadata.' },
+  { key: 'host', env: 'WEIR_HOST', kind: 'string', doc: 'Listen address for the native protocol.' },
+  { key: 'port', env: 'WEIR_PORT', kind: 'integer', doc: 'Native protocol port (0 picks a free port).' },
+  { key: 'logLevel', env: 'WEIR_LOG_LEVEL', kind: 'level', doc: 'debug, info, warn, error or silent.' },
+  { key: 'maxFrameBytes', env: 'WEIR_MAX_FRAME_BYTES', kind: 'integer', doc: 'Largest native-protocol frame accepted.' },
+  { key: 'heartbeatMs', env: 'WEIR_HEARTBEAT_MS', kind: 'integer', doc: 'Heartbeat interval; silent connections are closed after 3.' },
+  { key: 'maxConnections', env: 'WEIR_MAX_CONNECTIONS', kind: 'integer', doc: 'Connections accepted at once.' },
+  { key: 'maxInFlightPerConnection', env: 'WEIR_MAX_IN_FLIGHT', kind: 'integer', doc: 'Requests in flight per connection before reading pauses.' },
+  { key: 'segmentBytes', env: 'WEIR_SEGMENT_BYTES', kind: 'integer', doc: 'Commit-log segment size in bytes.' },
+  { key: 'defaultPartitions', env: 'WEIR_DEFAULT_PARTITIONS', kind: 'integer', doc: 'Partitions of a topic created without a count.' },
+];
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function coerce(spec: SettingSpec, value: unknown, source: string): unknown {
+  if (spec.kind === 'integer') {
+    const number = typeof value === 'number' ? value : typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : NaN;
+    if (!Number.isSafeInteger(number) || number < 0) throw new ConfigError(`${source}: ${spec.key} must be a non-negative integer, got ${JSON.stringify(value)}`);
+    return number;
+  }
+  if (typeof value !== 'string' || value.length === 0) throw new ConfigError(`${source}: ${spec.key} must be a non-empty string, got ${JSON.stringify(value)}`);
+  if (spec.kind === 'level' && !['debug', 'info', 'warn', 'error', 'silent'].includes(value)) {
+    throw new ConfigError(`${source}: logLevel must be one of debug, info, warn, error, silent; got "${value}"`);
+  }
+  return value;
+}
+
+/** Resolves the configuration. `flags` holds only the flags the user gave. */
+export function resolveConfig(flags: Partial<Record<keyof BrokerConfig, unknown>>, env: NodeJS.ProcessEnv, configFile?: string): BrokerConfig {
+  const config: Record<string, unknown> = { ...defaultConfig };
+  const path = configFile ?? env.WEIR_CONFIG;
+  if (path) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(path, 'utf8'));
+    } catch (error) {
+      throw new ConfigError(`cannot read config file ${path}: ${(error as Error).message}`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(`config file ${path} must hold a JSON object`);
+    for (const [key, value] of Object.entries(parsed)) {
+      const spec = settings.find((candidate) => candidate.key === key);
+      if (!spec) throw new ConfigError(`config file ${path}: unknown setting "${key}"; known settings: ${settings.map((s) => s.key).join(', ')}`);
+      config[key] = coerce(spec, value, `config file ${path}`);
+    }
+  }
+  for (const spec of settings) {
+    const value = env[spec.env];
+    if (value !== undefined && value !== '') config[spec.key] = coerce(spec, value, `environment variable ${spec.env}`);
+  }
+  for (const spec of settings) {
+    const value = flags[spec.key];
+    if (value !== undefined) config[spec.key] = coerce(spec, value, `flag --${kebab(spec.key)}`);
+  }
+  if ((config.port as number) > 65535) throw new ConfigError(`port must be at most 65535, got ${config.port}`);
+  return config as unknown as BrokerConfig;
+}
+
+export function kebab(key: string): string {
+  return key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+}

@@ -1,0 +1,133 @@
+import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { resolve } from 'node:path';
+import { BrokerCore } from '../broker/broker-core.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
+import { TcpListener } from '../net/tcp-listener.js';
+import { nativeHandlers } from '../protocols/native/handlers.js';
+import { NativeConnection } from '../protocols/native/native-connection.js';
+import { DiskMessageStore } from '../storage/disk-message-store.js';
+import type { MessageStore } from '../storage/message-store.js';
+import { MemoryMessageStore } from '../storage/memory-message-store.js';
+import { type BrokerConfig, defaultConfig, resolveConfig } from './config.js';
+import { createLogger } from './logger.js';
+
+export interface StartOptions extends Partial<BrokerConfig> {
+  /** Keep everything in memory instead of `dataDir` (nothing survives a restart). */
+  inMemory?: boolean;
+  /** A logger of your own; otherwise pino at `logLevel`. */
+  logger?: Logger;
+  clock?: Clock;
+}
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/**
+ * A running Weir broker: storage, the broker core and the native-protocol listener, composed. What `weir serve`
+ * runs, and what applications embed in their own tests:
+ *
+ * ```ts
+ * const broker = await Broker.start({ dataDir: './data', port: 0 });
+ * console.log(broker.port);
+ * await broker.close();
+ * ```
+ */
+export class WeirServer {
+  private readonly connections = new Set<NativeConnection>();
+  private closing: Promise<void> | null = null;
+
+  private constructor(
+    readonly config: BrokerConfig,
+    readonly logger: Logger,
+    private readonly store: MessageStore,
+    readonly core: BrokerCore,
+    private readonly listener: TcpListener,
+  ) {}
+
+  static async start(options: StartOptions = {}): Promise<WeirServer> {
+    const { inMemory, logger: givenLogger, clock: givenClock, ...flags } = options;
+    const config = resolveConfig(flags, {});
+    const logger = givenLogger ?? createLogger(config.logLevel);
+    const clock = givenClock ?? systemClock;
+    const dataDir = resolve(config.dataDir);
+    const store: MessageStore = inMemory
+      ? new MemoryMessageStore(clock)
+      : await DiskMessageStore.open({ dataDir, clock, logger, segmentBytes: config.segmentBytes });
+    let core: BrokerCore;
+    try {
+      core = await BrokerCore.open({ store, clock, logger });
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    const handlers = nativeHandlers(core);
+    const servers: { current: WeirServer | null } = { current: null };
+    let listener: TcpListener;
+    try {
+      listener = await TcpListener.listen({ host: config.host, port: config.port, maxConnections: config.maxConnections }, logger, (socket: Socket) => {
+        servers.current?.accept(socket, handlers, clock);
+      });
+    } catch (error) {
+      await core.close();
+      await store.close();
+      throw error;
+    }
+    const server = new WeirServer({ ...config, dataDir }, logger, store, core, listener);
+    servers.current = server;
+    logger.info({ port: listener.port, host: config.host, dataDir: inMemory ? null : dataDir, version: VERSION }, 'weir is listening');
+    return server;
+  }
+
+  /** The native-protocol port (useful with `port: 0`). */
+  get port(): number {
+    return this.listener.port;
+  }
+
+  get dataDir(): string {
+    return this.config.dataDir;
+  }
+
+  get version(): string {
+    return VERSION;
+  }
+
+  private accept(socket: Socket, handlers: ReturnType<typeof nativeHandlers>, clock: Clock): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const connection = new NativeConnection(socket, handlers, {
+      maxFrameBytes: this.config.maxFrameBytes,
+      heartbeatMs: this.config.heartbeatMs,
+      maxInFlight: this.config.maxInFlightPerConnection,
+      brokerVersion: VERSION,
+      clock,
+      logger: this.logger,
+    });
+    this.connections.add(connection);
+    void connection.finished.then(() => this.connections.delete(connection));
+  }
+
+  /**
+   * Clean shutdown: stop accepting, let requests in flight finish (waiting fetches and joins are answered with
+   * BROKER_SHUTTING_DOWN), close connections, make everything durable, close the files.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.logger.info({ connections: this.connections.size }, 'shutting down');
+    await this.listener.stopAccepting();
+    await this.core.close();
+    const open = [...this.connections];
+    for (const connection of open) connection.close();
+    await Promise.race([Promise.all(open.map((connection) => connection.finished)), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+    await this.store.close();
+    this.logger.info({}, 'weir stopped');
+  }
+}
+
+export { defaultConfig };

@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  type ApiName,
+  decodeRecordBatches,
+  decodeResponse,
+  encodeRequest,
+  FrameReader,
+  type RequestOf,
+} from 'weir-protocol';
+import { WeirServer } from '../src/server/weir-server.js';
+
+/** A bare protocol speaker: what the broker must cope with when a client is not the official one. */
+class RawClient {
+  private readonly reader = new FrameReader(64 * 1024 * 1024);
+  private readonly waiting = new Map<number, (response: ReturnType<typeof decodeResponse>) => void>();
+  private correlation = 1;
+  readonly closed: Promise<void>;
+
+  constructor(readonly socket: Socket) {
+    socket.on('data', (chunk) => {
+      this.reader.push(chunk);
+      for (let frame = this.reader.next(); frame; frame = this.reader.next()) {
+        let response: ReturnType<typeof decodeResponse>;
+        try {
+          response = decodeResponse(frame);
+        } catch {
+          // A response to an API this decoder does not know: read the fixed header by hand.
+          const correlationId = frame.readInt32LE(3);
+          response = { apiKey: frame.readInt16LE(1), correlationId, errorCode: frame.readInt16LE(7), errorMessage: null, body: null } as unknown as ReturnType<typeof decodeResponse>;
+        }
+        this.waiting.get(response.correlationId)?.(response);
+        this.waiting.delete(response.correlationId);
+      }
+    });
+    this.closed = new Promise((resolve) => socket.on('close', () => resolve()));
+    socket.on('error', () => {});
+  }
+
+  static async open(port: number): Promise<RawClient> {
+    const socket = connect({ host: '127.0.0.1', port });
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    return new RawClient(socket);
+  }
+
+  request<N extends ApiName>(name: N, body: RequestOf<N>): Promise<ReturnType<typeof decodeResponse>> {
+    const correlationId = this.correlation++;
+    return new Promise((resolve) => {
+      this.waiting.set(correlationId, resolve);
+      this.socket.write(encodeRequest(name, correlationId, body));
+    });
+  }
+
+  async handshake(): Promise<void> {
+    const response = await this.request('Handshake', { minVersion: 1, maxVersion: 1, clientId: 'raw', clientVersion: '0', maxFrameBytes: 1 << 20, heartbeatMs: 0 });
+    assert.equal(response.errorCode, 0, response.errorMessage ?? '');
+  }
+}
+
+const config = { retentionMs: -1, retentionBytes: -1, flushPolicy: 'sync', flushIntervalMs: 1000, maxMessageBytes: 4096 };
+
+describe('native protocol server', () => {
+  let directory = '';
+  let server: WeirServer;
+
+  before(async () => {
+    directory = await mkdtemp(join(tmpdir(), 'weir-native-'));
+    server = await WeirServer.start({ dataDir: directory, port: 0, logLevel: 'silent' });
+  });
+  after(async () => {
+    await server.close();
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  it('native: handshake, create, produce, fetch', async () => {
+    const client = await RawClient.open(server.port);
+    await client.handshake();
+    const created = await client.request('CreateTopic', { name: 'orders', partitions: 2, config });
+    assert.equal(created.errorCode, 0, created.errorMessage ?? '');
+    const produced = await client.request('Produce', {
+      topic: 'orders',
+      partition: 1,
+      acks: 2,
+      producerId: -1,
+      producerEpoch: -1,
+      baseSequence: -1,
+      messages: [{ id: null, key: Buffer.from('k'), tag: 'created', headers: [{ name: 'h', isString: true, value: Buffer.from('v') }], timestamp: -1, body: Buffer.from('hello') }],
+    });
+    assert.equal(produced.errorCode, 0, produced.errorMessage ?? '');
+    const fetched = await client.request('Fetch', { topic: 'orders', partition: 1, offset: 0, maxBytes: 1 << 20, minBytes: 1, maxWaitMs: 100 });
+    assert.equal(fetched.errorCode, 0);
+    const body = fetched.body as { records: Buffer; endOffset: number };
+    assert.equal(body.endOffset, 1);
+    const messages = decodeRecordBatches(body.records, 0);
+    assert.equal(messages[0]!.body.toString(), 'hello');
+    assert.deepEqual(messages[0]!.headers, { h: 'v' });
+    client.socket.destroy();
+  });
+
+  it('native: a long poll is answered by the append that arrives, not by its timeout', async () => {
+    const consumer = await RawClient.open(server.port);
+    const producer = await RawClient.open(server.port);
+    await consumer.handshake();
+    await producer.handshake();
+    await consumer.request('CreateTopic', { name: 'poll', partitions: 1, config });
+    const started = performance.now();
+    const waiting = consumer.request('Fetch', { topic: 'poll', partition: 0, offset: 0, maxBytes: 1 << 20, minBytes: 1, maxWaitMs: 30_000 });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await producer.request('Produce', { topic: 'poll', partition: 0, acks: 2, producerId: -1, producerEpoch: -1, baseSequence: -1, messages: [{ id: null, key: null, tag: null, headers: [], timestamp: -1, body: Buffer.from('wake') }] });
+    const response = await waiting;
+    assert.ok(performance.now() - started < 5000, 'answered long before maxWaitMs');
+    assert.equal(decodeRecordBatches((response.body as { records: Buffer }).records, 0)[0]!.body.toString(), 'wake');
+    consumer.socket.destroy();
+    producer.socket.destroy();
+  });
+
+  it('native: bad input gets a clear error and the broker keeps serving others', async () => {
+    const healthy = await RawClient.open(server.port);
+    await healthy.handshake();
+
+    // A request before the handshake.
+    const early = await RawClient.open(server.port);
+    const notHandshaken = await early.request('ListTopics', {});
+    assert.equal(notHandshaken.errorCode, 22);
+    await early.closed;
+
+    // Random bytes.
+    const noise = await RawClient.open(server.port);
+    noise.socket.write(randomBytes(4096));
+    await noise.closed;
+
+    // A frame length of 2^31: refused before anything is buffered.
+    const huge = await RawClient.open(server.port);
+    const header = Buffer.alloc(8);
+    header.writeUInt32LE(2 ** 31, 0);
+    huge.socket.write(header);
+    await huge.closed;
+
+    // An unknown request type: answered, and the connection keeps working.
+    const unknown = await RawClient.open(server.port);
+    await unknown.handshake();
+    const frame = Buffer.alloc(4 + 1 + 2 + 2 + 4);
+    frame.writeUInt32LE(frame.byteLength - 4, 0);
+    frame.writeUInt8(0, 4);
+    frame.writeInt16LE(999, 5);
+    frame.writeInt16LE(1, 7);
+    frame.writeInt32LE(777, 9);
+    const answer = new Promise<ReturnType<typeof decodeResponse>>((resolve) => (unknown as unknown as { waiting: Map<number, (r: ReturnType<typeof decodeResponse>) => void> }).waiting.set(777, resolve));
+    unknown.socket.write(frame);
+    const unknownResponse = await answer;
+    assert.equal(unknownResponse.errorCode, 20);
+    assert.equal((await unknown.request('ListTopics', {})).errorCode, 0);
+
+    // An oversized message.
+    await healthy.request('CreateTopic', { name: 'small', partitions: 1, config });
+    const tooBig = await healthy.request('Produce', { topic: 'small', partition: 0, acks: 2, producerId: -1, producerEpoch: -1, baseSequence: -1, messages: [{ id: null, key: null, tag: null, headers: [], timestamp: -1, body: Buffer.alloc(10_000) }] });
+    assert.equal(tooBig.errorCode, 8);
+    assert.match(tooBig.errorMessage ?? '', /exceeds/);
+
+    assert.equal((await healthy.request('ListTopics', {})).errorCode, 0, 'still serving');
+    unknown.socket.destroy();
+    healthy.socket.destroy();
+  });
+});
