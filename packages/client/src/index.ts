@@ -1,1 +1,46 @@
-export {};
+/**
+ * weir-client: the TypeScript client for the Weir broker's native protocol.
+ *
+ * ```ts
+ * import { WeirClient } from 'weir-client';
+ *
+ * const client = new WeirClient({ brokers: ['localhost:7654'], clientId: 'orders-service' });
+ * await client.admin().createTopic('orders', { partitions: 8 });
+ *
+ * const producer = client.producer();                       // idempotent, acks 'durable', 5 ms linger
+ * const { partition, offset, id } = await producer.send('orders', { key: 'customer-42', body: JSON.stringify(order) });
+ *
+ * const consumer = client.consumer({ group: 'billing' });   // stream mode: the group shares the partitions
+ * consumer.on('rebalance', ({ assigned, revoked }) => log(assigned, revoked));
+ * await consumer.subscribe('orders');
+ * for await (const message of consumer) handle(message);   // commits what was handled every 5 s, and on close
+ *
+ * await client.close();                                      // flushes producers, commits and leaves groups
+ * ```
+ *
+ * Broadcast (`mode: 'broadcast'`): every instance reads every partition and commits under `<group>/<instanceId>`;
+ * give a stable `instanceId` and a restarted instance resumes where it stopped (a random one starts from `from`).
+ *
+ * Errors are WeirClientError: `code` (a broker error name, or CONNECTION_CLOSED, TIMEOUT, CLIENT_CLOSED), `retriable`
+ * and a message saying what happened and, where it can, what to do.
+ */
+export { WeirClient, type WeirClientOptions, type RetryRequestOptions } from './client.js';
+export { Producer, type ProducerOptions, type ProducerMessage, type SendOptions, type Acks, type ProduceResult } from './producer.js';
+export { Consumer, type ConsumerOptions, type ConsumedMessage, type RebalanceEvent, type TopicPartition, type AssignmentStrategy } from './consumer.js';
+export {
+  Admin,
+  DEFAULT_TOPIC_CONFIG,
+  type TopicSettings,
+  type CreateTopicOptions,
+  type AlterTopicOptions,
+  type TopicInfo,
+  type FoundMessageInfo,
+  type GroupDescription,
+  type GetMessageQuery,
+} from './admin.js';
+export { Connection, CLIENT_VERSION, type ConnectionOptions, type RequestOptions, type HandshakeInfo } from './connection.js';
+export { WeirClientError, isWeirClientError, type WeirClientErrorCode } from './errors.js';
+export { parseAddress, formatAddress, DEFAULT_PORT, type BrokerAddress } from './address.js';
+export { backoffDelay, type RetryOptions } from './backoff.js';
+export { TopicMetadata } from './metadata.js';
+export type { TopicConfig, PartitionState, GroupSummary, GroupMember, GroupLag, PartitionOffset } from 'weir-protocol';

@@ -1,0 +1,202 @@
+import type { DecodedResponseOf, FoundMessage, GroupLag, GroupMember, GroupSummary, PartitionState, StructOf, TopicConfig, TopicDescription } from 'weir-protocol';
+import type { WeirClient } from './client.js';
+import { WeirClientError } from './errors.js';
+
+/** Topic settings; every field optional (the rest keep their defaults, or their current values in `alterTopic`). */
+export interface TopicSettings {
+  /** Delete messages older than this; -1 keeps them (default -1). */
+  retentionMs?: number;
+  /** Keep about this many bytes per partition; -1 for no limit (default -1). */
+  retentionBytes?: number;
+  /** `sync` (default), `interval` or `none`: when the broker fsyncs (docs/storage.md). */
+  flushPolicy?: 'sync' | 'interval' | 'none';
+  /** Sync interval of the `interval` policy (default 1000 ms). */
+  flushIntervalMs?: number;
+  /** Largest message accepted (default 1 MiB). */
+  maxMessageBytes?: number;
+}
+
+export interface CreateTopicOptions extends TopicSettings {
+  /** Number of partitions (1–10,000). */
+  partitions: number;
+}
+
+export interface AlterTopicOptions extends TopicSettings {
+  /** New partition count (only ever grows). */
+  partitions?: number;
+}
+
+/** The defaults the protocol needs for fields not given (docs/protocol.md, TopicConfig). */
+export const DEFAULT_TOPIC_CONFIG: Readonly<TopicConfig> = {
+  retentionMs: -1,
+  retentionBytes: -1,
+  flushPolicy: 'sync',
+  flushIntervalMs: 1000,
+  maxMessageBytes: 1024 * 1024,
+};
+
+export interface TopicInfo {
+  readonly name: string;
+  readonly config: TopicConfig;
+  readonly partitions: readonly PartitionState[];
+}
+
+/** A message found by id or key, with its id as lowercase hex. */
+export interface FoundMessageInfo {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly id: string;
+  readonly idBytes: Buffer;
+  readonly key: Buffer | null;
+  readonly tag: string | null;
+  readonly headers: Record<string, string | Buffer>;
+  readonly timestamp: number;
+  readonly storeTimestamp: number;
+  readonly body: Buffer;
+}
+
+export interface GroupDescription {
+  readonly summary: GroupSummary;
+  readonly generation: number;
+  readonly strategy: string;
+  readonly members: readonly GroupMember[];
+  readonly lag: readonly GroupLag[];
+}
+
+export interface GetMessageQuery {
+  /** A message id: hex as results show it, or bytes (for a text id, pass `Buffer.from(text)`). */
+  id?: string | Uint8Array;
+  /** A key (a string is taken as UTF-8). */
+  key?: string | Uint8Array;
+  /** Restrict a key lookup to one topic. */
+  topic?: string;
+  /** Most messages for a key lookup (default 100). */
+  limit?: number;
+}
+
+/**
+ * Topic and group administration, and lookups. Reads are retried after retriable failures; changes (create, delete,
+ * alter) are sent once, because repeating one after a lost answer could report an error for a change that happened.
+ */
+export class Admin {
+  constructor(private readonly client: WeirClient) {}
+
+  async createTopic(name: string, options: CreateTopicOptions): Promise<TopicInfo> {
+    if (options === undefined || !Number.isInteger(options.partitions)) {
+      throw new WeirClientError('INVALID_ARGUMENT', `createTopic(${JSON.stringify(name)}, { partitions }): partitions must be an integer`, { retriable: false });
+    }
+    const { topic } = await this.client.request('CreateTopic', { name, partitions: options.partitions, config: configOf(options, DEFAULT_TOPIC_CONFIG) });
+    this.client.metadata.remember(topic);
+    return topic;
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    try {
+      await this.client.request('DeleteTopic', { name });
+    } finally {
+      this.client.metadata.invalidate(name);
+    }
+  }
+
+  async listTopics(): Promise<TopicInfo[]> {
+    const { topics } = await this.client.requestWithRetry('ListTopics', {});
+    for (const topic of topics) this.client.metadata.remember(topic);
+    return [...topics];
+  }
+
+  async describeTopic(name: string): Promise<TopicInfo> {
+    return this.client.metadata.describe(name, true);
+  }
+
+  /** Changes settings and/or grows the partition count; fields not given keep their current values. */
+  async alterTopic(name: string, options: AlterTopicOptions): Promise<TopicInfo> {
+    const current = await this.client.metadata.describe(name, true);
+    const { topic } = await this.client.request('AlterTopic', { name, partitions: options.partitions ?? -1, config: configOf(options, current.config) });
+    this.client.metadata.remember(topic);
+    return topic;
+  }
+
+  async listGroups(): Promise<GroupSummary[]> {
+    const { groups } = await this.client.requestWithRetry('ListGroups', {});
+    return [...groups];
+  }
+
+  async describeGroup(group: string): Promise<GroupDescription> {
+    const answer = await this.client.requestWithRetry('DescribeGroup', { group });
+    return { summary: answer.summary, generation: answer.generation, strategy: answer.strategy, members: answer.members, lag: answer.lag };
+  }
+
+  /** Committed offsets of a group for one topic (offset -1 where none is committed). */
+  async fetchOffsets(group: string, topic: string): Promise<DecodedResponseOf<'FetchOffsets'>['offsets']> {
+    return (await this.client.requestWithRetry('FetchOffsets', { group, topic })).offsets;
+  }
+
+  /** Looks messages up by id or by key (newest first). */
+  async getMessage(query: GetMessageQuery): Promise<FoundMessageInfo[]> {
+    const id = query.id === undefined ? null : idBytesOf(query.id);
+    const key = query.key === undefined ? null : typeof query.key === 'string' ? Buffer.from(query.key, 'utf8') : query.key;
+    if (id === null && key === null) throw new WeirClientError('INVALID_ARGUMENT', 'getMessage needs an id or a key', { retriable: false });
+    const { messages } = await this.client.requestWithRetry('GetMessage', { id, key, topic: query.topic ?? null, limit: query.limit ?? 100 });
+    return messages.map(toFoundMessage);
+  }
+
+  /**
+   * An offset of one partition: `earliest` (the first readable), `latest` (one past the last message), or the first
+   * message stored at or after a time.
+   */
+  async listOffsets(topic: string, partition: number, at: 'earliest' | 'latest' | Date | number = 'latest'): Promise<number> {
+    const timestamp = at === 'earliest' ? -2 : at === 'latest' ? -1 : at instanceof Date ? at.getTime() : at;
+    return (await this.client.requestWithRetry('ListOffsets', { topic, partition, timestamp })).offset;
+  }
+}
+
+function configOf(settings: TopicSettings, base: Readonly<TopicConfig>): TopicConfig {
+  return {
+    retentionMs: settings.retentionMs ?? base.retentionMs,
+    retentionBytes: settings.retentionBytes ?? base.retentionBytes,
+    flushPolicy: settings.flushPolicy ?? base.flushPolicy,
+    flushIntervalMs: settings.flushIntervalMs ?? base.flushIntervalMs,
+    maxMessageBytes: settings.maxMessageBytes ?? base.maxMessageBytes,
+  };
+}
+
+function idBytesOf(id: string | Uint8Array): Uint8Array {
+  if (typeof id !== 'string') return id;
+  if (id.length === 0 || id.length % 2 !== 0 || !/^[0-9a-fA-F]+$/.test(id)) {
+    throw new WeirClientError('INVALID_ARGUMENT', `message id ${JSON.stringify(id)} is not hex; pass the hex id a result showed, or bytes (Buffer.from(text) for a text id)`, {
+      retriable: false,
+    });
+  }
+  return Buffer.from(id, 'hex');
+}
+
+function toFoundMessage(found: StructOf<'FoundMessage', 'decode'>): FoundMessageInfo {
+  const headers: Record<string, string | Buffer> = {};
+  for (const header of found.headers) {
+    const value = asBuffer(header.value);
+    const decoded = header.isString ? value.toString('utf8') : value;
+    if (header.name === '__proto__') Object.defineProperty(headers, header.name, { value: decoded, enumerable: true, writable: true, configurable: true });
+    else headers[header.name] = decoded;
+  }
+  const idBytes = asBuffer(found.id);
+  return {
+    topic: found.topic,
+    partition: found.partition,
+    offset: found.offset,
+    id: idBytes.toString('hex'),
+    idBytes,
+    key: found.key === null ? null : asBuffer(found.key),
+    tag: found.tag,
+    headers,
+    timestamp: found.timestamp,
+    storeTimestamp: found.storeTimestamp,
+    body: asBuffer(found.body),
+  };
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+export type { FoundMessage, TopicDescription };

@@ -1,0 +1,314 @@
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+import { decodeRecordBatches, partitionForKey } from 'weir-protocol';
+import { WeirClient } from './client.js';
+import { WeirClientError } from './errors.js';
+import { FakeBroker } from './testing/fake-broker.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function setup(partitions = 4, topic = 't'): Promise<{ broker: FakeBroker; client: WeirClient }> {
+  const broker = await FakeBroker.start();
+  broker.createTopic(topic, partitions);
+  const client = new WeirClient({ brokers: [broker.address], retry: { initialMs: 5, maxMs: 50, retries: 50 } });
+  cleanups.push(() => broker.close());
+  cleanups.push(() => client.abort());
+  return { broker, client };
+}
+
+function isClientError(code: string, message?: RegExp) {
+  return (error: unknown): boolean => {
+    assert.ok(error instanceof WeirClientError, `not a WeirClientError: ${String(error)}`);
+    assert.equal(error.code, code);
+    if (message !== undefined) assert.match(error.message, message);
+    return true;
+  };
+}
+
+describe('client: Producer', () => {
+  it('client: producer partition choice by key agrees with partitionForKey', async () => {
+    const { client } = await setup(12);
+    const producer = client.producer({ lingerMs: 0 });
+    const keys = ['foobar', 'abc', 'customer-42', '', ...Array.from({ length: 200 }, (_, index) => `key-${index}`)];
+    const results = await producer.send(
+      't',
+      keys.map((key) => ({ key, body: key })),
+    );
+    results.forEach((result, index) => assert.equal(result.partition, partitionForKey(Buffer.from(keys[index]!), 12), keys[index]));
+    // The examples of docs/protocol.md.
+    assert.deepEqual(
+      results.slice(0, 4).map((result) => result.partition),
+      [6, 3, 9, 9],
+    );
+  });
+
+  it('client: producer spreads keyless messages round-robin, one partition per batch', async () => {
+    const { broker, client } = await setup(4);
+    const producer = client.producer({ lingerMs: 0 });
+    for (let round = 0; round < 8; round++) {
+      const results = await producer.send(
+        't',
+        Array.from({ length: 10 }, (_, index) => ({ body: `${round}-${index}` })),
+      );
+      assert.equal(new Set(results.map((result) => result.partition)).size, 1, 'one burst forms one batch on one partition');
+    }
+    const counts = [0, 1, 2, 3].map((partition) => broker.bodies('t', partition).length);
+    assert.deepEqual(counts, [20, 20, 20, 20]);
+  });
+
+  it('client: producer honours an explicit partition and rejects one that does not exist', async () => {
+    const { client } = await setup(4);
+    const producer = client.producer();
+    const result = await producer.send('t', { key: 'abc', body: 'x' }, { partition: 2 });
+    assert.equal(result.partition, 2);
+    await client.metadata.partitionCount('t');
+    await assert.rejects(producer.send('t', { body: 'x' }, { partition: 9 }), isClientError('INVALID_PARTITION', /has 4 partitions/));
+  });
+
+  it('client: producer results carry offsets and ids (given, or computed like the broker generates them)', async () => {
+    const { broker, client } = await setup(1);
+    const producer = client.producer();
+    const results = await producer.send('t', [{ id: 'order-1', body: 'a' }, { body: 'b' }, { id: Buffer.from([1, 2, 3]), body: 'c' }, { body: 'd' }]);
+    assert.deepEqual(
+      results.map((result) => result.offset),
+      [0, 1, 2, 3],
+    );
+    assert.equal(results[0]!.id, Buffer.from('order-1').toString('hex'));
+    assert.equal(results[2]!.id, '010203');
+    const stored = decodeRecordBatches(Buffer.concat(broker.topics.get('t')!.partitions[0]!.batches.map((batch) => batch.encoded)), 0);
+    assert.deepEqual(
+      results.map((result) => result.idBytes),
+      stored.map((message) => message.id),
+    );
+    assert.match(results[1]!.id!, /^[0-9a-f]{32}$/);
+  });
+
+  it('client: producer retries after dropped connections without duplicates or reordering', async () => {
+    const { broker, client } = await setup(4);
+    let produces = 0;
+    broker.hook = (request) => {
+      if (request.name !== 'Produce') return undefined;
+      produces++;
+      // Some batches are stored and their answer lost, some never arrive.
+      if (produces % 7 === 3) return 'process-then-drop';
+      if (produces % 11 === 5) return 'drop';
+      return undefined;
+    };
+    const producer = client.producer({ lingerMs: 1, maxBatchMessages: 20 });
+    const sends: Promise<unknown>[] = [];
+    const perKey = new Map<string, string[]>();
+    for (let index = 0; index < 3000; index++) {
+      const key = `k${index % 13}`;
+      const body = `${key}:${index}`;
+      perKey.set(key, [...(perKey.get(key) ?? []), body]);
+      sends.push(producer.send('t', { key, body }));
+      if (index % 100 === 99) await new Promise((resolve) => setImmediate(resolve));
+    }
+    const results = (await Promise.all(sends)) as Array<{ duplicate: boolean; offset: number; partition: number }>;
+    assert.ok(results.some((result) => result.duplicate), 'some retries were recognised as duplicates');
+    const stored: string[] = [];
+    for (let partition = 0; partition < 4; partition++) stored.push(...broker.bodies('t', partition));
+    assert.equal(stored.length, 3000, 'every message stored exactly once');
+    assert.equal(new Set(stored).size, 3000);
+    for (const [key, bodies] of perKey) {
+      const partition = partitionForKey(Buffer.from(key), 4);
+      assert.deepEqual(
+        broker.bodies('t', partition).filter((body) => body.startsWith(`${key}:`)),
+        bodies,
+        `order of ${key}`,
+      );
+    }
+    // Offsets in results match what the broker stored.
+    const seen = new Set(results.map((result) => `${result.partition}/${result.offset}`));
+    assert.equal(seen.size, 3000);
+  });
+
+  it('client: producer resends in order after retriable errors and keeps going', async () => {
+    const { broker, client } = await setup(1);
+    let produces = 0;
+    broker.hook = (request) => {
+      if (request.name !== 'Produce') return undefined;
+      produces++;
+      if (produces === 2 || produces === 3) return { error: 'STORAGE_ERROR', message: 'disk full' };
+      if (produces === 6) return { error: 'BROKER_SHUTTING_DOWN' };
+      return undefined;
+    };
+    const producer = client.producer({ lingerMs: 0, maxBatchMessages: 5 });
+    const bodies = Array.from({ length: 100 }, (_, index) => `m${index}`);
+    const results = await producer.send(
+      't',
+      bodies.map((body) => ({ body })),
+    );
+    assert.deepEqual(broker.bodies('t', 0), bodies);
+    assert.deepEqual(
+      results.map((result) => result.offset),
+      bodies.map((_, index) => index),
+    );
+  });
+
+  it('client: producer drops a batch the broker rejects and renumbers the ones behind it', async () => {
+    const { broker, client } = await setup(1);
+    let produces = 0;
+    broker.hook = (request) => {
+      if (request.name !== 'Produce') return undefined;
+      produces++;
+      if (produces === 3) return { error: 'MESSAGE_TOO_LARGE', message: 'too big' };
+      return { delayMs: 5 };
+    };
+    const producer = client.producer({ lingerMs: 0, maxBatchMessages: 2 });
+    const outcomes = await Promise.allSettled(Array.from({ length: 12 }, (_, index) => producer.send('t', { body: `m${index}` })));
+    const rejected = outcomes.flatMap((outcome, index) => (outcome.status === 'rejected' ? [index] : []));
+    assert.equal(rejected.length, 2, 'the two messages of the rejected batch fail');
+    for (const index of rejected) assert.equal((outcomes[index] as PromiseRejectedResult).reason.code, 'MESSAGE_TOO_LARGE');
+    const expected = Array.from({ length: 12 }, (_, index) => `m${index}`).filter((_, index) => !rejected.includes(index));
+    assert.deepEqual(broker.bodies('t', 0), expected);
+  });
+
+  it('client: producer gives a batch up after its retries and starts a new epoch for the ones behind it', async () => {
+    const { broker, client } = await setup(1);
+    broker.hook = (request) => {
+      if (request.name !== 'Produce') return undefined;
+      // The batch of "doomed" fails every attempt.
+      const body = request.body as { readonly messages: ReadonlyArray<{ body: Uint8Array }> };
+      if (Buffer.from(body.messages[0]!.body).toString() === 'doomed') return { error: 'STORAGE_ERROR', message: 'disk full' };
+      return undefined;
+    };
+    const producer = client.producer({ lingerMs: 0, retry: { retries: 2, initialMs: 1, maxMs: 2 } });
+    await producer.send('t', { body: 'first' });
+    const epoch = producer.producerEpoch;
+    const doomed = producer.send('t', { body: 'doomed' });
+    await new Promise((resolve) => setImmediate(resolve)); // a batch of its own
+    const after = producer.send('t', { body: 'after' });
+    await assert.rejects(doomed, isClientError('STORAGE_ERROR', /disk full/));
+    await after;
+    assert.equal(producer.producerEpoch, epoch + 1, 'a new epoch, so nothing is renumbered into sequences that may be stored');
+    assert.deepEqual(broker.bodies('t', 0), ['first', 'after']);
+  });
+
+  it('client: producer initialises again after UNKNOWN_PRODUCER and loses nothing', async () => {
+    const { broker, client } = await setup(1);
+    const producer = client.producer({ lingerMs: 0 });
+    await producer.send('t', { body: 'first' });
+    const epoch = producer.producerEpoch;
+    // The broker forgets this producer's sequence state on the partition.
+    broker.topics.get('t')!.partitions[0]!.producers.clear();
+    const results = await producer.send(
+      't',
+      ['a', 'b', 'c'].map((body) => ({ body })),
+    );
+    assert.equal(results.length, 3);
+    assert.equal(producer.producerEpoch, epoch + 1);
+    assert.deepEqual(broker.bodies('t', 0), ['first', 'a', 'b', 'c']);
+    assert.equal(broker.received.filter((request) => request.name === 'InitProducer').length, 2);
+  });
+
+  it('client: a fenced producer fails with INVALID_PRODUCER_EPOCH and stays failed', async () => {
+    const { client } = await setup(1);
+    const producer = client.producer({ lingerMs: 0 });
+    await producer.send('t', { body: 'x' });
+    await client.request('InitProducer', { producerId: producer.producerId }); // another instance takes the id over
+    await assert.rejects(producer.send('t', { body: 'y' }), isClientError('INVALID_PRODUCER_EPOCH', /fenced/));
+    await assert.rejects(producer.send('t', { body: 'z' }), isClientError('INVALID_PRODUCER_EPOCH'));
+  });
+
+  it('client: producer keeps at most maxInFlightPerPartition batches in flight', async () => {
+    const { broker, client } = await setup(1);
+    let inFlight = 0;
+    let most = 0;
+    broker.hook = (request) => {
+      if (request.name !== 'Produce') return undefined;
+      inFlight++;
+      most = Math.max(most, inFlight);
+      setTimeout(() => inFlight--, 20);
+      return { delayMs: 20 };
+    };
+    const producer = client.producer({ lingerMs: 0, maxBatchMessages: 1, maxInFlightPerPartition: 3 });
+    await Promise.all(Array.from({ length: 20 }, (_, index) => producer.send('t', { body: `m${index}` })));
+    assert.equal(most, 3);
+    assert.deepEqual(
+      broker.bodies('t', 0),
+      Array.from({ length: 20 }, (_, index) => `m${index}`),
+    );
+  });
+
+  it('client: a full buffer makes send wait, in call order, and memory stays bounded', async () => {
+    const { broker, client } = await setup(1);
+    broker.hook = (request) => (request.name === 'Produce' ? { delayMs: 15 } : undefined);
+    const producer = client.producer({ lingerMs: 0, maxBufferedBytes: 2000, maxBatchMessages: 2 });
+    let most = 0;
+    const watcher = setInterval(() => {
+      most = Math.max(most, producer.bufferedBytes);
+    }, 1);
+    const body = 'x'.repeat(300);
+    const settledOrder: number[] = [];
+    const sends = Array.from({ length: 40 }, (_, index) => producer.send('t', { body: `${index}:${body}` }).then(() => settledOrder.push(index)));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.ok(producer.bufferedBytes <= 2000, `buffered ${producer.bufferedBytes}`);
+    await Promise.all(sends);
+    clearInterval(watcher);
+    assert.ok(most <= 2000, `buffer peaked at ${most}`);
+    assert.equal(producer.bufferedBytes, 0);
+    assert.deepEqual(
+      broker.bodies('t', 0).map((stored) => Number(stored.split(':')[0])),
+      Array.from({ length: 40 }, (_, index) => index),
+    );
+  });
+
+  it('client: producer says how to fix a send to a topic that does not exist', async () => {
+    const { client } = await setup(1);
+    const producer = client.producer();
+    await assert.rejects(producer.send('missing', { body: 'x' }), isClientError('UNKNOWN_TOPIC', /create it first/));
+  });
+
+  it('client: producer rejects malformed messages at once', async () => {
+    const { client } = await setup(1);
+    const producer = client.producer();
+    await assert.rejects(producer.send('t', {} as never), isClientError('INVALID_ARGUMENT', /body is missing/));
+    await assert.rejects(producer.send('t', { body: 'x', id: '' }), isClientError('INVALID_ARGUMENT', /1-255 bytes/));
+    await assert.rejects(producer.send('t', { body: 'x', tag: 'x'.repeat(300) }), isClientError('INVALID_ARGUMENT', /tag/));
+    await assert.rejects(producer.send('t', { body: 'x' }, { acks: 'all' as never }), isClientError('INVALID_ARGUMENT', /acks/));
+  });
+
+  it('client: producer sends acks none without waiting for an answer', async () => {
+    const { broker, client } = await setup(1);
+    const producer = client.producer();
+    await producer.sendOneway('t', [{ body: 'a' }, { body: 'b' }]);
+    const [result] = await producer.send('t', [{ body: 'c' }], { acks: 'none' });
+    assert.equal(result!.offset, -1);
+    await producer.send('t', { body: 'd' }, { acks: 'written' });
+    assert.deepEqual(broker.bodies('t', 0), ['a', 'b', 'c', 'd']);
+    const oneway = broker.received.filter((request) => request.name === 'Produce' && (request.body as { acks: number }).acks === 0);
+    assert.ok(oneway.every((request) => (request.body as { producerId: number }).producerId === -1), 'acks 0 is never idempotent');
+  });
+
+  it('client: flush sends at once despite a long linger; close flushes and then refuses', async () => {
+    const { broker, client } = await setup(1);
+    const producer = client.producer({ lingerMs: 60_000 });
+    const pending = producer.send('t', [{ body: 'a' }, { body: 'b' }]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(broker.bodies('t', 0), []);
+    const started = Date.now();
+    await producer.flush();
+    assert.ok(Date.now() - started < 1000);
+    assert.equal((await pending).length, 2);
+    const last = producer.send('t', { body: 'c' });
+    await producer.close();
+    await last;
+    assert.deepEqual(broker.bodies('t', 0), ['a', 'b', 'c']);
+    await assert.rejects(producer.send('t', { body: 'd' }), isClientError('CLIENT_CLOSED'));
+  });
+
+  it('client: producer headers, tags, keys and timestamps reach the broker', async () => {
+    const { broker, client } = await setup(1);
+    const producer = client.producer();
+    await producer.send('t', { key: 'k', tag: 'red', headers: { text: 'v', raw: Buffer.from([0, 1]) }, timestamp: new Date(1_700_000_000_000), body: Buffer.from('b') });
+    const [stored] = decodeRecordBatches(broker.topics.get('t')!.partitions[0]!.batches[0]!.encoded, 0);
+    assert.equal(stored!.key!.toString(), 'k');
+    assert.equal(stored!.tag, 'red');
+    assert.equal(stored!.timestamp, 1_700_000_000_000);
+    assert.deepEqual(stored!.headers, { text: 'v', raw: Buffer.from([0, 1]) });
+  });
+});
