@@ -1,0 +1,50 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * A broker in its own process (`weir serve`), for tests that kill it. Uses the compiled CLI when it exists (`npm test`
+ * builds first; it starts faster), else the sources through tsx.
+ */
+export interface BrokerProcess {
+  readonly port: number;
+  readonly child: ChildProcess;
+  /** SIGKILL: no shutdown of any kind. */
+  kill(): Promise<void>;
+  /** SIGTERM: the clean shutdown path. */
+  stop(): Promise<void>;
+}
+
+const compiled = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+const sources = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+export async function startBrokerProcess(dataDir: string, extraArgs: string[] = []): Promise<BrokerProcess> {
+  const entry = existsSync(compiled) ? [compiled] : ['--conditions=development', '--import', 'tsx', sources];
+  const child = spawn(process.execPath, [...entry, 'serve', '--data-dir', dataDir, '--port', '0', '--log-level', 'warn', ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      const match = /listening on \S+:(\d+)/.exec(line);
+      if (match) resolve(Number(match[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`weir serve exited with ${code} before listening: ${stderr}`)));
+  });
+  return {
+    port,
+    child,
+    async kill() {
+      child.kill('SIGKILL');
+      await exited;
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
