@@ -181,6 +181,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements AsyncItera
   private rejoinNeeded = false;
   private groupWake: (() => void) | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  /** Bumped when heartbeats stop: an answer to an older heartbeat is ignored. */
+  private heartbeatEpoch = 0;
   /** Calls of `subscribe` waiting for the assignment that includes their topics. */
   private assignmentWaiters: Array<{ version: number; resolve(): void; reject(error: unknown): void }> = [];
   /** Bumped by every subscribe that adds topics; a join answers the waiters of the versions it included. */
@@ -835,16 +837,18 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements AsyncItera
   private startHeartbeat(): void {
     this.stopHeartbeat();
     const generation = this.generation;
+    const epoch = this.heartbeatEpoch;
+    const current = (): boolean => !this.closing && epoch === this.heartbeatEpoch && generation === this.generation;
     const beat = (): void => {
       this.heartbeatTimer = null;
-      if (this.closing || this.rejoinNeeded || generation !== this.generation) return;
+      if (!current() || this.rejoinNeeded) return;
       this.client
         .request('Heartbeat', { group: this.group!, generation, memberId: this.memberId }, { timeoutMs: this.sessionTimeoutMs, signal: this.stopping.signal })
         .then(
           () => schedule(),
           (error: unknown) => {
             const failure = toClientError(error);
-            if (this.closing || generation !== this.generation) return;
+            if (!current()) return;
             if (REJOIN_CODES.has(failure.code)) {
               if (failure.code === 'UNKNOWN_MEMBER') this.memberId = '';
               this.requestRejoin();
@@ -856,13 +860,14 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements AsyncItera
         );
     };
     const schedule = (): void => {
-      if (this.closing || generation !== this.generation || this.heartbeatTimer !== null) return;
+      if (!current() || this.heartbeatTimer !== null) return;
       this.heartbeatTimer = setTimeout(beat, this.heartbeatIntervalMs);
     };
     schedule();
   }
 
   private stopHeartbeat(): void {
+    this.heartbeatEpoch++;
     if (this.heartbeatTimer !== null) clearTimeout(this.heartbeatTimer);
     this.heartbeatTimer = null;
   }

@@ -57,11 +57,12 @@ export class TcpListener {
     return this.sockets.size;
   }
 
-  /** Stops accepting; existing connections stay open. */
+  /**
+   * Stops accepting; existing connections stay open. Resolves at once: `net.Server#close` calls back only once every
+   * connection has ended, which is the caller's next step, not a precondition.
+   */
   stopAccepting(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.server.listening) return resolve();
-      this.server.close(() => resolve());
-    });
+    if (this.server.listening) this.server.close();
+    return Promise.resolve();
   }
 }
