@@ -109,11 +109,13 @@ describe('native protocol server', () => {
     await producer.handshake();
     await consumer.request('CreateTopic', { name: 'poll', partitions: 1, config });
     const started = performance.now();
+    const fetchesBefore = server.requestCounts.get('Fetch') ?? 0;
     const waiting = consumer.request('Fetch', { topic: 'poll', partition: 0, offset: 0, maxBytes: 1 << 20, minBytes: 1, maxWaitMs: 30_000 });
     await new Promise((resolve) => setTimeout(resolve, 50));
     await producer.request('Produce', { topic: 'poll', partition: 0, acks: 2, producerId: -1, producerEpoch: -1, baseSequence: -1, messages: [{ id: null, key: null, tag: null, headers: [], timestamp: -1, body: Buffer.from('wake') }] });
     const response = await waiting;
     assert.ok(performance.now() - started < 5000, 'answered long before maxWaitMs');
+    assert.equal((server.requestCounts.get('Fetch') ?? 0) - fetchesBefore, 1, 'one fetch, held open, not a stream of polls');
     assert.equal(decodeRecordBatches((response.body as { records: Buffer }).records, 0)[0]!.body.toString(), 'wake');
     consumer.socket.destroy();
     producer.socket.destroy();

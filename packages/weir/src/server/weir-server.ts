@@ -6,7 +6,7 @@ import { type Clock, systemClock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import { TcpListener } from '../net/tcp-listener.js';
 import { nativeHandlers } from '../protocols/native/handlers.js';
-import { NativeConnection } from '../protocols/native/native-connection.js';
+import { NativeConnection, type RequestCounts } from '../protocols/native/native-connection.js';
 import { DiskMessageStore } from '../storage/disk-message-store.js';
 import type { MessageStore } from '../storage/message-store.js';
 import { MemoryMessageStore } from '../storage/memory-message-store.js';
@@ -35,6 +35,8 @@ const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.me
  */
 export class WeirServer {
   private readonly connections = new Set<NativeConnection>();
+  /** Native-protocol requests handled, per API, since start. */
+  readonly requestCounts: RequestCounts = new Map();
   private closing: Promise<void> | null = null;
 
   private constructor(
@@ -99,6 +101,7 @@ export class WeirServer {
     }
     const connection = new NativeConnection(socket, handlers, {
       maxFrameBytes: this.config.maxFrameBytes,
+      requestCounts: this.requestCounts,
       heartbeatMs: this.config.heartbeatMs,
       maxInFlight: this.config.maxInFlightPerConnection,
       brokerVersion: VERSION,

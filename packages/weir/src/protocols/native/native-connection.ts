@@ -31,8 +31,12 @@ export interface ConnectionContext {
 export type Handler<N extends ApiName> = (body: DecodedRequestOf<N>, context: ConnectionContext) => Promise<ResponseOf<N> | null> | ResponseOf<N> | null;
 export type HandlerTable = { readonly [N in Exclude<ApiName, 'Handshake' | 'Ping'>]: Handler<N> };
 
+/** Requests handled per API, across connections (what metrics and tests read). */
+export type RequestCounts = Map<ApiName, number>;
+
 export interface NativeConnectionOptions {
   maxFrameBytes: number;
+  requestCounts: RequestCounts;
   heartbeatMs: number;
   maxInFlight: number;
   brokerVersion: string;
@@ -170,6 +174,7 @@ export class NativeConnection implements ConnectionContext {
   private dispatch(name: ApiName, apiKey: number, correlationId: number, body: unknown): void {
     const handler = this.handlers[name as Exclude<ApiName, 'Handshake' | 'Ping'>] as Handler<ApiName>;
     this.inFlight++;
+    this.options.requestCounts.set(name, (this.options.requestCounts.get(name) ?? 0) + 1);
     this.updateFlow();
     let result: Promise<unknown> | unknown;
     try {
