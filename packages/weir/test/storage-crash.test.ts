@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DiskMessageStore } from '../src/storage/disk-message-store.js';
+import { seededRandom } from '../src/storage/io/fault-file-system.js';
 
 /**
  * Crash test with a real process: a child appends under `sync` and reports every resolved append; we SIGKILL it at a
@@ -15,18 +16,6 @@ import { DiskMessageStore } from '../src/storage/disk-message-store.js';
  */
 const CYCLES = process.env.WEIR_CHAOS ? 1000 : 50;
 const appender = fileURLToPath(new URL('./fixtures/storage-appender.ts', import.meta.url));
-
-/** Deterministic PRNG (mulberry32) so a failing run can be replayed from its seed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Acked {
   queue: string;
@@ -61,7 +50,7 @@ async function runChild(dataDir: string, cycle: number, killAfterMs: number): Pr
 
 test('storage: crash test — SIGKILL during sync appends loses no acknowledged append', { timeout: CYCLES * 10_000 }, async () => {
   const seed = Number(process.env.WEIR_SEED ?? Date.now() % 1_000_000);
-  const next = random(seed);
+  const next = seededRandom(seed);
   const dataDir = await mkdtemp(join(tmpdir(), 'weir-crash-'));
   const everAcked = new Map<string, Acked[]>();
   let totalAcked = 0;

@@ -8,7 +8,7 @@ import { ErrorCode, isWeirError } from '../core/errors.js';
 import { RecordingLogger } from '../core/logger.js';
 import { crc32c } from './crc.js';
 import type { FileHandle, FileSystem } from './io/file-system.js';
-import { FaultFileSystem } from './io/fault-file-system.js';
+import { FaultFileSystem, seededRandom } from './io/fault-file-system.js';
 import { NodeFileSystem } from './io/node-file-system.js';
 import { MetadataStore, type MetadataOp } from './metadata-store.js';
 
@@ -21,18 +21,6 @@ async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-/** mulberry32: a small seeded PRNG, so failures are reproducible. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function randomInt(random: () => number, below: number): number {
@@ -327,7 +315,7 @@ test('storage: metadata group commit: concurrent writes share datasyncs, one dis
 test('storage: metadata torn tail: reopening after truncation or garbage yields a prefix of the writes', async () => {
   await withTempDir(async (dir) => {
     const logPath = join(dir, 'log-0');
-    const random = prng(42);
+    const random = seededRandom(42);
     const store = await MetadataStore.open(nodeFs, dir);
     const model = new Map<string, unknown>();
     const states: Array<Array<[string, unknown]>> = [[]];
@@ -673,7 +661,7 @@ test('storage: metadata close waits for writes in flight, then refuses calls', a
 test('storage: metadata power loss: every acknowledged write survives, and the state is a prefix of the calls', async () => {
   const root = '/data/meta';
   for (let seed = 1; seed <= 150; seed++) {
-    const random = prng(seed);
+    const random = seededRandom(seed);
     let fs = new FaultFileSystem();
     // states[i]: the map after the first i calls that are still part of history.
     let states: Array<Array<[string, unknown]>> = [[]];
