@@ -248,3 +248,143 @@ export class GcMeter {
     return { pauses: this.pauses, pauseMs: Math.round(this.pauseMs), share: this.pauseMs / (this.to - this.from) };
   }
 }
+
+// ---- CPU profiles ---------------------------------------------------------------------------------------------------
+
+/** The parts of a V8 `.cpuprofile` (what `node --cpu-prof` writes) that the summary reads. */
+export interface CpuProfile {
+  nodes: Array<{
+    id: number;
+    callFrame: { functionName: string; url: string; lineNumber: number; columnNumber?: number; scriptId?: string | number };
+    children?: number[];
+  }>;
+  /** Microseconds. */
+  startTime: number;
+  endTime: number;
+  /** Node id of each sample, and the microseconds since the previous sample (the first: since startTime). */
+  samples?: number[];
+  timeDeltas?: number[];
+}
+
+export interface ProfileEntry {
+  /** Function name, or a V8 pseudo-frame: (garbage collector), (program), (idle). */
+  name: string;
+  /**
+   * path:line relative to the repository root, node:… for Node internals, "(generated code, script N):line" for code
+   * compiled at run time (new Function), or '' for native functions and pseudo-frames.
+   */
+  location: string;
+  selfMs: number;
+  /** Share of busy (non-idle) time spent in the function itself. */
+  selfShare: number;
+  /** Time with the function anywhere on the stack (recursion counted once). */
+  totalMs: number;
+  totalShare: number;
+}
+
+export interface ProfileSummary {
+  file: string;
+  /** Wall time the profile covers. */
+  durationMs: number;
+  /** Time not spent idle (the event loop waiting). */
+  busyMs: number;
+  idleMs: number;
+  /** The functions with the most self time, most first. */
+  top: ProfileEntry[];
+  /** Self time per source file, most first. */
+  byFile: Array<{ location: string; selfMs: number; selfShare: number }>;
+}
+
+/**
+ * Self and total time per function from a `.cpuprofile`: each sample is charged the time until the next sample;
+ * functions are keyed by name and location, so a function reached along several call paths is counted once.
+ */
+export function summarizeCpuProfile(profile: CpuProfile, options: { root?: string; top?: number; file?: string } = {}): ProfileSummary {
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  const parents = new Map<number, number>();
+  const byId = new Map<number, CpuProfile['nodes'][number]>();
+  for (const node of profile.nodes) {
+    byId.set(node.id, node);
+    for (const child of node.children ?? []) parents.set(child, node.id);
+  }
+  const root = options.root === undefined ? null : `file://${options.root.endsWith('/') ? options.root : `${options.root}/`}`;
+  const keyOf = new Map<number, string>();
+  const entries = new Map<string, { name: string; location: string; file: string; self: number; total: number }>();
+  const entryOf = (id: number) => {
+    let key = keyOf.get(id);
+    const frame = byId.get(id)!.callFrame;
+    if (key === undefined) {
+      let file = frame.url;
+      if (root !== null && file.startsWith(root)) file = file.slice(root.length);
+      else if (file.startsWith('file://')) file = file.slice('file://'.length);
+      // No url: a native function (script 0) or code made at run time (new Function, eval), told apart by script.
+      const script = String(frame.scriptId ?? '0');
+      if (file === '' && script !== '0') file = `(generated code, script ${script})`;
+      const location = file === '' ? '' : `${file}:${frame.lineNumber + 1}`;
+      key = `${frame.functionName}\u0000${location}`;
+      keyOf.set(id, key);
+      if (!entries.has(key)) entries.set(key, { name: frame.functionName || '(anonymous)', location, file, self: 0, total: 0 });
+    }
+    return entries.get(key)!;
+  };
+  // Sample i happens at startTime + deltas[0..i]; it lasts until the next sample (the last one until endTime).
+  let at = profile.startTime;
+  const times = samples.map((_, index) => (at += deltas[index] ?? 0));
+  let idle = 0;
+  let total = 0;
+  const seen = new Set<string>();
+  for (let index = 0; index < samples.length; index++) {
+    const duration = Math.max(0, (index + 1 < samples.length ? times[index + 1]! : profile.endTime) - times[index]!);
+    total += duration;
+    const leaf = samples[index]!;
+    const entry = entryOf(leaf);
+    entry.self += duration;
+    if (entry.name === '(idle)') {
+      idle += duration;
+      continue;
+    }
+    seen.clear();
+    for (let id: number | undefined = leaf; id !== undefined; id = parents.get(id)) {
+      const frame = entryOf(id);
+      const key = keyOf.get(id)!;
+      if (seen.has(key) || frame.name === '(root)') continue;
+      seen.add(key);
+      frame.total += duration;
+    }
+  }
+  const busy = total - idle;
+  const share = (micros: number) => (busy > 0 ? micros / busy : 0);
+  const busyEntries = [...entries.values()].filter((entry) => entry.name !== '(idle)' && entry.name !== '(root)');
+  const top = busyEntries
+    .sort((a, b) => b.self - a.self)
+    .slice(0, options.top ?? 15)
+    .map((entry) => ({ name: entry.name, location: entry.location, selfMs: entry.self / 1000, selfShare: share(entry.self), totalMs: entry.total / 1000, totalShare: share(entry.total) }));
+  const files = new Map<string, number>();
+  for (const entry of busyEntries) {
+    const file = entry.file === '' ? entry.name : entry.file;
+    files.set(file, (files.get(file) ?? 0) + entry.self);
+  }
+  const byFile = [...files.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 12)
+    .map(([location, self]) => ({ location, selfMs: self / 1000, selfShare: share(self) }));
+  return { file: options.file ?? '', durationMs: total / 1000, busyMs: busy / 1000, idleMs: idle / 1000, top, byFile };
+}
+
+/** The summary as text: a header line, the top functions, then self time per file. */
+export function formatProfileSummary(summary: ProfileSummary): string {
+  const pct = (value: number) => `${formatNumber(value * 100, 1)}%`;
+  const header =
+    `${summary.file ? `${summary.file}: ` : ''}${formatNumber(summary.durationMs / 1000, 2)} s profiled, busy ${formatNumber(summary.busyMs / 1000, 2)} s ` +
+    `(${pct(summary.durationMs > 0 ? summary.busyMs / summary.durationMs : 0)}); shares below are of busy time`;
+  const functions = formatTable(
+    [{ title: 'self', align: 'right' }, { title: 'self ms', align: 'right' }, { title: 'total', align: 'right' }, { title: 'function' }, { title: 'location' }],
+    summary.top.map((entry) => [pct(entry.selfShare), formatNumber(entry.selfMs, 0), pct(entry.totalShare), entry.name, entry.location]),
+  );
+  const files = formatTable(
+    [{ title: 'self', align: 'right' }, { title: 'self ms', align: 'right' }, { title: 'file' }],
+    summary.byFile.map((entry) => [pct(entry.selfShare), formatNumber(entry.selfMs, 0), entry.location]),
+  );
+  return `${header}\n\n${functions}\n\n${files}`;
+}

@@ -17,6 +17,10 @@ const suites: Record<string, SuiteEntry> = {
     description: 'commit-log store: disk ceilings, durable append (1 and 10,000 queues), backlog read',
     load: async () => (await import('./storage.js')).storageSuite,
   },
+  native: {
+    description: 'broker over TCP (weir serve child process): durable produce, consume, end-to-end latency, broker CPU/RSS',
+    load: async () => (await import('./native.js')).nativeSuite,
+  },
 };
 
 function listing(): string {

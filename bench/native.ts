@@ -1,0 +1,1799 @@
+/**
+ * Native-protocol benchmark: a real broker (`weir serve`) in a child process of its own, clients over TCP on loopback.
+ *
+ *   npm run bench -- native                       full run (about two minutes)
+ *   npm run bench -- native --quick               smoke run (about 25 s)
+ *   npm run bench -- native --profile --only produce-100b-1p,consume
+ *                                                 the same scenarios with the broker under --cpu-prof, plus a summary
+ *   npm run bench -- native --help                flags
+ *
+ * Scenarios (each with a fresh broker and data directory):
+ * 1. produce: durable acks (the client default) to a topic of 8 partitions with flush policy `sync`, default linger,
+ *    keyless messages (sticky round-robin), 100 B and 1 KiB bodies, 1 and 4 producers. Each producer keeps a window
+ *    of up to 10,000 unacknowledged `send` promises, so batches fill. Measured: acknowledgements per second after a
+ *    warm-up; afterwards the topic's stored message count is checked against the acknowledgements.
+ * 2. consume: 2,000,000 × 100 B messages (quick: 200,000) are produced into 8 partitions, the broker is restarted
+ *    on the same data (so a profile holds nothing but the read), then one consumer without a group reads all of them
+ *    with `for await`, checking count, bytes and per-partition order.
+ * 3. latency: a producer sends at a fixed rate; message i is due at t0 + i / rate and carries that intended time
+ *    (process.hrtime, one monotonic clock for all threads) in its body. A long-polling consumer records receive time
+ *    − intended time in an HDR histogram, so a stalled sender or broker shows up as latency instead of silently
+ *    lowering the rate (no coordinated omission). The producer uses linger 0 (a latency-minded setting); one extra
+ *    row at 10k msg/s uses the default linger (5 ms) for comparison.
+ * 4. resources: the broker's RSS and CPU are sampled from /proc every 250 ms; each row reports the broker's CPU and the
+ *    clients' CPU (this process, all threads) over the measured window, the broker's RSS at the end and its peak, and
+ *    how busy each client thread's event loop was (and its GC share).
+ *
+ * Every producer and consumer runs in a worker_thread of this process with its own client and connection (its own
+ * event loop, as separate applications would have); the main thread only orchestrates and samples. By default the
+ * broker and the clients run compiled (packages/{weir,client,protocol}/dist, built with `tsc -b` first): through tsx
+ * the broker takes ~0.3 s longer to start with ~30 MiB more RSS, and tsx's keepNames wraps every closure in __name(),
+ * which costs the clients several percent per message. `--code src` runs the sources instead.
+ *
+ * MB means 10^6 bytes of message bodies throughout.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import { join, relative } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { build as buildHistogram, type Histogram } from 'hdr-histogram-js';
+import { WeirClient, type Acks, type ProducerMessage } from 'weir-client';
+import { RECORD_BATCH_HEADER_BYTES, type Message } from 'weir-protocol';
+import {
+  commitInfo,
+  type CpuProfile,
+  describeMachine,
+  formatBytes,
+  formatNumber,
+  formatProfileSummary,
+  formatTable,
+  GcMeter,
+  KiB,
+  machineInfo,
+  MB,
+  MiB,
+  now,
+  type ProfileSummary,
+  repoRoot,
+  summarizeCpuProfile,
+  type Suite,
+  today,
+  UsageError,
+  withTempDir,
+  writeReport,
+} from './report.js';
+
+// ---- parameters -----------------------------------------------------------------------------------------------------
+
+/** `dist`: compiled broker and clients (built with tsc -b first); `src`: the TypeScript sources through tsx. */
+type Code = 'dist' | 'src';
+
+interface Parameters {
+  quick: boolean;
+  partitions: number;
+  bodySizes: number[];
+  producerCounts: number[];
+  warmupSeconds: number;
+  durationSeconds: number;
+  /** Unacknowledged `send` promises each throughput producer keeps outstanding. */
+  window: number;
+  /** Messages per `send` call (1: one promise per message, the common use). */
+  perSend: number;
+  consumeMessages: number;
+  consumeBodyBytes: number;
+  latencyRates: number[];
+  latencyWarmupSeconds: number;
+  latencySeconds: number;
+  latencyBodyBytes: number;
+  /** Linger of the latency producer; the extra comparison row uses the client default. */
+  latencyLingerMs: number;
+  code: Code;
+  profile: boolean;
+  sampleIntervalMs: number;
+  only: string[] | null;
+}
+
+const USAGE = `usage: npm run bench -- native [flags]
+
+  --quick              smoke run: 1 s per scenario, 200,000-message backlog, latency at 1k and 10k msg/s only
+  --duration <s>       measured seconds per produce and latency scenario (default 5; quick 1)
+  --messages <n>       backlog of the consume scenario (default 2,000,000; quick 200,000)
+  --window <n>         unacknowledged sends per producer (default 10,000)
+  --per-send <n>       messages per send() call in the produce scenarios (default 1)
+  --rates <list>       latency scenario rates in msg/s, comma-separated (default 1000,10000,50000; quick 1000,10000)
+  --linger <ms>        linger of the latency producer (default 0; the latency-10k-linger5 row always uses 5)
+  --code dist|src      run the broker and clients compiled (default; built first with tsc -b) or from their
+                       TypeScript sources through tsx (slower: tsx wraps every closure in __name())
+  --profile            run each broker (and each client thread) under --cpu-prof; print the top self-time
+                       functions per scenario (profiles are kept in bench-results/<date>/native-profiles/)
+  --only <ids>         comma-separated substrings of scenario ids to run, e.g. --only produce-100b,consume
+  --help               this text
+
+scenario ids: produce-100b-1p, produce-100b-4p, produce-1k-1p, produce-1k-4p, produce-100b-wire,
+              consume-100b, consume-100b-wire, latency-1k, latency-10k, latency-50k, latency-10k-linger5
+              (the -wire rows bypass Producer/Consumer: pre-built batches and raw Fetches on the client's
+              Connection, to show what the broker takes when the client costs little)`;
+
+const VALUE_FLAGS = ['duration', 'messages', 'window', 'per-send', 'rates', 'linger', 'code', 'only'];
+
+function parseArgs(args: readonly string[]): Parameters | null {
+  const flags = new Map<string, string>();
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index]!;
+    if (arg === '--help' || arg === '-h') return null;
+    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument "${arg}"\n\n${USAGE}`);
+    const equals = arg.indexOf('=');
+    const name = equals === -1 ? arg.slice(2) : arg.slice(2, equals);
+    if (name === 'quick' || name === 'profile') {
+      flags.set(name, 'true');
+      continue;
+    }
+    if (!VALUE_FLAGS.includes(name)) throw new UsageError(`unknown flag --${name}\n\n${USAGE}`);
+    const value = equals === -1 ? args[++index] : arg.slice(equals + 1);
+    if (value === undefined || value === '') throw new UsageError(`--${name} needs a value`);
+    flags.set(name, value);
+  }
+  const quick = flags.has('quick');
+  const parseNumber = (name: string, text: string, integer: boolean): number => {
+    const value = Number(text.replaceAll('_', '').replaceAll(',', ''));
+    if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isSafeInteger(value))) throw new UsageError(`--${name} must be a positive ${integer ? 'integer' : 'number'}, not "${text}"`);
+    return value;
+  };
+  const number = (name: string, fallback: number, integer: boolean): number => {
+    const text = flags.get(name);
+    return text === undefined ? fallback : parseNumber(name, text, integer);
+  };
+  const code = flags.get('code') ?? 'dist';
+  if (code !== 'dist' && code !== 'src') throw new UsageError(`--code must be dist or src, not "${code}"`);
+  const rates = flags.get('rates');
+  const lingerText = flags.get('linger') ?? '0';
+  const lingerMs = Number(lingerText);
+  if (!Number.isFinite(lingerMs) || lingerMs < 0) throw new UsageError(`--linger must be a non-negative number of milliseconds, not "${lingerText}"`);
+  const only = flags.get('only');
+  return {
+    quick,
+    partitions: 8,
+    bodySizes: [100, 1024],
+    producerCounts: [1, 4],
+    warmupSeconds: quick ? 0.5 : 1,
+    durationSeconds: number('duration', quick ? 1 : 5, false),
+    window: number('window', 10_000, true),
+    perSend: number('per-send', 1, true),
+    consumeMessages: number('messages', quick ? 200_000 : 2_000_000, true),
+    consumeBodyBytes: 100,
+    latencyRates: rates === undefined ? (quick ? [1_000, 10_000] : [1_000, 10_000, 50_000]) : rates.split(',').map((part) => parseNumber('rates', part.trim(), true)),
+    latencyWarmupSeconds: quick ? 0.5 : 1,
+    latencySeconds: number('duration', quick ? 1 : 5, false),
+    latencyBodyBytes: 100,
+    latencyLingerMs: lingerMs,
+    code,
+    profile: flags.has('profile'),
+    sampleIntervalMs: 250,
+    only: only === undefined ? null : only.split(',').map((part) => part.trim()).filter((part) => part.length > 0),
+  };
+}
+
+function selected(params: Parameters, id: string): boolean {
+  return params.only === null || params.only.some((part) => id.includes(part));
+}
+
+// ---- small helpers --------------------------------------------------------------------------------------------------
+
+function progress(text: string): void {
+  process.stderr.write(`[native] ${text}\n`);
+}
+
+function sizeLabel(bytes: number): string {
+  return bytes >= KiB && bytes % KiB === 0 ? `${bytes / KiB}k` : `${bytes}b`;
+}
+
+function rateLabel(rate: number): string {
+  return rate >= 1000 && rate % 1000 === 0 ? `${rate / 1000}k` : String(rate);
+}
+
+function percent(share: number): string {
+  return `${formatNumber(share * 100, 0)}%`;
+}
+
+function ms(value: number): string {
+  return `${formatNumber(value, value >= 100 ? 0 : value >= 10 ? 1 : 2)} ms`;
+}
+
+function mib(bytes: number): string {
+  return `${formatNumber(bytes / MiB, 0)} MiB`;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Monotonic nanoseconds, machine-wide: the same clock in every thread of this process (unlike performance.now()). */
+function monotonicNs(): bigint {
+  return process.hrtime.bigint();
+}
+
+// ---- the broker child process ---------------------------------------------------------------------------------------
+
+const CLOCK_TICKS = (() => {
+  try {
+    const value = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    return Number.isFinite(value) && value > 0 ? value : 100;
+  } catch {
+    return 100;
+  }
+})();
+
+interface ProcessSample {
+  /** Seconds, from `now()`. */
+  time: number;
+  rssBytes: number;
+  /** The kernel's high-water mark of RSS (VmHWM). */
+  peakRssBytes: number;
+  /** User + system CPU seconds of the whole process (every thread). */
+  cpuSeconds: number;
+}
+
+/** Reads RSS and CPU time of a live process from /proc; null once it has gone. */
+function sampleProcess(pid: number): ProcessSample | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+    // Fields after "(comm)": state is field 3, utime 14 and stime 15 (proc(5)).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[14 - 3]) + Number(fields[15 - 3]);
+    return { time: now(), rssBytes: kib('VmRSS'), peakRssBytes: kib('VmHWM'), cpuSeconds: ticks / CLOCK_TICKS };
+  } catch {
+    return null;
+  }
+}
+
+interface BrokerStop {
+  /** RSS just before SIGTERM. */
+  rssBytes: number;
+  /** Peak RSS over the broker's life (VmHWM, else the largest sample). */
+  peakRssBytes: number;
+  shutdownSeconds: number;
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  killed: boolean;
+  /** The --cpu-prof file, when profiling. */
+  profilePath: string | null;
+}
+
+/**
+ * Broker children still running, with their data directories: killed (and the directories removed) if this process
+ * exits early or is interrupted, so no broker outlives the benchmark.
+ */
+const liveBrokers = new Map<ChildProcess, string>();
+let exitHookInstalled = false;
+
+function killLiveBrokers(): void {
+  for (const [child, dataDir] of liveBrokers) {
+    child.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  liveBrokers.clear();
+}
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', killLiveBrokers);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      progress(`${signal}: stopping the brokers`);
+      killLiveBrokers();
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    });
+  }
+}
+
+interface BrokerStartOptions {
+  code: Code;
+  dataDir: string;
+  label: string;
+  /** Where --cpu-prof writes; null runs without profiling. */
+  profileDir: string | null;
+  sampleIntervalMs: number;
+}
+
+/**
+ * `weir serve` in a child process: started with `--port 0`, its port parsed from the first stdout line, its RSS and
+ * CPU sampled every `sampleIntervalMs`, stopped with SIGTERM (SIGKILL after 60 s). Warnings and errors it logs are
+ * counted (its logs are pino JSON lines on stdout).
+ */
+class BrokerProcess {
+  readonly samples: ProcessSample[] = [];
+  warnings = 0;
+  errors = 0;
+  private readonly timer: NodeJS.Timeout;
+  private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private stderrTail = '';
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly port: number,
+    readonly startSeconds: number,
+    private readonly options: BrokerStartOptions,
+    exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>,
+    pendingLines: string[],
+  ) {
+    this.exited = exited;
+    for (const line of pendingLines) this.onLogLine(line);
+    this.timer = setInterval(() => this.sample(), options.sampleIntervalMs);
+    this.timer.unref();
+    this.sample();
+  }
+
+  static async start(options: BrokerStartOptions): Promise<BrokerProcess> {
+    installExitHook();
+    const entry =
+      options.code === 'dist'
+        ? [join(repoRoot, 'packages/weir/dist/cli/main.js')]
+        : ['--conditions=development', '--import', 'tsx', join(repoRoot, 'packages/weir/src/cli/main.ts')];
+    const profiling = options.profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', options.profileDir];
+    const args = [...profiling, ...entry, 'serve', '--data-dir', options.dataDir, '--port', '0', '--log-level', 'warn'];
+    const began = now();
+    const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    liveBrokers.set(child, options.dataDir);
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.once('exit', (code, signal) => {
+        liveBrokers.delete(child);
+        resolve({ code, signal });
+      });
+    });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (text: string) => {
+      stderr = (stderr + text).slice(-4000);
+    });
+    const lines: string[] = [];
+    let broker: BrokerProcess | null = null;
+    const port = await new Promise<number>((resolve, reject) => {
+      let buffered = '';
+      let found = false;
+      const timeout = setTimeout(() => fail(new Error(`the broker did not report its port within 30 s`)), 30_000);
+      const fail = (error: Error): void => {
+        if (found) return;
+        found = true;
+        clearTimeout(timeout);
+        child.kill('SIGKILL');
+        reject(new Error(`${options.label}: ${error.message}${stderr ? `\nbroker stderr:\n${stderr}` : ''}`));
+      };
+      child.stdout!.setEncoding('utf8');
+      child.stdout!.on('data', (text: string) => {
+        buffered += text;
+        let newline: number;
+        while ((newline = buffered.indexOf('\n')) !== -1) {
+          const line = buffered.slice(0, newline);
+          buffered = buffered.slice(newline + 1);
+          if (!found) {
+            const match = /listening on .*:(\d+)/.exec(line);
+            if (match !== null) {
+              found = true;
+              clearTimeout(timeout);
+              resolve(Number(match[1]));
+              continue;
+            }
+          }
+          if (broker !== null) broker.onLogLine(line);
+          else lines.push(line);
+        }
+      });
+      child.once('error', (error) => fail(error));
+      void exited.then(({ code, signal }) => fail(new Error(`the broker exited (code ${code}, signal ${signal}) before listening`)));
+    });
+    broker = new BrokerProcess(child, port, now() - began, options, exited, lines);
+    child.stderr!.removeAllListeners('data');
+    child.stderr!.on('data', (text: string) => broker!.onStderr(text));
+    broker.stderrTail = stderr;
+    return broker;
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  /** Samples now (and keeps the sample); null when the process is gone. */
+  sample(): ProcessSample | null {
+    const sample = sampleProcess(this.pid);
+    if (sample !== null) this.samples.push(sample);
+    return sample;
+  }
+
+  /** Peak RSS seen so far. */
+  get peakRssBytes(): number {
+    let peak = 0;
+    for (const sample of this.samples) peak = Math.max(peak, sample.peakRssBytes, sample.rssBytes);
+    return peak;
+  }
+
+  private onLogLine(line: string): void {
+    if (line.trim() === '') return;
+    let level = 0;
+    let message = line;
+    try {
+      const parsed = JSON.parse(line) as { level?: number; msg?: string };
+      level = parsed.level ?? 0;
+      message = parsed.msg ?? line;
+    } catch {
+      // Not JSON: the shutdown line ("weir: SIGTERM, shutting down") or similar.
+      return;
+    }
+    if (level >= 50) this.errors++;
+    else if (level >= 40) this.warnings++;
+    else return;
+    if (this.warnings + this.errors <= 5) progress(`${this.options.label}: broker ${level >= 50 ? 'error' : 'warning'}: ${message} ${line.length > 300 ? `${line.slice(0, 300)}…` : line}`);
+  }
+
+  private onStderr(text: string): void {
+    this.stderrTail = (this.stderrTail + text).slice(-4000);
+  }
+
+  get logSummary(): string {
+    return this.warnings + this.errors === 0 ? '' : `; broker logged ${this.warnings} warnings, ${this.errors} errors`;
+  }
+
+  /** SIGTERM, wait for a clean exit (the broker flushes and, when profiled, writes its profile), SIGKILL after 60 s. */
+  async stop(): Promise<BrokerStop> {
+    clearInterval(this.timer);
+    const last = this.sample();
+    const rssBytes = last?.rssBytes ?? this.samples.at(-1)?.rssBytes ?? 0;
+    const peakRssBytes = this.peakRssBytes;
+    const began = now();
+    this.child.kill('SIGTERM');
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      this.child.kill('SIGKILL');
+    }, 60_000);
+    const { code, signal } = await this.exited;
+    clearTimeout(timer);
+    const shutdownSeconds = now() - began;
+    if (killed) progress(`${this.options.label}: the broker did not exit within 60 s of SIGTERM and was killed`);
+    else if (code !== 0) progress(`${this.options.label}: the broker exited with code ${code}${this.stderrTail ? `; stderr:\n${this.stderrTail}` : ''}`);
+    let profilePath: string | null = null;
+    if (this.options.profileDir !== null && existsSync(this.options.profileDir)) {
+      const name = readdirSync(this.options.profileDir).find((file) => file.endsWith('.cpuprofile') && file.includes(`.${this.pid}.`));
+      profilePath = name === undefined ? null : join(this.options.profileDir, name);
+    }
+    return { rssBytes, peakRssBytes, shutdownSeconds, exitCode: code, signal, killed, profilePath };
+  }
+
+  /** Kills without waiting (error paths). */
+  kill(): void {
+    clearInterval(this.timer);
+    this.child.kill('SIGKILL');
+  }
+}
+
+/** Builds the compiled broker and client (what ./weir does before running the broker); returns the seconds it took. */
+function buildBroker(): number {
+  const began = now();
+  try {
+    execFileSync(join(repoRoot, 'node_modules/.bin/tsc'), ['-b', 'packages/protocol', 'packages/client', 'packages/weir'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (error) {
+    const output = (error as { stdout?: string; stderr?: string }).stdout ?? '';
+    throw new Error(`building failed (tsc -b packages/protocol packages/client packages/weir):\n${output.slice(0, 4000)}\nFix the build, or run the sources with --code src.`);
+  }
+  return now() - began;
+}
+
+/** Share of the machine's CPU time that was not idle over `ms` milliseconds (from /proc/stat). */
+async function machineBusy(ms: number): Promise<number> {
+  const read = (): { idle: number; total: number } => {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is already inside user)
+    const total = fields.slice(0, 8).reduce((sum, value) => sum + value, 0);
+    return { idle: fields[3]! + fields[4]!, total };
+  };
+  const before = read();
+  await sleep(ms);
+  const after = read();
+  const total = after.total - before.total;
+  return total > 0 ? 1 - (after.idle - before.idle) / total : 0;
+}
+
+// ---- resource windows -----------------------------------------------------------------------------------------------
+
+interface Mark {
+  time: number;
+  brokerCpuSeconds: number;
+  clientCpuSeconds: number;
+}
+
+function mark(broker: BrokerProcess): Mark {
+  const sample = broker.sample();
+  const usage = process.cpuUsage();
+  return { time: now(), brokerCpuSeconds: sample?.cpuSeconds ?? NaN, clientCpuSeconds: (usage.user + usage.system) / 1e6 };
+}
+
+interface Resources {
+  /** CPU over the measured window, as a share of one core (1 = one core busy). */
+  brokerCpu: number;
+  clientCpu: number;
+  brokerRssBytes: number;
+  brokerPeakRssBytes: number;
+  brokerStartSeconds: number;
+  brokerShutdownSeconds: number;
+  brokerWarnings: number;
+  brokerErrors: number;
+}
+
+function resources(broker: BrokerProcess, from: Mark, to: Mark, stop: BrokerStop): Resources {
+  const seconds = to.time - from.time;
+  return {
+    brokerCpu: (to.brokerCpuSeconds - from.brokerCpuSeconds) / seconds,
+    clientCpu: (to.clientCpuSeconds - from.clientCpuSeconds) / seconds,
+    brokerRssBytes: stop.rssBytes,
+    brokerPeakRssBytes: stop.peakRssBytes,
+    brokerStartSeconds: broker.startSeconds,
+    brokerShutdownSeconds: stop.shutdownSeconds,
+    brokerWarnings: broker.warnings,
+    brokerErrors: broker.errors,
+  };
+}
+
+function resourceNotes(r: Resources): string {
+  return `broker CPU ${percent(r.brokerCpu)}, clients CPU ${percent(r.clientCpu)}; broker RSS ${mib(r.brokerRssBytes)} (peak ${mib(r.brokerPeakRssBytes)})`;
+}
+
+// ---- clients in worker threads --------------------------------------------------------------------------------------
+
+const WORKER_ROLE = 'weir-bench-native-client';
+/** Int32 slots in a pool's shared counters: [0] is the stop flag, then per worker: done (acked/received), failed, sent. */
+const STOP_SLOT = 0;
+const SLOTS_PER_WORKER = 3;
+
+interface WorkerBase {
+  role: typeof WORKER_ROLE;
+  index: number;
+  /** `dist`: the worker runs without the development condition, so weir-client and weir-protocol load compiled. */
+  code: Code;
+  broker: string;
+  topic: string;
+  counters: SharedArrayBuffer;
+}
+
+interface ProducerConfig extends WorkerBase {
+  kind: 'producer';
+  bodyBytes: number;
+  acks: Acks;
+  /** null: the client default. */
+  lingerMs: number | null;
+  /**
+   * `throughput`: `send` as fast as the window allows; `paced`: `send` message i at t0 + i / rate; `wire`: no
+   * Producer, but the client's Connection sending idempotent Produce requests of pre-built batches (the size the
+   * Producer's defaults make), round-robin over the partitions: what the broker can take when the client is cheap.
+   */
+  mode: 'throughput' | 'paced' | 'wire';
+  window: number;
+  perSend: number;
+  /** Throughput mode: stop after this many messages (null: until told to stop). */
+  limit: number | null;
+  rate: number;
+}
+
+interface ConsumerConfig extends WorkerBase {
+  kind: 'consumer';
+  /**
+   * `drain`: read `expected` messages as fast as possible with `for await`; `latency`: record receive − intended send
+   * time; `wire`: no Consumer, but Fetch requests on the client's Connection (one in flight per partition, 1 MiB
+   * each, as the Consumer's defaults), counting messages from the batch headers: the broker's read capacity.
+   */
+  mode: 'drain' | 'latency' | 'wire';
+  expected: number;
+}
+
+type WorkerConfig = ProducerConfig | ConsumerConfig;
+
+interface WorkerStats {
+  /** Messages acknowledged (producer) or received (consumer). */
+  done: number;
+  sent: number;
+  failed: number;
+  firstError: string | null;
+  /** Seconds from `go` to the end of the work, measured in the worker. */
+  seconds: number;
+  /** Event-loop utilisation of the worker from `go` to the end of the work (1: never idle). */
+  elu: number;
+  /** Share of that time in garbage-collection pauses. */
+  gcShare: number;
+  /** Paced producer: how late `send` was called relative to the schedule (the load generator's own lag). */
+  sendLag: { p50Ms: number; p99Ms: number; maxMs: number } | null;
+  /**
+   * Paced producer, messages intended inside the window: intended send time → acknowledgement (durable append), the
+   * produce half of the end-to-end latency.
+   */
+  ackLatency: LatencySummary | null;
+  /** Paced producer: messages that were due by the stop but not sent. */
+  behind: number;
+  /** Draining consumer: body bytes read and whether every partition's offsets came in order without gaps. */
+  bytes: number;
+  inOrder: boolean;
+  /** Latency consumer. */
+  latency: LatencySummary | null;
+  inWindow: number;
+  drainSeconds: number;
+  /** Producer: seconds its final flush took (acknowledgements still owed when it stopped sending). */
+  flushSeconds: number;
+}
+
+interface LatencySummary {
+  count: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  maxMs: number;
+  meanMs: number;
+}
+
+type ToWorker = { type: 'go'; t0: bigint; windowStart: bigint; windowEnd: bigint } | { type: 'finish'; expected: number };
+type FromWorker = { type: 'ready' } | { type: 'done'; stats: WorkerStats } | { type: 'failed'; error: string };
+
+/** Random bytes for message bodies. */
+function randomBody(bytes: number): Buffer {
+  return randomFillSync(Buffer.allocUnsafe(bytes));
+}
+
+function newHistogram(): Histogram {
+  return buildHistogram({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+}
+
+function latencySummary(histogram: Histogram): LatencySummary {
+  const toMs = (micros: number) => micros / 1000;
+  return {
+    count: histogram.totalCount,
+    p50Ms: toMs(histogram.getValueAtPercentile(50)),
+    p99Ms: toMs(histogram.getValueAtPercentile(99)),
+    p999Ms: toMs(histogram.getValueAtPercentile(99.9)),
+    maxMs: toMs(histogram.maxValue),
+    meanMs: toMs(histogram.mean),
+  };
+}
+
+function emptyStats(): WorkerStats {
+  return { done: 0, sent: 0, failed: 0, firstError: null, seconds: 0, elu: 0, gcShare: 0, sendLag: null, ackLatency: null, behind: 0, bytes: 0, inOrder: true, latency: null, inWindow: 0, drainSeconds: 0, flushSeconds: 0 };
+}
+
+/** Runs in a worker thread: one client, one producer or consumer, driven by the main thread's messages. */
+async function clientWorker(config: WorkerConfig): Promise<void> {
+  const port = parentPort!;
+  const counters = new Int32Array(config.counters);
+  const base = 1 + config.index * SLOTS_PER_WORKER;
+  const inbox: ToWorker[] = [];
+  const waiters: Array<(message: ToWorker) => void> = [];
+  port.on('message', (message: ToWorker) => {
+    const waiter = waiters.shift();
+    if (waiter !== undefined) waiter(message);
+    else inbox.push(message);
+  });
+  const receive = (): Promise<ToWorker> => (inbox.length > 0 ? Promise.resolve(inbox.shift()!) : new Promise((resolve) => waiters.push(resolve)));
+  const client = new WeirClient({ brokers: [config.broker], clientId: `bench-${config.kind}-${config.index}` });
+  try {
+    const stats = config.kind === 'producer' ? await runProducer(config, client, counters, base, receive) : await runConsumer(config, client, counters, base, receive);
+    await client.close();
+    port.postMessage({ type: 'done', stats } satisfies FromWorker);
+  } catch (error) {
+    client.abort();
+    port.postMessage({ type: 'failed', error: error instanceof Error ? (error.stack ?? error.message) : String(error) } satisfies FromWorker);
+  }
+}
+
+/** Runs `work`, measuring its wall time and this thread's event-loop utilisation and GC share meanwhile. */
+async function threadLoad<T>(work: () => Promise<T>): Promise<{ value: T; seconds: number; elu: number; gcShare: number }> {
+  const gcMeter = new GcMeter();
+  gcMeter.start();
+  const eluStart = performance.eventLoopUtilization();
+  const began = now();
+  const value = await work();
+  const seconds = now() - began;
+  const elu = performance.eventLoopUtilization(eluStart).utilization;
+  const gc = await gcMeter.stop();
+  return { value, seconds, elu, gcShare: gc.share };
+}
+
+async function runProducer(
+  config: ProducerConfig,
+  client: WeirClient,
+  counters: Int32Array,
+  base: number,
+  receive: () => Promise<ToWorker>,
+): Promise<WorkerStats> {
+  const producer = client.producer({ acks: config.acks, ...(config.lingerMs === null ? {} : { lingerMs: config.lingerMs }) });
+  const stats = emptyStats();
+  let outstanding = 0;
+  let wake: (() => void) | null = null;
+  const stopped = (): boolean => Atomics.load(counters, STOP_SLOT) !== 0;
+  const settled = (count: number): void => {
+    outstanding -= count;
+    if (wake !== null && outstanding + config.perSend <= config.window) {
+      const resume = wake;
+      wake = null;
+      resume();
+    }
+  };
+  const onAck = (count: number) => (): void => {
+    Atomics.add(counters, base, count);
+    settled(count);
+  };
+  const onFail = (count: number) => (error: unknown): void => {
+    stats.firstError ??= errorText(error);
+    Atomics.add(counters, base + 1, count);
+    settled(count);
+  };
+  // Connect and learn the partition count before the clock starts; InitProducer follows with the first batch.
+  await client.metadata.partitionCount(config.topic);
+  parentPort!.postMessage({ type: 'ready' } satisfies FromWorker);
+  const go = await receive();
+  if (go.type !== 'go') throw new Error(`expected go, got ${go.type}`);
+  const t0 = go.t0;
+  let sent = 0;
+
+  const load = await threadLoad(async () => {
+    if (config.mode === 'wire') {
+      sent = await wireProduce(config, client, counters, base, stopped, stats);
+    } else if (config.mode === 'throughput') {
+      const body = randomBody(config.bodyBytes);
+      const one: ProducerMessage = { body };
+      const many: ProducerMessage[] = Array.from({ length: config.perSend }, () => ({ body }));
+      const ackFull = onAck(config.perSend);
+      const failFull = onFail(config.perSend);
+      const limit = config.limit ?? Infinity;
+      while (!stopped() && sent < limit) {
+        if (outstanding + config.perSend > config.window) {
+          await new Promise<void>((resolve) => (wake = resolve));
+          continue;
+        }
+        const count = Math.min(config.perSend, limit - sent);
+        if (count === 1) producer.send(config.topic, one).then(ackFull, failFull);
+        else if (count === config.perSend) producer.send(config.topic, many).then(ackFull, failFull);
+        else producer.send(config.topic, many.slice(0, count)).then(onAck(count), onFail(count));
+        outstanding += count;
+        sent += count;
+        Atomics.store(counters, base + 2, sent);
+      }
+    } else {
+      // Paced: send every message that has come due, each carrying its intended send time, so lateness of this loop
+      // counts as latency too. Timers only resolve whole milliseconds, so the last stretch before a due time is slept
+      // in Atomics.wait (sub-millisecond) from a setImmediate callback, after the event loop has done its I/O.
+      const intervalNs = 1e9 / config.rate;
+      const stopAtNs = Number(go.windowEnd - t0) + 0.25e9;
+      const template = randomBody(config.bodyBytes);
+      const lag = newHistogram();
+      const acked = newHistogram();
+      const windowStartNs = Number(go.windowStart - t0);
+      const windowEndNs = Number(go.windowEnd - t0);
+      const sleeper = new Int32Array(new SharedArrayBuffer(4));
+      const ack = onAck(1);
+      const fail = onFail(1);
+      await new Promise<void>((resolve) => {
+        const tick = (): void => {
+          const elapsed = Number(monotonicNs() - t0);
+          const due = elapsed < 0 ? 0 : Math.min(Math.floor(elapsed / intervalNs) + 1, Math.ceil(stopAtNs / intervalNs));
+          while (sent < due) {
+            const intendedOffset = Math.round(sent * intervalNs);
+            const body = Buffer.allocUnsafe(config.bodyBytes);
+            template.copy(body);
+            body.writeBigInt64LE(t0 + BigInt(intendedOffset), 0);
+            body.writeUInt32LE(sent >>> 0, 8);
+            const sending = producer.send(config.topic, { body });
+            if (intendedOffset >= windowStartNs && intendedOffset < windowEndNs) {
+              sending.then(() => {
+                acked.recordValue(Math.max(1, Math.round((Number(monotonicNs() - t0) - intendedOffset) / 1000)));
+                ack();
+              }, fail);
+            } else {
+              sending.then(ack, fail);
+            }
+            outstanding++;
+            lag.recordValue(Math.max(1, Math.round((elapsed - intendedOffset) / 1000)));
+            sent++;
+          }
+          Atomics.store(counters, base + 2, sent);
+          if (sent * intervalNs >= stopAtNs || stopped()) {
+            stats.behind = Math.max(0, Math.min(Math.floor(Number(monotonicNs() - t0) / intervalNs) + 1, Math.ceil(stopAtNs / intervalNs)) - sent);
+            resolve();
+            return;
+          }
+          const untilNextMs = (sent * intervalNs - Number(monotonicNs() - t0)) / 1e6;
+          if (untilNextMs > 2) {
+            setTimeout(tick, Math.floor(untilNextMs) - 1);
+            return;
+          }
+          setImmediate(() => {
+            const remainingMs = (sent * intervalNs - Number(monotonicNs() - t0)) / 1e6;
+            if (remainingMs > 0.02) Atomics.wait(sleeper, 0, 0, Math.min(remainingMs, 0.2));
+            tick();
+          });
+        };
+        setTimeout(tick, Math.max(0, Math.floor(Number(t0 - monotonicNs()) / 1e6) - 1));
+      });
+      stats.sendLag = { p50Ms: lag.getValueAtPercentile(50) / 1000, p99Ms: lag.getValueAtPercentile(99) / 1000, maxMs: lag.maxValue / 1000 };
+      stats.ackLatency = latencySummary(acked);
+    }
+    const flushStart = now();
+    await producer.flush();
+    stats.flushSeconds = now() - flushStart;
+  });
+  return { ...stats, sent, done: Atomics.load(counters, base), failed: Atomics.load(counters, base + 1), seconds: load.seconds, elu: load.elu, gcShare: load.gcShare };
+}
+
+/** Encoded size of a message without id, key, tag and headers in a Produce request (what the Producer counts). */
+const MESSAGE_WIRE_OVERHEAD = 26;
+
+/**
+ * The `wire` producer: InitProducer, then idempotent, durable Produce requests of one pre-built batch (the Producer's
+ * default limits: 256 KiB or 10,000 messages), partitions in turn, at most `window` messages unacknowledged.
+ */
+async function wireProduce(config: ProducerConfig, client: WeirClient, counters: Int32Array, base: number, stopped: () => boolean, stats: WorkerStats): Promise<number> {
+  const connection = await client.connection();
+  const partitions = await client.metadata.partitionCount(config.topic);
+  const { producerId, producerEpoch } = await connection.request('InitProducer', { producerId: -1 });
+  const perBatch = Math.max(1, Math.min(10_000, Math.floor((256 * 1024) / (config.bodyBytes + MESSAGE_WIRE_OVERHEAD))));
+  const body = randomBody(config.bodyBytes);
+  const messages: Message[] = Array.from({ length: perBatch }, () => ({ id: null, key: null, tag: null, headers: [], timestamp: -1, body }));
+  const sequences = new Array<number>(partitions).fill(0);
+  const window = Math.max(config.window, perBatch);
+  let outstanding = 0;
+  let sent = 0;
+  let partition = 0;
+  let wake: (() => void) | null = null;
+  const settled = (): void => {
+    outstanding -= perBatch;
+    const resume = wake;
+    wake = null;
+    resume?.();
+  };
+  const ack = (): void => {
+    Atomics.add(counters, base, perBatch);
+    settled();
+  };
+  const partial = (count: number): void => {
+    Atomics.add(counters, base, count);
+    settled();
+  };
+  const fail = (error: unknown): void => {
+    stats.firstError ??= errorText(error);
+    Atomics.add(counters, base + 1, perBatch);
+    settled();
+  };
+  const limit = config.limit ?? Infinity;
+  while (!stopped() && sent < limit) {
+    if (outstanding + perBatch > window) {
+      await new Promise<void>((resolve) => (wake = resolve));
+      continue;
+    }
+    const count = Math.min(perBatch, limit - sent);
+    const baseSequence = sequences[partition]!;
+    sequences[partition] = (baseSequence + count) % 2 ** 31;
+    const batch = count === perBatch ? messages : messages.slice(0, count);
+    connection
+      .request('Produce', { topic: config.topic, partition, acks: 2, producerId, producerEpoch, baseSequence, messages: batch })
+      .then(count === perBatch ? ack : () => partial(count), fail);
+    partition = (partition + 1) % partitions;
+    outstanding += perBatch;
+    sent += count;
+    Atomics.store(counters, base + 2, sent);
+  }
+  while (outstanding > 0) await new Promise<void>((resolve) => (wake = resolve));
+  return sent;
+}
+
+/**
+ * The `wire` consumer: Fetch requests (1 MiB, no waiting) on the client's Connection, one in flight per partition,
+ * until every partition's end offset is reached; messages are counted from the batch headers, nothing is decoded.
+ */
+async function wireConsume(config: ConsumerConfig, client: WeirClient, counters: Int32Array, base: number, stats: WorkerStats): Promise<number> {
+  const connection = await client.connection();
+  const description = await client.metadata.describe(config.topic, true);
+  let received = 0;
+  await Promise.all(
+    description.partitions.map(async ({ partition, startOffset, endOffset }) => {
+      let position = startOffset;
+      while (position < endOffset) {
+        const response = await connection.request('Fetch', { topic: config.topic, partition, offset: position, maxBytes: 1024 * 1024, minBytes: 1, maxWaitMs: 0 });
+        const records = response.records;
+        let at = 0;
+        const before = position;
+        while (records.length - at >= RECORD_BATCH_HEADER_BYTES) {
+          const length = records.readUInt32LE(at);
+          if (length < RECORD_BATCH_HEADER_BYTES || at + length > records.length) break;
+          const count = records.readUInt16LE(at + 10);
+          const baseOffset = Number(records.readBigUInt64LE(at + 16));
+          const end = baseOffset + count;
+          if (end > position) {
+            const from = Math.max(baseOffset, position);
+            received += end - from;
+            position = end;
+          }
+          at += length;
+        }
+        if (position === before) throw new Error(`a Fetch of partition ${partition} at offset ${position} returned nothing below the end offset ${endOffset}`);
+        Atomics.store(counters, base, received);
+      }
+    }),
+  );
+  return received;
+}
+
+async function runConsumer(
+  config: ConsumerConfig,
+  client: WeirClient,
+  counters: Int32Array,
+  base: number,
+  receive: () => Promise<ToWorker>,
+): Promise<WorkerStats> {
+  const stats = emptyStats();
+  await client.metadata.partitionCount(config.topic); // connect before the clock starts
+  const consumer = client.consumer({ from: 'earliest' });
+  if (config.mode === 'latency') await consumer.subscribe(config.topic);
+  if (config.mode === 'wire') await client.connection();
+  parentPort!.postMessage({ type: 'ready' } satisfies FromWorker);
+  const go = await receive();
+  if (go.type !== 'go') throw new Error(`expected go, got ${go.type}`);
+
+  if (config.mode === 'wire') {
+    const load = await threadLoad(() => wireConsume(config, client, counters, base, stats));
+    await consumer.close();
+    return { ...stats, done: load.value, seconds: load.seconds, elu: load.elu, gcShare: load.gcShare };
+  }
+
+  if (config.mode === 'drain') {
+    const load = await threadLoad(async () => {
+      await consumer.subscribe(config.topic);
+      const nextOffset = new Map<number, number>();
+      let received = 0;
+      for await (const message of consumer) {
+        received++;
+        stats.bytes += message.body.byteLength;
+        if (message.offset !== (nextOffset.get(message.partition) ?? 0)) stats.inOrder = false;
+        nextOffset.set(message.partition, message.offset + 1);
+        if ((received & 0x3ff) === 0) Atomics.store(counters, base, received);
+        if (received >= config.expected) break;
+      }
+      Atomics.store(counters, base, received);
+      return received;
+    });
+    await consumer.close();
+    return { ...stats, done: load.value, seconds: load.seconds, elu: load.elu, gcShare: load.gcShare };
+  }
+
+  // Latency: record receive − intended send time for messages intended inside the window; read until told how many
+  // were sent and all of them arrived (or 10 s passed).
+  const histogram = newHistogram();
+  const { windowStart, windowEnd } = go;
+  let received = 0;
+  let expected = Infinity;
+  let finished: (() => void) | null = null;
+  const load = await threadLoad(async () => {
+    const reading = (async () => {
+      for await (const message of consumer) {
+        const arrived = monotonicNs();
+        received++;
+        Atomics.store(counters, base, received);
+        const intended = message.body.readBigInt64LE(0);
+        if (intended >= windowStart && intended < windowEnd) {
+          stats.inWindow++;
+          histogram.recordValue(Math.max(1, Number((arrived - intended) / 1000n)));
+        }
+        if (received >= expected) finished?.();
+      }
+    })();
+    const finish = await receive();
+    if (finish.type !== 'finish') throw new Error(`expected finish, got ${finish.type}`);
+    expected = finish.expected;
+    const drainStart = now();
+    if (received < expected) {
+      await new Promise<void>((resolve) => {
+        finished = resolve;
+        setTimeout(resolve, 10_000);
+      });
+    }
+    stats.drainSeconds = now() - drainStart;
+    await consumer.close();
+    await reading;
+  });
+  return { ...stats, done: received, latency: latencySummary(histogram), seconds: load.seconds, elu: load.elu, gcShare: load.gcShare };
+}
+
+/**
+ * Client workers (one event loop each, as separate applications would have): started and connected before `go`,
+ * counting progress in shared memory so the main thread can read a rate at any moment.
+ */
+class ClientPool {
+  private readonly counters: Int32Array;
+
+  private constructor(
+    private readonly workers: Worker[],
+    counters: SharedArrayBuffer,
+    private readonly reports: Array<Promise<WorkerStats>>,
+    private readonly labels: Map<number, string>,
+    private readonly profileDir: string | null,
+  ) {
+    this.counters = new Int32Array(counters);
+  }
+
+  /** `profileDir`: run every worker under --cpu-prof, writing there (one file per thread, named by thread id). */
+  static async start(configs: ReadonlyArray<DistributiveOmit<WorkerConfig, 'role' | 'index' | 'counters'>>, profileDir: string | null = null): Promise<ClientPool> {
+    if (profileDir !== null) await mkdir(profileDir, { recursive: true });
+    const counters = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * (1 + configs.length * SLOTS_PER_WORKER));
+    // Workers do not inherit tsx's loader hooks on Node 20: register them in the worker, then load this very module.
+    const boot =
+      `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
+      `.then(({ register }) => { register(); return import(${JSON.stringify(import.meta.url)}); })` +
+      `.catch((error) => { console.error(error); process.exit(1); });`;
+    const workers: Worker[] = [];
+    const labels = new Map<number, string>();
+    const ready: Array<Promise<void>> = [];
+    const results: Array<Promise<WorkerStats>> = [];
+    configs.forEach((partial, index) => {
+      const config = { ...partial, role: WORKER_ROLE, index, counters } as WorkerConfig;
+      // Compiled code: no development condition, so weir-client and weir-protocol resolve to their dist folders.
+      const execArgv = [...(config.code === 'dist' ? [] : ['--conditions=development']), ...(profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir])];
+      const worker = new Worker(boot, { eval: true, workerData: config, execArgv });
+      workers.push(worker);
+      labels.set(worker.threadId, `${config.kind} ${index}${'mode' in config ? ` (${config.mode})` : ''}`);
+      let markReady!: () => void;
+      let failReady!: (error: Error) => void;
+      ready.push(
+        new Promise<void>((resolve, reject) => {
+          markReady = resolve;
+          failReady = reject;
+        }),
+      );
+      const result = new Promise<WorkerStats>((resolve, reject) => {
+        const fail = (error: Error): void => {
+          failReady(error);
+          reject(error);
+        };
+        worker.on('message', (message: FromWorker) => {
+          if (message.type === 'ready') markReady();
+          else if (message.type === 'done') resolve(message.stats);
+          else fail(new Error(`${config.kind} ${index} failed: ${message.error}`));
+        });
+        worker.once('error', (error) => fail(error));
+        worker.once('exit', (code) => fail(new Error(`${config.kind} ${index} exited (code ${code}) before reporting`)));
+      });
+      result.catch(() => {});
+      results.push(result);
+    });
+    const pool = new ClientPool(workers, counters, results, labels, profileDir);
+    try {
+      await Promise.all(ready);
+    } catch (error) {
+      await pool.terminate();
+      throw error;
+    }
+    return pool;
+  }
+
+  go(t0: bigint = monotonicNs(), windowStart = 0n, windowEnd = 0n): void {
+    for (const worker of this.workers) worker.postMessage({ type: 'go', t0, windowStart, windowEnd } satisfies ToWorker);
+  }
+
+  post(message: ToWorker): void {
+    for (const worker of this.workers) worker.postMessage(message);
+  }
+
+  /** Messages acknowledged (producers) or received (consumers) so far, all workers. */
+  done(): number {
+    let total = 0;
+    for (let index = 0; index < this.workers.length; index++) total += Atomics.load(this.counters, 1 + index * SLOTS_PER_WORKER);
+    return total;
+  }
+
+  stop(): void {
+    Atomics.store(this.counters, STOP_SLOT, 1);
+  }
+
+  /** Waits for every worker's report (after `stop()`, or work that ends by itself); terminates them after `timeoutMs`. */
+  async results(timeoutMs = 180_000): Promise<WorkerStats[]> {
+    let timer: NodeJS.Timeout | null = null;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`client workers did not finish within ${timeoutMs / 1000} s`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([Promise.all(this.reports), timeout]);
+    } finally {
+      if (timer !== null) clearTimeout(timer);
+      await this.terminate();
+    }
+  }
+
+  async terminate(): Promise<void> {
+    await Promise.all(this.workers.map((worker) => worker.terminate().catch(() => 0)));
+  }
+
+  /** Summaries of the workers' CPU profiles (after `results()` or `terminate()`), labelled by role. */
+  async profiles(): Promise<ClientProfile[]> {
+    if (this.profileDir === null) return [];
+    const files = readdirSync(this.profileDir).filter((file) => file.endsWith('.cpuprofile'));
+    const profiles: ClientProfile[] = [];
+    for (const [threadId, label] of this.labels) {
+      const file = files.find((name) => name.split('.')[4] === String(threadId)); // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile
+      if (file === undefined) continue;
+      const path = join(this.profileDir, file);
+      const profile = JSON.parse(await readFile(path, 'utf8')) as CpuProfile;
+      profiles.push({ thread: label, summary: summarizeCpuProfile(profile, { root: repoRoot, top: 15, file: relative(repoRoot, path) }) });
+    }
+    return profiles;
+  }
+}
+
+interface ClientProfile {
+  thread: string;
+  summary: ProfileSummary;
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+function sumStats(stats: readonly WorkerStats[]): { sent: number; done: number; failed: number; firstError: string | null; elu: string; gc: string } {
+  return {
+    sent: stats.reduce((sum, entry) => sum + entry.sent, 0),
+    done: stats.reduce((sum, entry) => sum + entry.done, 0),
+    failed: stats.reduce((sum, entry) => sum + entry.failed, 0),
+    firstError: stats.find((entry) => entry.firstError !== null)?.firstError ?? null,
+    elu: stats.map((entry) => percent(entry.elu)).join('/'),
+    gc: stats.map((entry) => percent(entry.gcShare)).join('/'),
+  };
+}
+
+// ---- results --------------------------------------------------------------------------------------------------------
+
+interface Result {
+  id: string;
+  scenario: string;
+  messages: number;
+  seconds: number;
+  perSecond: number;
+  mbPerSecond: number;
+  notes: string;
+  /** The broker ran under --cpu-prof: its figures carry the profiler's overhead. */
+  profiled: boolean;
+  resources: Resources;
+  latency: (LatencySummary & { rate: number; sustained: boolean; lingerMs: number | null }) | null;
+  profile: ProfileSummary | null;
+  /** With --profile: the client threads' profiles (producers, consumers). */
+  clientProfiles: ClientProfile[];
+  details: Record<string, unknown>;
+}
+
+interface Target {
+  name: string;
+  requirement: string;
+  actual: string;
+  met: boolean | null;
+}
+
+interface Context {
+  params: Parameters;
+  /** Where profiles go (with --profile). */
+  profileRoot: string;
+}
+
+async function startBroker(context: Context, id: string, dataDir: string, profiled: boolean): Promise<BrokerProcess> {
+  let profileDir: string | null = null;
+  if (profiled) {
+    profileDir = join(context.profileRoot, id);
+    await mkdir(profileDir, { recursive: true });
+  }
+  const broker = await BrokerProcess.start({ code: context.params.code, dataDir, label: id, profileDir, sampleIntervalMs: context.params.sampleIntervalMs });
+  progress(`${id}: broker pid ${broker.pid} on port ${broker.port}, started in ${formatNumber(broker.startSeconds, 2)} s${profiled ? ' (under --cpu-prof)' : ''}`);
+  return broker;
+}
+
+function clientProfileDir(context: Context, id: string): string | null {
+  return context.params.profile ? join(context.profileRoot, id, 'clients') : null;
+}
+
+async function profileOf(stop: BrokerStop, id: string): Promise<ProfileSummary | null> {
+  if (stop.profilePath === null) {
+    progress(`${id}: no .cpuprofile was written (the broker did not exit cleanly?)`);
+    return null;
+  }
+  const profile = JSON.parse(await readFile(stop.profilePath, 'utf8')) as CpuProfile;
+  return summarizeCpuProfile(profile, { root: repoRoot, top: 15, file: relative(repoRoot, stop.profilePath) });
+}
+
+async function createTopic(address: string, topic: string, partitions: number): Promise<void> {
+  const client = new WeirClient({ brokers: [address], clientId: 'bench-admin' });
+  try {
+    await client.admin().createTopic(topic, { partitions, flushPolicy: 'sync' });
+  } finally {
+    await client.close();
+  }
+}
+
+/** Messages stored in the topic: the sum of its partitions' end offsets. */
+async function storedMessages(address: string, topic: string): Promise<{ total: number; perPartition: number[] }> {
+  const client = new WeirClient({ brokers: [address], clientId: 'bench-admin' });
+  try {
+    const info = await client.admin().describeTopic(topic);
+    const perPartition = info.partitions.map((partition) => partition.endOffset - partition.startOffset);
+    return { total: perPartition.reduce((sum, count) => sum + count, 0), perPartition };
+  } finally {
+    await client.close();
+  }
+}
+
+function producerConfig(context: Context, broker: BrokerProcess, topic: string, overrides: Partial<ProducerConfig>): DistributiveOmit<ProducerConfig, 'role' | 'index' | 'counters'> {
+  return {
+    kind: 'producer',
+    code: context.params.code,
+    broker: broker.address,
+    topic,
+    bodyBytes: 100,
+    acks: 'durable',
+    lingerMs: null,
+    mode: 'throughput',
+    window: context.params.window,
+    perSend: context.params.perSend,
+    limit: null,
+    rate: 0,
+    ...overrides,
+  };
+}
+
+// ---- 1. produce -----------------------------------------------------------------------------------------------------
+
+async function produceScenario(context: Context, id: string, bodyBytes: number, producers: number, mode: 'throughput' | 'wire'): Promise<Result> {
+  const { params } = context;
+  return withTempDir(`native-${id}`, async (dataDir) => {
+    const broker = await startBroker(context, id, dataDir, params.profile);
+    let stop: BrokerStop | null = null;
+    try {
+      const topic = 'bench';
+      await createTopic(broker.address, topic, params.partitions);
+      const pool = await ClientPool.start(
+        Array.from({ length: producers }, () => producerConfig(context, broker, topic, { bodyBytes, mode })),
+        clientProfileDir(context, id),
+      );
+      let stats: WorkerStats[];
+      let first: Mark & { acked: number };
+      let last: Mark & { acked: number };
+      try {
+        pool.go();
+        await sleep(params.warmupSeconds * 1000);
+        first = { ...mark(broker), acked: pool.done() };
+        await sleep(params.durationSeconds * 1000);
+        last = { ...mark(broker), acked: pool.done() };
+        pool.stop();
+        stats = await pool.results();
+      } catch (error) {
+        await pool.terminate();
+        throw error;
+      }
+      const totals = sumStats(stats);
+      const stored = await storedMessages(broker.address, topic);
+      stop = await broker.stop();
+      const profile = params.profile ? await profileOf(stop, id) : null;
+      const clientProfiles = await pool.profiles();
+
+      const seconds = last.time - first.time;
+      const count = last.acked - first.acked;
+      const r = resources(broker, first, last, stop);
+      const check =
+        totals.failed === 0 && stored.total === totals.done
+          ? `stored = acked (${formatNumber(stored.total)})`
+          : `CHECK: acked ${formatNumber(totals.done)}, failed ${formatNumber(totals.failed)}, stored ${formatNumber(stored.total)}${totals.firstError ? ` (first error: ${totals.firstError})` : ''}`;
+      return {
+        id,
+        scenario:
+          mode === 'wire'
+            ? `produce durable ${bodyBytes} B, pre-built batches on a bare connection (broker capacity)`
+            : `produce durable ${bodyBytes} B, ${producers} producer${producers === 1 ? '' : 's'}`,
+        messages: count,
+        seconds,
+        perSecond: count / seconds,
+        mbPerSecond: (count * bodyBytes) / MB / seconds,
+        notes: `${resourceNotes(r)}; ${mode === 'wire' ? 'sender' : 'producer'} loop busy ${totals.elu}, GC ${totals.gc}; ${check}${params.profile ? '; PROFILED' : ''}${broker.logSummary}`,
+        profiled: params.profile,
+        resources: r,
+        latency: null,
+        profile,
+        clientProfiles,
+        details: {
+          bodyBytes,
+          producers,
+          partitions: params.partitions,
+          window: params.window,
+          mode,
+          perSend: mode === 'wire' ? null : params.perSend,
+          lingerMs: mode === 'wire' ? null : 'client default (5)',
+          messagesPerRequest: mode === 'wire' ? Math.max(1, Math.min(10_000, Math.floor((256 * 1024) / (bodyBytes + MESSAGE_WIRE_OVERHEAD)))) : null,
+          acks: 'durable',
+          flushPolicy: 'sync',
+          acked: totals.done,
+          failed: totals.failed,
+          stored: stored.total,
+          storedPerPartition: stored.perPartition,
+          firstError: totals.firstError,
+          producerThreads: stats.map((entry) => ({ elu: entry.elu, gcShare: entry.gcShare, acked: entry.done, seconds: entry.seconds })),
+        },
+      };
+    } finally {
+      if (stop === null) broker.kill();
+    }
+  });
+}
+
+// ---- 2. consume -----------------------------------------------------------------------------------------------------
+
+type Reader = 'client' | 'wire';
+
+/**
+ * Fills the backlog once, then for each reader restarts the broker on the same data (a fresh process, so each read
+ * and its profile start alike) and reads everything.
+ */
+async function consumeScenarios(context: Context, readers: ReadonlyArray<{ id: string; reader: Reader }>): Promise<Result[]> {
+  const { params } = context;
+  const total = params.consumeMessages;
+  const bodyBytes = params.consumeBodyBytes;
+  const label = readers[0]!.id;
+  return withTempDir('native-consume', async (dataDir) => {
+    const topic = 'backlog';
+    // Fill (not timed, never profiled): batches of the Producer's default size (256 KiB), round-robin over the
+    // partitions, durable, sent by the wire producer because it is ten times faster than a Producer here.
+    let filler: BrokerProcess | null = await startBroker(context, `${label}-fill`, dataDir, false);
+    let fillSeconds: number;
+    let stored: { total: number; perPartition: number[] };
+    try {
+      await createTopic(filler.address, topic, params.partitions);
+      const fillStart = now();
+      const pool = await ClientPool.start([producerConfig(context, filler, topic, { bodyBytes, limit: total, mode: 'wire' })]);
+      pool.go();
+      const totals = sumStats(await pool.results(600_000));
+      fillSeconds = now() - fillStart;
+      if (totals.done !== total) throw new Error(`filling the backlog: ${totals.done} of ${total} acknowledged, ${totals.failed} failed (${totals.firstError})`);
+      stored = await storedMessages(filler.address, topic);
+      progress(`${label}: filled ${formatNumber(total)} messages in ${formatNumber(fillSeconds, 1)} s (${formatNumber(total / fillSeconds)} msg/s)`);
+      await filler.stop();
+      filler = null;
+    } finally {
+      filler?.kill();
+    }
+    const results: Result[] = [];
+    for (const { id, reader } of readers) {
+      progress(`${id}: restarting the broker on the backlog`);
+      results.push(await consumeOnce(context, id, reader, dataDir, topic, stored, fillSeconds));
+    }
+    return results;
+  });
+}
+
+async function consumeOnce(
+  context: Context,
+  id: string,
+  reader: Reader,
+  dataDir: string,
+  topic: string,
+  stored: { total: number; perPartition: number[] },
+  fillSeconds: number,
+): Promise<Result> {
+  const { params } = context;
+  const total = params.consumeMessages;
+  const bodyBytes = params.consumeBodyBytes;
+  const broker = await startBroker(context, id, dataDir, params.profile);
+  let stop: BrokerStop | null = null;
+  try {
+    const pool = await ClientPool.start(
+      [{ kind: 'consumer', code: params.code, broker: broker.address, topic, mode: reader === 'wire' ? 'wire' : 'drain', expected: stored.total }],
+      clientProfileDir(context, id),
+    );
+    let stats: WorkerStats;
+    let first: Mark;
+    let last: Mark;
+    try {
+      first = mark(broker);
+      pool.go();
+      [stats] = (await pool.results(Math.max(180_000, total / 5))) as [WorkerStats];
+      last = mark(broker);
+    } catch (error) {
+      await pool.terminate();
+      throw error;
+    }
+    stop = await broker.stop();
+    const profile = params.profile ? await profileOf(stop, id) : null;
+    const clientProfiles = await pool.profiles();
+    const seconds = stats.seconds;
+    const r = resources(broker, first, last, stop);
+    // The wire reader counts messages from batch headers and does not look at bodies.
+    const bytes = reader === 'wire' ? stats.done * bodyBytes : stats.bytes;
+    const verified = stats.done === total && stored.total === total && bytes === total * bodyBytes && stats.inOrder;
+    const check = verified
+      ? `read ${formatNumber(stats.done)} = written${reader === 'client' ? ', in order' : ''}`
+      : `MISMATCH: wrote ${total}, stored ${stored.total}, read ${stats.done} (${bytes} body bytes, in order ${stats.inOrder})`;
+    const how = reader === 'client' ? '1 consumer (for await)' : 'Fetch on a bare connection, no Consumer (broker capacity)';
+    return {
+      id,
+      scenario: `consume ${formatNumber(total)} × ${bodyBytes} B, ${how}`,
+      messages: stats.done,
+      seconds,
+      perSecond: stats.done / seconds,
+      mbPerSecond: bytes / MB / seconds,
+      notes: `${resourceNotes(r)}; reader loop busy ${percent(stats.elu)}, GC ${percent(stats.gcShare)}; ${check}${params.profile ? '; PROFILED' : ''}${broker.logSummary}`,
+      profiled: params.profile,
+      resources: r,
+      latency: null,
+      profile,
+      clientProfiles,
+      details: {
+        reader,
+        bodyBytes,
+        partitions: params.partitions,
+        written: total,
+        stored: stored.total,
+        storedPerPartition: stored.perPartition,
+        read: stats.done,
+        bodyBytesRead: bytes,
+        inOrder: stats.inOrder,
+        verified,
+        fillSeconds,
+        fillPerSecond: total / fillSeconds,
+        readerThread: { elu: stats.elu, gcShare: stats.gcShare },
+        readerOptions:
+          reader === 'client'
+            ? 'Consumer without a group, from earliest, client defaults (maxBytes 1 MiB per fetch, maxWaitMs 500), for await'
+            : 'Connection.request(Fetch), maxBytes 1 MiB, maxWaitMs 0, one in flight per partition, batch headers only',
+        brokerRestartedBeforeRead: true,
+      },
+    };
+  } finally {
+    if (stop === null) broker.kill();
+  }
+}
+
+// ---- 3. latency -----------------------------------------------------------------------------------------------------
+
+async function latencyScenario(context: Context, id: string, rate: number, lingerMs: number | null): Promise<Result> {
+  const { params } = context;
+  const bodyBytes = params.latencyBodyBytes;
+  return withTempDir(`native-${id}`, async (dataDir) => {
+    const broker = await startBroker(context, id, dataDir, params.profile);
+    let stop: BrokerStop | null = null;
+    try {
+      const topic = 'latency';
+      await createTopic(broker.address, topic, params.partitions);
+      const consumers = await ClientPool.start([{ kind: 'consumer', code: params.code, broker: broker.address, topic, mode: 'latency', expected: 0 }], clientProfileDir(context, id));
+      let producers: ClientPool | null = null;
+      let producerStats: WorkerStats;
+      let consumerStats: WorkerStats;
+      let first: Mark;
+      let last: Mark;
+      try {
+        producers = await ClientPool.start(
+          [producerConfig(context, broker, topic, { bodyBytes, lingerMs, mode: 'paced', rate, window: Number.MAX_SAFE_INTEGER, perSend: 1 })],
+          clientProfileDir(context, id),
+        );
+        const t0 = monotonicNs() + 20_000_000n;
+        const windowStart = t0 + BigInt(Math.round(params.latencyWarmupSeconds * 1e9));
+        const windowEnd = windowStart + BigInt(Math.round(params.latencySeconds * 1e9));
+        consumers.go(t0, windowStart, windowEnd);
+        producers.go(t0, windowStart, windowEnd);
+        await sleep(Number(windowStart - monotonicNs()) / 1e6);
+        first = mark(broker);
+        await sleep(Number(windowEnd - monotonicNs()) / 1e6);
+        last = mark(broker);
+        // The producer goes on for 0.25 s past the window (so its last messages meet the same load), then stops.
+        [producerStats] = (await producers.results()) as [WorkerStats];
+        consumers.post({ type: 'finish', expected: producerStats.sent });
+        [consumerStats] = (await consumers.results()) as [WorkerStats];
+      } catch (error) {
+        await producers?.terminate();
+        await consumers.terminate();
+        throw error;
+      }
+      stop = await broker.stop();
+      const profile = params.profile ? await profileOf(stop, id) : null;
+      const clientProfiles = [...(await producers!.profiles()), ...(await consumers.profiles())];
+
+      const seconds = last.time - first.time;
+      const expected = Math.round(params.latencySeconds * rate);
+      const summary = consumerStats.latency!;
+      const sendLag = producerStats.sendLag!;
+      // Sustained: every message scheduled in the window arrived, the sender never fell 100 ms behind its schedule,
+      // and no backlog built up (the producer's final flush and the consumer's catch-up each took under a second).
+      const shortfalls: string[] = [];
+      if (producerStats.failed > 0) shortfalls.push(`${producerStats.failed} sends failed (${producerStats.firstError})`);
+      if (consumerStats.inWindow < expected) shortfalls.push(`${expected - consumerStats.inWindow} of ${expected} messages missing`);
+      if (sendLag.maxMs >= 100 || producerStats.behind > 0) shortfalls.push(`sender fell behind (max lag ${ms(sendLag.maxMs)})`);
+      if (producerStats.flushSeconds >= 1) shortfalls.push(`acks lagged ${formatNumber(producerStats.flushSeconds, 1)} s at the end`);
+      if (consumerStats.drainSeconds >= 1 || consumerStats.done < producerStats.sent) shortfalls.push(`consumer lagged (${consumerStats.done} of ${producerStats.sent} after ${formatNumber(consumerStats.drainSeconds, 1)} s)`);
+      const sustained = shortfalls.length === 0;
+      const r = resources(broker, first, last, stop);
+      const lingerText = lingerMs === null ? 'linger default (5 ms)' : `linger ${lingerMs} ms`;
+      return {
+        id,
+        scenario: `latency at ${formatNumber(rate)} msg/s, ${bodyBytes} B, ${lingerText}`,
+        messages: consumerStats.inWindow,
+        seconds,
+        perSecond: consumerStats.inWindow / seconds,
+        mbPerSecond: (consumerStats.inWindow * bodyBytes) / MB / seconds,
+        notes:
+          `p50 ${ms(summary.p50Ms)}, p99 ${ms(summary.p99Ms)}, p99.9 ${ms(summary.p999Ms)}, max ${ms(summary.maxMs)}; ` +
+          `sustained: ${sustained ? 'yes' : `NO (${shortfalls.join('; ')})`}; ` +
+          `of which produce ack p50 ${ms(producerStats.ackLatency!.p50Ms)}, p99 ${ms(producerStats.ackLatency!.p99Ms)}; sender lag p50 ${ms(sendLag.p50Ms)}, p99 ${ms(sendLag.p99Ms)}; ` +
+          `${resourceNotes(r)}; consumer loop busy ${percent(consumerStats.elu)}, GC ${percent(consumerStats.gcShare)}` +
+          (params.profile ? '; PROFILED' : '') +
+          broker.logSummary,
+        profiled: params.profile,
+        resources: r,
+        latency: { ...summary, rate, sustained, lingerMs },
+        profile,
+        clientProfiles,
+        details: {
+          rate,
+          bodyBytes,
+          partitions: params.partitions,
+          lingerMs: lingerMs ?? 'client default (5)',
+          acks: 'durable',
+          flushPolicy: 'sync',
+          consumerOptions: 'no group, long polling (maxWaitMs 500), for await',
+          scheduledInWindow: expected,
+          receivedInWindow: consumerStats.inWindow,
+          sent: producerStats.sent,
+          received: consumerStats.done,
+          failed: producerStats.failed,
+          senderBehindAtStop: producerStats.behind,
+          senderLag: sendLag,
+          produceAckLatency: producerStats.ackLatency,
+          producerFlushSeconds: producerStats.flushSeconds,
+          consumerDrainSeconds: consumerStats.drainSeconds,
+          shortfalls,
+          producerThread: { gcShare: producerStats.gcShare },
+          consumerThread: { elu: consumerStats.elu, gcShare: consumerStats.gcShare },
+        },
+      };
+    } finally {
+      if (stop === null) broker.kill();
+    }
+  });
+}
+
+// ---- targets and output ---------------------------------------------------------------------------------------------
+
+function evaluateTargets(results: readonly Result[]): Target[] {
+  const byId = new Map(results.map((result) => [result.id, result]));
+  const targets: Target[] = [];
+  const profiled = (result: Result) => (result.profiled ? ' (PROFILED run)' : '');
+  for (const producers of [1, 4]) {
+    const result = byId.get(`produce-100b-${producers}p`);
+    targets.push({
+      name: `durable produce, 100 B, ${producers} producer${producers === 1 ? '' : 's'}`,
+      requirement: '≥ 500,000 msg/s',
+      actual: result === undefined ? 'not run' : `${formatNumber(result.perSecond)} msg/s${profiled(result)}`,
+      met: result === undefined ? null : result.perSecond >= 500_000,
+    });
+  }
+  const consume = byId.get('consume-100b');
+  targets.push({
+    name: 'consume, 100 B, 1 consumer',
+    requirement: '≥ 1,000,000 msg/s',
+    actual: consume === undefined ? 'not run' : `${formatNumber(consume.perSecond)} msg/s${consume.details.verified ? '' : ' (count MISMATCH)'}${profiled(consume)}`,
+    met: consume === undefined ? null : consume.perSecond >= 1_000_000 && consume.details.verified === true,
+  });
+  const latency = byId.get('latency-10k');
+  targets.push({
+    name: `end-to-end p99 at 10,000 msg/s (linger ${latency?.latency?.lingerMs ?? '?'} ms)`,
+    requirement: '≤ 5 ms, rate sustained',
+    actual:
+      latency?.latency == null
+        ? 'not run'
+        : `p99 ${ms(latency.latency.p99Ms)}${latency.latency.sustained ? '' : ', rate NOT sustained'}${profiled(latency)}`,
+    met: latency?.latency == null ? null : latency.latency.p99Ms <= 5 && latency.latency.sustained,
+  });
+  return targets;
+}
+
+function resultTable(results: readonly Result[]): string {
+  return formatTable(
+    [{ title: 'scenario' }, { title: 'messages', align: 'right' }, { title: 'seconds', align: 'right' }, { title: 'msg/s', align: 'right' }, { title: 'MB/s', align: 'right' }, { title: 'notes' }],
+    results.map((result) => [
+      result.scenario,
+      formatNumber(result.messages),
+      formatNumber(result.seconds, 2),
+      formatNumber(result.perSecond),
+      formatNumber(result.mbPerSecond, 1),
+      result.notes,
+    ]),
+  );
+}
+
+function latencyTable(results: readonly Result[]): string {
+  const rows = results.filter((result) => result.latency !== null);
+  return formatTable(
+    [
+      { title: 'rate msg/s', align: 'right' },
+      { title: 'linger', align: 'right' },
+      { title: 'p50 ms', align: 'right' },
+      { title: 'p99 ms', align: 'right' },
+      { title: 'p99.9 ms', align: 'right' },
+      { title: 'max ms', align: 'right' },
+      { title: 'messages', align: 'right' },
+      { title: 'sustained' },
+    ],
+    rows.map((result) => {
+      const latency = result.latency!;
+      return [
+        formatNumber(latency.rate),
+        latency.lingerMs === null ? '5 (default)' : String(latency.lingerMs),
+        formatNumber(latency.p50Ms, 2),
+        formatNumber(latency.p99Ms, 2),
+        formatNumber(latency.p999Ms, 2),
+        formatNumber(latency.maxMs, 2),
+        formatNumber(latency.count),
+        latency.sustained ? 'yes' : 'NO',
+      ];
+    }),
+  );
+}
+
+function resourceTable(results: readonly Result[]): string {
+  return formatTable(
+    [
+      { title: 'scenario id' },
+      { title: 'broker CPU', align: 'right' },
+      { title: 'clients CPU', align: 'right' },
+      { title: 'broker RSS end', align: 'right' },
+      { title: 'broker RSS peak', align: 'right' },
+      { title: 'start s', align: 'right' },
+      { title: 'shutdown s', align: 'right' },
+    ],
+    results.map((result) => [
+      result.id,
+      percent(result.resources.brokerCpu),
+      percent(result.resources.clientCpu),
+      formatBytes(result.resources.brokerRssBytes),
+      formatBytes(result.resources.brokerPeakRssBytes),
+      formatNumber(result.resources.brokerStartSeconds, 2),
+      formatNumber(result.resources.brokerShutdownSeconds, 2),
+    ]),
+  );
+}
+
+function targetTable(targets: readonly Target[]): string {
+  return formatTable(
+    [{ title: 'target' }, { title: 'requirement' }, { title: 'actual' }, { title: 'met' }],
+    targets.map((target) => [target.name, target.requirement, target.actual, target.met === null ? 'n/a' : target.met ? 'yes' : 'NO']),
+  );
+}
+
+async function run(args: readonly string[]): Promise<void> {
+  const params = parseArgs(args);
+  if (params === null) {
+    console.log(USAGE);
+    return;
+  }
+  if (process.platform !== 'linux') throw new UsageError('the native suite samples the broker through /proc and runs on Linux only');
+  const machine = machineInfo(os.tmpdir());
+  const commit = commitInfo();
+  progress(describeMachine(machine, commit).replaceAll('\n', '\n[native] '));
+  const startedAt = new Date();
+  // Broker and clients share the machine's cores: other work running meanwhile skews every figure.
+  const busyBefore = await machineBusy(1000);
+  if (busyBefore > 0.1) progress(`WARNING: the machine is not idle (${percent(busyBefore)} of its CPU was busy in the second before the run); figures may be disturbed`);
+
+  const scenarios: Array<{ id: string; run: (context: Context) => Promise<Result | Result[]> }> = [];
+  for (const bodyBytes of params.bodySizes) {
+    for (const producers of params.producerCounts) {
+      const id = `produce-${sizeLabel(bodyBytes)}-${producers}p`;
+      scenarios.push({ id, run: (context) => produceScenario(context, id, bodyBytes, producers, 'throughput') });
+    }
+  }
+  scenarios.push({ id: 'produce-100b-wire', run: (context) => produceScenario(context, 'produce-100b-wire', 100, 1, 'wire') });
+  // Both readers share one backlog (filled once), so they are one entry, run if either is selected.
+  const readers = (['client', 'wire'] as const)
+    .map((reader) => ({ id: reader === 'client' ? 'consume-100b' : 'consume-100b-wire', reader }))
+    .filter((entry) => selected(params, entry.id));
+  if (readers.length > 0) scenarios.push({ id: readers.map((entry) => entry.id).join('+'), run: (context) => consumeScenarios(context, readers) });
+  for (const rate of params.latencyRates) {
+    const id = `latency-${rateLabel(rate)}`;
+    scenarios.push({ id, run: (context) => latencyScenario(context, id, rate, params.latencyLingerMs) });
+  }
+  if (params.latencyRates.includes(10_000) && !params.quick) {
+    scenarios.push({ id: 'latency-10k-linger5', run: (context) => latencyScenario(context, 'latency-10k-linger5', 10_000, null) });
+  }
+  const chosen = scenarios.filter((scenario) => scenario.id.includes('+') || scenario.id.startsWith('consume') || selected(params, scenario.id));
+  const allIds = [...scenarios.filter((scenario) => !scenario.id.startsWith('consume')).map((scenario) => scenario.id), 'consume-100b', 'consume-100b-wire'];
+  if (chosen.length === 0) throw new UsageError(`--only ${params.only?.join(',')} matched no scenario; ids: ${allIds.join(', ')}`);
+
+  let buildSeconds: number | null = null;
+  if (params.code === 'dist') {
+    progress('building the broker and client (tsc -b) …');
+    buildSeconds = buildBroker();
+    progress(`built in ${formatNumber(buildSeconds, 1)} s`);
+  }
+  const context: Context = { params, profileRoot: join(repoRoot, 'bench-results', today(), 'native-profiles') };
+
+  const results: Result[] = [];
+  for (const scenario of chosen) {
+    progress(`${scenario.id} …`);
+    const outcome = await scenario.run(context);
+    for (const result of Array.isArray(outcome) ? outcome : [outcome]) {
+      progress(`${result.id}: ${formatNumber(result.perSecond)} msg/s, ${formatNumber(result.mbPerSecond, 1)} MB/s; ${result.notes}`);
+      results.push(result);
+    }
+  }
+
+  const targets = evaluateTargets(results);
+  const peak = results.reduce((most, result) => Math.max(most, result.resources.brokerPeakRssBytes), 0);
+  const report = {
+    suite: 'native',
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    units: {
+      mbPerSecond: 'MB = 10^6 bytes of message bodies',
+      perSecond: 'messages per second (produce: acknowledged; consume and latency: received)',
+      cpu: 'share of one core over the measured window (1 = 100%)',
+      latency: 'milliseconds from the intended send time to receipt by the consumer',
+    },
+    parameters: params,
+    setup: {
+      broker:
+        params.code === 'dist'
+          ? 'node packages/weir/dist/cli/main.js serve --port 0 --log-level warn (compiled)'
+          : 'node --conditions=development --import tsx packages/weir/src/cli/main.ts serve --port 0 --log-level warn',
+      buildSeconds,
+      clients:
+        `weir-client ${params.code === 'dist' ? 'compiled (packages/client/dist, packages/protocol/dist)' : 'sources through tsx'}, ` +
+        'each producer and consumer in a worker_thread of this process with its own client and connection',
+      transport: 'TCP over loopback (127.0.0.1)',
+    },
+    machine,
+    machineBusyBeforeStart: busyBefore,
+    commit,
+    brokerPeakRssBytes: peak,
+    results,
+    targets,
+  };
+  const path = await writeReport('native', report);
+  console.log(JSON.stringify(report, null, 2));
+  console.log();
+  console.log(describeMachine(machine, commit));
+  console.log();
+  console.log(resultTable(results));
+  if (results.some((result) => result.latency !== null)) {
+    console.log();
+    console.log(latencyTable(results));
+  }
+  console.log();
+  console.log(resourceTable(results));
+  console.log(`broker peak RSS over all scenarios: ${formatBytes(peak)}`);
+  console.log();
+  console.log(targetTable(targets));
+  for (const result of results) {
+    if (result.profile !== null) {
+      console.log(`\nbroker CPU profile, ${result.id}:`);
+      console.log(formatProfileSummary(result.profile));
+    }
+    // One thread per role is enough on screen (four producers look alike); the report keeps them all.
+    const shown = new Set<string>();
+    for (const client of result.clientProfiles) {
+      const role = client.thread.replace(/ \d+ /, ' ');
+      if (shown.has(role)) continue;
+      shown.add(role);
+      console.log(`\nclient CPU profile, ${result.id}, ${client.thread}:`);
+      console.log(formatProfileSummary(client.summary));
+    }
+  }
+  console.log(`\nreport: ${path}`);
+}
+
+export const nativeSuite: Suite = { run };
+
+// ---- worker entry ---------------------------------------------------------------------------------------------------
+
+if (!isMainThread && (workerData as { role?: string } | null)?.role === WORKER_ROLE) {
+  void clientWorker(workerData as WorkerConfig);
+}
