@@ -53,7 +53,8 @@ interface Parameters {
   queueCounts: number[];
   warmupSeconds: number;
   durationSeconds: number;
-  checkpointIntervalMs: number;
+  /** The store's checkpoint interval; undefined keeps its default (what users get). */
+  checkpointIntervalMs: number | undefined;
   backlogRecords: number;
   backlogBodyBytes: number;
   backlogBatchMessages: number;
@@ -132,7 +133,7 @@ function parseArgs(args: readonly string[]): Parameters | null {
     queueCounts: manyQueues === 1 ? [1] : [1, manyQueues],
     warmupSeconds: quick ? 0.25 : 1,
     durationSeconds: number('duration', quick ? 1 : 5, false),
-    checkpointIntervalMs: 5000,
+    checkpointIntervalMs: undefined,
     backlogRecords: number('backlog', quick ? 200_000 : 10_000_000, true),
     backlogBodyBytes: 100,
     backlogBatchMessages: 500,
@@ -289,7 +290,7 @@ async function durableAppend(params: Parameters, bodyBytes: number, queueCount: 
   const id = `append-${sizeLabel(bodyBytes)}-${queueCount}q`;
   return withTempDir(id, async (dataDir) => {
     const logger = new BenchLogger();
-    const store = await DiskMessageStore.open({ dataDir, checkpointIntervalMs: params.checkpointIntervalMs, retentionIntervalMs: 0, logger });
+    const store = await DiskMessageStore.open({ dataDir, ...(params.checkpointIntervalMs === undefined ? {} : { checkpointIntervalMs: params.checkpointIntervalMs }), retentionIntervalMs: 0, logger });
     let closed = false;
     try {
       const setupStart = now();
@@ -382,7 +383,7 @@ async function durableAppend(params: Parameters, bodyBytes: number, queueCount: 
 async function backlogRead(params: Parameters): Promise<Result> {
   return withTempDir('backlog', async (dataDir) => {
     const logger = new BenchLogger();
-    const openStore = () => DiskMessageStore.open({ dataDir, checkpointIntervalMs: params.checkpointIntervalMs, retentionIntervalMs: 0, logger });
+    const openStore = () => DiskMessageStore.open({ dataDir, ...(params.checkpointIntervalMs === undefined ? {} : { checkpointIntervalMs: params.checkpointIntervalMs }), retentionIntervalMs: 0, logger });
     const total = params.backlogRecords;
     const perBatch = params.backlogBatchMessages;
     const body = randomBuffer(params.backlogBodyBytes);

@@ -59,7 +59,7 @@ export interface DiskMessageStoreOptions {
    * the timer. A crash re-derives everything after the recovery point, so this bounds the work of a restart.
    */
   checkpointIntervalMs?: number;
-  /** Also checkpoint once the log has grown this much since the last one (default 256 MiB). */
+  /** Also checkpoint once the log has grown this much since the last one (default 1 GiB, the segment size). */
   checkpointBytes?: number;
   /** How often retention runs (default 60 s). 0 disables the timer. */
   retentionIntervalMs?: number;
@@ -212,7 +212,7 @@ export class DiskMessageStore implements MessageStore {
       maxWriteBytes: options.maxWriteBytes ?? 1 << 20,
       consumeQueueEntriesPerFile: options.consumeQueueEntriesPerFile ?? 1 << 20,
       checkpointIntervalMs: options.checkpointIntervalMs ?? 60_000,
-      checkpointBytes: options.checkpointBytes ?? 256 << 20,
+      checkpointBytes: options.checkpointBytes ?? 1 << 30,
       retentionIntervalMs: options.retentionIntervalMs ?? 60_000,
       indexSlotCount: options.indexSlotCount ?? 1 << 18,
       indexMaxEntries: options.indexMaxEntries ?? 1 << 20,
