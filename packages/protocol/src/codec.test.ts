@@ -12,6 +12,7 @@ import {
   encodeErrorResponse,
   encodeRequest,
   encodeResponse,
+  encodeResponseParts,
   errorCodeOf,
   FrameReader,
   MAX_ERROR_MESSAGE_BYTES,
@@ -665,5 +666,18 @@ describe('protocol: codec without code generation', () => {
     assert.equal(result.status, 0, `${result.stdout}\n${result.stderr}`);
     assert.match(result.stdout, /^# pass \d+/m);
     assert.match(result.stdout, /^# fail 0$/m);
+  });
+});
+
+describe('protocol: response parts', () => {
+  it('protocol: a Fetch response in parts decodes exactly like the one-buffer encoding', () => {
+    const batches = [Buffer.from('first batch bytes'), Buffer.from('second')];
+    const body = { startOffset: 3, endOffset: 99, records: batches };
+    const parts = encodeResponseParts('Fetch', 42, body);
+    assert.equal(parts.length, 3);
+    assert.equal(parts[1], batches[0], 'the batches themselves, not copies');
+    const joined = Buffer.concat(parts);
+    assert.deepEqual(joined, encodeResponse('Fetch', 42, body));
+    assert.deepEqual(encodeResponseParts('Ping', 1, {}), [encodeResponse('Ping', 1, {})]);
   });
 });

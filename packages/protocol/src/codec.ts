@@ -884,6 +884,30 @@ export function encodeResponse<N extends ApiName>(name: N, correlationId: number
   }
 }
 
+/**
+ * Like `encodeResponse`, but a trailing `records` field given as a list of buffers is not copied into the frame: the
+ * result is the frame up to and including the records length, followed by the record buffers themselves, to be
+ * written back to back (a writev). Fetch responses carry stored batches this way without copying them.
+ */
+export function encodeResponseParts<N extends ApiName>(name: N, correlationId: number, body: ResponseOf<N>): Buffer[] {
+  const api = compiledByName(name);
+  const fields = apis.find((spec) => spec.name === name)!.response;
+  const last = fields[fields.length - 1];
+  const value = last === undefined ? undefined : (body as Record<string, unknown>)[last.name];
+  if (last?.type !== 'records' || !Array.isArray(value) || value.length === 0) return [encodeResponse(name, correlationId, body)];
+  const parts = value as readonly Uint8Array[];
+  let recordsBytes = 0;
+  for (const part of parts) recordsBytes += part.byteLength;
+  const head = encodeResponse(name, correlationId, { ...body, [last.name]: EMPTY_RECORDS } as ResponseOf<N>);
+  const frameBytes = head.length - LENGTH_PREFIX_BYTES + recordsBytes;
+  if (frameBytes > 0xffffffff) throw new ProtocolError('INVALID_ARGUMENT', `${api.name} response: records of ${recordsBytes} bytes are over the frame limit`, { correlationId, apiKey: api.key });
+  putInt32(head, 0, frameBytes);
+  putInt32(head, head.length - 4, recordsBytes);
+  return [head, ...(parts as Buffer[])];
+}
+
+const EMPTY_RECORDS: readonly Uint8Array[] = [];
+
 /** UTF-8 bytes of an error message, cut at a character boundary to fit a nullableString. */
 function errorMessageBytes(message: string): Buffer {
   const encoded = Buffer.from(message, 'utf8');

@@ -26,6 +26,7 @@ export { ProtocolError, errorCodeOf, errorNameOf, isRetriable, isProtocolError, 
 export {
   encodeRequest,
   encodeResponse,
+  encodeResponseParts,
   encodeErrorResponse,
   decodeRequest,
   decodeResponse,

@@ -63,6 +63,8 @@ export type RecoveredBatchVisitor = (batch: Buffer, position: number) => void;
 
 const PENDING_CHUNK_BYTES = 1 << 20;
 const MAX_FREE_CHUNKS = 4;
+/** Written chunks kept readable in memory (4 MiB). */
+const RECENT_CHUNKS = 4;
 const DEFAULT_MAX_WRITE_BYTES = 1 << 20;
 const MAX_QUEUED_SYNCS = 2;
 const RECOVERY_READ_BYTES = 4 << 20;
@@ -116,6 +118,11 @@ export class CommitLog {
   private pendingChunks: PendingChunk[] = [];
   /** Written chunks kept for reuse, so steady appending allocates nothing per cycle. */
   private readonly freeChunks: Buffer[] = [];
+  /**
+   * The most recently written chunks, oldest first: consumers tailing the log read what was just appended, and
+   * serving that from memory saves a trip through libuv's thread pool (where it could queue behind an fdatasync).
+   */
+  private readonly recentChunks: PendingChunk[] = [];
   private pendingWaiters: PendingAppend[] = [];
   private syncRequested = false;
   private flushing: Promise<void> | null = null;
@@ -355,8 +362,11 @@ export class CommitLog {
     }
     // Chunks written to their end can go back to the pool, except the newest, which may still take appends.
     while (this.pendingChunks.length > 1 && this.pendingChunks[0]!.flushed === this.pendingChunks[0]!.used) {
-      const done = this.pendingChunks.shift()!;
-      if (done.buffer.byteLength === PENDING_CHUNK_BYTES && this.freeChunks.length < MAX_FREE_CHUNKS) this.freeChunks.push(done.buffer);
+      this.recentChunks.push(this.pendingChunks.shift()!);
+      if (this.recentChunks.length > RECENT_CHUNKS) {
+        const retired = this.recentChunks.shift()!;
+        if (retired.buffer.byteLength === PENDING_CHUNK_BYTES && this.freeChunks.length < MAX_FREE_CHUNKS) this.freeChunks.push(retired.buffer);
+      }
     }
   }
 
@@ -425,6 +435,8 @@ export class CommitLog {
     if (position < this.startPosition || position + length > this.writtenPositionValue) {
       throw new WeirError(ErrorCode.OffsetOutOfRange, `commit log read [${position}, ${position + length}) is outside [${this.startPosition}, ${this.writtenPositionValue})`);
     }
+    const cached = this.readRecent(position, length);
+    if (cached !== null) return cached;
     const segment = this.segmentAt(position);
     if (segment === null || segment.handle === null || position + length > segment.endPosition) {
       throw new WeirError(ErrorCode.OffsetOutOfRange, `commit log read at ${position} does not fall within one segment`);
@@ -439,6 +451,29 @@ export class CommitLog {
       segment.readers--;
       if (segment.deleted && segment.readers === 0) await this.closeHandle(segment);
     }
+  }
+
+  /**
+   * Copies `[position, position + length)` out of the recently written chunks, or returns null when any of it is not
+   * there. A copy, not a view: the chunk is reused for new appends once it ages out.
+   */
+  private readRecent(position: number, length: number): Buffer | null {
+    const first = this.recentChunks[0] ?? this.pendingChunks[0];
+    if (first === undefined || position < first.position) return null;
+    const result = Buffer.allocUnsafe(length);
+    let copied = 0;
+    for (const chunks of [this.recentChunks, this.pendingChunks]) {
+      for (const chunk of chunks) {
+        const at = position + copied;
+        const end = chunk.position + chunk.flushed;
+        if (at < chunk.position || at >= end) continue;
+        const take = Math.min(length - copied, end - at);
+        chunk.buffer.copy(result, copied, at - chunk.position, at - chunk.position + take);
+        copied += take;
+        if (copied === length) return result;
+      }
+    }
+    return null;
   }
 
   private segmentAt(position: number): Segment | null {

@@ -6,6 +6,7 @@ import {
   decodeRequest,
   encodeErrorResponse,
   encodeResponse,
+  encodeResponseParts,
   errorCodeOf,
   type ErrorName,
   FrameReader,
@@ -205,7 +206,7 @@ export class NativeConnection implements ConnectionContext {
       this.write(encodeErrorResponse(apiKey, correlationId, errorCodeOf(mapped.name), mapped.message));
     } else if (response !== null) {
       try {
-        this.write(encodeResponse(name, correlationId, response as never));
+        for (const part of encodeResponseParts(name, correlationId, response as never)) this.write(part);
       } catch (encodeError) {
         this.options.logger.error({ connection: this.connectionId, api: name, err: encodeError }, 'response could not be encoded');
         this.write(encodeErrorResponse(apiKey, correlationId, errorCodeOf('INTERNAL_ERROR'), `the broker could not encode its ${name} response`));
