@@ -435,7 +435,7 @@ export class CommitLog {
     if (position < this.startPosition || position + length > this.writtenPositionValue) {
       throw new WeirError(ErrorCode.OffsetOutOfRange, `commit log read [${position}, ${position + length}) is outside [${this.startPosition}, ${this.writtenPositionValue})`);
     }
-    const cached = this.readRecent(position, length);
+    const cached = this.readFromMemory(position, length);
     if (cached !== null) return cached;
     const segment = this.segmentAt(position);
     if (segment === null || segment.handle === null || position + length > segment.endPosition) {
@@ -457,7 +457,8 @@ export class CommitLog {
    * Copies `[position, position + length)` out of the recently written chunks, or returns null when any of it is not
    * there. A copy, not a view: the chunk is reused for new appends once it ages out.
    */
-  private readRecent(position: number, length: number): Buffer | null {
+  readFromMemory(position: number, length: number): Buffer | null {
+    if (position + length > this.writtenPositionValue) return null;
     const first = this.recentChunks[0] ?? this.pendingChunks[0];
     if (first === undefined || position < first.position) return null;
     const result = Buffer.allocUnsafe(length);

@@ -28,6 +28,7 @@ import {
   BatchCheck,
   batchBytes,
   checkBatch,
+  checkBatchFrame,
   decodeMessages,
   encodeBatch,
   forEachMessageSummary,
@@ -543,7 +544,10 @@ export class DiskMessageStore implements MessageStore {
       }
       planned += count;
     }
-    const buffers = await Promise.all(ranges.map((range) => this.log.read(range.position, range.length)));
+    // Bytes still in memory were encoded (and checksummed) by this process and never went through the disk: only
+    // batches read back from disk need their CRC checked.
+    const fromMemory = ranges.map((range) => this.log.readFromMemory(range.position, range.length));
+    const buffers = await Promise.all(ranges.map((range, index) => fromMemory[index] ?? this.log.read(range.position, range.length)));
     const batches: Buffer[] = [];
     const positions: number[] = [];
     let next = offset;
@@ -551,7 +555,8 @@ export class DiskMessageStore implements MessageStore {
       const buffer = buffers[rangeIndex]!;
       const range = ranges[rangeIndex]!;
       for (let at = 0; at < buffer.byteLength; ) {
-        if (checkBatch(buffer, at, buffer.byteLength, this.options.maxBatchBytes) !== BatchCheck.Valid) {
+        const check = fromMemory[rangeIndex] ? checkBatchFrame(buffer, at, buffer.byteLength, this.options.maxBatchBytes) : checkBatch(buffer, at, buffer.byteLength, this.options.maxBatchBytes);
+        if (check !== BatchCheck.Valid) {
           if (next === offset) throw this.damage(queue, `the batch at position ${range.position + at} holding message ${next} of queue "${queue.name}" failed its checksum`);
           return { queue, batches, positions, nextOffset: next };
         }

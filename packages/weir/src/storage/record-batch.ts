@@ -302,13 +302,20 @@ export const BatchCheck = {
 } as const;
 export type BatchCheck = (typeof BatchCheck)[keyof typeof BatchCheck];
 
-/** Checks the batch at `at` within `source[at, end)`: plausible header, complete, CRC matching. */
-export function checkBatch(source: Buffer, at: number, end: number, maxBatchBytes: number): BatchCheck {
+/** Checks only that a plausible, complete batch starts at `at` (no CRC): for bytes that never left memory. */
+export function checkBatchFrame(source: Buffer, at: number, end: number, maxBatchBytes: number): BatchCheck {
   if (end - at < RECORD_HEADER_BYTES) return BatchCheck.Short;
   const length = source.readUInt32LE(at);
   if (length < RECORD_HEADER_BYTES || length > maxBatchBytes) return BatchCheck.Invalid;
   if (source.readUInt8(at + 8) !== RECORD_VERSION || source.readUInt16LE(at + 10) === 0) return BatchCheck.Invalid;
-  if (end - at < length) return BatchCheck.Short;
+  return end - at < length ? BatchCheck.Short : BatchCheck.Valid;
+}
+
+/** Checks the batch at `at` within `source[at, end)`: plausible header, complete, CRC matching. */
+export function checkBatch(source: Buffer, at: number, end: number, maxBatchBytes: number): BatchCheck {
+  const frame = checkBatchFrame(source, at, end, maxBatchBytes);
+  if (frame !== BatchCheck.Valid) return frame;
+  const length = source.readUInt32LE(at);
   return crc32c(source.subarray(at + 8, at + length)) === source.readUInt32LE(at + 4) ? BatchCheck.Valid : BatchCheck.Invalid;
 }
 
