@@ -98,6 +98,13 @@ export class PartitionQueue {
   }
 }
 
+/** The partition queues of one topic. */
+export class TopicQueues {
+  readonly byPartition = new Map<number, PartitionQueue>();
+
+  constructor(readonly topic: string) {}
+}
+
 export interface AccumulatorOptions {
   /** How long an open batch waits for more messages; 0 sends what one tick produced. */
   lingerMs: number;
@@ -117,7 +124,10 @@ export interface AccumulatorOptions {
  * Closing a batch gives an idempotent batch its sequence (`nextSequence`, advanced by its message count, modulo 2^31).
  */
 export class Accumulator {
-  private readonly queues = new Map<string, PartitionQueue>();
+  /** Per topic, its partitions' queues by partition number (no key string to build per message). */
+  private readonly topics = new Map<string, TopicQueues>();
+  /** Every queue, in creation order. */
+  private readonly queues: PartitionQueue[] = [];
   /** While > 0 (a flush), every open batch counts as due. */
   flushing = 0;
 
@@ -128,14 +138,29 @@ export class Accumulator {
     private readonly now: () => number = Date.now,
   ) {}
 
-  queue(topic: string, partition: number): PartitionQueue {
-    const name = `${partition}\u0000${topic}`;
-    let queue = this.queues.get(name);
+  /** The queues of one topic (look it up once, then take partitions from it with `queueOf`). */
+  topic(topic: string): TopicQueues {
+    let queues = this.topics.get(topic);
+    if (queues === undefined) {
+      queues = new TopicQueues(topic);
+      this.topics.set(topic, queues);
+    }
+    return queues;
+  }
+
+  /** The queue of one partition of a topic from `topic()`. */
+  queueOf(queues: TopicQueues, partition: number): PartitionQueue {
+    let queue = queues.byPartition.get(partition);
     if (queue === undefined) {
-      queue = new PartitionQueue(topic, partition);
-      this.queues.set(name, queue);
+      queue = new PartitionQueue(queues.topic, partition);
+      queues.byPartition.set(partition, queue);
+      this.queues.push(queue);
     }
     return queue;
+  }
+
+  queue(topic: string, partition: number): PartitionQueue {
+    return this.queueOf(this.topic(topic), partition);
   }
 
   allQueues(): IterableIterator<PartitionQueue> {
@@ -210,7 +235,7 @@ export class Accumulator {
 
   /** Stops every linger timer (the producer is going away). */
   clearTimers(): void {
-    for (const queue of this.queues.values()) {
+    for (const queue of this.queues) {
       if (queue.lingerTimer !== null) clearTimeout(queue.lingerTimer);
       queue.lingerTimer = null;
     }

@@ -97,6 +97,67 @@ describe('client: Consumer', () => {
     await consumer.close();
   });
 
+  it('client: consumer takes partitions in turn a fetched chunk at a time; messages read fields on demand and show them all', async () => {
+    const { client } = await setup(2);
+    const producer = client.producer({ lingerMs: 0 });
+    for (let round = 0; round < 3; round++) {
+      await producer.send(
+        't',
+        Array.from({ length: 20 }, (_, index) => ({ body: `p0-${round}-${index}`, tag: 'x', headers: { n: String(index) } })),
+        { partition: 0 },
+      );
+      await producer.send(
+        't',
+        Array.from({ length: 20 }, (_, index) => ({ key: 'k', body: `p1-${round}-${index}` })),
+        { partition: 1 },
+      );
+    }
+    const consumer = client.consumer();
+    await consumer.subscribe('t');
+    const messages = await take(consumer, 120);
+    assertPartitionOrder(messages);
+    // Each partition hands out runs of whole fetched chunks, never single messages alternating.
+    let switches = 0;
+    for (let index = 1; index < messages.length; index++) if (messages[index]!.partition !== messages[index - 1]!.partition) switches++;
+    assert.ok(switches < 20, `${switches} switches between partitions`);
+    const first = messages.find((message) => message.partition === 0)!;
+    assert.equal(first.body, first.body, 'a field is decoded once');
+    assert.equal(first.headers, first.headers);
+    assert.equal(first.tag, 'x');
+    assert.equal(first.key, null);
+    assert.ok(first.timestamp > 0 && first.storeTimestamp > 0);
+    const json = JSON.parse(JSON.stringify(first)) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(json), ['topic', 'partition', 'offset', 'id', 'idBytes', 'key', 'tag', 'headers', 'timestamp', 'storeTimestamp', 'body']);
+    assert.equal(json.id, first.id);
+    assert.deepEqual(json.headers, { n: '0' });
+    assert.equal(messages.find((message) => message.partition === 1)!.key!.toString(), 'k');
+    await consumer.close();
+  });
+
+  it('client: a batch that fails its CRC is reported as DATA_DAMAGED, and read anyway with verifyCrc off', async () => {
+    const { broker, client } = await setup(1);
+    await produce(client, 3);
+    const stored = broker.topics.get('t')!.partitions[0]!.batches[0]!.encoded;
+    stored[stored.length - 1] = stored[stored.length - 1]! ^ 0x20;
+    const checking = client.consumer({ maxWaitMs: 10 });
+    const errors: WeirClientError[] = [];
+    checking.on('error', (error) => errors.push(error));
+    await checking.subscribe('t');
+    const reading = take(checking, 1, 1000).catch(() => null);
+    while (errors.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(errors[0]!.code, 'DATA_DAMAGED');
+    await checking.close();
+    await reading;
+    const trusting = client.consumer({ verifyCrc: false });
+    await trusting.subscribe('t');
+    const messages = await take(trusting, 3);
+    assert.deepEqual(
+      messages.map((message) => message.offset),
+      [0, 1, 2],
+    );
+    await trusting.close();
+  });
+
   it('client: consumer from latest skips what is already there', async () => {
     const { client } = await setup(2);
     await produce(client, 20, 'old');

@@ -73,6 +73,11 @@ export interface ConsumerOptions {
   maxWaitMs?: number;
   /** Backoff after failed fetches and joins (default: the client's `retry`; retries never stop while open). */
   retry?: Partial<RetryOptions>;
+  /**
+   * Check each fetched record batch's CRC-32C (default true). A mismatch fails the fetch with DATA_DAMAGED (retried
+   * with backoff, reported on 'error'). Turning it off saves the checksum's CPU and trusts the connection and broker.
+   */
+  verifyCrc?: boolean;
 }
 
 interface ConsumerEvents {
@@ -81,8 +86,9 @@ interface ConsumerEvents {
   error: [error: WeirClientError];
 }
 
-/** Per-message memory estimate beyond its body, key and id. */
+/** Per-message memory estimate beyond its bytes in the response frame. */
 const MESSAGE_OVERHEAD = 96;
+const EMPTY_CHUNK: Chunk = { messages: [], messageBytes: 0 };
 
 /** One partition this consumer reads. */
 class PartitionState {
@@ -97,8 +103,11 @@ class PartitionState {
   committed = -1;
   /** Moved by `seek` since the last commit: the next commit stores the position even when it went backwards. */
   seeked = false;
-  buffer: FetchedMessage[] = [];
-  head = 0;
+  /** Fetched messages not yet handed out, one chunk per Fetch response; the head chunk is read from `cursor` on. */
+  chunks: Chunk[] = [];
+  chunkHead = 0;
+  cursor = 0;
+  /** Estimated memory of the buffered messages (their share of the response frames, plus per-message overhead). */
   bufferedBytes = 0;
   fetching = false;
   /** Cancels the fetch in flight (its answer is then ignored); null when none is. */
@@ -119,6 +128,99 @@ class PartitionState {
   }
 }
 
+/** The messages one Fetch response added to a partition's buffer. */
+interface Chunk {
+  readonly messages: readonly FetchedMessage[];
+  /** Each message's share of `bufferedBytes`. */
+  readonly messageBytes: number;
+}
+
+function hasBuffered(state: PartitionState): boolean {
+  return state.chunkHead < state.chunks.length;
+}
+
+function clearBuffer(state: PartitionState): void {
+  state.chunks = [];
+  state.chunkHead = 0;
+  state.cursor = 0;
+  state.bufferedBytes = 0;
+}
+
+const INSPECT = Symbol.for('nodejs.util.inspect.custom');
+
+/**
+ * What the consumer yields: topic, partition and offset are plain properties; the other fields are read from the
+ * fetched message (itself decoded lazily) on first access, so a reader pays only for the fields it uses. The id's hex
+ * string is built once, when first read.
+ */
+class ConsumerRecord implements ConsumedMessage {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly #message: FetchedMessage;
+  #id: string | undefined = undefined;
+
+  constructor(topic: string, partition: number, offset: number, message: FetchedMessage) {
+    this.topic = topic;
+    this.partition = partition;
+    this.offset = offset;
+    this.#message = message;
+  }
+
+  get id(): string {
+    return (this.#id ??= this.#message.id.toString('hex'));
+  }
+
+  get idBytes(): Buffer {
+    return this.#message.id;
+  }
+
+  get key(): Buffer | null {
+    return this.#message.key;
+  }
+
+  get tag(): string | null {
+    return this.#message.tag;
+  }
+
+  get headers(): Record<string, string | Buffer> {
+    return this.#message.headers;
+  }
+
+  get timestamp(): number {
+    return this.#message.timestamp;
+  }
+
+  get storeTimestamp(): number {
+    return this.#message.storeTimestamp;
+  }
+
+  get body(): Buffer {
+    return this.#message.body;
+  }
+
+  /** Every field as a plain object. */
+  toJSON(): ConsumedMessage {
+    return {
+      topic: this.topic,
+      partition: this.partition,
+      offset: this.offset,
+      id: this.id,
+      idBytes: this.idBytes,
+      key: this.key,
+      tag: this.tag,
+      headers: this.headers,
+      timestamp: this.timestamp,
+      storeTimestamp: this.storeTimestamp,
+      body: this.body,
+    };
+  }
+
+  [INSPECT](depth: number, options: object, inspect: (value: unknown, options: object) => string): string {
+    return `ConsumedMessage ${inspect(this.toJSON(), { ...options, depth })}`;
+  }
+}
+
 function partitionKey(topic: string, partition: number): string {
   return `${topic}\u0000${partition}`;
 }
@@ -135,7 +237,8 @@ const REJOIN_CODES = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UN
  *
  * Fetching: one long-polling Fetch in flight per partition read; its messages wait in a per-partition buffer, and the
  * next Fetch goes out while the buffer holds less than half of `maxBytes` (so memory stays around `maxBytes` per
- * partition). The iterator takes messages from the partitions in turn, each partition's in offset order.
+ * partition). The iterator takes messages from the partitions in turn, a Fetch response's worth at a time, each
+ * partition's in offset order. Messages decode their fields on first access.
  *
  * Groups (stream mode): JoinGroup → SyncGroup gives this member its partitions; each starts at the group's committed
  * offset (or `from`). A Heartbeat goes out every `heartbeatIntervalMs`; when the broker answers that the group is
@@ -163,16 +266,20 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements AsyncItera
   private readonly maxBytes: number;
   private readonly maxWaitMs: number;
   private readonly retry: RetryOptions;
+  private readonly verifyCrc: boolean;
 
   private readonly topics = new Set<string>();
   private partitions = new Map<string, PartitionState>();
-  /** Partitions with buffered messages, in turn order. */
+  /** Partitions with buffered messages waiting for their turn, in turn order (not `current`). */
   private readonly ready = new Set<PartitionState>();
+  /** The partition whose turn it is: it hands out the rest of its head chunk, then goes to the back of `ready`. */
+  private current: PartitionState | null = null;
   private readonly pausedTopics = new Set<string>();
   private readonly pausedPartitions = new Set<string>();
   private iteratorWaiters: Array<() => void> = [];
-  /** The partition and offset of the message handed out last (finished when the next one is asked for). */
-  private lastHandedOut: { state: PartitionState; next: number } | null = null;
+  /** The partition and offset after the message handed out last (finished when the next one is asked for). */
+  private lastState: PartitionState | null = null;
+  private lastNext = -1;
 
   // Group membership (stream mode).
   private memberId = '';
@@ -223,6 +330,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements AsyncItera
     this.maxBytes = positive('maxBytes', options.maxBytes ?? 1024 * 1024);
     this.maxWaitMs = nonNegative('maxWaitMs', options.maxWaitMs ?? 500);
     this.retry = resolveRetry(options.retry, client.retry);
+    this.verifyCrc = options.verifyCrc ?? true;
   }
 
   /** The group name offsets are committed under (`<group>/<instanceId>` in broadcast mode), or null. */
@@ -299,14 +407,23 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements AsyncItera
   }
 
   /** The next message; waits for one. Resolves `done` once the consumer is closed. */
-  async next(): Promise<IteratorResult<ConsumedMessage, undefined>> {
+  next(): Promise<IteratorResult<ConsumedMessage, undefined>> {
     this.finishLastMessage();
+    if (this.fatal !== null) return Promise.reject(cloneError(this.fatal));
+    if (this.closed || this.closing) return Promise.resolve({ done: true, value: undefined });
+    // A buffered message is handed out at once, without an async function's extra promise and ticks.
+    const message = this.take();
+    if (message !== null) return Promise.resolve({ done: false, value: message });
+    return this.waitForMessage();
+  }
+
+  private async waitForMessage(): Promise<IteratorResult<ConsumedMessage, undefined>> {
     for (;;) {
+      await new Promise<void>((resolve) => this.iteratorWaiters.push(resolve));
       if (this.fatal !== null) throw cloneError(this.fatal);
       if (this.closed || this.closing) return { done: true, value: undefined };
       const message = this.take();
       if (message !== null) return { done: false, value: message };
-      await new Promise<void>((resolve) => this.iteratorWaiters.push(resolve));
     }
   }
 
@@ -375,7 +492,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements AsyncItera
       if (state.topic !== topic || (partitions !== undefined && !partitions.includes(state.partition))) continue;
       if (this.isPaused(state)) continue;
       state.paused = false;
-      if (state.head < state.buffer.length) this.ready.add(state);
+      if (hasBuffered(state) && state !== this.current) this.ready.add(state);
       this.maybeFetch(state);
     }
     this.wakeIterators();
@@ -426,43 +543,49 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements AsyncItera
 
   // ---- yielding -------------------------------------------------------------------------------------------------------
 
+  /**
+   * The next buffered message, or null. Partitions take turns by chunk (the messages of one Fetch response): the
+   * current partition hands out the rest of its head chunk, then goes to the back of the line.
+   */
   private take(): ConsumedMessage | null {
-    for (const state of this.ready) {
-      this.ready.delete(state);
-      if (!state.active || state.paused || state.head >= state.buffer.length) continue;
-      const message = state.buffer[state.head]!;
-      state.buffer[state.head++] = undefined as never;
-      state.bufferedBytes -= sizeOf(message);
-      if (state.head < state.buffer.length) this.ready.add(state);
-      else {
-        state.buffer = [];
-        state.head = 0;
+    for (;;) {
+      const state = this.current;
+      if (state === null) {
+        if (this.ready.size === 0) return null;
+        const next = this.ready.values().next().value!;
+        this.ready.delete(next);
+        if (next.active && !next.paused && hasBuffered(next)) this.current = next;
+        continue;
       }
-      state.yielded = message.offset + 1;
-      this.lastHandedOut = { state, next: message.offset + 1 };
-      this.maybeFetch(state);
-      return {
-        topic: state.topic,
-        partition: state.partition,
-        offset: message.offset,
-        id: message.id.toString('hex'),
-        idBytes: message.id,
-        key: message.key,
-        tag: message.tag,
-        headers: message.headers,
-        timestamp: message.timestamp,
-        storeTimestamp: message.storeTimestamp,
-        body: message.body,
-      };
+      if (!state.active || state.paused || !hasBuffered(state)) {
+        this.current = null;
+        continue;
+      }
+      const chunk = state.chunks[state.chunkHead]!;
+      const message = chunk.messages[state.cursor++]!;
+      state.bufferedBytes -= chunk.messageBytes;
+      if (state.cursor === chunk.messages.length) {
+        // End of the chunk, and of this partition's turn.
+        state.chunks[state.chunkHead++] = EMPTY_CHUNK;
+        state.cursor = 0;
+        if (state.chunkHead === state.chunks.length) clearBuffer(state);
+        else this.ready.add(state);
+        this.current = null;
+      }
+      const offset = message.offset;
+      state.yielded = offset + 1;
+      this.lastState = state;
+      this.lastNext = offset + 1;
+      if (!state.fetching && state.bufferedBytes < this.maxBytes / 2) this.maybeFetch(state);
+      return new ConsumerRecord(state.topic, state.partition, offset, message);
     }
-    return null;
   }
 
   private finishLastMessage(): void {
-    const last = this.lastHandedOut;
-    if (last === null) return;
-    this.lastHandedOut = null;
-    if (last.state.active && last.next > last.state.processed) last.state.processed = last.next;
+    const state = this.lastState;
+    if (state === null) return;
+    this.lastState = null;
+    if (state.active && this.lastNext > state.processed) state.processed = this.lastNext;
   }
 
   private wakeIterators(): void {
@@ -506,23 +629,36 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements AsyncItera
           if (epoch !== state.epoch || !state.active) return this.maybeFetch(state);
           let messages: FetchedMessage[];
           try {
-            messages = decodeRecordBatches(response.records, offset);
+            messages = decodeRecordBatches(response.records, offset, { verifyCrc: this.verifyCrc });
           } catch (error) {
             return this.fetchFailed(state, toClientError(error));
           }
           state.failures = 0;
-          let added = false;
-          for (const message of messages) {
-            if (message.offset < state.position) continue;
-            state.position = message.offset + 1;
-            if ((message.flags & RecordFlag.Control) !== 0) continue;
-            state.buffer.push(message);
-            state.bufferedBytes += sizeOf(message);
-            added = true;
+          // Usually every message is new and none is a control record: the decoded list is buffered as it is.
+          let kept: FetchedMessage[] = messages;
+          for (let index = 0; index < messages.length; index++) {
+            const message = messages[index]!;
+            if (message.offset >= state.position && (message.flags & RecordFlag.Control) === 0) {
+              state.position = message.offset + 1;
+              continue;
+            }
+            kept = messages.slice(0, index);
+            for (let rest = index; rest < messages.length; rest++) {
+              const other = messages[rest]!;
+              if (other.offset < state.position) continue;
+              state.position = other.offset + 1;
+              if ((other.flags & RecordFlag.Control) === 0) kept.push(other);
+            }
+            break;
           }
-          if (added && !state.paused) {
-            this.ready.add(state);
-            this.wakeIterators();
+          if (kept.length > 0) {
+            const messageBytes = response.records.length / kept.length + MESSAGE_OVERHEAD;
+            state.chunks.push({ messages: kept, messageBytes });
+            state.bufferedBytes += messageBytes * kept.length;
+            if (!state.paused) {
+              if (state !== this.current) this.ready.add(state);
+              this.wakeIterators();
+            }
           }
           this.maybeFetch(state);
         },
@@ -579,9 +715,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements AsyncItera
     this.cancelFetch(state);
     state.epoch++;
     state.position = position;
-    state.buffer = [];
-    state.head = 0;
-    state.bufferedBytes = 0;
+    clearBuffer(state);
     this.ready.delete(state);
   }
 
@@ -589,9 +723,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements AsyncItera
     this.cancelFetch(state);
     state.active = false;
     state.epoch++;
-    state.buffer = [];
-    state.head = 0;
-    state.bufferedBytes = 0;
+    clearBuffer(state);
     if (state.retryTimer !== null) clearTimeout(state.retryTimer);
     state.retryTimer = null;
     this.ready.delete(state);
@@ -913,10 +1045,6 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements AsyncItera
     if (this.fatal !== null) throw cloneError(this.fatal);
     if (this.closing || this.closed) throw clientClosed('the consumer');
   }
-}
-
-function sizeOf(message: FetchedMessage): number {
-  return message.body.length + message.id.length + (message.key?.length ?? 0) + MESSAGE_OVERHEAD;
 }
 
 function positive(name: string, value: number): number {

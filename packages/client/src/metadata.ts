@@ -5,7 +5,13 @@ import { isWeirClientError, WeirClientError } from './errors.js';
 interface Entry {
   description: TopicDescription;
   fetchedAt: number;
+  /** Set by a timer once the entry is older than maxAge, so the per-message check needs no clock read. */
+  expired: boolean;
+  expiry: NodeJS.Timeout | null;
 }
+
+/** Longest delay setTimeout takes; entries that live longer (or a maxAge of 0) are checked against the clock. */
+const MAX_TIMER_MS = 0x7fffffff;
 
 /**
  * Topic descriptions (partition counts above all) cached per client. Entries older than `maxAgeMs` are fetched again
@@ -29,7 +35,8 @@ export class TopicMetadata {
   /** The cached partition count of a topic, or undefined when it is not cached (or too old). */
   cachedPartitionCount(topic: string): number | undefined {
     const entry = this.entries.get(topic);
-    if (entry === undefined || Date.now() - entry.fetchedAt > this.maxAgeMs) return undefined;
+    if (entry === undefined || entry.expired) return undefined;
+    if (entry.expiry === null && Date.now() - entry.fetchedAt > this.maxAgeMs) return undefined;
     return entry.description.partitions.length;
   }
 
@@ -51,12 +58,27 @@ export class TopicMetadata {
   }
 
   invalidate(topic: string): void {
-    this.entries.delete(topic);
+    this.forget(topic);
   }
 
   /** Stores a description learnt elsewhere (e.g. from CreateTopic or ListTopics). */
   remember(description: TopicDescription): void {
-    this.entries.set(description.name, { description, fetchedAt: Date.now() });
+    this.forget(description.name);
+    const entry: Entry = { description, fetchedAt: Date.now(), expired: false, expiry: null };
+    if (this.maxAgeMs > 0 && this.maxAgeMs < MAX_TIMER_MS) {
+      entry.expiry = setTimeout(() => {
+        entry.expired = true;
+      }, this.maxAgeMs);
+      entry.expiry.unref();
+    }
+    this.entries.set(description.name, entry);
+  }
+
+  private forget(topic: string): void {
+    const entry = this.entries.get(topic);
+    if (entry === undefined) return;
+    if (entry.expiry !== null) clearTimeout(entry.expiry);
+    this.entries.delete(topic);
   }
 
   private async fetch(topic: string): Promise<TopicDescription> {
@@ -66,7 +88,7 @@ export class TopicMetadata {
       return description;
     } catch (error) {
       if (isWeirClientError(error, 'UNKNOWN_TOPIC')) {
-        this.entries.delete(topic);
+        this.forget(topic);
         throw new WeirClientError('UNKNOWN_TOPIC', `topic ${JSON.stringify(topic)} does not exist; create it first (admin.createTopic(${JSON.stringify(topic)}, { partitions }) or \`weir topic create\`)`, {
           cause: error,
         });

@@ -301,6 +301,59 @@ describe('client: Producer', () => {
     await assert.rejects(producer.send('t', { body: 'd' }), isClientError('CLIENT_CLOSED'));
   });
 
+  it('client: flush waits for every send made before it (across flushes) and for none made after it', async () => {
+    const { broker, client } = await setup(2);
+    broker.hook = (request) => (request.name === 'Produce' && (request.body as { partition: number }).partition === 0 ? { delayMs: 150 } : undefined);
+    const producer = client.producer({ lingerMs: 0 });
+    const settled = new Set<string>();
+    const track = (name: string, sending: Promise<unknown>): Promise<unknown> => sending.finally(() => settled.add(name));
+    const slow = track('slow', producer.send('t', { body: 'slow' }, { partition: 0 }));
+    const first = producer.flush();
+    const fast = track('fast', producer.send('t', [{ body: 'fast' }], { partition: 1 }));
+    await producer.flush();
+    assert.deepEqual([...settled].sort(), ['fast', 'slow'], 'the second flush also waits for what the first one waits for');
+    await first;
+    const before = track('before', producer.send('t', { body: 'before' }, { partition: 1 }));
+    const third = producer.flush();
+    const late = track('late', producer.send('t', { body: 'late' }, { partition: 0 }));
+    await third;
+    assert.ok(settled.has('before'));
+    assert.ok(!settled.has('late'), 'a send made after the flush is not waited for');
+    await Promise.all([slow, fast, before, late]);
+  });
+
+  it('client: a list send resolves with its results in order, or rejects with the first failure; results show every field', async () => {
+    const { broker, client } = await setup(4);
+    const producer = client.producer({ lingerMs: 0 });
+    const keys = ['a', 'b', 'c', 'd', 'e', 'f'];
+    const results = await producer.send(
+      't',
+      keys.map((key) => ({ key, body: key })),
+    );
+    assert.deepEqual(
+      results.map((result) => result.partition),
+      keys.map((key) => partitionForKey(Buffer.from(key), 4)),
+    );
+    const json = JSON.parse(JSON.stringify(results[0])) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(json), ['topic', 'partition', 'offset', 'id', 'idBytes', 'duplicate']);
+    assert.equal(json.id, results[0]!.id);
+    assert.match(results[0]!.id!, /^[0-9a-f]{32}$/);
+    assert.equal(results[0]!.id, results[0]!.id, 'the id string is built once');
+    assert.equal(results[0]!.idBytes!.toString('hex'), results[0]!.id);
+    const failing = partitionForKey(Buffer.from('c'), 4);
+    broker.hook = (request) =>
+      request.name === 'Produce' && (request.body as { partition: number }).partition === failing ? { error: 'MESSAGE_TOO_LARGE', message: 'too large' } : undefined;
+    await assert.rejects(
+      producer.send(
+        't',
+        keys.map((key) => ({ key, body: key })),
+      ),
+      isClientError('MESSAGE_TOO_LARGE'),
+    );
+    await producer.flush();
+    assert.equal(producer.bufferedBytes, 0);
+  });
+
   it('client: producer headers, tags, keys and timestamps reach the broker', async () => {
     const { broker, client } = await setup(1);
     const producer = client.producer();

@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { generatedMessageId, partitionForKey, type DecodedResponseOf, type Header, type Message } from 'weir-protocol';
 import {
   Accumulator,
@@ -7,6 +8,7 @@ import {
   type PartitionQueue,
   type PendingMessage,
   type ProduceResult,
+  type TopicQueues,
 } from './accumulator.js';
 import { backoffDelay, resolveRetry, sleep, type RetryOptions } from './backoff.js';
 import type { WeirClient } from './client.js';
@@ -70,7 +72,7 @@ interface Identity {
 /** A `send` call whose messages are not all in the accumulator yet (waiting for buffer space or metadata). */
 interface Admission {
   readonly topic: string;
-  readonly messages: PendingMessage[];
+  readonly messages: PendingSend[];
   readonly partition: number | undefined;
   readonly acks: AcksLevel;
   /** Messages admitted so far. */
@@ -80,7 +82,196 @@ interface Admission {
 /** Keyless messages stick to one partition per batch, then move on round-robin. */
 interface Sticky {
   partition: number;
+  /** The queue of `partition` (null until a message chose it). */
+  queue: PartitionQueue | null;
   batch: Batch | null;
+}
+
+/** Per topic: its partition queues and the keyless partition choice (one lookup per send). */
+interface TopicState {
+  readonly queues: TopicQueues;
+  sticky: Sticky | null;
+}
+
+const NO_OPTIONS: SendOptions = {};
+const NO_HEADERS: readonly Header[] = Object.freeze([]);
+
+/**
+ * The sends made between two `flush` calls: how many of their messages are not settled yet. A flush starts a new group
+ * and waits for its own and every earlier one, so it waits for exactly the sends made before it without keeping a
+ * promise per send.
+ */
+class SendGroup {
+  unsettled = 0;
+  private waiters: Array<() => void> | null = null;
+
+  settleOne(): void {
+    if (--this.unsettled !== 0 || this.waiters === null) return;
+    const waiters = this.waiters;
+    this.waiters = null;
+    for (const wake of waiters) wake();
+  }
+
+  whenSettled(): Promise<void> {
+    if (this.unsettled === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.waiters ??= []).push(resolve));
+  }
+}
+
+/** The promise of a `send` of a list: resolves with every result in order once all succeeded, or with the first failure. */
+class ListSend {
+  private remaining: number;
+  private done = false;
+  readonly results: ProduceResult[];
+
+  constructor(
+    count: number,
+    private readonly resolve: (results: ProduceResult[]) => void,
+    private readonly reject: (error: WeirClientError) => void,
+  ) {
+    this.remaining = count;
+    this.results = new Array<ProduceResult>(count);
+  }
+
+  succeed(index: number, result: ProduceResult): void {
+    this.results[index] = result;
+    if (--this.remaining === 0 && !this.done) {
+      this.done = true;
+      this.resolve(this.results);
+    }
+  }
+
+  fail(error: WeirClientError): void {
+    if (this.done) return;
+    this.done = true;
+    this.reject(error);
+  }
+}
+
+function noop(): void {}
+
+// `new Promise(capture)` hands the promise's resolve and reject over in these, without a closure per promise; the
+// caller takes them at once (typed for its promise).
+let capturedResolve: ((value: never) => void) | null = null;
+let capturedReject: ((error: never) => void) | null = null;
+function capture(resolve: (value: never) => void, reject: (error: never) => void): void {
+  capturedResolve = resolve;
+  capturedReject = reject;
+}
+
+/**
+ * A message accepted by `send`: its wire form (it is its own `Message`, so a batch goes out without another object per
+ * message), its size, and where its outcome goes — the `send` promise of a single message, or a slot of a `ListSend`.
+ * One class, every field set in the constructor, so all pending messages share one shape.
+ */
+class PendingSend implements PendingMessage, Message {
+  /** The `send` promise's settlers (single-message sends). */
+  onResolve: ((result: ProduceResult) => void) | null = null;
+  onReject: ((error: WeirClientError) => void) | null = null;
+  /** The list send this message belongs to (list sends), and its index there. */
+  list: ListSend | null = null;
+  index = 0;
+  /** The flush group of its send; null once settled. */
+  group: SendGroup | null = null;
+
+  constructor(
+    readonly id: Buffer | null,
+    readonly key: Buffer | null,
+    readonly tag: string | null,
+    readonly headers: readonly Header[],
+    readonly timestamp: number,
+    readonly body: Buffer,
+    /** Encoded size inside a Produce request. */
+    readonly bytes: number,
+  ) {}
+
+  get message(): Message {
+    return this;
+  }
+
+  get idBytes(): Buffer | null {
+    return this.id;
+  }
+
+  get keyBytes(): Buffer | null {
+    return this.key;
+  }
+
+  resolve(result: ProduceResult): void {
+    const group = this.group;
+    if (group === null) return;
+    this.group = null;
+    if (this.list === null) this.onResolve!(result);
+    else this.list.succeed(this.index, result);
+    group.settleOne();
+  }
+
+  reject(error: WeirClientError): void {
+    const group = this.group;
+    if (group === null) return;
+    this.group = null;
+    if (this.list === null) this.onReject!(error);
+    else this.list.fail(error);
+    group.settleOne();
+  }
+}
+
+/** What the broker answered for one batch, shared by the results of its messages. */
+class BatchAck {
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    /** Offset of the batch's first message, or -1 when unknown. */
+    readonly baseOffset: number,
+    /** Store time and position of the batch (for generated ids), or -1 when unknown. */
+    readonly storeTimestamp: number,
+    readonly position: number,
+    readonly duplicate: boolean,
+  ) {}
+}
+
+/** A ProduceResult whose id (hex string and bytes) is only computed when read. */
+class SendResult implements ProduceResult {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly duplicate: boolean;
+  readonly #ack: BatchAck;
+  readonly #index: number;
+  /** The id's bytes; undefined until a generated one is computed. */
+  #idBytes: Buffer | null | undefined;
+  #id: string | null | undefined = undefined;
+
+  constructor(ack: BatchAck, index: number, given: Buffer | null) {
+    this.topic = ack.topic;
+    this.partition = ack.partition;
+    this.offset = ack.baseOffset >= 0 ? ack.baseOffset + index : -1;
+    this.duplicate = ack.duplicate;
+    this.#ack = ack;
+    this.#index = index;
+    this.#idBytes = given ?? (ack.storeTimestamp >= 0 && ack.position >= 0 ? undefined : null);
+  }
+
+  get idBytes(): Buffer | null {
+    if (this.#idBytes === undefined) this.#idBytes = generatedMessageId(this.#ack.storeTimestamp, this.#ack.position, this.#index);
+    return this.#idBytes;
+  }
+
+  get id(): string | null {
+    if (this.#id === undefined) {
+      const bytes = this.idBytes;
+      this.#id = bytes === null ? null : bytes.toString('hex');
+    }
+    return this.#id;
+  }
+
+  toJSON(): ProduceResult {
+    return { topic: this.topic, partition: this.partition, offset: this.offset, id: this.id, idBytes: this.idBytes, duplicate: this.duplicate };
+  }
+
+  [inspect.custom](depth: number, options: object): string {
+    return `ProduceResult ${inspect(this.toJSON(), { ...options, depth })}`;
+  }
 }
 
 /**
@@ -117,9 +308,11 @@ export class Producer {
   private spaceWaiter: { bytes: number; resolve(): void } | null = null;
   private readonly admissions: Admission[] = [];
   private pumping = false;
-  private readonly sticky = new Map<string, Sticky>();
-  /** Promises of `send` calls not yet settled (what `flush` waits for). */
-  private readonly outstanding = new Set<Promise<unknown>>();
+  private readonly topicStates = new Map<string, TopicState>();
+  /** The sends made since the last `flush` (what the next flush waits for). */
+  private sendGroup = new SendGroup();
+  /** Resolves once every send made before the latest `flush` settled. */
+  private flushed: Promise<void> = Promise.resolve();
 
   private identity: Identity | null = null;
   /** Sending is stopped until InitProducer (first, or again after UNKNOWN_PRODUCER) completes. */
@@ -172,50 +365,64 @@ export class Producer {
    */
   send(topic: string, message: ProducerMessage, options?: SendOptions): Promise<ProduceResult>;
   send(topic: string, messages: readonly ProducerMessage[], options?: SendOptions): Promise<ProduceResult[]>;
-  send(topic: string, input: ProducerMessage | readonly ProducerMessage[], options: SendOptions = {}): Promise<ProduceResult | ProduceResult[]> {
+  send(topic: string, input: ProducerMessage | readonly ProducerMessage[], options: SendOptions = NO_OPTIONS): Promise<ProduceResult | ProduceResult[]> {
     if (this.closed) return Promise.reject(clientClosed('the producer'));
     if (this.fatal !== null) return Promise.reject(cloneError(this.fatal));
-    const list = Array.isArray(input) ? (input as readonly ProducerMessage[]) : [input as ProducerMessage];
+    const single = !Array.isArray(input);
     let acks: AcksLevel;
-    const promises: Promise<ProduceResult>[] = [];
-    const pending: PendingMessage[] = [];
+    let first: PendingSend;
+    let pending: PendingSend[] | null = null;
     try {
       if (typeof topic !== 'string' || topic.length === 0) throw invalid(`topic must be a non-empty string, not ${JSON.stringify(topic)}`);
       acks = options.acks === undefined ? this.defaultAcks : ACKS[options.acks];
       if (acks === undefined) throw invalid(`acks must be none, written or durable, not ${String(options.acks)}`);
-      if (options.partition !== undefined && (!Number.isInteger(options.partition) || options.partition < 0)) {
-        throw invalid(`partition must be a non-negative integer, not ${String(options.partition)}`);
+      const partition = options.partition;
+      if (partition !== undefined) {
+        if (!Number.isInteger(partition) || partition < 0) throw invalid(`partition must be a non-negative integer, not ${String(partition)}`);
+        const count = this.client.metadata.cachedPartitionCount(topic);
+        if (count !== undefined && partition >= count) {
+          throw new WeirClientError('INVALID_PARTITION', `topic ${JSON.stringify(topic)} has ${count} partitions (0-${count - 1}); there is no partition ${partition}`);
+        }
       }
-      const count = options.partition === undefined ? undefined : this.client.metadata.cachedPartitionCount(topic);
-      if (count !== undefined && options.partition! >= count) {
-        throw new WeirClientError('INVALID_PARTITION', `topic ${JSON.stringify(topic)} has ${count} partitions (0-${count - 1}); there is no partition ${options.partition}`);
+      if (single) {
+        first = prepare(input as ProducerMessage, 'message');
+      } else {
+        const list = input as readonly ProducerMessage[];
+        if (list.length === 0) return Promise.resolve([]);
+        pending = new Array<PendingSend>(list.length);
+        for (let index = 0; index < list.length; index++) pending[index] = prepare(list[index]!, list.length > 1 ? `messages[${index}]` : 'message');
+        first = pending[0]!;
       }
-      list.forEach((message, index) => {
-        const prepared = prepare(message, list.length > 1 ? `messages[${index}]` : 'message');
-        promises.push(
-          new Promise<ProduceResult>((resolve, reject) => {
-            pending.push({ ...prepared, resolve, reject });
-          }),
-        );
-      });
     } catch (error) {
       return Promise.reject(toClientError(error));
     }
-    if (pending.length === 0) return Promise.resolve(Array.isArray(input) ? [] : (undefined as never));
-    const admission: Admission = { topic, messages: pending, partition: options.partition, acks, index: 0 };
-    if (this.admissions.length === 0 && !this.pumping && this.admit(admission)) {
-      // Admitted at once.
-    } else {
-      this.admissions.push(admission);
-      if (!this.pumping) void this.pump();
+    const group = this.sendGroup;
+    if (pending === null) {
+      // One message: its promise is the send's, settled directly by the message.
+      const promise = new Promise<ProduceResult>(capture);
+      first.onResolve = capturedResolve as (result: ProduceResult) => void;
+      first.onReject = capturedReject as (error: WeirClientError) => void;
+      capturedResolve = capturedReject = null;
+      first.group = group;
+      group.unsettled++;
+      if (this.admissions.length === 0 && !this.pumping && this.admitOne(topic, first, options.partition, acks)) return promise;
+      this.enqueue({ topic, messages: [first], partition: options.partition, acks, index: 0 });
+      return promise;
     }
-    const all = Promise.all(promises);
-    this.outstanding.add(all);
-    const forget = (): void => {
-      this.outstanding.delete(all);
-    };
-    all.then(forget, forget);
-    return Array.isArray(input) ? all : all.then((results) => results[0]!);
+    const promise = new Promise<ProduceResult[]>(capture);
+    const list = new ListSend(pending.length, capturedResolve as (results: ProduceResult[]) => void, capturedReject as (error: WeirClientError) => void);
+    capturedResolve = capturedReject = null;
+    for (let index = 0; index < pending.length; index++) {
+      const message = pending[index]!;
+      message.list = list;
+      message.index = index;
+      message.group = group;
+    }
+    group.unsettled += pending.length;
+    const admission: Admission = { topic, messages: pending, partition: options.partition, acks, index: 0 };
+    if (this.admissions.length === 0 && !this.pumping && this.admit(admission)) return promise;
+    this.enqueue(admission);
+    return promise;
   }
 
   /**
@@ -233,8 +440,14 @@ export class Producer {
   async flush(): Promise<void> {
     this.accumulator.flushing++;
     try {
+      // Sends from now on belong to the next flush; this one waits for its group and those of earlier flushes.
+      const group = this.sendGroup;
+      if (group.unsettled > 0) this.sendGroup = new SendGroup();
+      const earlier = this.flushed;
+      const settled = group.unsettled === 0 ? earlier : Promise.all([earlier, group.whenSettled()]).then(noop);
+      this.flushed = settled;
       for (const queue of this.accumulator.allQueues()) this.drain(queue);
-      await Promise.allSettled([...this.outstanding]);
+      await settled;
     } finally {
       this.accumulator.flushing--;
     }
@@ -264,57 +477,91 @@ export class Producer {
 
   // ---- admission: buffer space and partition choice ------------------------------------------------------------------
 
+  /** Queues a call that could not be admitted at once; `pump` admits it when it can. */
+  private enqueue(admission: Admission): void {
+    this.admissions.push(admission);
+    if (!this.pumping) void this.pump();
+  }
+
+  /** Puts one message into a batch right now if it can (metadata known, buffer space); true when it is in. */
+  private admitOne(topic: string, message: PendingSend, partition: number | undefined, acks: AcksLevel): boolean {
+    let count = 0;
+    if (partition === undefined) {
+      const cached = this.client.metadata.cachedPartitionCount(topic);
+      if (cached === undefined) return false;
+      count = cached;
+    }
+    if (this.buffered > 0 && this.buffered + message.bytes > this.maxBufferedBytes) return false;
+    this.buffered += message.bytes;
+    const queue = this.place(this.topicState(topic), message, partition, acks, count);
+    // During a flush new batches are due at once; nothing else would wake their partitions.
+    if (this.accumulator.flushing > 0) this.drain(queue);
+    return true;
+  }
+
   /** Puts as many of the call's messages into batches as possible right now; true when all are in. */
   private admit(admission: Admission): boolean {
-    let count: number | undefined;
+    let count = 0;
     if (admission.partition === undefined) {
-      count = this.client.metadata.cachedPartitionCount(admission.topic);
-      if (count === undefined) return false;
+      const cached = this.client.metadata.cachedPartitionCount(admission.topic);
+      if (cached === undefined) return false;
+      count = cached;
     }
     const flushing = this.accumulator.flushing > 0;
     const touched = flushing ? new Set<PartitionQueue>() : null;
     try {
-      return this.admitMessages(admission, count, touched);
+      const state = this.topicState(admission.topic);
+      while (admission.index < admission.messages.length) {
+        const message = admission.messages[admission.index]!;
+        if (this.buffered > 0 && this.buffered + message.bytes > this.maxBufferedBytes) return false;
+        this.buffered += message.bytes;
+        admission.index++;
+        const queue = this.place(state, message, admission.partition, admission.acks, count);
+        touched?.add(queue);
+      }
+      return true;
     } finally {
       // During a flush new batches are due at once; nothing else would wake their partitions.
       if (touched !== null) for (const queue of touched) this.drain(queue);
     }
   }
 
-  private admitMessages(admission: Admission, count: number | undefined, touched: Set<PartitionQueue> | null): boolean {
-    while (admission.index < admission.messages.length) {
-      const message = admission.messages[admission.index]!;
-      if (this.buffered > 0 && this.buffered + message.bytes > this.maxBufferedBytes) return false;
-      this.buffered += message.bytes;
-      admission.index++;
-      const partition = admission.partition ?? this.choosePartition(admission.topic, message, count!);
-      const queue = this.accumulator.queue(admission.topic, partition);
-      const idempotent = this.idempotent && admission.acks !== 0;
-      const batch = this.accumulator.append(queue, message, admission.acks, idempotent);
-      touched?.add(queue);
-      if (message.keyBytes === null && admission.partition === undefined) {
-        const sticky = this.sticky.get(admission.topic)!;
-        sticky.batch = queue.open === batch ? batch : null;
-      }
+  private topicState(topic: string): TopicState {
+    let state = this.topicStates.get(topic);
+    if (state === undefined) {
+      state = { queues: this.accumulator.topic(topic), sticky: null };
+      this.topicStates.set(topic, state);
     }
-    return true;
+    return state;
   }
 
-  private choosePartition(topic: string, message: PendingMessage, count: number): number {
-    if (message.keyBytes !== null) return partitionForKey(message.keyBytes, count);
-    let sticky = this.sticky.get(topic);
-    if (sticky === undefined) {
-      sticky = { partition: Math.floor(Math.random() * count), batch: null };
-      this.sticky.set(topic, sticky);
-      return sticky.partition;
+  /** Chooses the message's partition and appends it to that partition's batch; returns the partition's queue. */
+  private place(state: TopicState, message: PendingSend, partition: number | undefined, acks: AcksLevel, count: number): PartitionQueue {
+    const idempotent = this.idempotent && acks !== 0;
+    if (partition !== undefined || message.key !== null) {
+      const queue = this.accumulator.queueOf(state.queues, partition ?? partitionForKey(message.key!, count));
+      this.accumulator.append(queue, message, acks, idempotent);
+      return queue;
     }
-    if (sticky.partition >= count) sticky.partition %= count;
-    // Move on once the batch the last keyless message joined has closed.
-    if (sticky.batch === null || this.accumulator.queue(topic, sticky.partition).open !== sticky.batch) {
-      sticky.partition = (sticky.partition + 1) % count;
-      sticky.batch = null;
+    // Keyless: stick to one partition until the batch the last keyless message joined has closed, then move on.
+    let sticky = state.sticky;
+    if (sticky === null) {
+      sticky = state.sticky = { partition: Math.floor(Math.random() * count), queue: null, batch: null };
+    } else {
+      if (sticky.partition >= count) {
+        sticky.partition %= count;
+        sticky.queue = null;
+      }
+      if (sticky.batch === null || sticky.queue === null || sticky.queue.open !== sticky.batch) {
+        sticky.partition = (sticky.partition + 1) % count;
+        sticky.queue = null;
+        sticky.batch = null;
+      }
     }
-    return sticky.partition;
+    const queue = (sticky.queue ??= this.accumulator.queueOf(state.queues, sticky.partition));
+    const batch = this.accumulator.append(queue, message, acks, idempotent);
+    sticky.batch = queue.open === batch ? batch : null;
+    return queue;
   }
 
   /** Admits waiting calls in order, waiting for metadata or buffer space as needed. */
@@ -553,20 +800,20 @@ export class Producer {
   }
 
   private complete(batch: Batch, response: DecodedResponseOf<'Produce'> | null): void {
-    const partition = response?.partition ?? batch.partition;
-    const haveOffsets = response !== null && response.baseOffset >= 0;
     const canGenerate = response !== null && response.storeTimestamp >= 0 && response.position >= 0;
-    batch.messages.forEach((message, index) => {
-      const idBytes = message.idBytes ?? (canGenerate ? generatedMessageId(response.storeTimestamp, response.position, index) : null);
-      message.resolve({
-        topic: batch.topic,
-        partition,
-        offset: haveOffsets ? response.baseOffset + index : -1,
-        id: idBytes === null ? null : idBytes.toString('hex'),
-        idBytes,
-        duplicate: response?.duplicate ?? false,
-      });
-    });
+    const ack = new BatchAck(
+      batch.topic,
+      response?.partition ?? batch.partition,
+      response !== null && response.baseOffset >= 0 ? response.baseOffset : -1,
+      canGenerate ? response.storeTimestamp : -1,
+      canGenerate ? response.position : -1,
+      response?.duplicate ?? false,
+    );
+    const messages = batch.messages;
+    for (let index = 0; index < messages.length; index++) {
+      const message = messages[index]!;
+      message.resolve(new SendResult(ack, index, message.idBytes));
+    }
     this.release(batch.bytes);
   }
 
@@ -671,7 +918,7 @@ function bytesOf(value: string | Uint8Array, what: string): Buffer {
 }
 
 /** Checks a message and converts it to its wire form, computing its encoded size. */
-function prepare(input: ProducerMessage, what: string): Omit<PendingMessage, 'resolve' | 'reject'> {
+function prepare(input: ProducerMessage, what: string): PendingSend {
   if (input === null || typeof input !== 'object') throw invalid(`${what} must be an object with a body, not ${input === null ? 'null' : typeof input}`);
   if (input.body === undefined || input.body === null) throw invalid(`${what}.body is missing`);
   const body = bytesOf(input.body, `${what}.body`);
@@ -682,27 +929,30 @@ function prepare(input: ProducerMessage, what: string): Omit<PendingMessage, 're
   }
   const keyBytes = input.key === undefined || input.key === null ? null : bytesOf(input.key, `${what}.key`);
   let tag: string | null = null;
+  let tagBytes = 0;
   if (input.tag !== undefined && input.tag !== null) {
     if (typeof input.tag !== 'string') throw invalid(`${what}.tag must be a string`);
-    if (Buffer.byteLength(input.tag) > 255) throw invalid(`${what}.tag must be at most 255 UTF-8 bytes`);
+    tagBytes = Buffer.byteLength(input.tag);
+    if (tagBytes > 255) throw invalid(`${what}.tag must be at most 255 UTF-8 bytes`);
     tag = input.tag;
   }
-  const headers: Header[] = [];
+  let headers: readonly Header[] = NO_HEADERS;
   let headerBytes = 4;
   if (input.headers !== undefined && input.headers !== null) {
+    const list: Header[] = [];
     for (const [name, value] of Object.entries(input.headers)) {
       const isString = typeof value === 'string';
       const encoded = bytesOf(value, `${what}.headers[${JSON.stringify(name)}]`);
-      headers.push({ name, isString, value: encoded });
+      list.push({ name, isString, value: encoded });
       headerBytes += 2 + Buffer.byteLength(name) + 1 + 4 + encoded.length;
     }
+    if (list.length > 0) headers = list;
   }
   let timestamp = -1;
   if (input.timestamp !== undefined && input.timestamp !== null) {
     timestamp = input.timestamp instanceof Date ? input.timestamp.getTime() : input.timestamp;
     if (!Number.isSafeInteger(timestamp) || timestamp < 0) throw invalid(`${what}.timestamp must be a Date or non-negative integer milliseconds, not ${String(input.timestamp)}`);
   }
-  const message: Message = { id: idBytes, key: keyBytes, tag, headers, timestamp, body };
-  const bytes = 4 + (idBytes?.length ?? 0) + 4 + (keyBytes?.length ?? 0) + 2 + (tag === null ? 0 : Buffer.byteLength(tag)) + headerBytes + 8 + 4 + body.length;
-  return { message, bytes, idBytes, keyBytes };
+  const bytes = 4 + (idBytes?.length ?? 0) + 4 + (keyBytes?.length ?? 0) + 2 + tagBytes + headerBytes + 8 + 4 + body.length;
+  return new PendingSend(idBytes, keyBytes, tag, headers, timestamp, body, bytes);
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { inspect } from 'node:util';
 import fc from 'fast-check';
 import { crc32c as nativeCrc32c } from '@node-rs/crc32';
 // The broker's encoder is the real producer of this format; tests decode what it writes. Test-only import.
@@ -77,6 +78,12 @@ function brokerBatch(
   return batch;
 }
 
+/** Every field of a decoded message as a plain object (decoded messages read their fields lazily, through getters). */
+function plain(message: FetchedMessage): FetchedMessage {
+  const { offset, timestamp, storeTimestamp, id, key, tag, headers, body, producerId, sequence, flags } = message;
+  return { offset, timestamp, storeTimestamp, id, key, tag, headers, body, producerId, sequence, flags };
+}
+
 function assertDamaged(run: () => unknown, pattern?: RegExp): void {
   assert.throws(run, (error: unknown) => {
     assert.ok(error instanceof ProtocolError, String(error));
@@ -88,7 +95,7 @@ function assertDamaged(run: () => unknown, pattern?: RegExp): void {
 
 describe('protocol: record batches', () => {
   it('protocol: decodeRecordBatches reads a batch built from the documented layout', () => {
-    const messages = decodeRecordBatches(handBuiltBatch(), 0);
+    const messages = decodeRecordBatches(handBuiltBatch(), 0).map(plain);
     assert.deepEqual(messages, [
       {
         offset: 1000,
@@ -142,7 +149,7 @@ describe('protocol: record batches', () => {
     fc.assert(
       fc.property(fc.array(batch, { minLength: 1, maxLength: 3 }), (batches) => {
         const records = Buffer.concat(batches.map((spec) => brokerBatch(spec.baseOffset, spec.messages, spec)));
-        const decoded = decodeRecordBatches(records, 0);
+        const decoded = decodeRecordBatches(records, 0).map(plain);
         const expected = batches.flatMap((spec) =>
           spec.messages.map((input, index) => ({
             offset: spec.baseOffset + index,
@@ -220,7 +227,8 @@ describe('protocol: record batches', () => {
         const damaged = Buffer.from(records);
         for (const [at, value] of edits) damaged[at % damaged.length] = value;
         try {
-          decodeRecordBatches(damaged, 0, { verifyCrc });
+          // Every field is read too: whatever decoding accepted must be readable without errors.
+          decodeRecordBatches(damaged, 0, { verifyCrc }).map(plain);
         } catch (error) {
           if (!(error instanceof ProtocolError)) throw error;
           assert.equal(error.code, 'DATA_DAMAGED');
@@ -260,6 +268,53 @@ describe('protocol: record batches', () => {
       ['__proto__', 'x'],
       ['y', 'z'],
     ]);
+  });
+
+  it('protocol: decoded messages read each field once, on demand, and show every field', () => {
+    const records = brokerBatch(5, [{ id: 'abc', key: 'k', tag: 't', headers: { h: 'v', b: Buffer.from([1]) }, timestamp: 1234, body: 'hello' }, { body: 'x' }]);
+    const [first, second] = decodeRecordBatches(records, 0);
+    assert.equal(first!.body, first!.body, 'the same view on every read');
+    assert.equal(first!.id, first!.id);
+    assert.equal(first!.key, first!.key);
+    assert.equal(first!.headers, first!.headers);
+    assert.deepEqual(first!.headers, { h: 'v', b: Buffer.from([1]) });
+    assert.equal(first!.timestamp, 1234);
+    assert.equal(second!.offset, 6);
+    assert.deepEqual(second!.headers, {});
+    assert.notEqual(second!.headers, decodeRecordBatches(records, 0)[1]!.headers, 'each message has its own headers object');
+    const json = JSON.parse(JSON.stringify(first)) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(json), ['offset', 'timestamp', 'storeTimestamp', 'id', 'key', 'tag', 'headers', 'body', 'producerId', 'sequence', 'flags']);
+    assert.equal(json.tag, 't');
+    assert.match(inspect(first), /offset: 5[\s\S]*body: <Buffer 68 65 6c 6c 6f>/);
+  });
+
+  it('protocol: CRC checks agree with crc32c at every alignment and length', () => {
+    const sizes = [0, 1, 30, 61, 64, 65, 200, 1000];
+    for (const size of sizes) {
+      const batch = brokerBatch(0, [{ body: Buffer.alloc(size, 0xa5) }, { key: 'k', body: Buffer.from(Array.from({ length: size }, (_, index) => index & 0xff)) }]);
+      for (let shift = 0; shift < 8; shift++) {
+        const room = Buffer.alloc(batch.length + 16);
+        const placed = room.subarray(shift, shift + batch.length);
+        batch.copy(placed);
+        assert.equal(decodeRecordBatches(placed, 0).length, 2, `size ${size}, shift ${shift}`);
+        for (const at of [9, 12, 48, Math.floor(batch.length / 2), batch.length - 5, batch.length - 1]) {
+          placed[at] = placed[at]! ^ 0x10;
+          const expected = nativeCrc32c(placed.subarray(8)) >>> 0;
+          assertDamaged(() => decodeRecordBatches(placed, 0), new RegExp(`computed 0x${expected.toString(16).padStart(8, '0')}$`));
+          placed[at] = placed[at]! ^ 0x10;
+        }
+      }
+    }
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: 600 }), fc.integer({ min: 0, max: 7 }), (body, shift) => {
+        const batch = brokerBatch(3, [{ body }]);
+        const room = Buffer.alloc(batch.length + 8);
+        batch.copy(room, shift);
+        const placed = room.subarray(shift, shift + batch.length);
+        assert.deepEqual(decodeRecordBatches(placed, 0)[0]!.body, Buffer.from(body));
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it("protocol: generatedMessageId matches the storage's generated ids", () => {
