@@ -66,6 +66,9 @@ import {
   UsageError,
   withTempDir,
   writeReport,
+  resultTable,
+  type Target,
+  targetTable,
 } from './report.js';
 
 // ---- parameters -----------------------------------------------------------------------------------------------------
@@ -1169,13 +1172,6 @@ interface Result {
   details: Record<string, unknown>;
 }
 
-interface Target {
-  name: string;
-  requirement: string;
-  actual: string;
-  met: boolean | null;
-}
-
 interface Context {
   params: Parameters;
   /** Where profiles go (with --profile). */
@@ -1596,20 +1592,6 @@ function evaluateTargets(results: readonly Result[]): Target[] {
   return targets;
 }
 
-function resultTable(results: readonly Result[]): string {
-  return formatTable(
-    [{ title: 'scenario' }, { title: 'messages', align: 'right' }, { title: 'seconds', align: 'right' }, { title: 'msg/s', align: 'right' }, { title: 'MB/s', align: 'right' }, { title: 'notes' }],
-    results.map((result) => [
-      result.scenario,
-      formatNumber(result.messages),
-      formatNumber(result.seconds, 2),
-      formatNumber(result.perSecond),
-      formatNumber(result.mbPerSecond, 1),
-      result.notes,
-    ]),
-  );
-}
-
 function latencyTable(results: readonly Result[]): string {
   const rows = results.filter((result) => result.latency !== null);
   return formatTable(
@@ -1659,13 +1641,6 @@ function resourceTable(results: readonly Result[]): string {
       formatNumber(result.resources.brokerStartSeconds, 2),
       formatNumber(result.resources.brokerShutdownSeconds, 2),
     ]),
-  );
-}
-
-function targetTable(targets: readonly Target[]): string {
-  return formatTable(
-    [{ title: 'target' }, { title: 'requirement' }, { title: 'actual' }, { title: 'met' }],
-    targets.map((target) => [target.name, target.requirement, target.actual, target.met === null ? 'n/a' : target.met ? 'yes' : 'NO']),
   );
 }
 

@@ -388,3 +388,43 @@ export function formatProfileSummary(summary: ProfileSummary): string {
   );
   return `${header}\n\n${functions}\n\n${files}`;
 }
+
+/** The fields every suite's result rows share. */
+export interface ResultRow {
+  scenario: string;
+  messages: number;
+  seconds: number;
+  perSecond: number;
+  mbPerSecond: number;
+  notes: string;
+}
+
+/** A benchmark target: what the issue or design asks for, what was reached, and whether that meets it. */
+export interface Target {
+  name: string;
+  requirement: string;
+  actual: string;
+  /** null when a scenario it needs did not run. */
+  met: boolean | null;
+}
+
+export function resultTable(results: readonly ResultRow[]): string {
+  return formatTable(
+    [{ title: 'scenario' }, { title: 'messages', align: 'right' }, { title: 'seconds', align: 'right' }, { title: 'msg/s', align: 'right' }, { title: 'MB/s', align: 'right' }, { title: 'notes' }],
+    results.map((result) => [
+      result.scenario,
+      formatNumber(result.messages),
+      formatNumber(result.seconds, 2),
+      formatNumber(result.perSecond),
+      formatNumber(result.mbPerSecond, 1),
+      result.notes,
+    ]),
+  );
+}
+
+export function targetTable(targets: readonly Target[]): string {
+  return formatTable(
+    [{ title: 'target' }, { title: 'requirement' }, { title: 'actual' }, { title: 'met' }],
+    targets.map((target) => [target.name, target.requirement, target.actual, target.met === null ? 'n/a' : target.met ? 'yes' : 'NO']),
+  );
+}

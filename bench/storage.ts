@@ -27,7 +27,6 @@ import {
   describeMachine,
   formatBytes,
   formatNumber,
-  formatTable,
   GcMeter,
   LatencyHistogram,
   machineInfo,
@@ -39,6 +38,9 @@ import {
   UsageError,
   withTempDir,
   writeReport,
+  resultTable,
+  type Target,
+  targetTable,
 } from './report.js';
 
 interface Parameters {
@@ -74,14 +76,6 @@ interface Result {
   mbPerSecond: number;
   notes: string;
   details: Record<string, unknown>;
-}
-
-interface Target {
-  name: string;
-  requirement: string;
-  actual: string;
-  /** null when a scenario it needs did not run. */
-  met: boolean | null;
 }
 
 const USAGE = `usage: npm run bench -- storage [flags]
@@ -539,27 +533,6 @@ function evaluateTargets(params: Parameters, results: readonly Result[]): Target
     met: read === undefined ? null : read.perSecond >= 1_000_000 && read.details.verified === true,
   });
   return targets;
-}
-
-function resultTable(results: readonly Result[]): string {
-  return formatTable(
-    [{ title: 'scenario' }, { title: 'messages', align: 'right' }, { title: 'seconds', align: 'right' }, { title: 'msg/s', align: 'right' }, { title: 'MB/s', align: 'right' }, { title: 'notes' }],
-    results.map((result) => [
-      result.scenario,
-      formatNumber(result.messages),
-      formatNumber(result.seconds, 2),
-      formatNumber(result.perSecond),
-      formatNumber(result.mbPerSecond, 1),
-      result.notes,
-    ]),
-  );
-}
-
-function targetTable(targets: readonly Target[]): string {
-  return formatTable(
-    [{ title: 'target' }, { title: 'requirement' }, { title: 'actual' }, { title: 'met' }],
-    targets.map((target) => [target.name, target.requirement, target.actual, target.met === null ? 'n/a' : target.met ? 'yes' : 'NO']),
-  );
 }
 
 async function run(args: readonly string[]): Promise<void> {
