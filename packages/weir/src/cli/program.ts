@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { registerClientCommands } from './client-commands.js';
 import { registerServe } from './serve.js';
@@ -7,9 +8,12 @@ import { registerServe } from './serve.js';
  * default `$WEIR_SERVER` or localhost:7654). Human tables by default, `--json` for scripts. A mistake in the command
  * line exits with status 2 and a message that says what to fix; a failed operation exits with status 1.
  */
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 export function buildProgram(): Command {
   const program = new Command('weir')
     .description('Weir message broker: streams and queues on one durable commit log')
+    .version(VERSION, '-V, --version', 'print the version')
     .showSuggestionAfterError(true)
     .configureOutput({ outputError: (text, write) => write(text) })
     .exitOverride();
