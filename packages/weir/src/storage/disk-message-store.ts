@@ -369,7 +369,7 @@ export class DiskMessageStore implements MessageStore {
     await this.metadata.delete(QUEUE_KEY_PREFIX + name);
     await this.runMaintenance(async () => {
       await queue.consumeQueue.close();
-      await this.handles.closeAll();
+      await this.handles.forgetDirectory(this.queueDirectory(queue.id));
       await this.fs.removeTree(this.queueDirectory(queue.id));
     });
     this.rescheduleIntervalSync();

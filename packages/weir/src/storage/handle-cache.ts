@@ -8,7 +8,7 @@ import type { FileHandle, FileSystem } from './io/file-system.js';
  * path share one open.
  */
 export class HandleCache {
-  private readonly entries = new Map<string, { handle: Promise<FileHandle>; users: number }>();
+  private readonly entries = new Map<string, { handle: Promise<FileHandle>; users: number; retired?: boolean }>();
 
   constructor(
     private readonly fs: FileSystem,
@@ -29,7 +29,22 @@ export class HandleCache {
       return await work(await entry.handle);
     } finally {
       entry.users--;
+      if (entry.retired && entry.users === 0) await (await entry.handle).close();
       await this.evict();
+    }
+  }
+
+  /**
+   * Closes every handle of a file under `directory` (before the directory is removed). Handles in use are closed
+   * when their last user is done, so a read in flight finishes instead of failing.
+   */
+  async forgetDirectory(directory: string): Promise<void> {
+    const prefix = directory.endsWith('/') ? directory : `${directory}/`;
+    for (const [path, entry] of [...this.entries]) {
+      if (!path.startsWith(prefix)) continue;
+      this.entries.delete(path);
+      if (entry.users > 0) entry.retired = true;
+      else await (await entry.handle).close();
     }
   }
 
