@@ -399,7 +399,7 @@ export interface ResultRow {
   notes: string;
 }
 
-/** A benchmark target: what the issue or design asks for, what was reached, and whether that meets it. */
+/** A benchmark target: what the design asks for, what was reached, and whether that meets it. */
 export interface Target {
   name: string;
   requirement: string;
