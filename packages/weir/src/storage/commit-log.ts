@@ -435,8 +435,11 @@ export class CommitLog {
     if (position < this.startPosition || position + length > this.writtenPositionValue) {
       throw new WeirError(ErrorCode.OffsetOutOfRange, `commit log read [${position}, ${position + length}) is outside [${this.startPosition}, ${this.writtenPositionValue})`);
     }
-    const cached = this.readFromMemory(position, length);
-    if (cached !== null) return cached;
+    return this.readFromMemory(position, length) ?? this.readFromDisk(position, length);
+  }
+
+  /** `read` without looking in memory first: for callers that already did. */
+  async readFromDisk(position: number, length: number): Promise<Buffer> {
     const segment = this.segmentAt(position);
     if (segment === null || segment.handle === null || position + length > segment.endPosition) {
       throw new WeirError(ErrorCode.OffsetOutOfRange, `commit log read at ${position} does not fall within one segment`);

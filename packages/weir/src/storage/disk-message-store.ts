@@ -146,8 +146,12 @@ class AppendOperation implements PendingAppend {
     this.onWritten?.(this.result());
   }
 
+  /** Made once: `onWritten` and the resolved promise see the same object. */
+  private resultValue: AppendResult | null = null;
+
   private result(): AppendResult {
-    return { queueId: this.queue.id, baseOffset: this.baseOffset, count: this.messages.length, position: this.position, storeTimestamp: this.storeTimestamp };
+    this.resultValue ??= { queueId: this.queue.id, baseOffset: this.baseOffset, count: this.messages.length, position: this.position, storeTimestamp: this.storeTimestamp };
+    return this.resultValue;
   }
 
   done(error: Error | null): void {
@@ -547,7 +551,7 @@ export class DiskMessageStore implements MessageStore {
     // Bytes still in memory were encoded (and checksummed) by this process and never went through the disk: only
     // batches read back from disk need their CRC checked.
     const fromMemory = ranges.map((range) => this.log.readFromMemory(range.position, range.length));
-    const buffers = await Promise.all(ranges.map((range, index) => fromMemory[index] ?? this.log.read(range.position, range.length)));
+    const buffers = await Promise.all(ranges.map((range, index) => fromMemory[index] ?? this.log.readFromDisk(range.position, range.length)));
     const batches: Buffer[] = [];
     const positions: number[] = [];
     let next = offset;

@@ -47,7 +47,7 @@ export function runMessageStoreConformance(target: ConformanceTarget): void {
         const queue = await store.createQueue('orders');
         const result = await store.append(queue.id, [
           { id: 'm-1', key: 'k1', tag: 'created', headers: { a: 'x', b: Buffer.from([1, 2]) }, timestamp: 1234, body: 'hello' },
-          { body: Buffer.alloc(0) },
+          { id: null, timestamp: -1, body: Buffer.alloc(0) },
         ]);
         assert.equal(result.baseOffset, 0);
         assert.equal(result.count, 2);
@@ -288,6 +288,7 @@ export function runMessageStoreConformance(target: ConformanceTarget): void {
         await expectCode(store.append(queue.id, [{ body: Buffer.alloc(2000) }]), ErrorCode.MessageTooLarge);
         await expectCode(store.append(queue.id, [{ id: '', body: 'x' }]), ErrorCode.InvalidArgument);
         await expectCode(store.append(queue.id, [{ tag: 't'.repeat(300), body: 'x' }]), ErrorCode.InvalidArgument);
+        await expectCode(store.append(queue.id, [{ timestamp: Number.NaN, body: 'x' }]), ErrorCode.InvalidArgument);
         await store.append(queue.id, [{ body: 'ok' }]);
         await expectCode(store.read(queue.id, 2), ErrorCode.OffsetOutOfRange);
         await expectCode(store.read(queue.id, -1), ErrorCode.OffsetOutOfRange);

@@ -40,13 +40,13 @@ export type Headers = Readonly<Record<string, HeaderValue>>;
 
 /** What a caller hands the store for one message. Strings are encoded as UTF-8. */
 export interface MessageInput {
-  /** Unique id (at most 255 bytes); the store generates a 16-byte time-ordered id when absent. */
-  id?: Uint8Array | string;
+  /** Unique id (at most 255 bytes); the store generates a 16-byte time-ordered id when absent or null. */
+  id?: Uint8Array | string | null;
   key?: Uint8Array | string | null;
   /** A short label for broker-side filtering (at most 255 bytes). */
   tag?: string | null;
   headers?: Headers | null;
-  /** Milliseconds since the epoch; defaults to the store time. */
+  /** Milliseconds since the epoch; defaults to the store time (also when negative: "none" on the wire). */
   timestamp?: number;
   body: Uint8Array | string;
 }
@@ -114,7 +114,7 @@ function toBytes(value: Uint8Array | string): Uint8Array {
 
 /** Validates and measures one message. Throws InvalidArgument for fields over their wire limits. */
 export function prepareMessage(message: MessageInput): PreparedMessage {
-  const id = message.id === undefined ? null : toBytes(message.id);
+  const id = message.id === undefined || message.id === null ? null : toBytes(message.id);
   if (id !== null && (id.byteLength === 0 || id.byteLength > 255)) {
     throw new WeirError(ErrorCode.InvalidArgument, `message id must be 1 to 255 bytes, got ${id.byteLength}`);
   }
@@ -127,9 +127,9 @@ export function prepareMessage(message: MessageInput): PreparedMessage {
     throw new WeirError(ErrorCode.InvalidArgument, `message tag must be at most 255 bytes, got ${tag.byteLength}`);
   }
   const headers = message.headers ? encodeHeaders(message.headers) : null;
-  const timestamp = message.timestamp ?? -1;
-  if (!Number.isSafeInteger(timestamp) || timestamp < -1) {
-    throw new WeirError(ErrorCode.InvalidArgument, `message timestamp must be a non-negative integer of milliseconds, got ${message.timestamp}`);
+  const timestamp = message.timestamp === undefined || message.timestamp < 0 ? -1 : message.timestamp;
+  if (!Number.isSafeInteger(timestamp)) {
+    throw new WeirError(ErrorCode.InvalidArgument, `message timestamp must be an integer number of milliseconds since the epoch, got ${message.timestamp}`);
   }
   const body = toBytes(message.body);
   const encodedBytes =

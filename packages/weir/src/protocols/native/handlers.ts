@@ -48,14 +48,8 @@ function toMessageInput(message: Message): MessageInput {
     headers = {};
     for (const header of message.headers) headers[header.name] = header.isString ? Buffer.from(header.value).toString('utf8') : header.value;
   }
-  return {
-    ...(message.id === null ? {} : { id: message.id }),
-    key: message.key,
-    tag: message.tag,
-    headers,
-    ...(message.timestamp < 0 ? {} : { timestamp: message.timestamp }),
-    body: message.body,
-  };
+  // One fixed shape per message: null id and negative timestamp mean "let the store choose", as on the wire.
+  return { id: message.id, key: message.key, tag: message.tag, headers, timestamp: message.timestamp, body: message.body };
 }
 
 function toWireHeaders(headers: Record<string, string | Buffer>): Header[] {
