@@ -1,6 +1,6 @@
 import { ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { defaultQueueSettings, type MessageStore, type QueueSettings, resolveQueueSettings } from '../storage/message-store.js';
+import { checkedQueueSettings, defaultQueueSettings, type MessageStore, type QueueSettings } from '../storage/message-store.js';
 import { brokerError, invalidArgument, type MetadataOp } from './errors.js';
 
 /** A topic's settings; each partition's storage queue gets exactly these. */
@@ -154,8 +154,7 @@ export class TopicRegistry {
     const nameError = validateTopicName(name);
     if (nameError) throw invalidArgument(nameError);
     validatePartitionCount(partitions);
-    const settings = resolveQueueSettings(defaultQueueSettings, config);
-    if (typeof settings === 'string') throw invalidArgument(settings);
+    const settings = checkedQueueSettings(defaultQueueSettings, config);
     return this.exclusive(name, async () => {
       if (this.topics.has(name)) throw brokerError(ErrorCode.TopicExists, `topic "${name}" already exists`);
       if (this.store.metadata.has(TOPIC_KEY_PREFIX + name)) throw brokerError(ErrorCode.TopicExists, `topic "${name}" is still being deleted`);
@@ -197,8 +196,7 @@ export class TopicRegistry {
       const partitions = change.partitions === undefined || change.partitions === -1 ? current : change.partitions;
       validatePartitionCount(partitions);
       if (partitions < current) throw brokerError(ErrorCode.InvalidPartition, `topic "${name}" has ${current} partitions; the count can only grow, not become ${partitions}`);
-      const settings = resolveQueueSettings(topic.config, change.config ?? {});
-      if (typeof settings === 'string') throw invalidArgument(settings);
+      const settings = checkedQueueSettings(topic.config, change.config ?? {});
       const record: StoredTopic = { name, partitions, config: settings };
       await this.store.metadata.put(TOPIC_KEY_PREFIX + name, record);
       const queueIds = await this.ensureQueues(record);

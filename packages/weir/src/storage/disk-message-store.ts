@@ -18,10 +18,14 @@ import {
   type QueueSettings,
   type ReadOptions,
   type ReadResult,
-  resolveQueueSettings,
+  checkedQueueSettings,
+  checkQueueName,
+  checkReadOffset,
+  prepareBatch,
+  queueExists,
+  unknownQueue,
   type RetentionReport,
   tagHash,
-  validateQueueName,
 } from './message-store.js';
 import { MetadataStore } from './metadata-store.js';
 import {
@@ -32,11 +36,9 @@ import {
   decodeMessages,
   encodeBatch,
   forEachMessageSummary,
-  MAX_MESSAGES_PER_BATCH,
   positionOfGeneratedId,
   type MessageInput,
   type PreparedMessage,
-  prepareMessage,
   readBatchHeader,
   RECORD_HEADER_BYTES,
   type StoredMessage,
@@ -324,11 +326,9 @@ export class DiskMessageStore implements MessageStore {
 
   async createQueue(name: string, settings: Partial<QueueSettings> = {}): Promise<QueueInfo> {
     this.assertOpen();
-    const nameError = validateQueueName(name);
-    if (nameError) throw new WeirError(ErrorCode.InvalidArgument, nameError);
-    if (this.queuesByName.has(name) || this.creating.has(name)) throw new WeirError(ErrorCode.QueueExists, `queue "${name}" already exists`);
-    const resolved = resolveQueueSettings(defaultQueueSettings, settings);
-    if (typeof resolved === 'string') throw new WeirError(ErrorCode.InvalidArgument, resolved);
+    checkQueueName(name);
+    if (this.queuesByName.has(name) || this.creating.has(name)) throw queueExists(name);
+    const resolved = checkedQueueSettings(defaultQueueSettings, settings);
     this.creating.add(name);
     try {
       return await this.createQueueNamed(name, resolved);
@@ -356,8 +356,7 @@ export class DiskMessageStore implements MessageStore {
   async updateQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueInfo> {
     this.assertOpen();
     const queue = this.queueByNameOrThrow(name);
-    const resolved = resolveQueueSettings(queue.settings, settings);
-    if (typeof resolved === 'string') throw new WeirError(ErrorCode.InvalidArgument, resolved);
+    const resolved = checkedQueueSettings(queue.settings, settings);
     await this.metadata.put(QUEUE_KEY_PREFIX + name, { id: queue.id, name, settings: resolved } satisfies StoredQueueDefinition);
     queue.settings = resolved;
     this.rescheduleIntervalSync();
@@ -407,13 +406,13 @@ export class DiskMessageStore implements MessageStore {
 
   private queueByNameOrThrow(name: string): QueueState {
     const queue = this.queuesByName.get(name);
-    if (!queue) throw new WeirError(ErrorCode.UnknownQueue, `queue "${name}" does not exist`);
+    if (!queue) throw unknownQueue(name);
     return queue;
   }
 
   private queueOrThrow(id: number): QueueState {
     const queue = this.queuesById.get(id);
-    if (!queue) throw new WeirError(ErrorCode.UnknownQueue, `queue id ${id} does not exist`);
+    if (!queue) throw unknownQueue(id);
     return queue;
   }
 
@@ -427,15 +426,7 @@ export class DiskMessageStore implements MessageStore {
     try {
       this.assertOpen();
       const queue = this.queueOrThrow(queueId);
-      if (messages.length === 0 || messages.length > MAX_MESSAGES_PER_BATCH) {
-        throw new WeirError(ErrorCode.InvalidArgument, `a batch holds 1 to ${MAX_MESSAGES_PER_BATCH} messages, not ${messages.length}`);
-      }
-      const prepared = messages.map(prepareMessage);
-      for (const message of prepared) {
-        if (message.encodedBytes > queue.settings.maxMessageBytes) {
-          throw new WeirError(ErrorCode.MessageTooLarge, `a message of ${message.encodedBytes} bytes exceeds queue "${queue.name}"'s limit of ${queue.settings.maxMessageBytes} bytes`);
-        }
-      }
+      const prepared = prepareBatch(queue.name, queue.settings, messages);
       const storeTimestamp = Math.max(this.lastStoreTimestamp, this.clock.now());
       this.lastStoreTimestamp = storeTimestamp;
       const baseOffset = queue.nextOffset;
@@ -511,9 +502,7 @@ export class DiskMessageStore implements MessageStore {
   private async readBatchViews(queueId: number, offset: number, maxMessages: number, maxBytes: number): Promise<{ queue: QueueState; batches: Buffer[]; positions: number[]; nextOffset: number }> {
     this.assertOpen();
     const queue = this.queueOrThrow(queueId);
-    if (!Number.isSafeInteger(offset) || offset < queue.startOffset || offset > queue.visibleEnd) {
-      throw new WeirError(ErrorCode.OffsetOutOfRange, `offset ${offset} is outside queue "${queue.name}"'s range [${queue.startOffset}, ${queue.visibleEnd}]`);
-    }
+    checkReadOffset(queue.name, offset, queue.startOffset, queue.visibleEnd);
     const end = Math.min(queue.visibleEnd, offset + maxMessages);
     // Plan reads: consecutive entries of one batch share a position; batches adjacent in one segment share a read.
     const ranges: Array<{ position: number; length: number }> = [];

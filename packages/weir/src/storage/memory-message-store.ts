@@ -12,17 +12,19 @@ import {
   type QueueSettings,
   type ReadOptions,
   type ReadResult,
-  resolveQueueSettings,
+  checkedQueueSettings,
+  checkQueueName,
+  checkReadOffset,
+  prepareBatch,
+  queueExists,
+  unknownQueue,
   type RetentionReport,
-  validateQueueName,
 } from './message-store.js';
 import {
   batchBytes,
   decodeMessages,
   encodeBatch,
-  MAX_MESSAGES_PER_BATCH,
   type MessageInput,
-  prepareMessage,
   type StoredMessage,
 } from './record-batch.js';
 
@@ -93,11 +95,9 @@ export class MemoryMessageStore implements MessageStore {
 
   async createQueue(name: string, settings: Partial<QueueSettings> = {}): Promise<QueueInfo> {
     this.assertOpen();
-    const nameError = validateQueueName(name);
-    if (nameError) throw new WeirError(ErrorCode.InvalidArgument, nameError);
-    if (this.queuesByName.has(name)) throw new WeirError(ErrorCode.QueueExists, `queue "${name}" already exists`);
-    const resolved = resolveQueueSettings(defaultQueueSettings, settings);
-    if (typeof resolved === 'string') throw new WeirError(ErrorCode.InvalidArgument, resolved);
+    checkQueueName(name);
+    if (this.queuesByName.has(name)) throw queueExists(name);
+    const resolved = checkedQueueSettings(defaultQueueSettings, settings);
     const queue: MemoryQueue = { id: this.nextQueueId++, name, settings: resolved, batches: [], startOffset: 0, endOffset: 0, bytes: 0 };
     this.queuesById.set(queue.id, queue);
     this.queuesByName.set(name, queue);
@@ -107,9 +107,7 @@ export class MemoryMessageStore implements MessageStore {
   async updateQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueInfo> {
     this.assertOpen();
     const queue = this.byName(name);
-    const resolved = resolveQueueSettings(queue.settings, settings);
-    if (typeof resolved === 'string') throw new WeirError(ErrorCode.InvalidArgument, resolved);
-    queue.settings = resolved;
+    queue.settings = checkedQueueSettings(queue.settings, settings);
     return this.info(queue);
   }
 
@@ -137,15 +135,7 @@ export class MemoryMessageStore implements MessageStore {
   async append(queueId: number, inputs: readonly MessageInput[], attributes: AppendOptions = {}): Promise<AppendResult> {
     this.assertOpen();
     const queue = this.byId(queueId);
-    if (inputs.length === 0 || inputs.length > MAX_MESSAGES_PER_BATCH) {
-      throw new WeirError(ErrorCode.InvalidArgument, `a batch holds 1 to ${MAX_MESSAGES_PER_BATCH} messages, not ${inputs.length}`);
-    }
-    const prepared = inputs.map(prepareMessage);
-    for (const message of prepared) {
-      if (message.encodedBytes > queue.settings.maxMessageBytes) {
-        throw new WeirError(ErrorCode.MessageTooLarge, `a message of ${message.encodedBytes} bytes exceeds queue "${queue.name}"'s limit of ${queue.settings.maxMessageBytes} bytes`);
-      }
-    }
+    const prepared = prepareBatch(queue.name, queue.settings, inputs);
     const storeTimestamp = Math.max(this.lastStoreTimestamp, this.clock.now());
     this.lastStoreTimestamp = storeTimestamp;
     const position = this.nextPosition++;
@@ -200,9 +190,7 @@ export class MemoryMessageStore implements MessageStore {
   }
 
   private checkOffset(queue: MemoryQueue, offset: number): void {
-    if (!Number.isSafeInteger(offset) || offset < queue.startOffset || offset > queue.endOffset) {
-      throw new WeirError(ErrorCode.OffsetOutOfRange, `offset ${offset} is outside queue "${queue.name}"'s range [${queue.startOffset}, ${queue.endOffset}]`);
-    }
+    checkReadOffset(queue.name, offset, queue.startOffset, queue.endOffset);
   }
 
   /** Index of the batch holding `offset` (or batches.length at the end). */
@@ -314,13 +302,13 @@ export class MemoryMessageStore implements MessageStore {
 
   private byName(name: string): MemoryQueue {
     const queue = this.queuesByName.get(name);
-    if (!queue) throw new WeirError(ErrorCode.UnknownQueue, `queue "${name}" does not exist`);
+    if (!queue) throw unknownQueue(name);
     return queue;
   }
 
   private byId(id: number): MemoryQueue {
     const queue = this.queuesById.get(id);
-    if (!queue) throw new WeirError(ErrorCode.UnknownQueue, `queue id ${id} does not exist`);
+    if (!queue) throw unknownQueue(id);
     return queue;
   }
 

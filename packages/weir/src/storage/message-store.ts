@@ -1,4 +1,5 @@
-import type { BatchAttributes, MessageInput, StoredMessage } from './record-batch.js';
+import { ErrorCode, WeirError } from '../core/errors.js';
+import { type BatchAttributes, MAX_MESSAGES_PER_BATCH, type MessageInput, type PreparedMessage, prepareMessage, type StoredMessage } from './record-batch.js';
 
 /**
  * The storage engine's contract, implemented by `DiskMessageStore` (the commit log) and `MemoryMessageStore`
@@ -147,23 +148,54 @@ export interface MessageStore {
   close(): Promise<void>;
 }
 
-/** Queue names: 1–255 bytes of printable characters, so they can be shown and typed. */
-export function validateQueueName(name: string): string | null {
-  if (typeof name !== 'string' || name.length === 0) return 'a queue name must not be empty';
-  if (Buffer.byteLength(name) > 255) return 'a queue name must be at most 255 bytes';
-  if (/[\u0000-\u001f\u007f]/.test(name)) return 'a queue name must not contain control characters';
-  return null;
+/** Queue names: 1–255 bytes of printable characters, so they can be shown and typed. Throws INVALID_ARGUMENT. */
+export function checkQueueName(name: string): void {
+  let problem: string | null = null;
+  if (typeof name !== 'string' || name.length === 0) problem = 'a queue name must not be empty';
+  else if (Buffer.byteLength(name) > 255) problem = 'a queue name must be at most 255 bytes';
+  else if (/[\u0000-\u001f\u007f]/.test(name)) problem = 'a queue name must not contain control characters';
+  if (problem !== null) throw new WeirError(ErrorCode.InvalidArgument, problem);
 }
 
-/** Checks settings and fills defaults; returns an error text for the first bad field. */
-export function resolveQueueSettings(base: QueueSettings, update: Partial<QueueSettings>): QueueSettings | string {
+/** `base` with `update` applied, checked field by field; throws INVALID_ARGUMENT naming the first bad field. */
+export function checkedQueueSettings(base: QueueSettings, update: Partial<QueueSettings>): QueueSettings {
   const settings = { ...base, ...update };
-  if (!['sync', 'interval', 'none'].includes(settings.flushPolicy)) return `flushPolicy must be sync, interval or none, not ${settings.flushPolicy}`;
-  if (!Number.isSafeInteger(settings.flushIntervalMs) || settings.flushIntervalMs < 1) return 'flushIntervalMs must be a positive integer';
-  if (settings.retentionMs !== null && (!Number.isSafeInteger(settings.retentionMs) || settings.retentionMs < 0)) return 'retentionMs must be a non-negative integer or null';
-  if (settings.retentionBytes !== null && (!Number.isSafeInteger(settings.retentionBytes) || settings.retentionBytes < 0)) return 'retentionBytes must be a non-negative integer or null';
-  if (!Number.isSafeInteger(settings.maxMessageBytes) || settings.maxMessageBytes < 64) return 'maxMessageBytes must be an integer of at least 64';
+  const invalid = (message: string) => new WeirError(ErrorCode.InvalidArgument, message);
+  if (!['sync', 'interval', 'none'].includes(settings.flushPolicy)) throw invalid(`flushPolicy must be sync, interval or none, not ${settings.flushPolicy}`);
+  if (!Number.isSafeInteger(settings.flushIntervalMs) || settings.flushIntervalMs < 1) throw invalid('flushIntervalMs must be a positive integer');
+  if (settings.retentionMs !== null && (!Number.isSafeInteger(settings.retentionMs) || settings.retentionMs < 0)) throw invalid('retentionMs must be a non-negative integer or null');
+  if (settings.retentionBytes !== null && (!Number.isSafeInteger(settings.retentionBytes) || settings.retentionBytes < 0)) throw invalid('retentionBytes must be a non-negative integer or null');
+  if (!Number.isSafeInteger(settings.maxMessageBytes) || settings.maxMessageBytes < 64) throw invalid('maxMessageBytes must be an integer of at least 64');
   return settings;
+}
+
+/** Checks a batch against the batch limits and the queue's message size limit, and measures its messages. */
+export function prepareBatch(queueName: string, settings: QueueSettings, messages: readonly MessageInput[]): PreparedMessage[] {
+  if (messages.length === 0 || messages.length > MAX_MESSAGES_PER_BATCH) {
+    throw new WeirError(ErrorCode.InvalidArgument, `a batch holds 1 to ${MAX_MESSAGES_PER_BATCH} messages, not ${messages.length}`);
+  }
+  const prepared = messages.map(prepareMessage);
+  for (const message of prepared) {
+    if (message.encodedBytes > settings.maxMessageBytes) {
+      throw new WeirError(ErrorCode.MessageTooLarge, `a message of ${message.encodedBytes} bytes exceeds queue "${queueName}"'s limit of ${settings.maxMessageBytes} bytes`);
+    }
+  }
+  return prepared;
+}
+
+export function unknownQueue(nameOrId: string | number): WeirError {
+  return new WeirError(ErrorCode.UnknownQueue, typeof nameOrId === 'string' ? `queue "${nameOrId}" does not exist` : `queue id ${nameOrId} does not exist`);
+}
+
+export function queueExists(name: string): WeirError {
+  return new WeirError(ErrorCode.QueueExists, `queue "${name}" already exists`);
+}
+
+/** Throws OFFSET_OUT_OF_RANGE unless `offset` lies in [start, end]. */
+export function checkReadOffset(queueName: string, offset: number, start: number, end: number): void {
+  if (!Number.isSafeInteger(offset) || offset < start || offset > end) {
+    throw new WeirError(ErrorCode.OffsetOutOfRange, `offset ${offset} is outside queue "${queueName}"'s range [${start}, ${end}]`);
+  }
 }
 
 /** FNV-1a over the tag's UTF-8 bytes: what a tag filter compares before it reads the message. 0 means "no tag". */
