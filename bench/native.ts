@@ -65,8 +65,9 @@ import {
   today,
   UsageError,
   withTempDir,
-  writeReport,
+  publishReport,
   resultTable,
+  type ResultRow,
   type Target,
   targetTable,
 } from './report.js';
@@ -1154,14 +1155,8 @@ function sumStats(stats: readonly WorkerStats[]): { sent: number; done: number; 
 
 // ---- results --------------------------------------------------------------------------------------------------------
 
-interface Result {
+interface Result extends ResultRow {
   id: string;
-  scenario: string;
-  messages: number;
-  seconds: number;
-  perSecond: number;
-  mbPerSecond: number;
-  notes: string;
   /** The broker ran under --cpu-prof: its figures carry the profiler's overhead. */
   profiled: boolean;
   resources: Resources;
@@ -1732,11 +1727,7 @@ async function run(args: readonly string[]): Promise<void> {
     results,
     targets,
   };
-  const path = await writeReport('native', report);
-  console.log(JSON.stringify(report, null, 2));
-  console.log();
-  console.log(describeMachine(machine, commit));
-  console.log();
+  const path = await publishReport('native', report, machine, commit);
   console.log(resultTable(results));
   if (results.some((result) => result.latency !== null)) {
     console.log();

@@ -101,6 +101,16 @@ export function today(date = new Date()): string {
 }
 
 /** Writes `report` as pretty JSON to bench-results/<date>/<suite>.json under the repository root; returns the path. */
+/** Writes the JSON report, prints it, then the machine and commit it came from; returns the report's path. */
+export async function publishReport(suite: string, report: unknown, machine: MachineInfo, commit: CommitInfo): Promise<string> {
+  const path = await writeReport(suite, report);
+  console.log(JSON.stringify(report, null, 2));
+  console.log();
+  console.log(describeMachine(machine, commit));
+  console.log();
+  return path;
+}
+
 export async function writeReport(suite: string, report: unknown): Promise<string> {
   const directory = join(repoRoot, 'bench-results', today());
   await mkdir(directory, { recursive: true });

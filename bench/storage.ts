@@ -37,8 +37,9 @@ import {
   type Suite,
   UsageError,
   withTempDir,
-  writeReport,
+  publishReport,
   resultTable,
+  type ResultRow,
   type Target,
   targetTable,
 } from './report.js';
@@ -66,15 +67,8 @@ interface Parameters {
   only: string[] | null;
 }
 
-interface Result {
+interface Result extends ResultRow {
   id: string;
-  scenario: string;
-  /** Messages (or, for ceilings, write operations) counted. */
-  messages: number;
-  seconds: number;
-  perSecond: number;
-  mbPerSecond: number;
-  notes: string;
   details: Record<string, unknown>;
 }
 
@@ -580,11 +574,7 @@ async function run(args: readonly string[]): Promise<void> {
     results,
     targets,
   };
-  const path = await writeReport('storage', report);
-  console.log(JSON.stringify(report, null, 2));
-  console.log();
-  console.log(describeMachine(machine, commit));
-  console.log();
+  const path = await publishReport('storage', report, machine, commit);
   console.log(resultTable(results));
   console.log();
   console.log(targetTable(targets));
