@@ -1,5 +1,6 @@
 import type { DecodedResponseOf, FoundMessage, GroupLag, GroupMember, GroupSummary, PartitionState, StructOf, TopicConfig, TopicDescription } from 'weir-protocol';
 import type { WeirClient } from './client.js';
+import type { ConsumedMessage } from './consumer.js';
 import { WeirClientError } from './errors.js';
 
 /** Topic settings; every field optional (the rest keep their defaults, or their current values in `alterTopic`). */
@@ -41,20 +42,8 @@ export interface TopicInfo {
   readonly partitions: readonly PartitionState[];
 }
 
-/** A message found by id or key, with its id as lowercase hex. */
-export interface FoundMessageInfo {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: number;
-  readonly id: string;
-  readonly idBytes: Buffer;
-  readonly key: Buffer | null;
-  readonly tag: string | null;
-  readonly headers: Record<string, string | Buffer>;
-  readonly timestamp: number;
-  readonly storeTimestamp: number;
-  readonly body: Buffer;
-}
+/** A message found by id or key: the same fields a consumer yields (its id as lowercase hex). */
+export type FoundMessageInfo = ConsumedMessage;
 
 export interface GroupDescription {
   readonly summary: GroupSummary;
