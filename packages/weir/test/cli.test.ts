@@ -63,7 +63,9 @@ describe('cli: the quick start and the CLI tour', { timeout: 120_000 }, () => {
     const described = await run(['group', 'describe', 'readers', '--json', '--server', address]);
     assert.equal(described.code, 0, described.stderr);
     const lag = (JSON.parse(described.stdout) as { lag: Array<{ lag: number; committedOffset: number }> }).lag;
+    assert.equal(lag.length, 3, 'one lag row per partition');
     assert.equal(lag.reduce((sum, entry) => sum + entry.lag, 0), 0, 'everything consumed and committed');
+    assert.equal(lag.filter((entry) => entry.committedOffset === 3).length, 1, 'the keyed partition is committed past all three');
     const json = await run(['consume', 'tour', '--json', '--max', '1', '--server', address]);
     const first = JSON.parse(json.stdout.trim().split('\n')[0]!) as { id: string; headers: Record<string, string> };
     assert.equal(first.headers.source, 'cli');
