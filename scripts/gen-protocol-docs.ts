@@ -14,6 +14,7 @@ import {
   murmur2,
   partitionForKey,
   PROTOCOL_VERSION,
+  pushes,
   structs,
   type FieldSpec,
   type FieldType,
@@ -100,6 +101,7 @@ export function renderProtocolDoc(): string {
     '- [Limits and bad input](#limits-and-bad-input)',
     '- [Primitive types](#primitive-types)',
     '- [APIs](#apis)',
+    '- [Pushes](#pushes)',
     '- [Structs](#structs)',
     '- [Error codes](#error-codes)',
     '- [Record batches](#record-batches)',
@@ -122,7 +124,7 @@ export function renderProtocolDoc(): string {
       const meaning: Record<string, string> = {
         Request: 'client → broker: a request',
         Response: 'broker → client: the answer to one request',
-        Push: 'broker → client without a request; reserved for pushed deliveries (not sent by this version)',
+        Push: 'broker → client without a request: `[pushKey:int16][fields]`, see [Pushes](#pushes)',
       };
       return `| ${name} | ${value} | ${meaning[name] ?? ''} |`;
     }),
@@ -232,6 +234,18 @@ export function renderProtocolDoc(): string {
       '',
     );
   }
+  line(
+    '## Pushes',
+    '',
+    'Frames the broker sends without a request: `[length:uint32][kind:uint8=2][pushKey:int16][fields]`. There is no',
+    'correlation id and no answer. A client ignores push keys it does not know.',
+    '',
+    '| key | push | summary |',
+    '|---|---|---|',
+    ...pushes.map((push) => `| ${push.key} | [${push.name}](#${anchor(push.name)}) | ${cell(push.doc)} |`),
+    '',
+  );
+  for (const push of pushes) line(`### ${push.name}`, '', `Push key ${push.key}. ${push.doc}`, '', wireLine(push.fields), '', ...fieldTable(push.fields), '');
   line('## Structs', '', 'Structs are written as their fields in order, with no length or count of their own.', '');
   for (const [name, fields] of Object.entries(structs) as [string, readonly FieldSpec[]][]) {
     line(`### ${name}`, '', wireLine(fields), '', ...fieldTable(fields), '');

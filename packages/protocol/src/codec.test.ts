@@ -38,6 +38,18 @@ const topicDescription = {
   ],
 };
 const header = { name: 'content-type', isString: true, value: b('application/json') };
+const delivery = {
+  partition: 3,
+  offset: 99,
+  deliveryCount: 2,
+  timestamp: 1_700_000_000_000,
+  storeTimestamp: 1_700_000_000_001,
+  id: b('0123456789abcdef'),
+  key: null,
+  tag: 'created',
+  headers: [header],
+  body: b('{"job":1}'),
+};
 
 /** One request and one response with sample values for every API; the mapped type makes it exhaustive. */
 const samples: { [N in ApiName]: { request: RequestOf<N>; response: ResponseOf<N> } } = {
@@ -124,6 +136,39 @@ const samples: { [N in ApiName]: { request: RequestOf<N>; response: ResponseOf<N
           body: b('{}'),
         },
       ],
+    },
+  },
+  Subscribe: {
+    request: { group: 'workers', topic: 'jobs', mode: 'shared', consumerId: '', prefetch: 100, priority: 0, filterKind: 'sql', filter: "region = 'eu'", settings: '{"maxDeliveries":5}' },
+    response: { consumerId: 'c-17-1' },
+  },
+  Unsubscribe: { request: { group: 'workers', topic: 'jobs', consumerId: 'c-17-1' }, response: {} },
+  Settle: {
+    request: {
+      group: 'workers',
+      topic: 'jobs',
+      consumerId: 'c-17-1',
+      outcomes: [
+        { partition: 0, offset: 12, outcome: 0, delayMs: -1, error: null },
+        { partition: 1, offset: 2 ** 40, outcome: 1, delayMs: 5000, error: 'database busy' },
+      ],
+    },
+    response: { applied: 2 },
+  },
+  Extend: { request: { group: 'workers', topic: 'jobs', consumerId: 'c-17-1', ms: 30_000, deliveries: [{ partition: 0, offset: 12 }] }, response: { applied: 1 } },
+  Receive: {
+    request: { group: 'workers', topic: 'jobs', mode: 'key_shared', maxMessages: 10, waitMs: 500, filterKind: '', filter: '', settings: '' },
+    response: { consumerId: 'pull-c-17', deliveries: [delivery] },
+  },
+  Peek: { request: { group: 'workers', topic: 'jobs', limit: 5 }, response: { messages: [delivery] } },
+  DescribeSharedGroup: {
+    request: { group: 'workers' },
+    response: {
+      mode: 'shared',
+      settings: '{}',
+      filterKind: '',
+      filter: '',
+      topics: [{ topic: 'jobs', ready: 3, unread: 100, inflight: 7, waiting: 1, consumers: [{ consumerId: 'c-17-1', clientId: 'worker', host: '127.0.0.1:5000', prefetch: 100, inflight: 7 }] }],
     },
   },
 };

@@ -1,6 +1,6 @@
 import { ProtocolError } from './errors.js';
-import { apis, FrameKind, structs, type ErrorName, type FieldSpec, type FieldType } from './schema.js';
-import type { ApiName, DecodedRequest, DecodedResponse, RequestOf, ResponseOf } from './types.js';
+import { apis, FrameKind, pushes, structs, type ErrorName, type FieldSpec, type FieldType } from './schema.js';
+import type { ApiName, DecodedPush, DecodedRequest, DecodedResponse, PushName, PushOf, RequestOf, ResponseOf } from './types.js';
 
 /**
  * Encoders and decoders for every API, compiled once from the schema when this module loads: each field type becomes
@@ -806,6 +806,64 @@ for (const api of apis as readonly (typeof apis)[number][]) {
   };
   apisByName.set(api.name, compiled);
   apisByKey.set(api.key, compiled);
+}
+
+interface CompiledPush {
+  readonly key: number;
+  readonly name: PushName;
+  readonly fields: Codec;
+}
+
+const pushesByName = new Map<string, CompiledPush>();
+const pushesByKey = new Map<number, CompiledPush>();
+for (const push of pushes as readonly (typeof pushes)[number][]) {
+  if (pushesByKey.has(push.key) || pushesByName.has(push.name)) throw new Error(`schema: repeated push key or name ${push.key} ${push.name}`);
+  const compiled: CompiledPush = { key: push.key, name: push.name, fields: structCodec(`${push.name}Push`, compileFields(push.fields, [])) };
+  pushesByName.set(push.name, compiled);
+  pushesByKey.set(push.key, compiled);
+}
+
+/** Bytes of a push frame header after the length field: kind and push key. */
+export const PUSH_HEADER_BYTES = 3;
+
+/** Encodes one push frame (broker to client, no correlation id), length prefix included. */
+export function encodePush<N extends PushName>(name: N, body: PushOf<N>): Buffer {
+  const push = pushesByName.get(name);
+  if (push === undefined) throw new ProtocolError('INVALID_ARGUMENT', `unknown push ${JSON.stringify(name)}`);
+  try {
+    const bodyBytes = push.fields.fixedBytes >= 0 ? push.fields.fixedBytes : push.fields.size(body);
+    const frame = allocateFrame(PUSH_HEADER_BYTES + bodyBytes);
+    putInt32(frame, 0, PUSH_HEADER_BYTES + bodyBytes);
+    frame[4] = FrameKind.Push;
+    putInt16(frame, 5, push.key);
+    const end = push.fields.write(frame, LENGTH_PREFIX_BYTES + PUSH_HEADER_BYTES, body);
+    if (end !== frame.length) throw new Error(`${push.name}: encoded ${end} bytes into a frame sized ${frame.length}`);
+    return frame;
+  } catch (error) {
+    throw toProtocolError(error, `${push.name} push`, null, null);
+  }
+}
+
+/**
+ * Decodes a push payload (the frame after its length field). Returns null for a push key this side does not know
+ * (newer brokers may send pushes older clients ignore); throws ProtocolError INVALID_REQUEST for malformed fields.
+ */
+export function decodePush(payload: Uint8Array): DecodedPush | null {
+  const source = asBuffer(payload);
+  checkKind(source, FrameKind.Push, 'push');
+  if (source.length < PUSH_HEADER_BYTES) throw new ProtocolError('INVALID_REQUEST', `push header: need ${PUSH_HEADER_BYTES} bytes at offset 0, have ${source.length}`);
+  const key = (loadUint16(source, 1) << 16) >> 16;
+  const push = pushesByKey.get(key);
+  if (push === undefined) return null;
+  const reader = new Reader(source, PUSH_HEADER_BYTES, source.length);
+  let body: unknown;
+  try {
+    body = push.fields.read(reader);
+  } catch (error) {
+    throw toProtocolError(error, `${push.name} push`, null, null);
+  }
+  if (reader.at !== reader.end) throw new ProtocolError('INVALID_REQUEST', `${push.name} push: ${reader.end - reader.at} trailing bytes at offset ${reader.at}`);
+  return { key, name: push.name, body } as DecodedPush;
 }
 
 /** The key of an API. */

@@ -21,6 +21,15 @@ export type {
   GroupLag,
   GroupSummary,
   FoundMessage,
+  Delivery,
+  Outcome,
+  DeliveryRef,
+  SharedTopicState,
+  SharedConsumer,
+  PushName,
+  PushOf,
+  DecodedPushOf,
+  DecodedPush,
 } from './types.js';
 export { ProtocolError, errorCodeOf, errorNameOf, isRetriable, isProtocolError, type ProtocolErrorOptions } from './errors.js';
 export {
@@ -30,6 +39,9 @@ export {
   encodeErrorResponse,
   decodeRequest,
   decodeResponse,
+  encodePush,
+  decodePush,
+  PUSH_HEADER_BYTES,
   apiKeyOf,
   apiNameOf,
   LENGTH_PREFIX_BYTES,

@@ -88,6 +88,9 @@ export const errorCodes = [
   { code: 20, name: 'UNKNOWN_API', retriable: false, doc: 'The API key is not known to this broker.' },
   { code: 21, name: 'INVALID_GROUP', retriable: false, doc: 'The group exists with a different mode, or the group name is invalid.' },
   { code: 22, name: 'NOT_HANDSHAKEN', retriable: false, doc: 'The first request on a connection must be Handshake.' },
+  { code: 23, name: 'QUEUE_FULL', retriable: true, doc: 'A shared group over the topic holds its maxLength of ready messages and its overflow policy is reject-publish; nothing was stored.' },
+  { code: 24, name: 'UNKNOWN_TRANSACTION', retriable: false, doc: 'The transaction id is unknown: already committed or rolled back, or never begun.' },
+  { code: 25, name: 'INVALID_FILTER', retriable: false, doc: 'A subscription filter expression is malformed; the message gives the position of the error.' },
 ] as const;
 
 export type ErrorName = (typeof errorCodes)[number]['name'];
@@ -164,6 +167,44 @@ export const structs = {
     { name: 'tag', type: 'nullableString', doc: 'Tag, or null.' },
     { name: 'headers', type: { array: { struct: 'Header' } }, doc: 'Headers.' },
     { name: 'body', type: 'bytes', doc: 'Payload.' },
+  ],
+  Delivery: [
+    { name: 'partition', type: 'int32', doc: 'Partition number.' },
+    { name: 'offset', type: 'int64', doc: 'Offset in the partition; with the partition, what Settle and Extend name.' },
+    { name: 'deliveryCount', type: 'int32', doc: '1 for the first delivery; more than 1 means redelivered.' },
+    { name: 'timestamp', type: 'int64', doc: 'The message timestamp.' },
+    { name: 'storeTimestamp', type: 'int64', doc: 'When the broker stored it.' },
+    { name: 'id', type: 'bytes', doc: 'Message id.' },
+    { name: 'key', type: 'nullableBytes', doc: 'Key, or null.' },
+    { name: 'tag', type: 'nullableString', doc: 'Tag, or null.' },
+    { name: 'headers', type: { array: { struct: 'Header' } }, doc: 'Headers.' },
+    { name: 'body', type: 'bytes', doc: 'Payload.' },
+  ],
+  Outcome: [
+    { name: 'partition', type: 'int32', doc: 'Partition of the delivery.' },
+    { name: 'offset', type: 'int64', doc: 'Offset of the delivery.' },
+    { name: 'outcome', type: 'int8', doc: '0 ack, 1 nack (redeliver after delayMs), 2 reject (dead-letter now).' },
+    { name: 'delayMs', type: 'int32', doc: 'nack: wait this long before redelivering; -1: the group backoff.' },
+    { name: 'error', type: 'nullableString', doc: 'nack / reject: the consumer error text, kept in the dead-letter headers.' },
+  ],
+  DeliveryRef: [
+    { name: 'partition', type: 'int32', doc: 'Partition of the delivery.' },
+    { name: 'offset', type: 'int64', doc: 'Offset of the delivery.' },
+  ],
+  SharedTopicState: [
+    { name: 'topic', type: 'string', doc: 'Topic name.' },
+    { name: 'ready', type: 'int64', doc: 'Messages read ahead and waiting for a consumer.' },
+    { name: 'unread', type: 'int64', doc: 'Unsettled messages not yet read ahead.' },
+    { name: 'inflight', type: 'int64', doc: 'Delivered and not yet settled.' },
+    { name: 'waiting', type: 'int64', doc: 'Nacked, waiting for their redelivery time.' },
+    { name: 'consumers', type: { array: { struct: 'SharedConsumer' } }, doc: 'Attached consumers.' },
+  ],
+  SharedConsumer: [
+    { name: 'consumerId', type: 'string', doc: 'Consumer id.' },
+    { name: 'clientId', type: 'string', doc: 'Client id from the handshake.' },
+    { name: 'host', type: 'string', doc: 'Client address.' },
+    { name: 'prefetch', type: 'int32', doc: 'Most unacknowledged deliveries (0: unlimited).' },
+    { name: 'inflight', type: 'int32', doc: 'Deliveries it holds now.' },
   ],
 } as const satisfies Readonly<Record<string, readonly FieldSpec[]>>;
 
@@ -415,4 +456,132 @@ export const apis = [
     ],
     response: [{ name: 'messages', type: { array: { struct: 'FoundMessage' } }, doc: 'Matches, newest first.' }],
   },
+  {
+    key: 20,
+    name: 'Subscribe',
+    version: 1,
+    doc: 'Attaches a consumer to a shared or key_shared group on one topic. The broker then pushes Deliver frames while the consumer holds fewer than `prefetch` unsettled deliveries.',
+    request: [
+      { name: 'group', type: 'string', doc: 'Group name. A new group gets `mode`, `settings` and the filter; a later subscribe must use the same mode and filter.' },
+      { name: 'topic', type: 'string', doc: 'Topic name.' },
+      { name: 'mode', type: 'string', doc: '`shared` or `key_shared`.' },
+      { name: 'consumerId', type: 'string', doc: 'A name for this consumer, unique in the group and topic; empty lets the broker choose.' },
+      { name: 'prefetch', type: 'int32', doc: 'Most unsettled deliveries held at once (0: unlimited; at most 65,535).' },
+      { name: 'priority', type: 'int32', doc: 'Consumers of higher priority get messages first while they have credit.' },
+      { name: 'filterKind', type: 'string', doc: 'Empty for none, `tag` (`a || b`) or `sql` (an SQL-92 subset over headers).' },
+      { name: 'filter', type: 'string', doc: 'The filter expression.' },
+      { name: 'settings', type: 'string', doc: 'Group settings as a JSON object (docs/design/work-queues.md), applied when the group is created; empty for the defaults.' },
+    ],
+    response: [{ name: 'consumerId', type: 'string', doc: 'The consumer id, as Deliver frames and Settle name it.' }],
+  },
+  {
+    key: 21,
+    name: 'Unsubscribe',
+    version: 1,
+    doc: 'Detaches a consumer; whatever it holds unsettled is redelivered to the others. Closing the connection does the same.',
+    request: [
+      { name: 'group', type: 'string', doc: 'Group name.' },
+      { name: 'topic', type: 'string', doc: 'Topic name.' },
+      { name: 'consumerId', type: 'string', doc: 'Consumer id.' },
+    ],
+    response: [],
+  },
+  {
+    key: 22,
+    name: 'Settle',
+    version: 1,
+    doc: 'Acknowledges, nacks or rejects deliveries. Outcomes for deliveries no longer leased to this consumer (lease expired, redelivered elsewhere) are ignored.',
+    request: [
+      { name: 'group', type: 'string', doc: 'Group name.' },
+      { name: 'topic', type: 'string', doc: 'Topic name.' },
+      { name: 'consumerId', type: 'string', doc: 'The consumer the deliveries went to.' },
+      { name: 'outcomes', type: { array: { struct: 'Outcome' } }, doc: 'One per delivery.' },
+    ],
+    response: [{ name: 'applied', type: 'int32', doc: 'How many outcomes applied (the rest named deliveries this consumer no longer holds).' }],
+  },
+  {
+    key: 23,
+    name: 'Extend',
+    version: 1,
+    doc: 'Renews the leases of deliveries ("still working"), so they are not redelivered when the ack timeout passes.',
+    request: [
+      { name: 'group', type: 'string', doc: 'Group name.' },
+      { name: 'topic', type: 'string', doc: 'Topic name.' },
+      { name: 'consumerId', type: 'string', doc: 'Consumer id.' },
+      { name: 'ms', type: 'int32', doc: 'New lease, from now.' },
+      { name: 'deliveries', type: { array: { struct: 'DeliveryRef' } }, doc: 'The deliveries to extend.' },
+    ],
+    response: [{ name: 'applied', type: 'int32', doc: 'How many leases were renewed.' }],
+  },
+  {
+    key: 24,
+    name: 'Receive',
+    version: 1,
+    doc: 'Pulls up to maxMessages deliveries from a shared group, waiting up to waitMs for the first (long polling). The deliveries are leased to this connection until settled.',
+    request: [
+      { name: 'group', type: 'string', doc: 'Group name.' },
+      { name: 'topic', type: 'string', doc: 'Topic name.' },
+      { name: 'mode', type: 'string', doc: '`shared` or `key_shared`.' },
+      { name: 'maxMessages', type: 'int32', doc: 'Most deliveries to return (1–10,000).' },
+      { name: 'waitMs', type: 'int32', doc: 'Longest wait for the first message.' },
+      { name: 'filterKind', type: 'string', doc: 'As in Subscribe.' },
+      { name: 'filter', type: 'string', doc: 'As in Subscribe.' },
+      { name: 'settings', type: 'string', doc: 'As in Subscribe.' },
+    ],
+    response: [
+      { name: 'consumerId', type: 'string', doc: 'The pull consumer of this connection: Settle with it.' },
+      { name: 'deliveries', type: { array: { struct: 'Delivery' } }, doc: 'The deliveries.' },
+    ],
+  },
+  {
+    key: 25,
+    name: 'Peek',
+    version: 1,
+    doc: 'Shows ready messages of a shared group in dispatch order without delivering them.',
+    request: [
+      { name: 'group', type: 'string', doc: 'Group name.' },
+      { name: 'topic', type: 'string', doc: 'Topic name.' },
+      { name: 'limit', type: 'int32', doc: 'Most messages to show.' },
+    ],
+    response: [{ name: 'messages', type: { array: { struct: 'Delivery' } }, doc: 'Ready messages; deliveryCount is how often each was delivered before.' }],
+  },
+  {
+    key: 26,
+    name: 'DescribeSharedGroup',
+    version: 1,
+    doc: 'Settings, consumers and message counts of a shared or key_shared group.',
+    request: [{ name: 'group', type: 'string', doc: 'Group name.' }],
+    response: [
+      { name: 'mode', type: 'string', doc: '`shared` or `key_shared`.' },
+      { name: 'settings', type: 'string', doc: 'The group settings as JSON.' },
+      { name: 'filterKind', type: 'string', doc: 'Empty, `tag` or `sql`.' },
+      { name: 'filter', type: 'string', doc: 'The filter expression.' },
+      { name: 'topics', type: { array: { struct: 'SharedTopicState' } }, doc: 'Per topic the group consumes.' },
+    ],
+  },
 ] as const satisfies readonly ApiSpec[];
+
+export interface PushSpec {
+  readonly key: number;
+  readonly name: string;
+  readonly doc: string;
+  readonly fields: readonly FieldSpec[];
+}
+
+/**
+ * Messages the broker sends without a request. Push frame: `[length:4][kind:1=2][pushKey:int16][fields]`. A client
+ * ignores push keys it does not know.
+ */
+export const pushes = [
+  {
+    key: 0,
+    name: 'Deliver',
+    doc: 'Deliveries for a consumer attached with Subscribe. Each is leased to it until settled, extended or its ack timeout passes.',
+    fields: [
+      { name: 'group', type: 'string', doc: 'Group name.' },
+      { name: 'topic', type: 'string', doc: 'Topic name.' },
+      { name: 'consumerId', type: 'string', doc: 'The consumer they are for.' },
+      { name: 'deliveries', type: { array: { struct: 'Delivery' } }, doc: 'The deliveries, in dispatch order.' },
+    ],
+  },
+] as const satisfies readonly PushSpec[];

@@ -44,6 +44,13 @@ expectType<
     | 'ListGroups'
     | 'DescribeGroup'
     | 'GetMessage'
+    | 'Subscribe'
+    | 'Unsubscribe'
+    | 'Settle'
+    | 'Extend'
+    | 'Receive'
+    | 'Peek'
+    | 'DescribeSharedGroup'
   >
 >();
 expectType<Equal<Header, { readonly name: string; readonly isString: boolean; readonly value: Uint8Array }>>();

@@ -1,4 +1,4 @@
-import type { apis, structs } from './schema.js';
+import type { apis, pushes, structs } from './schema.js';
 
 /**
  * TypeScript types derived from the schema at the type level, so a field added to `schema.ts` shows up here (and in
@@ -63,6 +63,17 @@ export type DecodedRequestOf<N extends ApiName> = FieldsOf<ApiOf<N>['request'], 
 /** The body of a response as `decodeResponse` returns it (`records` is one `Buffer`). */
 export type DecodedResponseOf<N extends ApiName> = FieldsOf<ApiOf<N>['response'], 'decode'>;
 
+type Pushes = (typeof pushes)[number];
+/** Name of every push, e.g. `'Deliver'`. */
+export type PushName = Pushes['name'];
+type PushSpecOf<N extends PushName> = Extract<Pushes, { readonly name: N }>;
+/** The body of a push, as handed to `encodePush`. */
+export type PushOf<N extends PushName> = FieldsOf<PushSpecOf<N>['fields'], 'encode'>;
+/** The body of a push as `decodePush` returns it. */
+export type DecodedPushOf<N extends PushName> = FieldsOf<PushSpecOf<N>['fields'], 'decode'>;
+/** A decoded push frame; narrowing on `name` narrows `body`. */
+export type DecodedPush = { [N in PushName]: { readonly key: number; readonly name: N; readonly body: DecodedPushOf<N> } }[PushName];
+
 export type Header = StructOf<'Header'>;
 export type Message = StructOf<'Message'>;
 export type TopicConfig = StructOf<'TopicConfig'>;
@@ -74,6 +85,11 @@ export type GroupMember = StructOf<'GroupMember'>;
 export type GroupLag = StructOf<'GroupLag'>;
 export type GroupSummary = StructOf<'GroupSummary'>;
 export type FoundMessage = StructOf<'FoundMessage'>;
+export type Delivery = StructOf<'Delivery'>;
+export type Outcome = StructOf<'Outcome'>;
+export type DeliveryRef = StructOf<'DeliveryRef'>;
+export type SharedTopicState = StructOf<'SharedTopicState'>;
+export type SharedConsumer = StructOf<'SharedConsumer'>;
 
 /** A decoded request frame; narrowing on `name` narrows `body`. */
 export type DecodedRequest = {
