@@ -2,7 +2,7 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import type { MessageStore } from '../storage/message-store.js';
 import { ConsumerGroups, type CommitOffsetsRequest, type GroupDescription, type GroupMode, type GroupSummary, type HeartbeatRequest, type LeaveGroupRequest, type PartitionOffset, type SyncGroupRequest } from './consumer-groups.js';
-import { shuttingDown } from './errors.js';
+import { brokerError, shuttingDown } from './errors.js';
 import { Fetcher, type FetchRequest, type FetchResult } from './fetch.js';
 import type { JoinGroupRequest, JoinGroupResult, TopicAssignment } from './group-coordinator.js';
 import { type FoundMessage, type GetMessageRequest, MessageLookup } from './message-lookup.js';
@@ -13,6 +13,11 @@ import { type ProducerIdentity, ProducerIds } from './producer-ids.js';
 import { ProducerStateManager } from './producer-state.js';
 import { type Scheduler, systemScheduler } from './scheduler.js';
 import { type TopicConfig, type TopicDescription, TopicRegistry } from './topic-registry.js';
+import { compileFilter, FilterSyntaxError } from './filter/index.js';
+import type { ConsumerState, Delivery, SettleOutcome } from './queue/shared-subscription.js';
+import { type FilterDefinition, type ReceiveRequest, type SharedGroupDescription, type SubscribeRequest, type TraceSink, WorkQueues } from './queue/work-queues.js';
+import { ErrorCode } from '../core/errors.js';
+import type { StoredMessage } from '../storage/record-batch.js';
 
 export interface BrokerCoreOptions {
   /** The broker builds on this store but does not own it: close the store after the broker. */
@@ -27,6 +32,21 @@ export interface BrokerCoreOptions {
   producerStateRetentionMs?: number;
   /** An empty group's first round waits this long for more members (default 0). */
   initialRebalanceDelayMs?: number;
+  /** How often shared groups write their ack state (default 1 s): after kill -9, at most this much is redelivered. */
+  ackFlushIntervalMs?: number;
+  /** Receives delivery, ack, nack, reject, expiry and dead-letter events of shared groups (the message trace). */
+  trace?: TraceSink;
+}
+
+/** Compiles a subscription filter, turning a syntax error into INVALID_FILTER with its position. */
+function compileSubscriptionFilter(definition: FilterDefinition) {
+  if (definition.kind !== 'tag' && definition.kind !== 'sql') throw brokerError(ErrorCode.InvalidFilter, `a filter kind is tag or sql, not ${String(definition.kind)}`);
+  try {
+    return compileFilter({ kind: definition.kind, expression: definition.expression });
+  } catch (error) {
+    if (error instanceof FilterSyntaxError) throw brokerError(ErrorCode.InvalidFilter, `${definition.kind} filter: ${error.message}`, error);
+    throw error;
+  }
 }
 
 /**
@@ -49,6 +69,7 @@ export class BrokerCore {
     private readonly fetcher: Fetcher,
     private readonly groups: ConsumerGroups,
     private readonly lookup: MessageLookup,
+    private readonly workQueues: WorkQueues,
   ) {}
 
   static async open(options: BrokerCoreOptions): Promise<BrokerCore> {
@@ -63,18 +84,34 @@ export class BrokerCore {
       retentionMs: options.producerStateRetentionMs ?? 86_400_000,
     });
     const partitioner = new Partitioner();
-    const writer = new PartitionWriter(store, topics, partitioner, producerState);
+    const writer = new PartitionWriter(store, topics, partitioner, producerState, clock);
     const fetcher = new Fetcher(store, topics, scheduler, logger);
     const offsets = new OffsetStore(store.metadata, clock);
     const groups = new ConsumerGroups(store, topics, offsets, clock, scheduler, logger, { initialRebalanceDelayMs: options.initialRebalanceDelayMs ?? 0 });
     const lookup = new MessageLookup(store, topics);
+    const workQueues = new WorkQueues(
+      store,
+      topics,
+      clock,
+      scheduler,
+      logger,
+      {
+        ackFlushIntervalMs: options.ackFlushIntervalMs ?? 1000,
+        compileFilter: compileSubscriptionFilter,
+        trace: options.trace,
+        createTopic: (name, partitions) => topics.create(name, partitions),
+      },
+      (group, mode) => groups.claim(group, mode),
+    );
+    writer.admit = (topic) => workQueues.admit(topic);
+    topics.observe(workQueues);
     topics.observe(offsets);
     topics.observe(producerState);
     topics.observe(fetcher);
     topics.observe(groups);
     topics.observe({ topicDeleted: (topic) => partitioner.forget(topic.name) });
     logger.info({ topics: topics.list().length }, 'broker opened');
-    return new BrokerCore(topics, producerIds, producerState, writer, fetcher, groups, lookup);
+    return new BrokerCore(topics, producerIds, producerState, writer, fetcher, groups, lookup, workQueues);
   }
 
   // ---- topics -------------------------------------------------------------------------------------------------------
@@ -173,7 +210,50 @@ export class BrokerCore {
 
   async listGroups(): Promise<GroupSummary[]> {
     this.assertOpen();
-    return this.groups.list();
+    const shared = new Map(this.workQueues.list().map((entry) => [entry.group, entry.consumers]));
+    return this.groups.list().map((summary) => {
+      const consumers = shared.get(summary.group);
+      return consumers === undefined ? summary : { ...summary, state: consumers > 0 ? 'Stable' : 'Empty', members: consumers };
+    });
+  }
+
+  // ---- shared groups (work queues) ----------------------------------------------------------------------------------
+
+  /** Attaches a consumer to a shared or key_shared group; deliveries go to `request.sink` while it has credit. */
+  async subscribe(request: SubscribeRequest): Promise<ConsumerState> {
+    this.assertOpen();
+    return this.workQueues.subscribe(request);
+  }
+
+  /** Detaches a consumer; its unsettled deliveries are redelivered to the others. */
+  unsubscribe(group: string, topic: string, consumerId: string): void {
+    this.workQueues.unsubscribe(group, topic, consumerId);
+  }
+
+  /** Applies ack / nack / reject outcomes; returns how many applied (others named deliveries the consumer no longer holds). */
+  async settle(group: string, topic: string, consumerId: string, outcomes: readonly SettleOutcome[]): Promise<number> {
+    this.assertOpen();
+    return this.workQueues.settle(group, topic, consumerId, outcomes);
+  }
+
+  async extend(group: string, topic: string, consumerId: string, deliveries: ReadonlyArray<{ partition: number; offset: number }>, ms: number): Promise<number> {
+    this.assertOpen();
+    return this.workQueues.extend(group, topic, consumerId, deliveries, ms);
+  }
+
+  async receive(request: ReceiveRequest): Promise<Delivery[]> {
+    this.assertOpen();
+    return this.workQueues.receive(request);
+  }
+
+  async peek(group: string, topic: string, limit: number): Promise<Array<{ partition: number; message: StoredMessage; deliveries: number }>> {
+    this.assertOpen();
+    return this.workQueues.peek(group, topic, limit);
+  }
+
+  async describeSharedGroup(group: string): Promise<SharedGroupDescription> {
+    this.assertOpen();
+    return this.workQueues.describe(group);
   }
 
   // ---- lookup -------------------------------------------------------------------------------------------------------
@@ -194,6 +274,7 @@ export class BrokerCore {
     this.fetcher.close();
     this.groups.close();
     await this.writer.close();
+    await this.workQueues.close();
     await this.producerState.close();
   }
 
@@ -202,7 +283,7 @@ export class BrokerCore {
   }
 
   /** Internals the tests in this folder inspect (waiting fetches, producer snapshots, group invariants). */
-  get internals(): { fetcher: Fetcher; producerState: ProducerStateManager; groups: ConsumerGroups } {
-    return { fetcher: this.fetcher, producerState: this.producerState, groups: this.groups };
+  get internals(): { fetcher: Fetcher; producerState: ProducerStateManager; groups: ConsumerGroups; workQueues: WorkQueues } {
+    return { fetcher: this.fetcher, producerState: this.producerState, groups: this.groups, workQueues: this.workQueues };
   }
 }

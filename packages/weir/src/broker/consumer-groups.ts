@@ -14,7 +14,7 @@ import { type TopicObserver, type TopicRegistry, validateTopicName } from './top
  * consumer instance reads every partition and commits its own offsets (clients use one group per instance, e.g.
  * `<group>/<instance id>`). A group's mode is fixed by its first use.
  */
-export type GroupMode = 'stream' | 'broadcast';
+export type GroupMode = 'stream' | 'broadcast' | 'shared' | 'key_shared';
 
 const GROUP_KEY_PREFIX = 'group/';
 const MAX_GROUP_NAME = 255;
@@ -157,6 +157,20 @@ export class ConsumerGroups implements TopicObserver {
     }
   }
 
+  /**
+   * Claims a name for a shared or key_shared group (WorkQueues persists its definition under the same key). A name
+   * already used in another mode is INVALID_GROUP.
+   */
+  claim(group: string, mode: 'shared' | 'key_shared'): void {
+    validateGroupName(group);
+    const entry = this.groups.get(group);
+    if (entry !== undefined) {
+      if (entry.mode !== mode) throw this.wrongMode(entry, mode);
+      return;
+    }
+    this.groups.set(group, { name: group, mode, generation: 0, coordinator: null });
+  }
+
   sync(request: SyncGroupRequest): TopicAssignment[] {
     return this.memberCoordinator(request.group, request.memberId).sync(request.generation, request.memberId);
   }
@@ -176,6 +190,7 @@ export class ConsumerGroups implements TopicObserver {
     const entry = this.groups.get(request.group);
     if (entry !== undefined && request.mode !== undefined && entry.mode !== request.mode) throw this.wrongMode(entry, request.mode);
     const mode = entry?.mode ?? request.mode ?? 'stream';
+    if (entry !== undefined && (mode === 'shared' || mode === 'key_shared')) throw this.wrongMode(entry, request.mode ?? 'stream');
     // Broadcast groups have no membership to check: every instance commits on its own.
     if (request.generation !== -1 && mode === 'stream') {
       const coordinator = entry?.coordinator;

@@ -1,7 +1,7 @@
 import { ErrorCode, WeirError, isWeirError } from '../core/errors.js';
 
 /** Codes a caller may retry as they are: the same call can succeed later. */
-const RETRIABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([ErrorCode.RebalanceInProgress, ErrorCode.BrokerShuttingDown, ErrorCode.StorageIo]);
+const RETRIABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([ErrorCode.RebalanceInProgress, ErrorCode.BrokerShuttingDown, ErrorCode.StorageIo, ErrorCode.QueueFull]);
 
 /** A WeirError whose `retriable` flag follows the code. */
 export function brokerError(code: ErrorCode, message: string, cause?: unknown): WeirError {

@@ -3,7 +3,9 @@ import type { BatchAttributes, MessageInput } from '../storage/record-batch.js';
 import { fromStorage, invalidArgument, shuttingDown } from './errors.js';
 import type { Partitioner } from './partitioner.js';
 import type { ProducerStateManager } from './producer-state.js';
-import type { TopicRegistry } from './topic-registry.js';
+import { partitionQueueName, type TopicRegistry } from './topic-registry.js';
+import type { Clock } from '../core/clock.js';
+import { prepareProduced } from './queue/message-attributes.js';
 
 /**
  * When a produce is answered. `durable`: once the append resolved, i.e. after the fsync the topic's flush policy asks
@@ -52,19 +54,48 @@ export type AppendWrittenSignal = Pick<AppendOptions, 'onWritten'>;
 export class PartitionWriter {
   private readonly inFlight = new Set<Promise<unknown>>();
   private closed = false;
+  /** Refuses produces to a topic whose queue limit says so (QUEUE_FULL); set by the broker once work queues exist. */
+  admit: (topic: string) => void = () => {};
 
   constructor(
     private readonly store: MessageStore,
     private readonly registry: TopicRegistry,
     private readonly partitioner: Partitioner,
     private readonly producers: ProducerStateManager,
+    private readonly clock: Clock,
   ) {}
+
+  /** Holds delayed messages until due (the delay schedule); set by the broker. Resolves once they are durable. */
+  delay: ((queueName: string, messages: readonly MessageInput[]) => Promise<void>) | null = null;
+
+  /**
+   * Validates reserved `weir.` headers and turns relative times into absolute ones (docs/design/work-queues.md).
+   * Returns the messages to store and whether they are delayed: all of a produce are, or none.
+   */
+  private prepare(messages: readonly MessageInput[]): { messages: readonly MessageInput[]; delayed: boolean } {
+    let prepared: MessageInput[] | null = null;
+    let delayed = 0;
+    const now = this.clock.now();
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i]!;
+      if (message.headers === null || message.headers === undefined) continue;
+      const result = prepareProduced(message, now);
+      if (result.deliverAt > 0) delayed++;
+      if (result.message !== message) {
+        prepared ??= messages.slice();
+        prepared[i] = result.message;
+      }
+    }
+    if (delayed > 0 && delayed < messages.length) throw invalidArgument('a produce carries delayed messages only, or none: send delayed messages in their own batch');
+    return { messages: prepared ?? messages, delayed: delayed > 0 };
+  }
 
   async produce(request: ProduceRequest): Promise<ProduceResult> {
     if (this.closed) throw shuttingDown();
     if (!ACKS.has(request.acks)) throw invalidArgument(`acks must be none, written or durable, not ${String(request.acks)}`);
     if (!Array.isArray(request.messages) || request.messages.length === 0) throw invalidArgument('a produce carries at least one message');
     const topic = this.registry.get(request.topic);
+    this.admit(topic.name);
     const idempotent = request.producerId !== -1;
     const key = request.messages[0]!.key;
     if (idempotent && request.partition === -1 && (key === null || key === undefined)) {
@@ -73,6 +104,14 @@ export class PartitionWriter {
     }
     const partition = this.partitioner.choose(topic.name, topic.queueIds.length, request.partition, key);
     const queueId = topic.queueIds[partition]!;
+    const { messages, delayed } = this.prepare(request.messages);
+    if (delayed) {
+      if (idempotent) throw invalidArgument('delayed messages cannot be sent by an idempotent producer (a retry is caught by dedup of their message ids instead)');
+      if (this.delay === null) throw invalidArgument('this broker does not hold delayed messages');
+      await this.delay(partitionQueueName(topic.name, partition), messages);
+      return { partition, baseOffset: -1, storeTimestamp: this.clock.now(), position: -1, duplicate: false };
+    }
+    request = messages === request.messages ? request : { ...request, messages };
     try {
       if (!idempotent) {
         const result = await this.append(queueId, request.messages, {}, request.acks);

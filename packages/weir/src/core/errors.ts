@@ -43,6 +43,12 @@ export const ErrorCode = {
   InvalidGroup: 'INVALID_GROUP',
   /** The broker is stopping (retriable once it is back). */
   BrokerShuttingDown: 'BROKER_SHUTTING_DOWN',
+  /** A queue limit with overflow reject-publish is reached: the produce was not stored (retriable once consumers catch up). */
+  QueueFull: 'QUEUE_FULL',
+  /** The transaction id is unknown (committed, rolled back, or never begun). */
+  UnknownTransaction: 'UNKNOWN_TRANSACTION',
+  /** A subscription filter expression is malformed; the message gives the position. */
+  InvalidFilter: 'INVALID_FILTER',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -1,4 +1,8 @@
-import type { Header, Message, ResponseOf, TopicConfig as WireTopicConfig, TopicDescription as WireTopicDescription } from 'weir-protocol';
+import { type Delivery as WireDelivery, encodePush, type Header, type Message, type ResponseOf, type TopicConfig as WireTopicConfig, type TopicDescription as WireTopicDescription } from 'weir-protocol';
+import { defaultSharedGroupSettings, type SettleOutcome, type SharedGroupSettings, type SharedMode } from '../../broker/queue/shared-subscription.js';
+import type { FilterDefinition } from '../../broker/queue/work-queues.js';
+import { decodeHeaders, type StoredMessage } from '../../storage/record-batch.js';
+import type { ConnectionContext } from './native-connection.js';
 import type { BrokerCore } from '../../broker/broker-core.js';
 import type { Acks } from '../../broker/partition-writer.js';
 import type { TopicConfig, TopicDescription } from '../../broker/topic-registry.js';
@@ -58,11 +62,63 @@ function toWireHeaders(headers: Record<string, string | Buffer>): Header[] {
   );
 }
 
+const OUTCOMES: ReadonlyArray<SettleOutcome['outcome']> = ['ack', 'nack', 'reject'];
+const SETTING_NAMES = Object.keys(defaultSharedGroupSettings);
+
+function toWireDelivery(partition: number, deliveryCount: number, message: StoredMessage): WireDelivery {
+  return {
+    partition,
+    offset: message.offset,
+    deliveryCount,
+    timestamp: message.timestamp,
+    storeTimestamp: message.storeTimestamp,
+    id: message.id,
+    key: message.key,
+    tag: message.tag,
+    headers: message.headers.length === 0 ? [] : toWireHeaders(decodeHeaders(message.headers)),
+    body: message.body,
+  };
+}
+
+function sharedMode(mode: string): SharedMode {
+  if (mode !== 'shared' && mode !== 'key_shared') throw invalid(`mode must be shared or key_shared, not "${mode}"`);
+  return mode;
+}
+
+function filterOf(kind: string, expression: string): FilterDefinition | null {
+  if (kind === '') return null;
+  if (kind !== 'tag' && kind !== 'sql') throw invalid(`filterKind must be empty, tag or sql, not "${kind}"`);
+  return { kind, expression };
+}
+
+/** Group settings arrive as a JSON object; unknown names are refused so a typo does not pass silently. */
+function settingsOf(text: string): Partial<SharedGroupSettings> | undefined {
+  if (text === '') return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw invalid('settings must be a JSON object');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid('settings must be a JSON object');
+  for (const name of Object.keys(value)) if (!SETTING_NAMES.includes(name)) throw invalid(`unknown group setting "${name}"; known: ${SETTING_NAMES.join(', ')}`);
+  return value as Partial<SharedGroupSettings>;
+}
+
+/** Runs `cleanup` once when the connection closes (at once if it already has). */
+function onClose(context: ConnectionContext, cleanup: () => void): void {
+  if (context.closed.aborted) cleanup();
+  else context.closed.addEventListener('abort', cleanup, { once: true });
+}
+
 function invalid(message: string): WeirError {
   return new WeirError(ErrorCode.InvalidArgument, message);
 }
 
 export function nativeHandlers(broker: BrokerCore): HandlerTable {
+  /** Pull consumers per connection ("group\ntopic"), so each is detached once when its connection closes. */
+  const pullConsumers = new WeakMap<ConnectionContext, Set<string>>();
+  let consumerNumber = 0;
   return {
     CreateTopic: async (body) => ({ topic: toWireTopic(await broker.createTopic(body.name, body.partitions, toConfig(body.config))) }),
     DeleteTopic: async (body) => {
@@ -147,6 +203,91 @@ export function nativeHandlers(broker: BrokerCore): HandlerTable {
         strategy: description.strategy,
         members: description.members.map((member) => ({ memberId: member.memberId, clientId: member.clientId, host: member.host, assignment: member.assignment })),
         lag: description.lag,
+      };
+    },
+    Subscribe: async (body, context) => {
+      const consumerId = body.consumerId === '' ? `${context.connectionId}-${++consumerNumber}` : body.consumerId;
+      const { group, topic } = body;
+      await broker.subscribe({
+        group,
+        topic,
+        mode: sharedMode(body.mode),
+        settings: settingsOf(body.settings),
+        filter: filterOf(body.filterKind, body.filter),
+        consumerId,
+        prefetch: body.prefetch,
+        priority: body.priority,
+        clientId: context.clientId,
+        address: context.remoteAddress,
+        sink: {
+          deliver: (deliveries) =>
+            context.push(encodePush('Deliver', { group, topic, consumerId, deliveries: deliveries.map((delivery) => toWireDelivery(delivery.partition, delivery.deliveryCount, delivery.message)) })),
+        },
+      });
+      onClose(context, () => broker.unsubscribe(group, topic, consumerId));
+      return { consumerId };
+    },
+    Unsubscribe: async (body) => {
+      broker.unsubscribe(body.group, body.topic, body.consumerId);
+      return {};
+    },
+    Settle: async (body) => {
+      const outcomes: SettleOutcome[] = body.outcomes.map((outcome) => {
+        const kind = OUTCOMES[outcome.outcome];
+        if (kind === undefined) throw invalid(`an outcome is 0 (ack), 1 (nack) or 2 (reject), not ${outcome.outcome}`);
+        return {
+          partition: outcome.partition,
+          offset: outcome.offset,
+          outcome: kind,
+          delayMs: outcome.delayMs < 0 ? undefined : outcome.delayMs,
+          error: outcome.error ?? undefined,
+        };
+      });
+      return { applied: await broker.settle(body.group, body.topic, body.consumerId, outcomes) };
+    },
+    Extend: async (body) => ({ applied: await broker.extend(body.group, body.topic, body.consumerId, body.deliveries, body.ms) }),
+    Receive: async (body, context) => {
+      const consumerId = `pull-${context.connectionId}`;
+      const deliveries = await broker.receive({
+        group: body.group,
+        topic: body.topic,
+        mode: sharedMode(body.mode),
+        settings: settingsOf(body.settings),
+        filter: filterOf(body.filterKind, body.filter),
+        consumerId,
+        clientId: context.clientId,
+        address: context.remoteAddress,
+        maxMessages: body.maxMessages,
+        waitMs: body.waitMs,
+        signal: context.closed,
+      });
+      let known = pullConsumers.get(context);
+      if (known === undefined) pullConsumers.set(context, (known = new Set()));
+      const name = `${body.group}\n${body.topic}`;
+      if (!known.has(name)) {
+        known.add(name);
+        onClose(context, () => broker.unsubscribe(body.group, body.topic, consumerId));
+      }
+      return { consumerId, deliveries: deliveries.map((delivery) => toWireDelivery(delivery.partition, delivery.deliveryCount, delivery.message)) };
+    },
+    Peek: async (body) => ({
+      messages: (await broker.peek(body.group, body.topic, body.limit)).map((entry) => toWireDelivery(entry.partition, entry.deliveries, entry.message)),
+    }),
+    DescribeSharedGroup: async (body) => {
+      const description = await broker.describeSharedGroup(body.group);
+      return {
+        mode: description.mode,
+        settings: JSON.stringify(description.settings),
+        filterKind: description.filter?.kind ?? '',
+        filter: description.filter?.expression ?? '',
+        topics: description.topics.map(({ topic, stats, consumers }) => ({
+          topic,
+          ready: stats.ready,
+          unread: stats.unread,
+          inflight: stats.inflight,
+          waiting: stats.waiting,
+          consumers: consumers.map((consumer) => ({ consumerId: consumer.consumerId, clientId: consumer.clientId, host: consumer.address, prefetch: consumer.prefetch, inflight: consumer.inflight })),
+        })),
       };
     },
     GetMessage: async (body) => {

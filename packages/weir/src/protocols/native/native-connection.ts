@@ -26,6 +26,8 @@ export interface ConnectionContext {
   readonly remoteAddress: string;
   /** Aborted when the connection closes, so long polls and joins stop waiting for it. */
   readonly closed: AbortSignal;
+  /** Sends a frame the client did not ask for (a push, e.g. Deliver); dropped once the connection is closing. */
+  push(frame: Buffer): void;
 }
 
 /** A handler returns the response body, or null for a request that gets no response (Produce with acks 0). */
@@ -214,6 +216,11 @@ export class NativeConnection implements ConnectionContext {
     }
     this.updateFlow();
     this.maybeFinish();
+  }
+
+  push(frame: Buffer): void {
+    if (this.closing) return;
+    this.write(frame);
   }
 
   private write(frame: Buffer): void {

@@ -1,0 +1,917 @@
+import type { Clock } from '../../core/clock.js';
+import { ErrorCode, isWeirError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import type { MessageStore } from '../../storage/message-store.js';
+import { decodeHeaders, type StoredMessage } from '../../storage/record-batch.js';
+import type { Scheduler, TimerHandle } from '../scheduler.js';
+import { AckSet } from './ack-set.js';
+import { Deque } from './deque.js';
+import { deliveryAttributes, MAX_PRIORITY } from './message-attributes.js';
+
+export type SharedMode = 'shared' | 'key_shared';
+export type DeadLetterReason = 'rejected' | 'max-deliveries' | 'expired' | 'overflow';
+export type OverflowPolicy = 'drop-head' | 'reject-publish' | 'dead-letter';
+
+/** A shared group's settings (docs/design/work-queues.md). */
+export interface SharedGroupSettings {
+  /** Visibility timeout: a delivery not acknowledged, nacked or extended within this is redelivered. */
+  ackTimeoutMs: number;
+  /** A message whose lease ends after this many deliveries is dead-lettered (0: never). */
+  maxDeliveries: number;
+  /** Default nack delay: min(backoffMaxMs, backoffInitialMs × 2^(deliveries−1)). */
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+  /** Where dead letters go; null: `<group>.dlq` (characters a topic name cannot have become `_`). */
+  deadLetterTopic: string | null;
+  /** Dead-letter expired messages (reason `expired`) instead of dropping them. */
+  deadLetterExpired: boolean;
+  /** Most ready messages (unsettled and not in flight); null: no limit. */
+  maxLength: number | null;
+  overflow: OverflowPolicy;
+  /** Most ready messages held in memory per subscription (read ahead of the consumers). */
+  readAhead: number;
+  /** Where a new group starts reading: the partitions' start or their end. */
+  start: 'earliest' | 'latest';
+}
+
+export const defaultSharedGroupSettings: Readonly<SharedGroupSettings> = Object.freeze({
+  ackTimeoutMs: 30_000,
+  maxDeliveries: 16,
+  backoffInitialMs: 1000,
+  backoffMaxMs: 60_000,
+  deadLetterTopic: null,
+  deadLetterExpired: false,
+  maxLength: null,
+  overflow: 'drop-head',
+  readAhead: 10_000,
+  start: 'earliest',
+});
+
+/** What a subscription's filter sees of a message. */
+export interface FilterInput {
+  readonly tag: string | null;
+  header(name: string): string | Uint8Array | undefined;
+}
+
+export interface MessageMatcher {
+  matches(message: FilterInput): boolean;
+}
+
+/** One message handed to a consumer. */
+export interface Delivery {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  /** 1 for the first delivery. */
+  readonly deliveryCount: number;
+  readonly message: StoredMessage;
+}
+
+/** Where a consumer's deliveries go: the protocol layer encodes them onto its connection. */
+export interface DeliverySink {
+  deliver(deliveries: Delivery[]): void;
+}
+
+export interface ConsumerOptions {
+  consumerId: string;
+  /** Most unacknowledged deliveries (0: unlimited). */
+  prefetch: number;
+  /** Higher first among consumers with credit (AMQP consumer priorities); default 0. */
+  priority: number;
+  clientId: string;
+  address: string;
+  sink: DeliverySink;
+}
+
+/** What the subscription tells the rest of the broker (dead letters, the trace, the ack-state writer). */
+export interface SubscriptionHooks {
+  /** Appends a dead letter durably; the message is settled once this resolves. */
+  deadLetter(entry: { partition: number; message: StoredMessage; reason: DeadLetterReason; deliveries: number; error: string | null }): Promise<void>;
+  /** A trace event (delivered, acked, nacked, rejected, expired, dead-lettered); must not throw. */
+  trace?(event: { kind: string; partition: number; message: StoredMessage; consumer?: ConsumerState; deliveries?: number; detail?: string }): void;
+  /** A cursor changed and should be written with the next ack-state flush. */
+  dirty(cursor: PartitionCursor): void;
+}
+
+/** The persisted form of a cursor (docs/design/work-queues.md, "Ack state on disk"). */
+export interface StoredCursor {
+  floor: number;
+  settled: Array<[number, number]>;
+  /** [offset, deliveries] of unsettled messages delivered at least once. */
+  counts: Array<[number, number]>;
+  /** [offset, due time (wall ms)] of nacked messages waiting for their redelivery. */
+  waits?: Array<[number, number]>;
+}
+
+type EntryState = 'ready' | 'inflight' | 'waiting' | 'settling';
+
+/** One unsettled message read into memory. */
+class Entry {
+  state: EntryState = 'ready';
+  consumer: ConsumerState | null = null;
+  /** Monotonic ms: lease end (in flight) or due time (waiting). */
+  deadline = 0;
+  lastError: string | null = null;
+
+  constructor(
+    readonly cursor: PartitionCursor,
+    readonly message: StoredMessage,
+    readonly priority: number,
+    readonly expiresAt: number,
+    /** key_shared: the key as a latin1 string; null when the message has none (no order to keep). */
+    readonly key: string | null,
+    public deliveries: number,
+  ) {}
+
+  get offset(): number {
+    return this.message.offset;
+  }
+}
+
+/** One partition of the topic as this group consumes it. */
+export class PartitionCursor {
+  /** Next offset to read from the log. */
+  readHead: number;
+  /** Unsettled entries in memory, by offset. */
+  readonly entries = new Map<number, Entry>();
+  /** Delivery counts of unsettled messages not in memory (restored from disk until they are read again). */
+  readonly counts: Map<number, number>;
+  /** Nack due times (wall ms) of messages not in memory, restored from disk likewise. */
+  readonly waits: Map<number, number>;
+  reading = false;
+
+  constructor(
+    readonly partition: number,
+    readonly queueId: number,
+    readonly acks: AckSet,
+    counts: Map<number, number>,
+    waits: Map<number, number>,
+  ) {
+    this.readHead = acks.floor;
+    this.counts = counts;
+    this.waits = waits;
+  }
+
+  /** The persisted form; `wallOf` turns a monotonic deadline into wall time (a restart resets the monotonic clock). */
+  toStored(wallOf: (monotonic: number) => number): StoredCursor {
+    const counts = new Map(this.counts);
+    const waits = new Map(this.waits);
+    for (const entry of this.entries.values()) {
+      if (entry.deliveries > 0) counts.set(entry.offset, entry.deliveries);
+      if (entry.state === 'waiting') waits.set(entry.offset, Math.round(wallOf(entry.deadline)));
+    }
+    const { floor, settled } = this.acks.toJSON();
+    const live = ([offset]: [number, number]) => !this.acks.has(offset);
+    const stored: StoredCursor = { floor, settled, counts: [...counts].filter(live).sort((a, b) => a[0] - b[0]) };
+    if (waits.size > 0) stored.waits = [...waits].filter(live).sort((a, b) => a[0] - b[0]);
+    return stored;
+  }
+}
+
+/** A consumer attached to the subscription. */
+export class ConsumerState {
+  readonly inflight = new Set<Entry>();
+  /** Deliveries of the current dispatch pass, handed to the sink in one call. */
+  outbox: Delivery[] = [];
+  closed = false;
+  /** Pull consumers: the deliveries the current Receive may still take (null for pushed consumers). */
+  pullCredit: number | null = null;
+
+  constructor(readonly options: ConsumerOptions) {}
+
+  get id(): string {
+    return this.options.consumerId;
+  }
+
+  get credit(): number {
+    if (this.closed) return 0;
+    if (this.pullCredit !== null) return this.pullCredit;
+    return this.options.prefetch === 0 ? Number.POSITIVE_INFINITY : this.options.prefetch - this.inflight.size;
+  }
+}
+
+/** key_shared: who holds a key and what of it is outstanding. */
+interface KeyState {
+  owner: ConsumerState | null;
+  inflight: number;
+  waiting: number;
+}
+
+export interface SettleOutcome {
+  partition: number;
+  offset: number;
+  outcome: 'ack' | 'nack' | 'reject';
+  /** nack: wait this long before redelivery; absent: the group's backoff. */
+  delayMs?: number;
+  /** nack / reject: the consumer's error text, kept for the dead-letter headers. */
+  error?: string;
+}
+
+export interface SubscriptionStats {
+  ready: number;
+  inflight: number;
+  waiting: number;
+  consumers: number;
+  /** Unsettled messages not yet read into memory. */
+  unread: number;
+  /** Acks for deliveries no longer leased to the acking consumer (expired or reassigned). */
+  staleAcks: number;
+}
+
+const VIRTUAL_NODES = 64;
+const READ_BATCH = 1000;
+
+function hashString(text: string): number {
+  // FNV-1a: cheap and well spread for the consistent-hash ring; not security relevant.
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  // murmur3's finaliser: FNV alone leaves similar short strings (`c1#0`, `c1#1`) close together on the ring.
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35);
+  hash ^= hash >>> 16;
+  return hash >>> 0;
+}
+
+/**
+ * One shared group consuming one topic: the dispatcher of docs/design/work-queues.md. It reads ahead from each
+ * partition's cursor into priority-ordered ready lists, leases messages to consumers with credit, and settles,
+ * redelivers or dead-letters them as outcomes, lease expiries and disconnects arrive.
+ *
+ * Everything runs on the event loop; the only asynchronous steps are log reads (one per partition at a time) and
+ * dead-letter appends (the entry is `settling` meanwhile, owned by nobody).
+ */
+export class SharedSubscription {
+  readonly cursors: PartitionCursor[] = [];
+  private readonly consumers = new Map<string, ConsumerState>();
+  /** Ready entries: one list per priority (shared), or list 0 only (key_shared keeps per-key order instead). */
+  private readonly ready: Array<Deque<Entry>> = Array.from({ length: MAX_PRIORITY + 1 }, () => new Deque<Entry>());
+  private readyCount = 0;
+  private inflightCount = 0;
+  private readonly waiting = new Set<Entry>();
+  private readonly keys = new Map<string, KeyState>();
+  private ring: Array<{ point: number; consumer: ConsumerState }> = [];
+  private roundRobin = 0;
+  private dispatchScheduled = false;
+  private waitTimer: TimerHandle | null = null;
+  private waitTimerDue = Number.POSITIVE_INFINITY;
+  private leaseTimer: TimerHandle | null = null;
+  private leaseTimerDue = Number.POSITIVE_INFINITY;
+  private staleAcks = 0;
+  private closed = false;
+  /** Pull requests waiting for messages. */
+  private readonly pullWaiters = new Set<() => void>();
+
+  constructor(
+    readonly group: string,
+    readonly topic: string,
+    readonly mode: SharedMode,
+    public settings: SharedGroupSettings,
+    private readonly filter: MessageMatcher | null,
+    private readonly store: MessageStore,
+    private readonly clock: Clock,
+    private readonly scheduler: Scheduler,
+    private readonly logger: Logger,
+    private readonly hooks: SubscriptionHooks,
+    /** The topic's messageTtlMs at the time of reading (null: none). */
+    private readonly topicTtlMs: () => number | null,
+  ) {}
+
+  /** Adds a partition (on open, and when the topic grows). */
+  addPartition(partition: number, queueId: number, stored: StoredCursor | null): void {
+    if (this.cursors[partition] !== undefined) return;
+    const info = this.store.queueById(queueId);
+    let acks: AckSet;
+    if (stored !== null) acks = AckSet.fromJSON(stored);
+    else acks = new AckSet(this.settings.start === 'latest' ? (info?.endOffset ?? 0) : (info?.startOffset ?? 0));
+    if (info !== null && info.startOffset > acks.floor) acks.raiseFloor(info.startOffset);
+    const cursor = new PartitionCursor(partition, queueId, acks, new Map(stored?.counts ?? []), new Map(stored?.waits ?? []));
+    this.cursors[partition] = cursor;
+    if (stored === null) this.hooks.dirty(cursor);
+    this.fill();
+  }
+
+  // ---- consumers ----------------------------------------------------------------------------------------------------
+
+  attach(options: ConsumerOptions): ConsumerState {
+    if (this.consumers.has(options.consumerId)) throw new Error(`consumer ${options.consumerId} is already attached`);
+    const consumer = new ConsumerState(options);
+    this.consumers.set(options.consumerId, consumer);
+    if (this.mode === 'key_shared') this.rebuildRing();
+    this.scheduleDispatch();
+    return consumer;
+  }
+
+  consumer(consumerId: string): ConsumerState | undefined {
+    return this.consumers.get(consumerId);
+  }
+
+  get consumerCount(): number {
+    return this.consumers.size;
+  }
+
+  /** Removes a consumer; everything it had in flight is redelivered to the others. */
+  detach(consumerId: string): void {
+    const consumer = this.consumers.get(consumerId);
+    if (consumer === undefined) return;
+    consumer.closed = true;
+    this.consumers.delete(consumerId);
+    const returned = [...consumer.inflight].sort((a, b) => b.cursor.partition - a.cursor.partition || b.offset - a.offset);
+    for (const entry of returned) this.endLease(entry, null);
+    if (this.mode === 'key_shared') {
+      for (const [key, state] of this.keys) if (state.owner === consumer && state.inflight === 0) this.releaseKey(key, state);
+      this.rebuildRing();
+    }
+    this.scheduleDispatch();
+  }
+
+  /** Changes a consumer's prefetch (AMQP basic.qos on a live consumer). */
+  setPrefetch(consumerId: string, prefetch: number): void {
+    const consumer = this.consumers.get(consumerId);
+    if (consumer === undefined) return;
+    consumer.options.prefetch = prefetch;
+    this.scheduleDispatch();
+  }
+
+  // ---- outcomes -----------------------------------------------------------------------------------------------------
+
+  /**
+   * Applies ack / nack / reject outcomes from one consumer. Outcomes for messages not leased to it (expired leases,
+   * reassigned after a disconnect) are ignored and counted; the return value says how many applied.
+   */
+  settle(consumerId: string, outcomes: readonly SettleOutcome[]): number {
+    let applied = 0;
+    for (const outcome of outcomes) {
+      const entry = this.cursors[outcome.partition]?.entries.get(outcome.offset);
+      if (entry === undefined || entry.state !== 'inflight' || entry.consumer?.id !== consumerId) {
+        this.staleAcks++;
+        continue;
+      }
+      applied++;
+      const consumer = entry.consumer;
+      if (outcome.outcome === 'ack') {
+        this.releaseLease(entry);
+        this.hooks.trace?.({ kind: 'acked', partition: entry.cursor.partition, message: entry.message, consumer });
+        this.settleEntry(entry);
+      } else if (outcome.outcome === 'reject') {
+        entry.lastError = outcome.error ?? null;
+        this.releaseLease(entry);
+        this.hooks.trace?.({ kind: 'rejected', partition: entry.cursor.partition, message: entry.message, consumer, detail: outcome.error });
+        this.deadLetter(entry, 'rejected');
+      } else {
+        entry.lastError = outcome.error ?? entry.lastError;
+        this.hooks.trace?.({ kind: 'nacked', partition: entry.cursor.partition, message: entry.message, consumer, detail: outcome.error });
+        this.endLease(entry, outcome.delayMs ?? this.backoff(entry.deliveries));
+      }
+    }
+    this.scheduleDispatch();
+    return applied;
+  }
+
+  /** Renews the leases of the given deliveries by `ms` from now ("still working"). */
+  extend(consumerId: string, deliveries: ReadonlyArray<{ partition: number; offset: number }>, ms: number): number {
+    let applied = 0;
+    const deadline = this.clock.monotonic() + ms;
+    for (const { partition, offset } of deliveries) {
+      const entry = this.cursors[partition]?.entries.get(offset);
+      if (entry === undefined || entry.state !== 'inflight' || entry.consumer?.id !== consumerId) continue;
+      entry.deadline = Math.max(entry.deadline, deadline);
+      applied++;
+    }
+    return applied;
+  }
+
+  /** Messages of every consumer back to ready, in order (AMQP basic.recover with requeue). */
+  recover(consumerId: string): void {
+    const consumer = this.consumers.get(consumerId);
+    if (consumer === undefined) return;
+    const returned = [...consumer.inflight].sort((a, b) => b.cursor.partition - a.cursor.partition || b.offset - a.offset);
+    for (const entry of returned) this.endLease(entry, null);
+    this.scheduleDispatch();
+  }
+
+  // ---- pull ---------------------------------------------------------------------------------------------------------
+
+  /** Resolves once something may be ready (or after `waitMs`, or on abort); the caller then attaches a pull consumer. */
+  waitForMessages(waitMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.readyCount > 0 || waitMs <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.pullWaiters.delete(done);
+        this.scheduler.clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = this.scheduler.setTimeout(done, waitMs);
+      signal?.addEventListener('abort', done, { once: true });
+      this.pullWaiters.add(done);
+    });
+  }
+
+  // ---- reading ------------------------------------------------------------------------------------------------------
+
+  /** The store moved a partition's end: read more if there is room. */
+  appended(): void {
+    this.fill();
+    this.enforceMaxLength();
+  }
+
+  /** Starts reads for partitions with unread messages while the ready lists have room. */
+  fill(): void {
+    if (this.closed) return;
+    const room = this.settings.readAhead - this.readyCount;
+    if (room <= 0) return;
+    for (const cursor of this.cursors) {
+      if (cursor === undefined || cursor.reading) continue;
+      const info = this.store.queueById(cursor.queueId);
+      if (info === null) continue;
+      if (info.startOffset > cursor.readHead) {
+        // Retention removed messages nobody settled: they are gone for this group too.
+        this.dropBelow(cursor, info.startOffset);
+      }
+      if (cursor.readHead >= info.endOffset) continue;
+      void this.readInto(cursor, Math.min(READ_BATCH, room));
+    }
+  }
+
+  private async readInto(cursor: PartitionCursor, max: number): Promise<void> {
+    cursor.reading = true;
+    let added = 0;
+    try {
+      const from = cursor.acks.nextUnsettled(cursor.readHead);
+      const result = await this.store.read(cursor.queueId, from, { maxMessages: max, maxBytes: 4 << 20 });
+      if (this.closed || this.cursors[cursor.partition] !== cursor) return;
+      const ttl = this.topicTtlMs();
+      const now = this.clock.now();
+      for (const message of result.messages) {
+        if (message.offset < cursor.readHead || cursor.acks.has(message.offset) || cursor.entries.has(message.offset)) continue;
+        const headers = message.headers.length > 0 ? decodeHeaders(message.headers) : null;
+        if (this.filter !== null && !this.filter.matches({ tag: message.tag, header: (name) => headers?.[name] })) {
+          cursor.acks.add(message.offset);
+          this.hooks.dirty(cursor);
+          continue;
+        }
+        const attributes = headers === null ? null : deliveryAttributes(headers);
+        let expiresAt = attributes?.expiresAt ?? Number.POSITIVE_INFINITY;
+        if (ttl !== null) expiresAt = Math.min(expiresAt, message.storeTimestamp + ttl);
+        const deliveries = cursor.counts.get(message.offset) ?? 0;
+        const waitUntil = cursor.waits.get(message.offset);
+        cursor.counts.delete(message.offset);
+        cursor.waits.delete(message.offset);
+        const key = this.mode === 'key_shared' && message.key !== null ? message.key.toString('latin1') : null;
+        const entry = new Entry(cursor, message, this.mode === 'shared' ? (attributes?.priority ?? 0) : 0, expiresAt, key, deliveries);
+        cursor.entries.set(message.offset, entry);
+        if (expiresAt <= now) {
+          this.expire(entry);
+          continue;
+        }
+        if (waitUntil !== undefined && waitUntil > now) {
+          this.wait(entry, waitUntil - now);
+          continue;
+        }
+        this.ready[entry.priority]!.pushBack(entry);
+        this.readyCount++;
+        added++;
+      }
+      cursor.readHead = Math.max(cursor.readHead, result.nextOffset);
+    } catch (error) {
+      if (isWeirError(error, ErrorCode.OffsetOutOfRange)) {
+        const info = this.store.queueById(cursor.queueId);
+        if (info !== null) this.dropBelow(cursor, info.startOffset);
+      } else if (!isWeirError(error, ErrorCode.UnknownQueue) && !isWeirError(error, ErrorCode.StoreClosed)) {
+        this.logger.warn({ err: error, group: this.group, topic: this.topic, partition: cursor.partition }, 'shared subscription read failed');
+      }
+    } finally {
+      cursor.reading = false;
+    }
+    if (added > 0) {
+      this.scheduleDispatch();
+      this.wakePullers();
+    }
+    this.enforceMaxLength();
+    this.fill();
+  }
+
+  /** Offsets below `offset` left the log: settle them (nothing can be delivered any more). */
+  private dropBelow(cursor: PartitionCursor, offset: number): void {
+    if (cursor.acks.floor >= offset) return;
+    for (const entry of [...cursor.entries.values()]) if (entry.offset < offset && entry.state === 'ready') this.removeReady(entry), this.forget(entry);
+    cursor.acks.raiseFloor(offset);
+    for (const pending of cursor.counts.keys()) if (pending < offset) cursor.counts.delete(pending);
+    for (const pending of cursor.waits.keys()) if (pending < offset) cursor.waits.delete(pending);
+    cursor.readHead = Math.max(cursor.readHead, offset);
+    this.hooks.dirty(cursor);
+  }
+
+  // ---- dispatch -----------------------------------------------------------------------------------------------------
+
+  private scheduleDispatch(): void {
+    if (this.dispatchScheduled || this.closed) return;
+    this.dispatchScheduled = true;
+    queueMicrotask(() => {
+      this.dispatchScheduled = false;
+      this.dispatch();
+    });
+  }
+
+  /** Hands ready messages to consumers with credit, then flushes each consumer's outbox in one call. */
+  dispatch(): void {
+    if (this.closed || this.consumers.size === 0 || this.readyCount === 0) {
+      this.fill();
+      return;
+    }
+    const now = this.clock.now();
+    const touched = new Set<ConsumerState>();
+    if (this.mode === 'shared') this.dispatchShared(now, touched);
+    else this.dispatchKeyShared(now, touched);
+    for (const consumer of touched) {
+      const batch = consumer.outbox;
+      consumer.outbox = [];
+      if (batch.length > 0) consumer.options.sink.deliver(batch);
+    }
+    if (this.inflightCount > 0) this.armLeaseTimer(this.clock.monotonic() + this.settings.ackTimeoutMs);
+    this.fill();
+  }
+
+  private dispatchShared(now: number, touched: Set<ConsumerState>): void {
+    for (let priority = MAX_PRIORITY; priority >= 0 && this.readyCount > 0; priority--) {
+      const list = this.ready[priority]!;
+      while (list.length > 0) {
+        const entry = list.peekFront()!;
+        if (entry.expiresAt <= now) {
+          list.popFront();
+          this.readyCount--;
+          this.expire(entry);
+          continue;
+        }
+        const consumer = this.pickConsumer();
+        if (consumer === null) return;
+        list.popFront();
+        this.readyCount--;
+        this.lease(entry, consumer, touched);
+      }
+    }
+  }
+
+  private dispatchKeyShared(now: number, touched: Set<ConsumerState>): void {
+    const list = this.ready[0]!;
+    let anyCredit = true;
+    list.retain((entry) => {
+      if (!anyCredit) return true;
+      if (entry.expiresAt <= now) {
+        this.readyCount--;
+        this.expire(entry);
+        return false;
+      }
+      let consumer: ConsumerState | null;
+      if (entry.key === null) consumer = this.pickConsumer();
+      else {
+        const state = this.keys.get(entry.key);
+        // An earlier message of this key is waiting for redelivery: nothing of the key may overtake it.
+        if (state !== undefined && state.waiting > 0) return true;
+        consumer = state?.owner ?? this.ringOwner(entry.key);
+        if (consumer !== null && consumer.credit <= 0) consumer = null;
+      }
+      if (consumer === null) {
+        anyCredit = this.pickConsumer(true) !== null;
+        return true;
+      }
+      this.readyCount--;
+      this.lease(entry, consumer, touched);
+      return false;
+    });
+  }
+
+  /** The consumer with credit next in turn among those of the highest priority; null when none has credit. */
+  private pickConsumer(peek = false): ConsumerState | null {
+    let best: ConsumerState | null = null;
+    let bestPriority = Number.NEGATIVE_INFINITY;
+    const consumers = [...this.consumers.values()];
+    const count = consumers.length;
+    for (let i = 0; i < count; i++) {
+      const consumer = consumers[(this.roundRobin + i) % count]!;
+      if (consumer.credit > 0 && consumer.options.priority > bestPriority) {
+        best = consumer;
+        bestPriority = consumer.options.priority;
+      }
+    }
+    if (best !== null && !peek) this.roundRobin = (consumers.indexOf(best) + 1) % count;
+    return best;
+  }
+
+  private ringOwner(key: string): ConsumerState | null {
+    if (this.ring.length === 0) return null;
+    const point = hashString(key);
+    let low = 0;
+    let high = this.ring.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (this.ring[mid]!.point < point) low = mid + 1;
+      else high = mid;
+    }
+    return this.ring[low % this.ring.length]!.consumer;
+  }
+
+  private rebuildRing(): void {
+    const ring: Array<{ point: number; consumer: ConsumerState }> = [];
+    for (const consumer of this.consumers.values()) {
+      for (let node = 0; node < VIRTUAL_NODES; node++) ring.push({ point: hashString(`${consumer.id}#${node}`), consumer });
+    }
+    ring.sort((a, b) => a.point - b.point);
+    this.ring = ring;
+  }
+
+  private lease(entry: Entry, consumer: ConsumerState, touched: Set<ConsumerState>): void {
+    entry.state = 'inflight';
+    entry.consumer = consumer;
+    entry.deliveries++;
+    entry.deadline = this.clock.monotonic() + this.settings.ackTimeoutMs;
+    consumer.inflight.add(entry);
+    if (consumer.pullCredit !== null) consumer.pullCredit--;
+    this.inflightCount++;
+    if (entry.key !== null) {
+      let state = this.keys.get(entry.key);
+      if (state === undefined) this.keys.set(entry.key, (state = { owner: consumer, inflight: 0, waiting: 0 }));
+      state.owner = consumer;
+      state.inflight++;
+    }
+    consumer.outbox.push({ topic: this.topic, partition: entry.cursor.partition, offset: entry.offset, deliveryCount: entry.deliveries, message: entry.message });
+    touched.add(consumer);
+    this.hooks.dirty(entry.cursor);
+    this.hooks.trace?.({ kind: 'delivered', partition: entry.cursor.partition, message: entry.message, consumer, deliveries: entry.deliveries });
+  }
+
+  /** Takes an in-flight entry away from its consumer (the outcome decides what happens next). */
+  private releaseLease(entry: Entry): void {
+    const consumer = entry.consumer;
+    if (consumer !== null) consumer.inflight.delete(entry);
+    entry.consumer = null;
+    this.inflightCount--;
+    if (entry.key !== null) {
+      const state = this.keys.get(entry.key);
+      if (state !== undefined) {
+        state.inflight--;
+        if (state.inflight === 0 && state.waiting === 0) this.releaseKey(entry.key, state);
+      }
+    }
+  }
+
+  private releaseKey(key: string, state: KeyState): void {
+    state.owner = null;
+    if (state.inflight === 0 && state.waiting === 0) this.keys.delete(key);
+  }
+
+  /**
+   * A lease ended without an ack (nack, expiry, disconnect): dead-letter after maxDeliveries, else back to ready —
+   * at once (`delayMs` null) or after a delay.
+   */
+  private endLease(entry: Entry, delayMs: number | null): void {
+    this.releaseLease(entry);
+    const max = this.settings.maxDeliveries;
+    if (max > 0 && entry.deliveries >= max) {
+      this.deadLetter(entry, 'max-deliveries');
+      return;
+    }
+    if (delayMs === null || delayMs <= 0) {
+      this.requeueFront(entry);
+      return;
+    }
+    this.wait(entry, delayMs);
+  }
+
+  private wait(entry: Entry, delayMs: number): void {
+    entry.state = 'waiting';
+    entry.deadline = this.clock.monotonic() + delayMs;
+    this.waiting.add(entry);
+    this.hooks.dirty(entry.cursor);
+    if (entry.key !== null) {
+      let state = this.keys.get(entry.key);
+      if (state === undefined) this.keys.set(entry.key, (state = { owner: null, inflight: 0, waiting: 0 }));
+      state.waiting++;
+    }
+    this.armWaitTimer(entry.deadline);
+  }
+
+  private requeueFront(entry: Entry): void {
+    entry.state = 'ready';
+    entry.consumer = null;
+    this.ready[entry.priority]!.pushFront(entry);
+    this.readyCount++;
+    this.wakePullers();
+  }
+
+  private settleEntry(entry: Entry): void {
+    entry.state = 'settling';
+    entry.cursor.acks.add(entry.offset);
+    this.forget(entry);
+    this.hooks.dirty(entry.cursor);
+  }
+
+  private forget(entry: Entry): void {
+    entry.cursor.entries.delete(entry.offset);
+    entry.cursor.counts.delete(entry.offset);
+    entry.cursor.waits.delete(entry.offset);
+  }
+
+  private expire(entry: Entry): void {
+    this.hooks.trace?.({ kind: 'expired', partition: entry.cursor.partition, message: entry.message, deliveries: entry.deliveries });
+    if (this.settings.deadLetterExpired) this.deadLetter(entry, 'expired');
+    else this.settleEntry(entry);
+  }
+
+  /** Copies the message to the dead-letter topic, then settles it; a failed append retries after a backoff. */
+  private deadLetter(entry: Entry, reason: DeadLetterReason): void {
+    entry.state = 'settling';
+    entry.consumer = null;
+    this.hooks
+      .deadLetter({ partition: entry.cursor.partition, message: entry.message, reason, deliveries: entry.deliveries, error: entry.lastError })
+      .then(
+        () => {
+          this.hooks.trace?.({ kind: 'dead-lettered', partition: entry.cursor.partition, message: entry.message, deliveries: entry.deliveries, detail: reason });
+          if (this.cursors[entry.cursor.partition] === entry.cursor) this.settleEntry(entry);
+        },
+        (error: unknown) => {
+          if (this.closed || this.cursors[entry.cursor.partition] !== entry.cursor) return;
+          this.logger.warn({ err: error, group: this.group, topic: this.topic, partition: entry.cursor.partition, offset: entry.offset }, 'dead-lettering failed; retrying');
+          // Back to ready after a pause; its next lease end dead-letters it again (the count already says so).
+          this.wait(entry, Math.max(100, this.settings.backoffInitialMs));
+        },
+      );
+  }
+
+  private backoff(deliveries: number): number {
+    return Math.min(this.settings.backoffMaxMs, this.settings.backoffInitialMs * 2 ** Math.max(0, Math.min(30, deliveries - 1)));
+  }
+
+  // ---- timers -------------------------------------------------------------------------------------------------------
+
+  private armWaitTimer(due: number): void {
+    if (this.closed || due >= this.waitTimerDue) return;
+    if (this.waitTimer !== null) this.scheduler.clearTimeout(this.waitTimer);
+    this.waitTimerDue = due;
+    this.waitTimer = this.scheduler.setTimeout(() => this.onWaitTimer(), due - this.clock.monotonic(), { background: true });
+  }
+
+  private onWaitTimer(): void {
+    this.waitTimer = null;
+    this.waitTimerDue = Number.POSITIVE_INFINITY;
+    const now = this.clock.monotonic();
+    let next = Number.POSITIVE_INFINITY;
+    const due = [...this.waiting].filter((entry) => entry.deadline <= now).sort((a, b) => b.cursor.partition - a.cursor.partition || b.offset - a.offset);
+    for (const entry of due) {
+      this.waiting.delete(entry);
+      if (entry.key !== null) {
+        const state = this.keys.get(entry.key);
+        if (state !== undefined) {
+          state.waiting--;
+          if (state.inflight === 0 && state.waiting === 0) this.releaseKey(entry.key, state);
+        }
+      }
+      this.requeueFront(entry);
+    }
+    for (const entry of this.waiting) next = Math.min(next, entry.deadline);
+    if (next !== Number.POSITIVE_INFINITY) this.armWaitTimer(next);
+    this.scheduleDispatch();
+  }
+
+  private armLeaseTimer(due: number): void {
+    if (this.closed || (this.leaseTimer !== null && due >= this.leaseTimerDue)) return;
+    if (this.leaseTimer !== null) this.scheduler.clearTimeout(this.leaseTimer);
+    this.leaseTimerDue = due;
+    this.leaseTimer = this.scheduler.setTimeout(() => this.onLeaseTimer(), due - this.clock.monotonic(), { background: true });
+  }
+
+  /** Redelivers every delivery whose lease ran out, and sets the timer for the next lease to end. */
+  private onLeaseTimer(): void {
+    this.leaseTimer = null;
+    const now = this.clock.monotonic();
+    const expired: Entry[] = [];
+    let next = Number.POSITIVE_INFINITY;
+    for (const consumer of this.consumers.values()) {
+      for (const entry of consumer.inflight) {
+        if (entry.deadline <= now) expired.push(entry);
+        else if (entry.deadline < next) next = entry.deadline;
+      }
+    }
+    expired.sort((a, b) => b.cursor.partition - a.cursor.partition || b.offset - a.offset);
+    for (const entry of expired) this.endLease(entry, null);
+    if (expired.length > 0) {
+      this.logger.debug({ group: this.group, topic: this.topic, count: expired.length }, 'leases expired; redelivering');
+      this.scheduleDispatch();
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.armLeaseTimer(next);
+  }
+
+  private wakePullers(): void {
+    for (const wake of [...this.pullWaiters]) wake();
+  }
+
+  // ---- length limits ------------------------------------------------------------------------------------------------
+
+  /** Ready messages: unsettled, not in flight, not waiting. */
+  readyLength(): number {
+    let unread = 0;
+    for (const cursor of this.cursors) {
+      if (cursor === undefined) continue;
+      const end = this.store.queueById(cursor.queueId)?.endOffset ?? cursor.readHead;
+      if (end > cursor.readHead) unread += end - cursor.readHead - cursor.acks.settledIn(cursor.readHead, end);
+    }
+    return this.readyCount + unread;
+  }
+
+  /** Whether a `reject-publish` limit is reached. */
+  get full(): boolean {
+    return this.settings.overflow === 'reject-publish' && this.settings.maxLength !== null && this.readyLength() >= this.settings.maxLength;
+  }
+
+  /** Drops (or dead-letters) the oldest ready messages beyond maxLength. */
+  private enforceMaxLength(): void {
+    const max = this.settings.maxLength;
+    if (max === null || this.settings.overflow === 'reject-publish' || this.closed) return;
+    let excess = this.readyLength() - max;
+    if (excess <= 0) return;
+    // Oldest first: the ones already read (they precede everything unread), lowest priority last-in first out is not
+    // RabbitMQ's rule; it drops from the head regardless of priority, and so do we.
+    const candidates = [...this.ready.flatMap((list) => [...list])].sort((a, b) => a.message.storeTimestamp - b.message.storeTimestamp || a.offset - b.offset);
+    for (const entry of candidates) {
+      if (excess <= 0) break;
+      this.removeReady(entry);
+      this.overflowOne(entry);
+      excess--;
+    }
+    if (excess > 0 && this.settings.overflow === 'drop-head') {
+      // Unread messages beyond the limit are settled without reading them.
+      for (const cursor of this.cursors) {
+        if (cursor === undefined || excess <= 0 || cursor.reading) continue;
+        const end = this.store.queueById(cursor.queueId)?.endOffset ?? cursor.readHead;
+        let offset = cursor.acks.nextUnsettled(cursor.readHead);
+        while (excess > 0 && offset < end) {
+          cursor.acks.add(offset);
+          excess--;
+          offset = cursor.acks.nextUnsettled(offset + 1);
+        }
+        cursor.readHead = Math.max(cursor.readHead, Math.min(offset, end));
+        this.hooks.dirty(cursor);
+      }
+    }
+    // dead-letter overflow for unread messages happens as they are read (fill runs again).
+  }
+
+  private removeReady(entry: Entry): void {
+    if (entry.state !== 'ready') return;
+    if (this.ready[entry.priority]!.retain((other) => other !== entry) > 0) this.readyCount--;
+  }
+
+  private overflowOne(entry: Entry): void {
+    if (this.settings.overflow === 'dead-letter') this.deadLetter(entry, 'overflow');
+    else this.settleEntry(entry);
+  }
+
+  // ---- inspection ---------------------------------------------------------------------------------------------------
+
+  /** Ready messages in dispatch order, without consuming them (`weir queue peek`). */
+  peek(limit: number): Array<{ partition: number; message: StoredMessage; deliveries: number }> {
+    const out: Array<{ partition: number; message: StoredMessage; deliveries: number }> = [];
+    for (let priority = MAX_PRIORITY; priority >= 0 && out.length < limit; priority--) {
+      for (const entry of this.ready[priority]!) {
+        if (out.length >= limit) break;
+        out.push({ partition: entry.cursor.partition, message: entry.message, deliveries: entry.deliveries });
+      }
+    }
+    return out;
+  }
+
+  stats(): SubscriptionStats {
+    return {
+      ready: this.readyCount,
+      inflight: this.inflightCount,
+      waiting: this.waiting.size,
+      consumers: this.consumers.size,
+      unread: this.readyLength() - this.readyCount,
+      staleAcks: this.staleAcks,
+    };
+  }
+
+  describeConsumers(): Array<{ consumerId: string; clientId: string; address: string; prefetch: number; inflight: number }> {
+    return [...this.consumers.values()].map((consumer) => ({
+      consumerId: consumer.id,
+      clientId: consumer.options.clientId,
+      address: consumer.options.address,
+      prefetch: consumer.options.prefetch,
+      inflight: consumer.inflight.size,
+    }));
+  }
+
+  /** Stops timers and pull waits; in-flight state stays as persisted by the last flush (the caller flushes). */
+  close(): void {
+    this.closed = true;
+    if (this.waitTimer !== null) this.scheduler.clearTimeout(this.waitTimer);
+    if (this.leaseTimer !== null) this.scheduler.clearTimeout(this.leaseTimer);
+    this.waitTimer = this.leaseTimer = null;
+    this.wakePullers();
+  }
+}

@@ -1,0 +1,555 @@
+import type { Clock } from '../../core/clock.js';
+import { ErrorCode, isWeirError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import type { MessageStore } from '../../storage/message-store.js';
+import { decodeHeaders, type HeaderValue, type StoredMessage } from '../../storage/record-batch.js';
+import { brokerError, invalidArgument, type MetadataOp, shuttingDown } from '../errors.js';
+import type { Scheduler, TimerHandle } from '../scheduler.js';
+import { type Topic, type TopicObserver, type TopicRegistry, validateTopicName } from '../topic-registry.js';
+import {
+  type ConsumerState,
+  type DeadLetterReason,
+  defaultSharedGroupSettings,
+  type Delivery,
+  type DeliverySink,
+  type MessageMatcher,
+  type PartitionCursor,
+  type SettleOutcome,
+  SharedSubscription,
+  type SharedGroupSettings,
+  type SharedMode,
+  type StoredCursor,
+  type SubscriptionStats,
+} from './shared-subscription.js';
+
+const GROUP_KEY_PREFIX = 'group/';
+const CURSOR_KEY_PREFIX = 'qcursor/';
+const MAX_PREFETCH = 65_535;
+const MAX_RECEIVE = 10_000;
+const MAX_WAIT_MS = 300_000;
+const MAX_TIMEOUT_MS = 12 * 3_600_000;
+
+/** A shared group's definition under `group/<uri-encoded name>` (the same key space as stream groups). */
+interface StoredSharedGroup {
+  mode: SharedMode;
+  generation: 0;
+  settings: SharedGroupSettings;
+  filter: FilterDefinition | null;
+}
+
+/** A subscription filter as clients send it; compiled by the broker's filter language. */
+export interface FilterDefinition {
+  kind: 'tag' | 'sql';
+  expression: string;
+}
+
+export type FilterCompiler = (definition: FilterDefinition) => MessageMatcher;
+
+export interface TraceSink {
+  (event: { kind: string; group: string; topic: string; partition: number; message: StoredMessage; consumerId?: string; clientAddress?: string; deliveries?: number; detail?: string }): void;
+}
+
+export interface WorkQueuesOptions {
+  /** How often changed cursors are written (default 1 s): after kill -9, acks of at most this long are redelivered. */
+  ackFlushIntervalMs: number;
+  compileFilter: FilterCompiler;
+  trace?: TraceSink;
+  /** Creates a topic (for dead-letter topics); the broker's registry call. */
+  createTopic: (name: string, partitions: number) => Promise<unknown>;
+}
+
+export interface SubscribeRequest {
+  group: string;
+  topic: string;
+  mode: SharedMode;
+  /** Applied when the group is created; later subscribes may leave it out (a different one is INVALID_GROUP). */
+  settings?: Partial<SharedGroupSettings>;
+  filter?: FilterDefinition | null;
+  consumerId: string;
+  prefetch: number;
+  priority?: number;
+  clientId: string;
+  address: string;
+  sink: DeliverySink;
+}
+
+export interface ReceiveRequest {
+  group: string;
+  topic: string;
+  mode: SharedMode;
+  settings?: Partial<SharedGroupSettings>;
+  filter?: FilterDefinition | null;
+  /** One pull consumer per connection and group/topic: its leases end when the connection closes. */
+  consumerId: string;
+  clientId: string;
+  address: string;
+  maxMessages: number;
+  waitMs: number;
+  signal?: AbortSignal;
+}
+
+export interface SharedGroupDescription {
+  group: string;
+  mode: SharedMode;
+  settings: SharedGroupSettings;
+  filter: FilterDefinition | null;
+  topics: Array<{ topic: string; stats: SubscriptionStats; consumers: ReturnType<SharedSubscription['describeConsumers']> }>;
+}
+
+interface SharedGroup {
+  name: string;
+  mode: SharedMode;
+  settings: SharedGroupSettings;
+  filter: FilterDefinition | null;
+  matcher: MessageMatcher | null;
+  subscriptions: Map<string, SharedSubscription>;
+}
+
+function groupKey(group: string): string {
+  return GROUP_KEY_PREFIX + encodeURIComponent(group);
+}
+
+function cursorKey(group: string, topic: string, partition: number): string {
+  return `${CURSOR_KEY_PREFIX}${encodeURIComponent(group)}/${topic}/${partition}`;
+}
+
+function checkInteger(name: string, value: unknown, min: number, max: number): void {
+  if (!Number.isSafeInteger(value) || (value as number) < min || (value as number) > max) throw invalidArgument(`${name} must be an integer from ${min} to ${max}, not ${String(value)}`);
+}
+
+/** Settings with defaults filled in, each checked; INVALID_ARGUMENT names the first bad one. */
+export function checkedSharedSettings(update: Partial<SharedGroupSettings> = {}): SharedGroupSettings {
+  const settings = { ...defaultSharedGroupSettings, ...update };
+  checkInteger('ackTimeoutMs', settings.ackTimeoutMs, 10, MAX_TIMEOUT_MS);
+  checkInteger('maxDeliveries', settings.maxDeliveries, 0, 1_000_000);
+  checkInteger('backoffInitialMs', settings.backoffInitialMs, 0, MAX_TIMEOUT_MS);
+  checkInteger('backoffMaxMs', settings.backoffMaxMs, settings.backoffInitialMs, MAX_TIMEOUT_MS);
+  checkInteger('readAhead', settings.readAhead, 1, 1_000_000);
+  if (settings.maxLength !== null) checkInteger('maxLength', settings.maxLength, 0, Number.MAX_SAFE_INTEGER);
+  if (!['drop-head', 'reject-publish', 'dead-letter'].includes(settings.overflow)) throw invalidArgument(`overflow must be drop-head, reject-publish or dead-letter, not ${String(settings.overflow)}`);
+  if (settings.start !== 'earliest' && settings.start !== 'latest') throw invalidArgument(`start must be earliest or latest, not ${String(settings.start)}`);
+  if (typeof settings.deadLetterExpired !== 'boolean') throw invalidArgument('deadLetterExpired must be true or false');
+  if (settings.deadLetterTopic !== null) {
+    const problem = validateTopicName(settings.deadLetterTopic);
+    if (problem) throw invalidArgument(`deadLetterTopic: ${problem}`);
+  }
+  return settings;
+}
+
+/** The default dead-letter topic of a group: `<group>.dlq`, with characters a topic name cannot have replaced. */
+export function defaultDeadLetterTopic(group: string): string {
+  return `${group.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 240)}.dlq`;
+}
+
+/**
+ * Every shared and key_shared group: their definitions, their subscriptions (one dispatcher per group and topic),
+ * the ack-state writer and dead-lettering. Stream and broadcast groups live in ConsumerGroups; the two share the group
+ * name space, and a name keeps the mode of its first use.
+ */
+export class WorkQueues implements TopicObserver {
+  private readonly groups = new Map<string, SharedGroup>();
+  /** Storage queue id → the subscriptions reading it, for append notifications. */
+  private readonly byQueue = new Map<number, SharedSubscription[]>();
+  private readonly dirty = new Map<PartitionCursor, SharedSubscription>();
+  private flushTimer: TimerHandle | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+  private readonly unsubscribeAppends: () => void;
+  private closed = false;
+
+  constructor(
+    private readonly store: MessageStore,
+    private readonly registry: TopicRegistry,
+    private readonly clock: Clock,
+    private readonly scheduler: Scheduler,
+    private readonly logger: Logger,
+    private readonly options: WorkQueuesOptions,
+    /** Claims a group name for a shared mode in the stream groups' registry (throws INVALID_GROUP on a clash). */
+    private readonly claimGroup: (group: string, mode: SharedMode) => void,
+  ) {
+    for (const [key, value] of store.metadata.entries(GROUP_KEY_PREFIX)) {
+      const stored = value as Partial<StoredSharedGroup> & { mode: string };
+      if (stored.mode !== 'shared' && stored.mode !== 'key_shared') continue;
+      const name = decodeURIComponent(key.slice(GROUP_KEY_PREFIX.length));
+      const filter = stored.filter ?? null;
+      this.groups.set(name, {
+        name,
+        mode: stored.mode,
+        settings: { ...defaultSharedGroupSettings, ...stored.settings },
+        filter,
+        matcher: filter === null ? null : this.compile(filter),
+        subscriptions: new Map(),
+      });
+    }
+    // Subscriptions whose cursors are on disk resume at once, so limits and retention see them before a consumer comes.
+    const topics = new Map<string, Set<string>>();
+    for (const [key] of store.metadata.entries(CURSOR_KEY_PREFIX)) {
+      const [group, topic] = key.slice(CURSOR_KEY_PREFIX.length).split('/');
+      if (group === undefined || topic === undefined) continue;
+      const name = decodeURIComponent(group);
+      if (!topics.has(name)) topics.set(name, new Set());
+      topics.get(name)!.add(topic);
+    }
+    for (const [group, names] of topics) {
+      const entry = this.groups.get(group);
+      if (entry === undefined) continue;
+      for (const topic of names) if (registry.find(topic) !== undefined) this.subscription(entry, topic);
+    }
+    this.unsubscribeAppends = store.onAppend((queueId) => {
+      const subscriptions = this.byQueue.get(queueId);
+      if (subscriptions !== undefined) for (const subscription of subscriptions) subscription.appended();
+    });
+  }
+
+  // ---- consumers ----------------------------------------------------------------------------------------------------
+
+  subscribe(request: SubscribeRequest): ConsumerState {
+    this.assertOpen();
+    checkInteger('prefetch', request.prefetch, 0, MAX_PREFETCH);
+    checkInteger('priority', request.priority ?? 0, -1_000_000, 1_000_000);
+    if (typeof request.consumerId !== 'string' || request.consumerId.length === 0 || request.consumerId.length > 255) throw invalidArgument('a consumer id is 1 to 255 characters');
+    const group = this.group(request.group, request.mode, request.settings, request.filter);
+    const subscription = this.subscription(group, request.topic);
+    if (subscription.consumer(request.consumerId) !== undefined) throw invalidArgument(`consumer id "${request.consumerId}" is already subscribed to ${request.topic} in group "${request.group}"`);
+    return subscription.attach({
+      consumerId: request.consumerId,
+      prefetch: request.prefetch,
+      priority: request.priority ?? 0,
+      clientId: request.clientId,
+      address: request.address,
+      sink: request.sink,
+    });
+  }
+
+  /** Ends a consumer: whatever it had in flight is redelivered. Unknown consumers are ignored (idempotent). */
+  unsubscribe(group: string, topic: string, consumerId: string): void {
+    this.groups.get(group)?.subscriptions.get(topic)?.detach(consumerId);
+  }
+
+  settle(group: string, topic: string, consumerId: string, outcomes: readonly SettleOutcome[]): number {
+    this.assertOpen();
+    for (const outcome of outcomes) {
+      if (outcome.delayMs !== undefined) checkInteger('nack delayMs', outcome.delayMs, 0, MAX_TIMEOUT_MS);
+      if (outcome.error !== undefined && (typeof outcome.error !== 'string' || outcome.error.length > 4096)) throw invalidArgument('an error text is at most 4096 characters');
+    }
+    return this.existing(group, topic).settle(consumerId, outcomes);
+  }
+
+  extend(group: string, topic: string, consumerId: string, deliveries: ReadonlyArray<{ partition: number; offset: number }>, ms: number): number {
+    this.assertOpen();
+    checkInteger('extend ms', ms, 1, MAX_TIMEOUT_MS);
+    return this.existing(group, topic).extend(consumerId, deliveries, ms);
+  }
+
+  /** Pull: up to `maxMessages` deliveries, waiting up to `waitMs` for the first. Leases belong to `consumerId`. */
+  async receive(request: ReceiveRequest): Promise<Delivery[]> {
+    this.assertOpen();
+    checkInteger('maxMessages', request.maxMessages, 1, MAX_RECEIVE);
+    checkInteger('waitMs', request.waitMs, 0, MAX_WAIT_MS);
+    const group = this.group(request.group, request.mode, request.settings, request.filter);
+    const subscription = this.subscription(group, request.topic);
+    const collected: Delivery[] = [];
+    const consumer =
+      subscription.consumer(request.consumerId) ??
+      subscription.attach({ consumerId: request.consumerId, prefetch: 0, priority: 0, clientId: request.clientId, address: request.address, sink: { deliver: () => {} } });
+    const deadline = this.clock.monotonic() + request.waitMs;
+    for (;;) {
+      consumer.pullCredit = request.maxMessages - collected.length;
+      consumer.options.sink = { deliver: (deliveries) => collected.push(...deliveries) };
+      subscription.dispatch();
+      consumer.pullCredit = 0;
+      const remaining = deadline - this.clock.monotonic();
+      if (collected.length > 0 || remaining <= 0 || request.signal?.aborted || this.closed) return collected;
+      await subscription.waitForMessages(remaining, request.signal);
+    }
+  }
+
+  peek(group: string, topic: string, limit: number): Array<{ partition: number; message: StoredMessage; deliveries: number }> {
+    checkInteger('limit', limit, 1, 10_000);
+    return this.existing(group, topic).peek(limit);
+  }
+
+  /** Whether a topic accepts produces: refused (QUEUE_FULL) while a reject-publish group over it is at its limit. */
+  admit(topic: string): void {
+    for (const group of this.groups.values()) {
+      const subscription = group.subscriptions.get(topic);
+      if (subscription?.full) {
+        throw brokerError(ErrorCode.QueueFull, `group "${group.name}" on topic "${topic}" holds its maximum of ${group.settings.maxLength} ready messages (overflow reject-publish); consume or raise maxLength`);
+      }
+    }
+  }
+
+  // ---- groups -------------------------------------------------------------------------------------------------------
+
+  has(group: string): boolean {
+    return this.groups.has(group);
+  }
+
+  /** Changes a shared group's settings (the mode and filter stay). */
+  async configure(group: string, settings: Partial<SharedGroupSettings>): Promise<SharedGroupSettings> {
+    this.assertOpen();
+    const entry = this.groups.get(group);
+    if (entry === undefined) throw brokerError(ErrorCode.InvalidGroup, `group "${group}" is not a shared group`);
+    const next = checkedSharedSettings({ ...entry.settings, ...settings });
+    await this.store.metadata.put(groupKey(group), { mode: entry.mode, generation: 0, settings: next, filter: entry.filter } satisfies StoredSharedGroup);
+    entry.settings = next;
+    for (const subscription of entry.subscriptions.values()) {
+      subscription.settings = next;
+      subscription.appended();
+    }
+    return next;
+  }
+
+  describe(group: string): SharedGroupDescription {
+    const entry = this.groups.get(group);
+    if (entry === undefined) throw brokerError(ErrorCode.InvalidGroup, `group "${group}" is not a shared group`);
+    return {
+      group,
+      mode: entry.mode,
+      settings: entry.settings,
+      filter: entry.filter,
+      topics: [...entry.subscriptions].map(([topic, subscription]) => ({ topic, stats: subscription.stats(), consumers: subscription.describeConsumers() })),
+    };
+  }
+
+  list(): Array<{ group: string; mode: SharedMode; consumers: number }> {
+    return [...this.groups.values()].map((entry) => ({
+      group: entry.name,
+      mode: entry.mode,
+      consumers: [...entry.subscriptions.values()].reduce((sum, subscription) => sum + subscription.consumerCount, 0),
+    }));
+  }
+
+  /** Lowest unsettled offset of any shared group over a partition (what acked-message cleanup may trim to). */
+  lowestFloor(topic: string, partition: number): number | null {
+    let lowest: number | null = null;
+    for (const group of this.groups.values()) {
+      const cursor = group.subscriptions.get(topic)?.cursors[partition];
+      if (cursor !== undefined) lowest = lowest === null ? cursor.acks.floor : Math.min(lowest, cursor.acks.floor);
+    }
+    return lowest;
+  }
+
+  /** The subscription of a group and topic (tests inspect it). */
+  subscriptionOf(group: string, topic: string): SharedSubscription | undefined {
+    return this.groups.get(group)?.subscriptions.get(topic);
+  }
+
+  private group(name: string, mode: SharedMode, settings: Partial<SharedGroupSettings> | undefined, filter: FilterDefinition | null | undefined): SharedGroup {
+    if (mode !== 'shared' && mode !== 'key_shared') throw invalidArgument(`a shared group's mode is shared or key_shared, not ${String(mode)}`);
+    let entry = this.groups.get(name);
+    if (entry !== undefined) {
+      if (entry.mode !== mode) throw brokerError(ErrorCode.InvalidGroup, `group "${name}" is a ${entry.mode} group; it cannot be used as a ${mode} group`);
+      if (filter !== undefined && !sameFilter(filter, entry.filter)) {
+        if (this.consumerCount(entry) > 0) {
+          throw brokerError(ErrorCode.InvalidGroup, `group "${name}" filters with ${describeFilter(entry.filter)}; every consumer of a group must use the same filter`);
+        }
+        // No consumer is attached: the newcomer's filter becomes the group's (as a RocketMQ subscription update does).
+        entry.matcher = filter === null ? null : this.compile(filter);
+        entry.filter = filter;
+        this.persistGroup(entry);
+        for (const [topic, subscription] of entry.subscriptions) {
+          subscription.close();
+          entry.subscriptions.delete(topic);
+          for (const list of this.byQueue.values()) {
+            const index = list.indexOf(subscription);
+            if (index >= 0) list.splice(index, 1);
+          }
+        }
+      }
+      return entry;
+    }
+    const checked = checkedSharedSettings(settings);
+    const matcher = filter === undefined || filter === null ? null : this.compile(filter);
+    this.claimGroup(name, mode);
+    entry = { name, mode, settings: checked, filter: filter ?? null, matcher, subscriptions: new Map() };
+    this.groups.set(name, entry);
+    this.persistGroup(entry);
+    return entry;
+  }
+
+  private consumerCount(entry: SharedGroup): number {
+    let count = 0;
+    for (const subscription of entry.subscriptions.values()) count += subscription.consumerCount;
+    return count;
+  }
+
+  private compile(filter: FilterDefinition): MessageMatcher {
+    return this.options.compileFilter(filter);
+  }
+
+  private persistGroup(entry: SharedGroup): void {
+    const value: StoredSharedGroup = { mode: entry.mode, generation: 0, settings: entry.settings, filter: entry.filter };
+    this.store.metadata.put(groupKey(entry.name), value).catch((error: unknown) => this.logger.warn({ err: error, group: entry.name }, 'could not store group definition'));
+  }
+
+  private subscription(group: SharedGroup, topicName: string): SharedSubscription {
+    let subscription = group.subscriptions.get(topicName);
+    if (subscription !== undefined) return subscription;
+    const topic = this.registry.get(topicName);
+    subscription = new SharedSubscription(
+      group.name,
+      topic.name,
+      group.mode,
+      group.settings,
+      group.matcher,
+      this.store,
+      this.clock,
+      this.scheduler,
+      this.logger,
+      {
+        deadLetter: (entry) => this.deadLetter(group, topic.name, entry),
+        dirty: (cursor) => this.markDirty(cursor, subscription!),
+        trace: this.options.trace === undefined ? undefined : (event) => this.options.trace!({ ...event, group: group.name, topic: topic.name, consumerId: event.consumer?.id, clientAddress: event.consumer?.options.address }),
+      },
+      () => null,
+    );
+    group.subscriptions.set(topic.name, subscription);
+    this.addPartitions(group, subscription, topic);
+    return subscription;
+  }
+
+  private addPartitions(group: SharedGroup, subscription: SharedSubscription, topic: Topic): void {
+    topic.queueIds.forEach((queueId, partition) => {
+      if (subscription.cursors[partition] !== undefined) return;
+      const stored = (this.store.metadata.get(cursorKey(group.name, topic.name, partition)) as StoredCursor | undefined) ?? null;
+      let list = this.byQueue.get(queueId);
+      if (list === undefined) this.byQueue.set(queueId, (list = []));
+      list.push(subscription);
+      subscription.addPartition(partition, queueId, stored);
+    });
+  }
+
+  private existing(group: string, topic: string): SharedSubscription {
+    const entry = this.groups.get(group);
+    if (entry === undefined) throw brokerError(ErrorCode.InvalidGroup, `group "${group}" is not a shared group`);
+    const subscription = entry.subscriptions.get(topic);
+    if (subscription === undefined) {
+      this.registry.get(topic);
+      return this.subscription(entry, topic);
+    }
+    return subscription;
+  }
+
+  // ---- dead letters -------------------------------------------------------------------------------------------------
+
+  private async deadLetter(
+    group: SharedGroup,
+    topic: string,
+    entry: { partition: number; message: StoredMessage; reason: DeadLetterReason; deliveries: number; error: string | null },
+  ): Promise<void> {
+    const target = group.settings.deadLetterTopic ?? defaultDeadLetterTopic(group.name);
+    let dlq = this.registry.find(target);
+    if (dlq === undefined) {
+      try {
+        await this.options.createTopic(target, 1);
+      } catch (error) {
+        if (!isWeirError(error, ErrorCode.TopicExists)) throw error;
+      }
+      dlq = this.registry.get(target);
+    }
+    const { message } = entry;
+    const headers: Record<string, HeaderValue> = message.headers.length > 0 ? decodeHeaders(message.headers) : {};
+    headers['weir.dlq.reason'] = entry.reason;
+    headers['weir.dlq.topic'] = topic;
+    headers['weir.dlq.partition'] = String(entry.partition);
+    headers['weir.dlq.offset'] = String(message.offset);
+    headers['weir.dlq.group'] = group.name;
+    headers['weir.dlq.deliveries'] = String(entry.deliveries);
+    headers['weir.dlq.time'] = String(this.clock.now());
+    headers['weir.dlq.id'] = message.id.toString('hex');
+    if (entry.error !== null) headers['weir.dlq.error'] = entry.error;
+    await this.store.append(dlq.queueIds[0]!, [{ key: message.key, tag: message.tag, headers, timestamp: message.timestamp, body: message.body }]);
+  }
+
+  // ---- ack state ----------------------------------------------------------------------------------------------------
+
+  private markDirty(cursor: PartitionCursor, subscription: SharedSubscription): void {
+    this.dirty.set(cursor, subscription);
+    if (this.flushTimer === null && !this.closed) {
+      this.flushTimer = this.scheduler.setTimeout(
+        () => {
+          this.flushTimer = null;
+          void this.flush();
+        },
+        this.options.ackFlushIntervalMs,
+        { background: true },
+      );
+    }
+  }
+
+  /** Writes every changed cursor in one atomic apply. */
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      if (this.dirty.size === 0) return;
+      const ops: MetadataOp[] = [];
+      for (const [cursor, subscription] of this.dirty) {
+        if (this.groups.get(subscription.group)?.subscriptions.get(subscription.topic) !== subscription) continue;
+        const wallOf = (monotonic: number) => this.clock.now() + (monotonic - this.clock.monotonic());
+        ops.push({ key: cursorKey(subscription.group, subscription.topic, cursor.partition), value: cursor.toStored(wallOf) });
+      }
+      this.dirty.clear();
+      if (ops.length === 0) return;
+      try {
+        await this.store.metadata.apply(ops);
+      } catch (error) {
+        this.logger.warn({ err: error, cursors: ops.length }, 'could not write ack state; retrying at the next flush');
+      }
+    });
+    return this.flushing;
+  }
+
+  // ---- topics -------------------------------------------------------------------------------------------------------
+
+  topicDeleting(topic: Topic): MetadataOp[] {
+    const ops: MetadataOp[] = [];
+    for (const group of this.groups.values()) {
+      for (let partition = 0; partition < topic.queueIds.length; partition++) {
+        const key = cursorKey(group.name, topic.name, partition);
+        if (this.store.metadata.has(key)) ops.push({ key, delete: true });
+      }
+    }
+    return ops;
+  }
+
+  topicDeleted(topic: Topic): void {
+    for (const group of this.groups.values()) {
+      const subscription = group.subscriptions.get(topic.name);
+      if (subscription === undefined) continue;
+      subscription.close();
+      group.subscriptions.delete(topic.name);
+      for (const cursor of subscription.cursors) if (cursor !== undefined) this.dirty.delete(cursor);
+    }
+    for (const queueId of topic.queueIds) this.byQueue.delete(queueId);
+  }
+
+  topicChanged(name: string): void {
+    const topic = this.registry.find(name);
+    if (topic === undefined) return;
+    for (const group of this.groups.values()) {
+      const subscription = group.subscriptions.get(name);
+      if (subscription !== undefined) this.addPartitions(group, subscription, topic);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.flushTimer !== null) this.scheduler.clearTimeout(this.flushTimer);
+    this.unsubscribeAppends();
+    for (const group of this.groups.values()) for (const subscription of group.subscriptions.values()) subscription.close();
+    await this.flush();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw shuttingDown();
+  }
+}
+
+function sameFilter(a: FilterDefinition | null, b: FilterDefinition | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.kind === b.kind && a.expression === b.expression;
+}
+
+function describeFilter(filter: FilterDefinition | null): string {
+  return filter === null ? 'no filter' : `${filter.kind} "${filter.expression}"`;
+}
