@@ -199,6 +199,21 @@ export const structs = {
     { name: 'waiting', type: 'int64', doc: 'Nacked, waiting for their redelivery time.' },
     { name: 'consumers', type: { array: { struct: 'SharedConsumer' } }, doc: 'Attached consumers.' },
   ],
+  ProducerInfo: [
+    { name: 'producerId', type: 'int64', doc: 'Producer id.' },
+    { name: 'epoch', type: 'int16', doc: 'Highest epoch seen.' },
+    { name: 'partitions', type: 'int32', doc: 'Partitions it wrote to.' },
+    { name: 'batches', type: 'int64', doc: 'Batches stored.' },
+    { name: 'messages', type: 'int64', doc: 'Messages stored.' },
+    { name: 'duplicates', type: 'int64', doc: 'Messages in retried batches recognised as already stored (not stored again).' },
+    { name: 'gaps', type: 'int64', doc: 'Batches refused because sequence numbers were skipped: something was lost before reaching the broker.' },
+    { name: 'lastSeen', type: 'int64', doc: 'Time of its last batch.' },
+  ],
+  TraceEntry: [
+    { name: 'time', type: 'int64', doc: 'When it happened (broker wall clock, ms since the epoch).' },
+    { name: 'kind', type: 'string', doc: '`stored`, `delayed`, `delivered`, `acked`, `nacked`, `rejected`, `dead-lettered`, `expired` or `transaction`.' },
+    { name: 'detail', type: 'string', doc: 'The event as a JSON object (fields depend on the kind).' },
+  ],
   SharedConsumer: [
     { name: 'consumerId', type: 'string', doc: 'Consumer id.' },
     { name: 'clientId', type: 'string', doc: 'Client id from the handshake.' },
@@ -559,6 +574,65 @@ export const apis = [
       { name: 'topics', type: { array: { struct: 'SharedTopicState' } }, doc: 'Per topic the group consumes.' },
     ],
   },
+  {
+    key: 27,
+    name: 'BeginTransaction',
+    version: 1,
+    doc: 'Starts a transaction for a producer group. Its messages are stored but invisible until EndTransaction commits them.',
+    request: [{ name: 'producerGroup', type: 'string', doc: 'The producer group (check-backs go to its live members).' }],
+    response: [{ name: 'transactionId', type: 'string', doc: 'The transaction id.' }],
+  },
+  {
+    key: 28,
+    name: 'TransactionProduce',
+    version: 1,
+    doc: 'Stores messages in a transaction (durably, invisible to consumers until commit).',
+    request: [
+      { name: 'transactionId', type: 'string', doc: 'From BeginTransaction.' },
+      { name: 'topic', type: 'string', doc: 'Topic name.' },
+      { name: 'partition', type: 'int32', doc: 'Partition, or -1 as in Produce.' },
+      { name: 'messages', type: { array: { struct: 'Message' } }, doc: 'The messages.' },
+    ],
+    response: [
+      { name: 'partition', type: 'int32', doc: 'The partition they will be appended to on commit.' },
+      { name: 'ids', type: { array: 'bytes' }, doc: 'The message ids (they stay the same after commit).' },
+    ],
+  },
+  {
+    key: 29,
+    name: 'EndTransaction',
+    version: 1,
+    doc: 'Commits or rolls back a transaction, or answers a CheckTransaction push with "unknown" (not decided yet; the broker asks again later).',
+    request: [
+      { name: 'transactionId', type: 'string', doc: 'The transaction id.' },
+      { name: 'outcome', type: 'int8', doc: '0 commit, 1 rollback, 2 unknown.' },
+    ],
+    response: [],
+  },
+  {
+    key: 30,
+    name: 'JoinProducerGroup',
+    version: 1,
+    doc: 'Registers this connection as a live producer of a producer group: CheckTransaction pushes for the group may come to it until it closes.',
+    request: [{ name: 'producerGroup', type: 'string', doc: 'The producer group.' }],
+    response: [],
+  },
+  {
+    key: 31,
+    name: 'ListProducers',
+    version: 1,
+    doc: 'Idempotent producers seen since the broker started, with what their sequence numbers revealed.',
+    request: [],
+    response: [{ name: 'producers', type: { array: { struct: 'ProducerInfo' } }, doc: 'By producer id.' }],
+  },
+  {
+    key: 32,
+    name: 'GetTrace',
+    version: 1,
+    doc: 'The trace of a message: where it was stored and each delivery, outcome, dead-lettering, expiry, delay and transaction step, oldest first.',
+    request: [{ name: 'id', type: 'bytes', doc: 'Message id.' }],
+    response: [{ name: 'events', type: { array: { struct: 'TraceEntry' } }, doc: 'Oldest first.' }],
+  },
 ] as const satisfies readonly ApiSpec[];
 
 export interface PushSpec {
@@ -582,6 +656,16 @@ export const pushes = [
       { name: 'topic', type: 'string', doc: 'Topic name.' },
       { name: 'consumerId', type: 'string', doc: 'The consumer they are for.' },
       { name: 'deliveries', type: { array: { struct: 'Delivery' } }, doc: 'The deliveries, in dispatch order.' },
+    ],
+  },
+  {
+    key: 1,
+    name: 'CheckTransaction',
+    doc: 'The broker asks a live producer of the group whether a transaction left open should be committed; answer with EndTransaction (commit, rollback or unknown).',
+    fields: [
+      { name: 'transactionId', type: 'string', doc: 'The transaction id.' },
+      { name: 'producerGroup', type: 'string', doc: 'The producer group.' },
+      { name: 'messages', type: { array: { struct: 'Delivery' } }, doc: 'Its messages (up to 100), for the producer to look up its local transaction.' },
     ],
   },
 ] as const satisfies readonly PushSpec[];

@@ -51,6 +51,12 @@ expectType<
     | 'Receive'
     | 'Peek'
     | 'DescribeSharedGroup'
+    | 'BeginTransaction'
+    | 'TransactionProduce'
+    | 'EndTransaction'
+    | 'JoinProducerGroup'
+    | 'ListProducers'
+    | 'GetTrace'
   >
 >();
 expectType<Equal<Header, { readonly name: string; readonly isString: boolean; readonly value: Uint8Array }>>();

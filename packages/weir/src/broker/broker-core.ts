@@ -15,9 +15,14 @@ import { type Scheduler, systemScheduler } from './scheduler.js';
 import { type TopicConfig, type TopicDescription, TopicRegistry } from './topic-registry.js';
 import { compileFilter, FilterSyntaxError } from './filter/index.js';
 import type { ConsumerState, Delivery, SettleOutcome } from './queue/shared-subscription.js';
-import { type FilterDefinition, type ReceiveRequest, type SharedGroupDescription, type SubscribeRequest, type TraceSink, WorkQueues } from './queue/work-queues.js';
+import { type FilterDefinition, type ReceiveRequest, type SharedGroupDescription, type SubscribeRequest, WorkQueues } from './queue/work-queues.js';
 import { ErrorCode } from '../core/errors.js';
-import type { StoredMessage } from '../storage/record-batch.js';
+import type { MessageInput, StoredMessage } from '../storage/record-batch.js';
+import { MessageDedup } from './queue/dedup.js';
+import { MessageTrace, type TraceEvent } from './queue/trace.js';
+import { traceOfTransactionEvent, traceOfWorkQueueEvent } from './queue/trace-events.js';
+import { type TransactionCheck, TransactionManager, type TransactionOutcome, type TransactionSummary } from './queue/transactions.js';
+import { type ProducerGroupMember, ProducerGroups } from './queue/producer-groups.js';
 
 export interface BrokerCoreOptions {
   /** The broker builds on this store but does not own it: close the store after the broker. */
@@ -34,8 +39,20 @@ export interface BrokerCoreOptions {
   initialRebalanceDelayMs?: number;
   /** How often shared groups write their ack state (default 1 s): after kill -9, at most this much is redelivered. */
   ackFlushIntervalMs?: number;
-  /** Receives delivery, ack, nack, reject, expiry and dead-letter events of shared groups (the message trace). */
-  trace?: TraceSink;
+  /** Record the message trace (deliveries, outcomes, dead letters, expiry, delays, transactions); default true. */
+  traceEnabled?: boolean;
+  /** How long trace records are kept (default 3 days). */
+  traceRetentionMs?: number;
+  /** Broker-side dedup of client-chosen message ids from non-idempotent producers: the window (default 10 min). */
+  dedupWindowMs?: number;
+  /** …and the most ids remembered in memory (default 100,000; older ones are found through the id index after a restart). */
+  dedupMaxEntries?: number;
+  /** Transactions: inactivity before the first check-back (default 60 s), and the checks before giving up (default 15). */
+  transactionCheckAfterMs?: number;
+  transactionCheckIntervalMs?: number;
+  transactionMaxChecks?: number;
+  /** What a transaction nobody answers for becomes after the last check (default rollback). */
+  transactionOutcomeAfterMaxChecks?: 'commit' | 'rollback';
 }
 
 /** Compiles a subscription filter, turning a syntax error into INVALID_FILTER with its position. */
@@ -70,6 +87,10 @@ export class BrokerCore {
     private readonly groups: ConsumerGroups,
     private readonly lookup: MessageLookup,
     private readonly workQueues: WorkQueues,
+    private readonly trace: MessageTrace,
+    private readonly transactions: TransactionManager,
+    private readonly producerGroups: ProducerGroups,
+    private readonly store: MessageStore,
   ) {}
 
   static async open(options: BrokerCoreOptions): Promise<BrokerCore> {
@@ -89,6 +110,8 @@ export class BrokerCore {
     const offsets = new OffsetStore(store.metadata, clock);
     const groups = new ConsumerGroups(store, topics, offsets, clock, scheduler, logger, { initialRebalanceDelayMs: options.initialRebalanceDelayMs ?? 0 });
     const lookup = new MessageLookup(store, topics);
+    const trace = await MessageTrace.open({ store, clock, scheduler, logger, enabled: options.traceEnabled ?? true, retentionMs: options.traceRetentionMs });
+    const record = (event: TraceEvent) => trace.record(event);
     const workQueues = new WorkQueues(
       store,
       topics,
@@ -98,11 +121,34 @@ export class BrokerCore {
       {
         ackFlushIntervalMs: options.ackFlushIntervalMs ?? 1000,
         compileFilter: compileSubscriptionFilter,
-        trace: options.trace,
+        trace: options.traceEnabled === false ? undefined : (event) => record(traceOfWorkQueueEvent(event, clock.now())),
         createTopic: (name, partitions) => topics.create(name, partitions),
       },
       (group, mode) => groups.claim(group, mode),
     );
+    const appendTo = async (queueName: string, messages: MessageInput[]) => {
+      const queue = store.queue(queueName);
+      if (queue === null) throw brokerError(ErrorCode.UnknownTopic, `the storage queue ${queueName} no longer exists`);
+      await store.append(queue.id, messages);
+    };
+    const producerGroups = new ProducerGroups();
+    const transactions = await TransactionManager.open({
+      store,
+      clock,
+      scheduler,
+      logger,
+      deliver: appendTo,
+      check: (group, check) => producerGroups.ask(group, check),
+      onEvent: (event) => {
+        if (event.kind !== 'check' && event.kind !== 'begin') producerGroups.answer(event.transactionId, event.outcome ?? 'unknown');
+        for (const traced of traceOfTransactionEvent(event)) record(traced);
+      },
+      checkAfterMs: options.transactionCheckAfterMs,
+      checkIntervalMs: options.transactionCheckIntervalMs,
+      maxChecks: options.transactionMaxChecks,
+      outcomeAfterMaxChecks: () => options.transactionOutcomeAfterMaxChecks ?? 'rollback',
+    });
+    writer.dedup = new MessageDedup({ store, clock, windowMs: options.dedupWindowMs ?? 600_000, maxEntries: options.dedupMaxEntries ?? 100_000 });
     writer.admit = (topic) => workQueues.admit(topic);
     topics.observe(workQueues);
     topics.observe(offsets);
@@ -111,7 +157,7 @@ export class BrokerCore {
     topics.observe(groups);
     topics.observe({ topicDeleted: (topic) => partitioner.forget(topic.name) });
     logger.info({ topics: topics.list().length }, 'broker opened');
-    return new BrokerCore(topics, producerIds, producerState, writer, fetcher, groups, lookup, workQueues);
+    return new BrokerCore(topics, producerIds, producerState, writer, fetcher, groups, lookup, workQueues, trace, transactions, producerGroups, store);
   }
 
   // ---- topics -------------------------------------------------------------------------------------------------------
@@ -256,6 +302,72 @@ export class BrokerCore {
     return this.workQueues.describe(group);
   }
 
+  // ---- transactions (half messages) --------------------------------------------------------------------------------
+
+  /** Starts a transaction of a producer group; its messages stay invisible until commit. */
+  async beginTransaction(producerGroup: string): Promise<string> {
+    this.assertOpen();
+    return this.transactions.begin(producerGroup);
+  }
+
+  /** Stores messages in a transaction (durable, invisible), choosing the partition as a produce would. */
+  async transactionProduce(transactionId: string, topicName: string, partition: number, messages: readonly MessageInput[]): Promise<{ partition: number; ids: Buffer[] }> {
+    this.assertOpen();
+    const { queueName, partition: chosen } = this.writer.route(topicName, partition, messages);
+    const result = await this.transactions.add(transactionId, queueName, messages);
+    return { partition: chosen, ids: result.ids };
+  }
+
+  /** Commits, rolls back, or (from a check-back) says it does not know yet. */
+  async endTransaction(transactionId: string, outcome: TransactionOutcome): Promise<void> {
+    this.assertOpen();
+    if (outcome === 'commit') await this.transactions.commit(transactionId);
+    else if (outcome === 'rollback') await this.transactions.rollback(transactionId);
+    this.producerGroups.answer(transactionId, outcome);
+  }
+
+  /** A live transactional producer: check-backs for its group may go to it. Returns the function that removes it. */
+  joinProducerGroup(producerGroup: string, member: ProducerGroupMember): () => void {
+    return this.producerGroups.join(producerGroup, member);
+  }
+
+  listTransactions(): TransactionSummary[] {
+    return this.transactions.list();
+  }
+
+  /** Idempotent producers with their sequence statistics (duplicates recognised, gaps refused). */
+  listProducers(): ReturnType<ProducerStateManager['listProducers']> {
+    return this.producerState.listProducers();
+  }
+
+  // ---- trace --------------------------------------------------------------------------------------------------------
+
+  /**
+   * Where a message went: where it is stored (from the message itself), then every recorded event, oldest first.
+   */
+  async traceMessage(id: Uint8Array): Promise<TraceEvent[]> {
+    this.assertOpen();
+    const messageId = Buffer.from(id);
+    const events = await this.trace.traceOf(messageId);
+    const stored = await this.store.findById(messageId);
+    const where = stored === null ? undefined : this.topics.locate(stored.queueId);
+    if (stored !== null && where !== undefined) {
+      const storedEvent: TraceEvent = {
+        kind: 'stored',
+        messageId,
+        time: stored.storeTimestamp,
+        topic: where.topic.name,
+        partition: where.partition,
+        offset: stored.offset,
+        producer: stored.producerId > 0 ? { producerId: stored.producerId } : {},
+      };
+      // First among events of the same millisecond: a message is stored before anything else can happen to it.
+      events.unshift(storedEvent);
+      events.sort((a, b) => a.time - b.time);
+    }
+    return events;
+  }
+
   // ---- lookup -------------------------------------------------------------------------------------------------------
 
   async getMessage(request: GetMessageRequest): Promise<FoundMessage[]> {
@@ -275,6 +387,9 @@ export class BrokerCore {
     this.groups.close();
     await this.writer.close();
     await this.workQueues.close();
+    this.producerGroups.close();
+    await this.transactions.close();
+    await this.trace.close();
     await this.producerState.close();
   }
 

@@ -6,6 +6,7 @@ import type { ProducerStateManager } from './producer-state.js';
 import { partitionQueueName, type TopicRegistry } from './topic-registry.js';
 import type { Clock } from '../core/clock.js';
 import { prepareProduced } from './queue/message-attributes.js';
+import type { MessageDedup } from './queue/dedup.js';
 
 /**
  * When a produce is answered. `durable`: once the append resolved, i.e. after the fsync the topic's flush policy asks
@@ -65,6 +66,9 @@ export class PartitionWriter {
     private readonly clock: Clock,
   ) {}
 
+  /** Broker-side dedup of client-chosen ids for producers without idempotence; set by the broker. */
+  dedup: MessageDedup | null = null;
+
   /** Holds delayed messages until due (the delay schedule); set by the broker. Resolves once they are durable. */
   delay: ((queueName: string, messages: readonly MessageInput[]) => Promise<void>) | null = null;
 
@@ -105,18 +109,10 @@ export class PartitionWriter {
     const partition = this.partitioner.choose(topic.name, topic.queueIds.length, request.partition, key);
     const queueId = topic.queueIds[partition]!;
     const { messages, delayed } = this.prepare(request.messages);
-    if (delayed) {
-      if (idempotent) throw invalidArgument('delayed messages cannot be sent by an idempotent producer (a retry is caught by dedup of their message ids instead)');
-      if (this.delay === null) throw invalidArgument('this broker does not hold delayed messages');
-      await this.delay(partitionQueueName(topic.name, partition), messages);
-      return { partition, baseOffset: -1, storeTimestamp: this.clock.now(), position: -1, duplicate: false };
-    }
+    if (delayed && idempotent) throw invalidArgument('delayed messages cannot be sent by an idempotent producer (a retry is caught by dedup of their message ids instead)');
     request = messages === request.messages ? request : { ...request, messages };
     try {
-      if (!idempotent) {
-        const result = await this.append(queueId, request.messages, {}, request.acks);
-        return { partition, baseOffset: result.baseOffset, storeTimestamp: result.storeTimestamp, position: result.position, duplicate: false };
-      }
+      if (!idempotent) return await this.produceWithDedup(topic.name, partition, queueId, messages, request.acks, delayed);
       const { producerId, producerEpoch, baseSequence } = request;
       if (!Number.isSafeInteger(baseSequence) || baseSequence < 0 || baseSequence > MAX_SEQUENCE) {
         throw invalidArgument(`an idempotent batch needs a sequence from 0 to ${MAX_SEQUENCE}, not ${baseSequence}`);
@@ -136,6 +132,72 @@ export class PartitionWriter {
     } catch (error) {
       throw fromStorage(error, topic.name);
     }
+  }
+
+  /**
+   * A produce without producer id. Messages with client-chosen ids go through the dedup window: ids stored within it
+   * are not stored again (a batch of nothing but duplicates answers with the first original's location and
+   * `duplicate: true`; otherwise only the new messages are stored). Messages without ids skip it at no cost.
+   */
+  private async produceWithDedup(topic: string, partition: number, queueId: number, messages: readonly MessageInput[], acks: Acks, delayed: boolean): Promise<ProduceResult> {
+    let ids: Array<Buffer | null> | null = null;
+    if (this.dedup !== null) {
+      for (let i = 0; i < messages.length; i++) {
+        const id = messages[i]!.id;
+        if (id === null || id === undefined) continue;
+        ids ??= new Array<Buffer | null>(messages.length).fill(null);
+        ids[i] = typeof id === 'string' ? Buffer.from(id, 'utf8') : Buffer.from(id.buffer, id.byteOffset, id.byteLength);
+      }
+    }
+    if (ids === null) return this.storeOrDelay(topic, partition, queueId, messages, acks, delayed);
+    const reservation = this.dedup!.tryBegin(ids) ?? (await this.dedup!.begin(ids));
+    try {
+      if (reservation.fresh.length === 0) {
+        const original = reservation.duplicates.find((location) => location !== null) ?? null;
+        const at = original === null ? undefined : this.registry.locate(original.queueId);
+        return {
+          partition: at?.partition ?? partition,
+          baseOffset: original?.offset ?? -1,
+          storeTimestamp: original?.storeTimestamp ?? -1,
+          position: original?.position ?? -1,
+          duplicate: true,
+        };
+      }
+      const fresh = reservation.fresh.length === messages.length ? messages : reservation.fresh.map((index) => messages[index]!);
+      const result = await this.storeOrDelay(topic, partition, queueId, fresh, acks, delayed);
+      reservation.complete(
+        fresh.map((_, index) => ({
+          queueId,
+          offset: result.baseOffset < 0 ? -1 : result.baseOffset + index,
+          storeTimestamp: result.storeTimestamp,
+          position: result.position,
+        })),
+      );
+      return result;
+    } finally {
+      reservation.abort();
+    }
+  }
+
+  /** Appends (or hands delayed messages to the schedule) and answers at the ack level. */
+  private async storeOrDelay(topic: string, partition: number, queueId: number, messages: readonly MessageInput[], acks: Acks, delayed: boolean): Promise<ProduceResult> {
+    if (delayed) {
+      if (this.delay === null) throw invalidArgument('this broker does not hold delayed messages');
+      await this.delay(partitionQueueName(topic, partition), messages);
+      return { partition, baseOffset: -1, storeTimestamp: this.clock.now(), position: -1, duplicate: false };
+    }
+    const result = await this.append(queueId, messages, {}, acks);
+    return { partition, baseOffset: result.baseOffset, storeTimestamp: result.storeTimestamp, position: result.position, duplicate: false };
+  }
+
+  /** The partition a produce of these messages goes to, as produce would choose it (transactions store elsewhere first). */
+  route(topicName: string, requested: number, messages: readonly MessageInput[]): { queueName: string; partition: number } {
+    if (!Array.isArray(messages) || messages.length === 0) throw invalidArgument('a produce carries at least one message');
+    const topic = this.registry.get(topicName);
+    this.admit(topic.name);
+    const partition = this.partitioner.choose(topic.name, topic.queueIds.length, requested, messages[0]!.key);
+    for (const message of messages) if (message.headers && Object.keys(message.headers).some((name) => name.startsWith('weir.'))) throw invalidArgument('transactional messages cannot carry weir. attributes (delay, TTL, priority)');
+    return { queueName: partitionQueueName(topic.name, partition), partition };
   }
 
   private append(queueId: number, messages: readonly MessageInput[], attributes: BatchAttributes, acks: Acks): Promise<AppendResult> {

@@ -46,6 +46,21 @@ interface BatchRecord {
   pending: Promise<AppendResult> | null;
 }
 
+/** What one producer's sequence numbers revealed since the broker started. */
+interface ProducerSequenceStats {
+  producerId: number;
+  epoch: number;
+  /** Storage queue ids it wrote to. */
+  partitions: Set<number>;
+  batches: number;
+  messages: number;
+  /** Messages in batches recognised as retries of stored ones. */
+  duplicates: number;
+  /** Batches refused because sequences were skipped or overlapped: something was lost before the broker. */
+  gaps: number;
+  lastSeen: number;
+}
+
 /** One producer's sequence state on one partition. */
 interface ProducerEntry {
   producerId: number;
@@ -208,6 +223,31 @@ export class ProducerStateManager implements TopicObserver {
     return partition;
   }
 
+  /** Per producer: what its sequence numbers said (in memory; since the broker started). */
+  private readonly sequenceStats = new Map<number, ProducerSequenceStats>();
+
+  private stats(producerId: number, epoch: number): ProducerSequenceStats {
+    let stats = this.sequenceStats.get(producerId);
+    if (stats === undefined) {
+      stats = { producerId, epoch, partitions: new Set(), batches: 0, messages: 0, duplicates: 0, gaps: 0, lastSeen: 0 };
+      this.sequenceStats.set(producerId, stats);
+    }
+    stats.epoch = Math.max(stats.epoch, epoch);
+    stats.lastSeen = this.clock.now();
+    return stats;
+  }
+
+  /**
+   * Every idempotent producer seen since the broker started, with the batches it sent and what its sequence numbers
+   * revealed: duplicates (retries the broker recognised and did not store again) and gaps (a batch that never reached
+   * the broker: loss upstream of it). Sorted by producer id.
+   */
+  listProducers(): Array<{ producerId: number; epoch: number; partitions: number; batches: number; messages: number; duplicates: number; gaps: number; lastSeen: number }> {
+    return [...this.sequenceStats.values()]
+      .sort((a, b) => a.producerId - b.producerId)
+      .map((stats) => ({ ...stats, partitions: stats.partitions.size }));
+  }
+
   private decide(
     partition: PartitionProducers,
     producerId: number,
@@ -218,6 +258,30 @@ export class ProducerStateManager implements TopicObserver {
   ): SequenceDecision {
     // Checked here rather than by the caller, so a fence that lands while a produce waits is honoured.
     this.ids.check(producerId, producerEpoch);
+    const stats = this.stats(producerId, producerEpoch);
+    stats.partitions.add(partition.queueId);
+    try {
+      const decision = this.decideSequence(partition, producerId, producerEpoch, baseSequence, count, append);
+      if (decision.duplicate) stats.duplicates += count;
+      else {
+        stats.batches++;
+        stats.messages += count;
+      }
+      return decision;
+    } catch (error) {
+      if (isWeirError(error, ErrorCode.OutOfOrderSequence)) stats.gaps++;
+      throw error;
+    }
+  }
+
+  private decideSequence(
+    partition: PartitionProducers,
+    producerId: number,
+    producerEpoch: number,
+    baseSequence: number,
+    count: number,
+    append: () => Promise<AppendResult>,
+  ): SequenceDecision {
     let entry = partition.producers.get(producerId);
     if (entry !== undefined && producerEpoch < entry.epoch) {
       throw brokerError(ErrorCode.InvalidProducerEpoch, `producer ${producerId} already wrote epoch ${entry.epoch} here; epoch ${producerEpoch} is fenced`);

@@ -37,6 +37,7 @@ import {
   encodeBatch,
   forEachMessageSummary,
   positionOfGeneratedId,
+  RecordFlag,
   type MessageInput,
   type PreparedMessage,
   readBatchHeader,
@@ -592,14 +593,16 @@ export class DiskMessageStore implements MessageStore {
   async findById(id: Uint8Array | string): Promise<StoredMessage | null> {
     this.assertOpen();
     const wanted = typeof id === 'string' ? Buffer.from(id, 'utf8') : Buffer.from(id);
+    // A committed transactional message keeps the id of its half copy, which must never be the answer.
+    const matches = (message: StoredMessage) => message.id.equals(wanted) && (message.flags & RecordFlag.Transactional) === 0;
     // A generated id is [storeTimestamp:6][position:8][index:2]: try the position it names first.
     const position = positionOfGeneratedId(wanted);
     if (position !== null) {
-      const found = await this.findInBatchAt(position, (message) => message.id.equals(wanted));
+      const found = await this.findInBatchAt(position, matches);
       if (found.length > 0) return found[0]!;
     }
     for (const position of await this.index.lookup(IndexKind.MessageId, wanted, 64)) {
-      const found = await this.findInBatchAt(position, (message) => message.id.equals(wanted));
+      const found = await this.findInBatchAt(position, matches);
       if (found.length > 0) return found[0]!;
     }
     return null;

@@ -22,6 +22,7 @@ import {
 } from './message-store.js';
 import {
   batchBytes,
+  RecordFlag,
   decodeMessages,
   encodeBatch,
   type MessageInput,
@@ -216,8 +217,10 @@ export class MemoryMessageStore implements MessageStore {
   async findById(id: Uint8Array | string): Promise<StoredMessage | null> {
     this.assertOpen();
     const wanted = typeof id === 'string' ? Buffer.from(id, 'utf8') : Buffer.from(id);
-    for (const message of this.allMessages()) if (message.id.equals(wanted)) return message;
-    return null;
+    // Newest first, and never an uncommitted (half) copy: a committed transactional message keeps its half copy's id.
+    const found = this.allMessages().filter((message) => message.id.equals(wanted) && (message.flags & RecordFlag.Transactional) === 0);
+    found.sort((a, b) => b.position - a.position || b.offset - a.offset);
+    return found[0] ?? null;
   }
 
   async findByKey(key: Uint8Array | string, options: { queueIds?: readonly number[]; limit?: number } = {}): Promise<StoredMessage[]> {

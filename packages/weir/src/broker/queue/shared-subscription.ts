@@ -87,10 +87,24 @@ export interface ConsumerOptions {
 export interface SubscriptionHooks {
   /** Appends a dead letter durably; the message is settled once this resolves. */
   deadLetter(entry: { partition: number; message: StoredMessage; reason: DeadLetterReason; deliveries: number; error: string | null }): Promise<void>;
-  /** A trace event (delivered, acked, nacked, rejected, expired, dead-lettered); must not throw. */
-  trace?(event: { kind: string; partition: number; message: StoredMessage; consumer?: ConsumerState; deliveries?: number; detail?: string }): void;
+  /** A trace event; must not throw. Dead-lettering is traced by whoever appends the dead letter. */
+  trace?(event: SubscriptionTraceEvent): void;
   /** A cursor changed and should be written with the next ack-state flush. */
   dirty(cursor: PartitionCursor): void;
+}
+
+export interface SubscriptionTraceEvent {
+  kind: 'delivered' | 'acked' | 'nacked' | 'rejected' | 'expired';
+  partition: number;
+  message: StoredMessage;
+  consumer?: ConsumerState;
+  deliveries?: number;
+  /** nack: the wait before redelivery. */
+  delayMs?: number;
+  /** expired: when. */
+  expiresAt?: number;
+  /** nack / reject: the consumer's error text. */
+  error?: string;
 }
 
 /** The persisted form of a cursor (docs/design/work-queues.md, "Ack state on disk"). */
@@ -360,12 +374,13 @@ export class SharedSubscription {
       } else if (outcome.outcome === 'reject') {
         entry.lastError = outcome.error ?? null;
         this.releaseLease(entry);
-        this.hooks.trace?.({ kind: 'rejected', partition: entry.cursor.partition, message: entry.message, consumer, detail: outcome.error });
+        this.hooks.trace?.({ kind: 'rejected', partition: entry.cursor.partition, message: entry.message, consumer, error: outcome.error });
         this.deadLetter(entry, 'rejected');
       } else {
         entry.lastError = outcome.error ?? entry.lastError;
-        this.hooks.trace?.({ kind: 'nacked', partition: entry.cursor.partition, message: entry.message, consumer, detail: outcome.error });
-        this.endLease(entry, outcome.delayMs ?? this.backoff(entry.deliveries));
+        const delayMs = outcome.delayMs ?? this.backoff(entry.deliveries);
+        this.hooks.trace?.({ kind: 'nacked', partition: entry.cursor.partition, message: entry.message, consumer, delayMs, error: outcome.error });
+        this.endLease(entry, delayMs);
       }
     }
     this.scheduleDispatch();
@@ -718,7 +733,7 @@ export class SharedSubscription {
   }
 
   private expire(entry: Entry): void {
-    this.hooks.trace?.({ kind: 'expired', partition: entry.cursor.partition, message: entry.message, deliveries: entry.deliveries });
+    this.hooks.trace?.({ kind: 'expired', partition: entry.cursor.partition, message: entry.message, deliveries: entry.deliveries, expiresAt: entry.expiresAt });
     if (this.settings.deadLetterExpired) this.deadLetter(entry, 'expired');
     else this.settleEntry(entry);
   }
@@ -731,7 +746,6 @@ export class SharedSubscription {
       .deadLetter({ partition: entry.cursor.partition, message: entry.message, reason, deliveries: entry.deliveries, error: entry.lastError })
       .then(
         () => {
-          this.hooks.trace?.({ kind: 'dead-lettered', partition: entry.cursor.partition, message: entry.message, deliveries: entry.deliveries, detail: reason });
           if (this.cursors[entry.cursor.partition] === entry.cursor) this.settleEntry(entry);
         },
         (error: unknown) => {

@@ -145,7 +145,7 @@ describe('broker: transactional messages', () => {
     await settle();
     const found = await h.store.findById(first.ids[0]!);
     assert.equal(found?.queueId, h.store.queue('orders/0')!.id);
-    await rejectsWith(h.manager.add(id, 'orders/0', [{ body: 'late' }]), ErrorCode.InvalidArgument);
+    await rejectsWith(h.manager.add(id, 'orders/0', [{ body: 'late' }]), ErrorCode.UnknownTransaction);
     await h.manager.close();
   });
 
@@ -159,8 +159,8 @@ describe('broker: transactional messages', () => {
     assert.deepEqual(kinds(h.events), ['begin', 'rollback']);
     assert.deepEqual(h.events[1]!.messageIds, hex(ids));
     assert.equal(h.events[1]!.via, 'producer');
-    await rejectsWith(h.manager.commit(id), ErrorCode.InvalidArgument);
-    await rejectsWith(h.manager.rollback(id), ErrorCode.InvalidArgument);
+    await rejectsWith(h.manager.commit(id), ErrorCode.UnknownTransaction);
+    await rejectsWith(h.manager.rollback(id), ErrorCode.UnknownTransaction);
     // Nothing is checked later either.
     await elapse(h, 120_000, 10_000);
     assert.equal(h.checks.length, 0);
@@ -429,7 +429,7 @@ describe('broker: transactional messages', () => {
     const third = await h.manager.begin('shop');
 
     await assert.rejects(h.manager.commit('no-such-id'), (error: unknown) => {
-      assert.ok(error instanceof WeirError && error.code === ErrorCode.InvalidArgument);
+      assert.ok(error instanceof WeirError && error.code === ErrorCode.UnknownTransaction);
       assert.match(error.message, /transaction "no-such-id" does not exist/);
       return true;
     });

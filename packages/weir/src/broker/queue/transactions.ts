@@ -752,7 +752,7 @@ function recordKey(id: string): string {
 
 // A dedicated code (UNKNOWN_TRANSACTION) would let clients tell this apart from a malformed call.
 function unknownTransaction(id: unknown): Error {
-  return invalidArgument(`transaction "${String(id)}" does not exist: it was committed or rolled back (perhaps after a check-back), or never begun`);
+  return brokerError(ErrorCode.UnknownTransaction, `transaction "${String(id)}" does not exist: it was committed or rolled back (perhaps after a check-back), or never begun`);
 }
 
 function describeState(state: TransactionState): string {

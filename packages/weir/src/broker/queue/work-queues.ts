@@ -20,6 +20,7 @@ import {
   type SharedMode,
   type StoredCursor,
   type SubscriptionStats,
+  type SubscriptionTraceEvent,
 } from './shared-subscription.js';
 
 const GROUP_KEY_PREFIX = 'group/';
@@ -45,9 +46,22 @@ export interface FilterDefinition {
 
 export type FilterCompiler = (definition: FilterDefinition) => MessageMatcher;
 
-export interface TraceSink {
-  (event: { kind: string; group: string; topic: string; partition: number; message: StoredMessage; consumerId?: string; clientAddress?: string; deliveries?: number; detail?: string }): void;
-}
+/** Work-queue events for the message trace (broker-core maps them onto trace records). */
+export type WorkQueueTraceEvent =
+  | (SubscriptionTraceEvent & { group: string; topic: string })
+  | {
+      kind: 'dead-lettered';
+      group: string;
+      topic: string;
+      partition: number;
+      message: StoredMessage;
+      reason: DeadLetterReason;
+      deliveries: number;
+      error: string | null;
+      to: { topic: string; partition: number; offset: number };
+    };
+
+export type TraceSink = (event: WorkQueueTraceEvent) => void;
 
 export interface WorkQueuesOptions {
   /** How often changed cursors are written (default 1 s): after kill -9, acks of at most this long are redelivered. */
@@ -399,7 +413,7 @@ export class WorkQueues implements TopicObserver {
       {
         deadLetter: (entry) => this.deadLetter(group, topic.name, entry),
         dirty: (cursor) => this.markDirty(cursor, subscription!),
-        trace: this.options.trace === undefined ? undefined : (event) => this.options.trace!({ ...event, group: group.name, topic: topic.name, consumerId: event.consumer?.id, clientAddress: event.consumer?.options.address }),
+        trace: this.options.trace === undefined ? undefined : (event) => this.options.trace!({ ...event, group: group.name, topic: topic.name }),
       },
       () => null,
     );
@@ -458,7 +472,18 @@ export class WorkQueues implements TopicObserver {
     headers['weir.dlq.time'] = String(this.clock.now());
     headers['weir.dlq.id'] = message.id.toString('hex');
     if (entry.error !== null) headers['weir.dlq.error'] = entry.error;
-    await this.store.append(dlq.queueIds[0]!, [{ key: message.key, tag: message.tag, headers, timestamp: message.timestamp, body: message.body }]);
+    const result = await this.store.append(dlq.queueIds[0]!, [{ key: message.key, tag: message.tag, headers, timestamp: message.timestamp, body: message.body }]);
+    this.options.trace?.({
+      kind: 'dead-lettered',
+      group: group.name,
+      topic,
+      partition: entry.partition,
+      message,
+      reason: entry.reason,
+      deliveries: entry.deliveries,
+      error: entry.error,
+      to: { topic: dlq.name, partition: 0, offset: result.baseOffset },
+    });
   }
 
   // ---- ack state ----------------------------------------------------------------------------------------------------

@@ -63,6 +63,7 @@ function toWireHeaders(headers: Record<string, string | Buffer>): Header[] {
 }
 
 const OUTCOMES: ReadonlyArray<SettleOutcome['outcome']> = ['ack', 'nack', 'reject'];
+const TRANSACTION_OUTCOMES = ['commit', 'rollback', 'unknown'] as const;
 const SETTING_NAMES = Object.keys(defaultSharedGroupSettings);
 
 function toWireDelivery(partition: number, deliveryCount: number, message: StoredMessage): WireDelivery {
@@ -290,6 +291,34 @@ export function nativeHandlers(broker: BrokerCore): HandlerTable {
         })),
       };
     },
+    BeginTransaction: async (body) => ({ transactionId: await broker.beginTransaction(body.producerGroup) }),
+    TransactionProduce: async (body) => broker.transactionProduce(body.transactionId, body.topic, body.partition, body.messages.map(toMessageInput)),
+    EndTransaction: async (body) => {
+      const outcome = TRANSACTION_OUTCOMES[body.outcome];
+      if (outcome === undefined) throw invalid(`EndTransaction.outcome is 0 (commit), 1 (rollback) or 2 (unknown), not ${body.outcome}`);
+      await broker.endTransaction(body.transactionId, outcome);
+      return {};
+    },
+    JoinProducerGroup: async (body, context) => {
+      if (body.producerGroup.length === 0) throw invalid('a producer group name must not be empty');
+      const leave = broker.joinProducerGroup(body.producerGroup, {
+        id: context.connectionId,
+        sendCheck: (check) =>
+          context.push(
+            encodePush('CheckTransaction', {
+              transactionId: check.transactionId,
+              producerGroup: check.producerGroup,
+              messages: check.messages.map((message) => toWireDelivery(-1, 0, message)),
+            }),
+          ),
+      });
+      onClose(context, leave);
+      return {};
+    },
+    ListProducers: async () => ({ producers: broker.listProducers() }),
+    GetTrace: async (body) => ({
+      events: (await broker.traceMessage(body.id)).map(({ messageId: _id, time, kind, ...detail }) => ({ time, kind, detail: JSON.stringify(detail) })),
+    }),
     GetMessage: async (body) => {
       if (body.id === null && body.key === null) throw invalid('GetMessage needs an id or a key');
       const found = await broker.getMessage({ id: body.id, key: body.key, topic: body.topic, limit: body.limit > 0 ? body.limit : 32 });
