@@ -42,6 +42,11 @@ export class AckSet {
     if (to <= this.floorOffset || from >= to) return 0;
     if (from < this.floorOffset) from = this.floorOffset;
     const ranges = this.ranges;
+    if (from === this.floorOffset && (ranges.length === 0 || ranges[0]! > to)) {
+      // The common case, acks in order: the floor moves and nothing else changes.
+      this.floorOffset = to;
+      return to - from;
+    }
     // First range that ends at or after `from` (it may touch or overlap the new one).
     let first = 0;
     let high = ranges.length / 2;

@@ -25,6 +25,8 @@ export interface SharedGroupSettings {
   deadLetterTopic: string | null;
   /** Dead-letter expired messages (reason `expired`) instead of dropping them. */
   deadLetterExpired: boolean;
+  /** Messages stored longer ago than this expire for the group (AMQP's x-message-ttl); null: only per-message TTLs. */
+  messageTtlMs: number | null;
   /** Most ready messages (unsettled and not in flight); null: no limit. */
   maxLength: number | null;
   overflow: OverflowPolicy;
@@ -41,6 +43,7 @@ export const defaultSharedGroupSettings: Readonly<SharedGroupSettings> = Object.
   backoffMaxMs: 60_000,
   deadLetterTopic: null,
   deadLetterExpired: false,
+  messageTtlMs: null,
   maxLength: null,
   overflow: 'drop-head',
   readAhead: 10_000,
@@ -262,6 +265,8 @@ function hashString(text: string): number {
 export class SharedSubscription {
   readonly cursors: PartitionCursor[] = [];
   private readonly consumers = new Map<string, ConsumerState>();
+  /** The consumers in attach order, for round robin without allocating per pick. */
+  private consumerList: ConsumerState[] = [];
   /** Ready entries: one list per priority (shared), or list 0 only (key_shared keeps per-key order instead). */
   private readonly ready: Array<Deque<Entry>> = Array.from({ length: MAX_PRIORITY + 1 }, () => new Deque<Entry>());
   private readyCount = 0;
@@ -291,8 +296,6 @@ export class SharedSubscription {
     private readonly scheduler: Scheduler,
     private readonly logger: Logger,
     private readonly hooks: SubscriptionHooks,
-    /** The topic's messageTtlMs at the time of reading (null: none). */
-    private readonly topicTtlMs: () => number | null,
   ) {}
 
   /** Adds a partition (on open, and when the topic grows). */
@@ -315,6 +318,7 @@ export class SharedSubscription {
     if (this.consumers.has(options.consumerId)) throw new Error(`consumer ${options.consumerId} is already attached`);
     const consumer = new ConsumerState(options);
     this.consumers.set(options.consumerId, consumer);
+    this.consumerList = [...this.consumers.values()];
     if (this.mode === 'key_shared') this.rebuildRing();
     this.scheduleDispatch();
     return consumer;
@@ -334,6 +338,7 @@ export class SharedSubscription {
     if (consumer === undefined) return;
     consumer.closed = true;
     this.consumers.delete(consumerId);
+    this.consumerList = [...this.consumers.values()];
     const returned = [...consumer.inflight].sort((a, b) => b.cursor.partition - a.cursor.partition || b.offset - a.offset);
     for (const entry of returned) this.endLease(entry, null);
     if (this.mode === 'key_shared') {
@@ -460,7 +465,7 @@ export class SharedSubscription {
       const from = cursor.acks.nextUnsettled(cursor.readHead);
       const result = await this.store.read(cursor.queueId, from, { maxMessages: max, maxBytes: 4 << 20 });
       if (this.closed || this.cursors[cursor.partition] !== cursor) return;
-      const ttl = this.topicTtlMs();
+      const ttl = this.settings.messageTtlMs;
       const now = this.clock.now();
       for (const message of result.messages) {
         if (message.offset < cursor.readHead || cursor.acks.has(message.offset) || cursor.entries.has(message.offset)) continue;
@@ -604,17 +609,20 @@ export class SharedSubscription {
   /** The consumer with credit next in turn among those of the highest priority; null when none has credit. */
   private pickConsumer(peek = false): ConsumerState | null {
     let best: ConsumerState | null = null;
+    let bestIndex = -1;
     let bestPriority = Number.NEGATIVE_INFINITY;
-    const consumers = [...this.consumers.values()];
+    const consumers = this.consumerList;
     const count = consumers.length;
     for (let i = 0; i < count; i++) {
-      const consumer = consumers[(this.roundRobin + i) % count]!;
-      if (consumer.credit > 0 && consumer.options.priority > bestPriority) {
+      const index = (this.roundRobin + i) % count;
+      const consumer = consumers[index]!;
+      if (consumer.options.priority > bestPriority && consumer.credit > 0) {
         best = consumer;
+        bestIndex = index;
         bestPriority = consumer.options.priority;
       }
     }
-    if (best !== null && !peek) this.roundRobin = (consumers.indexOf(best) + 1) % count;
+    if (best !== null && !peek) this.roundRobin = (bestIndex + 1) % count;
     return best;
   }
 

@@ -179,6 +179,19 @@ test('an expired message is never delivered', async () => {
   await broker.close();
 });
 
+test('a group messageTtlMs expires what was stored longer ago, the earlier expiry winning', async () => {
+  const { broker, clock } = await setup();
+  await produce(broker, 'jobs', ['old']);
+  clock.advance(1000);
+  await produce(broker, 'jobs', ['fresh', 'fresh-but-short'].slice(0, 1));
+  await produce(broker, 'jobs', ['short'], { headers: { 'weir.ttlMs': '10' } });
+  clock.advance(100);
+  const consumer = await subscribe(broker, 'c1', { settings: { messageTtlMs: 500 } });
+  assert.deepEqual(bodies(consumer.deliveries), ['fresh']);
+  await rejectsWith(subscribe(broker, 'c2', { group: 'bad', settings: { messageTtlMs: 0 } }), ErrorCode.InvalidArgument);
+  await broker.close();
+});
+
 test('key_shared: one key goes to one consumer at a time, in order, across a crash', async () => {
   const { broker } = await setup(2);
   const keys = ['k1', 'k2', 'k3', 'k4', 'k5', 'k6'];

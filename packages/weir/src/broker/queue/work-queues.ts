@@ -140,6 +140,7 @@ export function checkedSharedSettings(update: Partial<SharedGroupSettings> = {})
   checkInteger('backoffMaxMs', settings.backoffMaxMs, settings.backoffInitialMs, MAX_TIMEOUT_MS);
   checkInteger('readAhead', settings.readAhead, 1, 1_000_000);
   if (settings.maxLength !== null) checkInteger('maxLength', settings.maxLength, 0, Number.MAX_SAFE_INTEGER);
+  if (settings.messageTtlMs !== null) checkInteger('messageTtlMs', settings.messageTtlMs, 1, Number.MAX_SAFE_INTEGER);
   if (!['drop-head', 'reject-publish', 'dead-letter'].includes(settings.overflow)) throw invalidArgument(`overflow must be drop-head, reject-publish or dead-letter, not ${String(settings.overflow)}`);
   if (settings.start !== 'earliest' && settings.start !== 'latest') throw invalidArgument(`start must be earliest or latest, not ${String(settings.start)}`);
   if (typeof settings.deadLetterExpired !== 'boolean') throw invalidArgument('deadLetterExpired must be true or false');
@@ -415,7 +416,6 @@ export class WorkQueues implements TopicObserver {
         dirty: (cursor) => this.markDirty(cursor, subscription!),
         trace: this.options.trace === undefined ? undefined : (event) => this.options.trace!({ ...event, group: group.name, topic: topic.name }),
       },
-      () => null,
     );
     group.subscriptions.set(topic.name, subscription);
     this.addPartitions(group, subscription, topic);
