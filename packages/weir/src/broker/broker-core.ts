@@ -12,7 +12,7 @@ import { Partitioner } from './partitioner.js';
 import { type ProducerIdentity, ProducerIds } from './producer-ids.js';
 import { ProducerStateManager } from './producer-state.js';
 import { type Scheduler, systemScheduler } from './scheduler.js';
-import { type TopicConfig, type TopicDescription, TopicRegistry } from './topic-registry.js';
+import { partitionQueueName, type TopicConfig, type TopicDescription, TopicRegistry } from './topic-registry.js';
 import { compileFilter, FilterSyntaxError } from './filter/index.js';
 import type { ConsumerState, Delivery, SettleOutcome } from './queue/shared-subscription.js';
 import { type FilterDefinition, type ReceiveRequest, type SharedGroupDescription, type SubscribeRequest, WorkQueues } from './queue/work-queues.js';
@@ -23,6 +23,7 @@ import { MessageTrace, type TraceEvent } from './queue/trace.js';
 import { traceOfTransactionEvent, traceOfWorkQueueEvent } from './queue/trace-events.js';
 import { type TransactionCheck, TransactionManager, type TransactionOutcome, type TransactionSummary } from './queue/transactions.js';
 import { type ProducerGroupMember, ProducerGroups } from './queue/producer-groups.js';
+import { DelaySchedule } from './queue/delay-schedule.js';
 
 export interface BrokerCoreOptions {
   /** The broker builds on this store but does not own it: close the store after the broker. */
@@ -90,6 +91,7 @@ export class BrokerCore {
     private readonly trace: MessageTrace,
     private readonly transactions: TransactionManager,
     private readonly producerGroups: ProducerGroups,
+    private readonly delays: DelaySchedule,
     private readonly store: MessageStore,
   ) {}
 
@@ -148,6 +150,20 @@ export class BrokerCore {
       maxChecks: options.transactionMaxChecks,
       outcomeAfterMaxChecks: () => options.transactionOutcomeAfterMaxChecks ?? 'rollback',
     });
+    const delays = await DelaySchedule.open({ store, clock, scheduler, logger, deliver: appendTo });
+    writer.delay = async (queueName, messages) => {
+      await delays.schedule(queueName, messages);
+      if (options.traceEnabled === false) return;
+      const where = store.queue(queueName);
+      const located = where === null ? undefined : topics.locate(where.id);
+      const time = clock.now();
+      for (const message of messages) {
+        if (message.id === null || message.id === undefined) continue;
+        const deliverAt = Number(message.headers?.['weir.deliverAt'] ?? 0);
+        record({ kind: 'delayed', messageId: Buffer.from(message.id), time, topic: located?.topic.name ?? queueName, partition: located?.partition, deliverAt, producer: {} });
+      }
+    };
+    topics.observe({ topicDeleted: (topic) => topic.queueIds.forEach((_, partition) => delays.dropTarget(partitionQueueName(topic.name, partition))) });
     writer.dedup = new MessageDedup({ store, clock, windowMs: options.dedupWindowMs ?? 600_000, maxEntries: options.dedupMaxEntries ?? 100_000 });
     writer.admit = (topic) => workQueues.admit(topic);
     topics.observe(workQueues);
@@ -157,7 +173,7 @@ export class BrokerCore {
     topics.observe(groups);
     topics.observe({ topicDeleted: (topic) => partitioner.forget(topic.name) });
     logger.info({ topics: topics.list().length }, 'broker opened');
-    return new BrokerCore(topics, producerIds, producerState, writer, fetcher, groups, lookup, workQueues, trace, transactions, producerGroups, store);
+    return new BrokerCore(topics, producerIds, producerState, writer, fetcher, groups, lookup, workQueues, trace, transactions, producerGroups, delays, store);
   }
 
   // ---- topics -------------------------------------------------------------------------------------------------------
@@ -331,6 +347,11 @@ export class BrokerCore {
     return this.producerGroups.join(producerGroup, member);
   }
 
+  /** Delayed messages pending, bucket queues, entries in memory. */
+  delayStats(): ReturnType<DelaySchedule['stats']> {
+    return this.delays.stats();
+  }
+
   listTransactions(): TransactionSummary[] {
     return this.transactions.list();
   }
@@ -389,6 +410,7 @@ export class BrokerCore {
     await this.workQueues.close();
     this.producerGroups.close();
     await this.transactions.close();
+    await this.delays.close();
     await this.trace.close();
     await this.producerState.close();
   }

@@ -113,3 +113,30 @@ test('the trace shows where a message was stored and every delivery and outcome'
   assert.equal(delivered.address, '10.0.0.1:5');
   await broker.close();
 });
+
+test('a delayed message appears in its partition when due, never before; the trace shows the delay', async () => {
+  const { broker, scheduler, clock } = await memoryBroker();
+  await broker.createTopic('jobs', 1);
+  const result = await broker.produce({ ...plain, topic: 'jobs', messages: [{ id: 'later', body: 'later', headers: { 'weir.delayMs': '1500' } }] });
+  assert.equal(result.baseOffset, -1);
+  await broker.produce({ ...plain, topic: 'jobs', messages: [{ body: 'past', headers: { 'weir.deliverAt': String(clock.now() - 1000) } }] });
+  await rejectsWith(broker.produce({ ...plain, topic: 'jobs', messages: [{ body: 'x', headers: { 'weir.delayMs': '-1' } }] }), ErrorCode.InvalidArgument);
+  await rejectsWith(
+    broker.produce({ ...plain, topic: 'jobs', messages: [{ body: 'now' }, { body: 'later', headers: { 'weir.delayMs': '10' } }] }),
+    ErrorCode.InvalidArgument,
+  );
+  assert.deepEqual(await readAll(broker, 'jobs'), ['past']);
+  for (let step = 0; step < 14; step++) {
+    scheduler.advance(100);
+    await settle();
+  }
+  assert.deepEqual(await readAll(broker, 'jobs'), ['past']);
+  for (let step = 0; step < 5; step++) {
+    scheduler.advance(100);
+    await settle(10);
+  }
+  assert.deepEqual(await readAll(broker, 'jobs'), ['past', 'later']);
+  const trace = await broker.traceMessage(Buffer.from('later'));
+  assert.deepEqual(trace.map((event) => event.kind), ['delayed', 'stored']);
+  await broker.close();
+});

@@ -1,0 +1,151 @@
+/**
+ * The in-memory index of a loaded delay bucket: one (deliverAt, offset, size) triple per message, held in typed arrays
+ * so a loaded entry costs 20 bytes and no JavaScript object (a bucket of 100,000 messages is 2 MB, not a heap of
+ * objects for the collector to walk). `offset` is the message's offset in its bucket queue; `size` an estimate of its
+ * bytes, so a delivery round can stop at a byte budget before it reads anything.
+ */
+
+/** An unsorted, growable list of entries: what a bucket load collects, and what appends stage for the next merge. */
+export class EntryBuffer {
+  keys: Float64Array;
+  offsets: Float64Array;
+  sizes: Int32Array;
+  length = 0;
+
+  constructor(capacity = 16) {
+    this.keys = new Float64Array(capacity);
+    this.offsets = new Float64Array(capacity);
+    this.sizes = new Int32Array(capacity);
+  }
+
+  push(key: number, offset: number, size: number): void {
+    if (this.length === this.keys.length) this.grow();
+    this.keys[this.length] = key;
+    this.offsets[this.length] = offset;
+    this.sizes[this.length] = Math.min(size, 0x7fffffff);
+    this.length++;
+  }
+
+  /** Keeps only the entries at or after `offset` (those a bucket load did not read already). */
+  dropBelow(offset: number): void {
+    let kept = 0;
+    for (let index = 0; index < this.length; index++) {
+      if (this.offsets[index]! < offset) continue;
+      this.keys[kept] = this.keys[index]!;
+      this.offsets[kept] = this.offsets[index]!;
+      this.sizes[kept] = this.sizes[index]!;
+      kept++;
+    }
+    this.length = kept;
+  }
+
+  clear(): void {
+    this.length = 0;
+    if (this.keys.length > 1024) {
+      this.keys = new Float64Array(16);
+      this.offsets = new Float64Array(16);
+      this.sizes = new Int32Array(16);
+    }
+  }
+
+  private grow(): void {
+    const capacity = Math.max(16, this.keys.length * 2);
+    const keys = new Float64Array(capacity);
+    const offsets = new Float64Array(capacity);
+    const sizes = new Int32Array(capacity);
+    keys.set(this.keys);
+    offsets.set(this.offsets);
+    sizes.set(this.sizes);
+    this.keys = keys;
+    this.offsets = offsets;
+    this.sizes = sizes;
+  }
+}
+
+/** (key, offset) order: deliverAt first, then offset, so equal due times keep the order they were stored in. */
+export function entryBefore(keyA: number, offsetA: number, keyB: number, offsetB: number): boolean {
+  return keyA < keyB || (keyA === keyB && offsetA < offsetB);
+}
+
+/**
+ * Entries sorted by (deliverAt, offset); `[0, head)` are delivered, `[head, length)` wait. Merging staged entries
+ * builds new arrays holding only the waiting part, so delivered entries are not carried along.
+ */
+export class DelayEntries {
+  private constructor(
+    readonly keys: Float64Array,
+    readonly offsets: Float64Array,
+    readonly sizes: Int32Array,
+    readonly length: number,
+    public head: number,
+  ) {}
+
+  static empty(): DelayEntries {
+    return new DelayEntries(new Float64Array(0), new Float64Array(0), new Int32Array(0), 0, 0);
+  }
+
+  /** Sorts a buffer's entries (the buffer is left as it was). */
+  static sorted(buffer: EntryBuffer): DelayEntries {
+    const count = buffer.length;
+    const order = sortOrder(buffer.keys, buffer.offsets, count);
+    const keys = new Float64Array(count);
+    const offsets = new Float64Array(count);
+    const sizes = new Int32Array(count);
+    for (let index = 0; index < count; index++) {
+      const from = order[index]!;
+      keys[index] = buffer.keys[from]!;
+      offsets[index] = buffer.offsets[from]!;
+      sizes[index] = buffer.sizes[from]!;
+    }
+    return new DelayEntries(keys, offsets, sizes, count, 0);
+  }
+
+  get remaining(): number {
+    return this.length - this.head;
+  }
+
+  /** The waiting entries merged with `staged`; the result's head is 0. */
+  merged(staged: EntryBuffer): DelayEntries {
+    const incoming = DelayEntries.sorted(staged);
+    const count = this.remaining + incoming.length;
+    const keys = new Float64Array(count);
+    const offsets = new Float64Array(count);
+    const sizes = new Int32Array(count);
+    let a = this.head;
+    let b = 0;
+    for (let index = 0; index < count; index++) {
+      const takeA = b >= incoming.length || (a < this.length && !entryBefore(incoming.keys[b]!, incoming.offsets[b]!, this.keys[a]!, this.offsets[a]!));
+      if (takeA) {
+        keys[index] = this.keys[a]!;
+        offsets[index] = this.offsets[a]!;
+        sizes[index] = this.sizes[a]!;
+        a++;
+      } else {
+        keys[index] = incoming.keys[b]!;
+        offsets[index] = incoming.offsets[b]!;
+        sizes[index] = incoming.sizes[b]!;
+        b++;
+      }
+    }
+    return new DelayEntries(keys, offsets, sizes, count, 0);
+  }
+
+  /** The waiting entries in arrays of their own size, once the delivered prefix is most of the arrays. */
+  compacted(): DelayEntries {
+    if (this.head < 4096 || this.head * 2 < this.length) return this;
+    return new DelayEntries(this.keys.slice(this.head, this.length), this.offsets.slice(this.head, this.length), this.sizes.slice(this.head, this.length), this.remaining, 0);
+  }
+}
+
+/** Indices of the first `count` entries in (key, offset) order. */
+export function sortOrder(keys: Float64Array, offsets: Float64Array, count: number): Uint32Array {
+  const order = new Uint32Array(count);
+  let sorted = true;
+  for (let index = 0; index < count; index++) {
+    order[index] = index;
+    if (index > 0 && entryBefore(keys[index]!, offsets[index]!, keys[index - 1]!, offsets[index - 1]!)) sorted = false;
+  }
+  // Appends usually arrive in due order already (a producer's delay is often constant): skip the sort then.
+  if (!sorted) order.sort((a, b) => keys[a]! - keys[b]! || offsets[a]! - offsets[b]!);
+  return order;
+}
