@@ -80,12 +80,21 @@ export class DelayEntries {
     public head: number,
   ) {}
 
+  /** Entries already sorted (arrays of equal length). */
+  static of(keys: Float64Array, offsets: Float64Array, sizes: Int32Array): DelayEntries {
+    return new DelayEntries(keys, offsets, sizes, keys.length, 0);
+  }
+
   static empty(): DelayEntries {
     return new DelayEntries(new Float64Array(0), new Float64Array(0), new Int32Array(0), 0, 0);
   }
 
   /** Sorts a buffer's entries (the buffer is left as it was). */
   static sorted(buffer: EntryBuffer): DelayEntries {
+    return packedSort(buffer) ?? DelayEntries.sortedByOrder(buffer);
+  }
+
+  private static sortedByOrder(buffer: EntryBuffer): DelayEntries {
     const count = buffer.length;
     const order = sortOrder(buffer.keys, buffer.offsets, count);
     const keys = new Float64Array(count);
@@ -135,6 +144,51 @@ export class DelayEntries {
     if (this.head < 4096 || this.head * 2 < this.length) return this;
     return new DelayEntries(this.keys.slice(this.head, this.length), this.offsets.slice(this.head, this.length), this.sizes.slice(this.head, this.length), this.remaining, 0);
   }
+}
+
+/**
+ * Sorts by packing each (key, offset) into one exact double, `(key − minKey) × offsetSpan + (offset − minOffset)`, and
+ * using the typed array's native numeric sort: several times faster than a comparator on a bucket of a million. Needs
+ * distinct offsets in a span small enough for the packed values to stay below 2^53 and for a size table; null
+ * otherwise (the caller falls back to the comparator).
+ */
+function packedSort(buffer: EntryBuffer): DelayEntries | null {
+  const count = buffer.length;
+  if (count < 64) return null;
+  let minKey = Infinity;
+  let maxKey = -Infinity;
+  let minOffset = Infinity;
+  let maxOffset = -Infinity;
+  for (let index = 0; index < count; index++) {
+    const key = buffer.keys[index]!;
+    const offset = buffer.offsets[index]!;
+    if (key < minKey) minKey = key;
+    if (key > maxKey) maxKey = key;
+    if (offset < minOffset) minOffset = offset;
+    if (offset > maxOffset) maxOffset = offset;
+  }
+  const span = maxOffset - minOffset + 1;
+  if (span > count * 4 || (maxKey - minKey + 1) * span > Number.MAX_SAFE_INTEGER) return null;
+  const sizeByOffset = new Int32Array(span).fill(-1);
+  const packed = new Float64Array(count);
+  for (let index = 0; index < count; index++) {
+    const relative = buffer.offsets[index]! - minOffset;
+    if (sizeByOffset[relative] !== -1) return null;
+    sizeByOffset[relative] = buffer.sizes[index]!;
+    packed[index] = (buffer.keys[index]! - minKey) * span + relative;
+  }
+  packed.sort();
+  const keys = new Float64Array(count);
+  const offsets = new Float64Array(count);
+  const sizes = new Int32Array(count);
+  for (let index = 0; index < count; index++) {
+    const value = packed[index]!;
+    const relative = value % span;
+    keys[index] = (value - relative) / span + minKey;
+    offsets[index] = relative + minOffset;
+    sizes[index] = sizeByOffset[relative]!;
+  }
+  return DelayEntries.of(keys, offsets, sizes);
 }
 
 /** Indices of the first `count` entries in (key, offset) order. */

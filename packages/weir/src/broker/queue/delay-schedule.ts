@@ -361,7 +361,8 @@ export class DelaySchedule {
 
   private async recover(): Promise<void> {
     for (const info of this.store.listQueues()) {
-      if (!info.name.startsWith(BUCKET_QUEUE_PREFIX)) continue;
+      // Partition queues (`<topic>/<n>`) of a topic that happens to start with the prefix are not ours.
+      if (!info.name.startsWith(BUCKET_QUEUE_PREFIX) || info.name.includes('/')) continue;
       const parsed = parseBucketName(info.name);
       if (parsed === null) {
         this.logger.warn({ queue: info.name }, 'ignoring a queue named like a delay bucket that is not one');
@@ -524,10 +525,7 @@ export class DelaySchedule {
       bucket.appending++;
       try {
         await bucket.ready;
-        const result = await this.store.append(
-          bucket.queueId,
-          items.map((item) => item.message),
-        );
+        const result = await this.store.append(bucket.queueId, items.map((item) => item.message));
         // A load that started before this append resolved may have read it already: loadedUntil tells.
         const loaded = bucket.state === 'loaded';
         const staged = bucket.staged;
@@ -781,6 +779,9 @@ export class DelaySchedule {
     if (this.cascadeRunning || this.closed) return;
     const bucket = this.coarse.find((candidate) => candidate.deleting === null);
     if (bucket === undefined || bucket.start - this.horizonMs > now || bucket.retryAt > this.clock.monotonic()) return;
+    // Copied to its end with an append still in flight: that append's completion wakes the pump; restarting now would
+    // only spin.
+    if (bucket.appending > 0 && bucket.cascadeOffset >= (this.store.queueById(bucket.queueId)?.endOffset ?? 0)) return;
     this.cascadeRunning = true;
     bucket.cascading = true;
     void this.track(
@@ -815,11 +816,14 @@ export class DelaySchedule {
           continue;
         }
         const items: Routed[] = [];
+        let untargeted = 0;
         for (const message of read.messages) {
           const { target, deliverAt, input } = this.toInput(message, true);
+          if (target === null) untargeted++;
           if (target === null || this.dropped.has(target)) continue;
           items.push({ message: input, key: this.keyOf(deliverAt, bucket, message.offset), size: storedSize(message) });
         }
+        if (untargeted > 0) this.logger.warn({ bucket: bucket.name, messages: untargeted }, `dropping delayed messages without a ${TARGET_HEADER} header`);
         if (items.length > 0) await this.storeRouted(items, this.clock.now(), true);
         this.cascaded(bucket, read.messages.length > 0 ? read.nextOffset : bucket.cascadeOffset + 1);
       }
@@ -848,12 +852,8 @@ export class DelaySchedule {
   private pick(now: number): Picked {
     let barrier = Infinity;
     for (const deliverAt of this.inflight.values()) barrier = Math.min(barrier, deliverAt);
-    for (const bucket of this.fine) {
-      if (bucket.deleting === null && bucket.state !== 'loaded') {
-        barrier = Math.min(barrier, bucket.start);
-        break;
-      }
-    }
+    const notLoaded = this.fine.find((bucket) => bucket.deleting === null && bucket.state !== 'loaded');
+    if (notLoaded !== undefined) barrier = Math.min(barrier, notLoaded.start);
     for (const bucket of this.coarse) {
       if (bucket.deleting === null) {
         barrier = Math.min(barrier, bucket.start);
@@ -880,7 +880,8 @@ export class DelaySchedule {
       if (best < 0 || bestKey > now) break;
       if (bestKey > barrier) {
         this.blocked = true;
-        this.unblock(bestKey);
+        // Behind a bucket the load limit keeps out: load it anyway, or nothing would move.
+        if (notLoaded !== undefined && notLoaded.state === 'unloaded' && notLoaded.start <= bestKey && notLoaded.retryAt <= this.clock.monotonic()) this.startLoad(notLoaded);
         break;
       }
       const bucket = candidates[best]!;
@@ -895,17 +896,6 @@ export class DelaySchedule {
       positions[best] = at + 1;
     }
     return picked;
-  }
-
-  /** A due entry waits behind an unloaded fine bucket: load it even over the limit, or nothing would move. */
-  private unblock(key: number): void {
-    for (const bucket of this.fine) {
-      if (bucket.start > key) return;
-      if (bucket.deleting === null && bucket.state === 'unloaded' && bucket.retryAt <= this.clock.monotonic()) {
-        this.startLoad(bucket);
-        return;
-      }
-    }
   }
 
   private async deliverPicked(picked: Picked): Promise<void> {
@@ -927,15 +917,20 @@ export class DelaySchedule {
     // Maximal runs of one target, in pick order; lost and dropped messages are skipped (and counted as done).
     const runs: Array<{ target: string; picks: number[]; messages: MessageInput[]; bytes: number }> = [];
     let droppedCount = 0;
+    let untargeted = 0;
     for (let index = 0; index < picked.count; index++) {
       const input = inputs[index];
       const target = targets[index];
-      if (input === null || input === undefined || target === null || target === undefined) continue;
+      if (input === null || input === undefined) continue;
+      if (target === null || target === undefined) {
+        untargeted++;
+        continue;
+      }
       if (this.dropped.has(target)) {
         droppedCount++;
         continue;
       }
-      const size = inputSize(input);
+      const size = picked.buckets[index]!.entries!.sizes[picked.indexes[index]!]!;
       const last = runs[runs.length - 1];
       if (last !== undefined && last.target === target && last.messages.length < DELIVER_BATCH_MESSAGES && last.bytes + size <= DELIVER_BATCH_BYTES) {
         last.messages.push(input);
@@ -946,6 +941,7 @@ export class DelaySchedule {
       }
     }
     if (droppedCount > 0) this.logger.debug({ messages: droppedCount }, 'dropped due messages of deleted targets');
+    if (untargeted > 0) this.logger.warn({ messages: untargeted }, `dropping delayed messages without a ${TARGET_HEADER} header`);
 
     // Issued in order, awaited together: the store group-commits them.
     const outcomes = await Promise.allSettled(runs.map((run) => this.callDeliver(run.target, run.messages)));
