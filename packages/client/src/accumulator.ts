@@ -13,7 +13,10 @@ export type AcksLevel = 0 | 1 | 2;
 export interface ProduceResult {
   readonly topic: string;
   readonly partition: number;
-  /** The message's offset; -1 when unknown (acks `none`, or a retry the broker recognised from long ago). */
+  /**
+   * The message's offset; -1 when unknown (acks `none`, a retry the broker recognised from long ago, or a delayed
+   * message: it is stored in the partition when it falls due).
+   */
   readonly offset: number;
   /** The message id as lowercase hex: the one given, else the one the broker generated; null when unknown. */
   readonly id: string | null;
@@ -58,6 +61,8 @@ export class Batch {
     readonly acks: AcksLevel,
     readonly idempotent: boolean,
     readonly createdAt: number,
+    /** Delayed messages (held by the broker until due): the broker takes a produce of only delayed messages, or none. */
+    readonly delayed = false,
   ) {}
 
   get count(): number {
@@ -116,7 +121,7 @@ export interface AccumulatorOptions {
 
 /**
  * Batching decisions, per partition. A message joins the partition's open batch unless that batch has another acks
- * level or would exceed `maxBatchBytes`/`maxBatchMessages`, in which case the open batch is closed and a new one
+ * level, idempotence or delayedness, or would exceed `maxBatchBytes`/`maxBatchMessages`, in which case the open batch is closed and a new one
  * opened. A batch that reaches a limit closes at once; otherwise it becomes due after `lingerMs` (with 0, at the end of
  * the current tick, so one synchronous burst still forms one batch). A due batch stays open — still taking messages —
  * until the sender can take it (fewer batches in flight than allowed), so batches grow while the partition is busy.
@@ -168,12 +173,13 @@ export class Accumulator {
   }
 
   /** Adds a message to the partition's open batch (opening or closing batches as the limits say); returns the batch. */
-  append(queue: PartitionQueue, message: PendingMessage, acks: AcksLevel, idempotent: boolean): Batch {
+  append(queue: PartitionQueue, message: PendingMessage, acks: AcksLevel, idempotent: boolean, delayed = false): Batch {
     let batch = queue.open;
     if (
       batch !== null &&
       (batch.acks !== acks ||
         batch.idempotent !== idempotent ||
+        batch.delayed !== delayed ||
         batch.count >= this.options.maxBatchMessages ||
         batch.bytes + message.bytes > this.options.maxBatchBytes)
     ) {
@@ -181,7 +187,7 @@ export class Accumulator {
       batch = null;
     }
     if (batch === null) {
-      batch = new Batch(queue.topic, queue.partition, acks, idempotent, this.now());
+      batch = new Batch(queue.topic, queue.partition, acks, idempotent, this.now(), delayed);
       queue.open = batch;
       queue.openDue = false;
       this.startLinger(queue);

@@ -2,6 +2,8 @@ import type { DecodedResponseOf, FoundMessage, GroupLag, GroupMember, GroupSumma
 import type { WeirClient } from './client.js';
 import type { ConsumedMessage } from './consumer.js';
 import { WeirClientError } from './errors.js';
+import type { QueueFilter, QueueGroupSettings, QueueMode } from './queue-consumer.js';
+import { decodeHeaderList, Delivered, type PeekedMessage } from './queue-message.js';
 
 /** Topic settings; every field optional (the rest keep their defaults, or their current values in `alterTopic`). */
 export interface TopicSettings {
@@ -51,6 +53,29 @@ export interface GroupDescription {
   readonly strategy: string;
   readonly members: readonly GroupMember[];
   readonly lag: readonly GroupLag[];
+}
+
+/** A shared (work-queue) group as `describeSharedGroup` shows it. */
+export interface SharedGroupDescription {
+  readonly group: string;
+  readonly mode: QueueMode;
+  /** Every setting, defaults filled in. */
+  readonly settings: Required<QueueGroupSettings>;
+  readonly filter: QueueFilter | null;
+  readonly topics: readonly SharedTopicDescription[];
+}
+
+export interface SharedTopicDescription {
+  readonly topic: string;
+  /** Read ahead and waiting for a consumer. */
+  readonly ready: number;
+  /** Unsettled and not read ahead yet. */
+  readonly unread: number;
+  /** Delivered and not settled yet. */
+  readonly inflight: number;
+  /** Nacked, waiting for their redelivery time. */
+  readonly waiting: number;
+  readonly consumers: ReadonlyArray<{ consumerId: string; clientId: string; host: string; prefetch: number; inflight: number }>;
 }
 
 export interface GetMessageQuery {
@@ -116,6 +141,39 @@ export class Admin {
     return { summary: answer.summary, generation: answer.generation, strategy: answer.strategy, members: answer.members, lag: answer.lag };
   }
 
+  /** Mode, settings, filter, message counts and consumers of a shared or key_shared group (INVALID_GROUP for other groups). */
+  async describeSharedGroup(group: string): Promise<SharedGroupDescription> {
+    const answer = await this.client.requestWithRetry('DescribeSharedGroup', { group });
+    let settings: Required<QueueGroupSettings>;
+    try {
+      settings = JSON.parse(answer.settings) as Required<QueueGroupSettings>;
+    } catch {
+      throw new WeirClientError('INVALID_REQUEST', `the broker described group ${JSON.stringify(group)} with settings that are not JSON`, { retriable: false });
+    }
+    const filter: QueueFilter | null = answer.filterKind === 'tag' ? { tag: answer.filter } : answer.filterKind === 'sql' ? { sql: answer.filter } : null;
+    return {
+      group,
+      mode: answer.mode as QueueMode,
+      settings,
+      filter,
+      topics: answer.topics.map((entry) => ({
+        topic: entry.topic,
+        ready: entry.ready,
+        unread: entry.unread,
+        inflight: entry.inflight,
+        waiting: entry.waiting,
+        consumers: entry.consumers.map((consumer) => ({ ...consumer })),
+      })),
+    };
+  }
+
+  /** Up to `limit` ready messages of a shared group's topic, in dispatch order, without delivering them. */
+  async peek(group: string, topic: string, limit = 10): Promise<PeekedMessage[]> {
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new WeirClientError('INVALID_ARGUMENT', `peek limit must be an integer from 1 to 10000, not ${limit}`, { retriable: false });
+    const { messages } = await this.client.requestWithRetry('Peek', { group, topic, limit });
+    return messages.map((delivery) => new Delivered(topic, delivery, null));
+  }
+
   /** Committed offsets of a group for one topic (offset -1 where none is committed). */
   async fetchOffsets(group: string, topic: string): Promise<DecodedResponseOf<'FetchOffsets'>['offsets']> {
     return (await this.client.requestWithRetry('FetchOffsets', { group, topic })).offsets;
@@ -161,13 +219,7 @@ function idBytesOf(id: string | Uint8Array): Uint8Array {
 }
 
 function toFoundMessage(found: StructOf<'FoundMessage', 'decode'>): FoundMessageInfo {
-  const headers: Record<string, string | Buffer> = {};
-  for (const header of found.headers) {
-    const value = asBuffer(header.value);
-    const decoded = header.isString ? value.toString('utf8') : value;
-    if (header.name === '__proto__') Object.defineProperty(headers, header.name, { value: decoded, enumerable: true, writable: true, configurable: true });
-    else headers[header.name] = decoded;
-  }
+  const headers = decodeHeaderList(found.headers);
   const idBytes = asBuffer(found.id);
   return {
     topic: found.topic,

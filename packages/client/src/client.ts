@@ -8,6 +8,7 @@ import { Consumer, type ConsumerOptions } from './consumer.js';
 import { clientClosed, isWeirClientError, toClientError, WeirClientError } from './errors.js';
 import { TopicMetadata } from './metadata.js';
 import { Producer, type ProducerOptions } from './producer.js';
+import { QueueConsumer, type QueueConsumerOptions } from './queue-consumer.js';
 
 export interface WeirClientOptions {
   /** Brokers to connect to, tried in order (default `['localhost:7654']`). */
@@ -161,13 +162,24 @@ export class WeirClient extends EventEmitter<ClientEvents> {
     return consumer;
   }
 
+  /**
+   * A work-queue consumer: a member of a shared (or key_shared) group, where each message goes to one consumer and is
+   * acknowledged on its own (see QueueConsumer).
+   */
+  queueConsumer(options: QueueConsumerOptions): QueueConsumer {
+    if (this.closed) throw clientClosed();
+    const consumer = new QueueConsumer(this, options);
+    this.track(consumer);
+    return consumer;
+  }
+
   admin(): Admin {
     return new Admin(this);
   }
 
   /**
-   * Closes every producer (flushing it) and consumer (committing and leaving its group) made from this client, then
-   * the connection. Further calls fail with CLIENT_CLOSED.
+   * Closes every producer (flushing it) and consumer (committing and leaving its group; queue consumers settle what
+   * was given and unsubscribe) made from this client, then the connection. Further calls fail with CLIENT_CLOSED.
    */
   close(): Promise<void> {
     this.closePromise ??= (async () => {

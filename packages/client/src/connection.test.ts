@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
+import { encodePush, type DecodedPush } from 'weir-protocol';
 import { Connection } from './connection.js';
 import { WeirClientError } from './errors.js';
 import { duplexPair, ProtocolPeer, type ProtocolPeerOptions } from './testing/duplex-pair.js';
@@ -220,5 +221,36 @@ describe('client: Connection', () => {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  });
+  it('client: Connection emits Deliver pushes, drops push keys it does not know, and closes on a malformed push', async () => {
+    const { connection, peer } = await open();
+    const pushes: DecodedPush[] = [];
+    connection.on('push', (push) => pushes.push(push));
+    const delivery = { partition: 1, offset: 7, deliveryCount: 2, timestamp: 5, storeTimestamp: 6, id: Buffer.from('id'), key: null, tag: 't', headers: [], body: Buffer.from('b') };
+    peer.end.write(encodePush('Deliver', { group: 'g', topic: 'jobs', consumerId: 'c1', deliveries: [delivery] }));
+    // A push key from a newer broker: [length][kind 2][key 99][anything].
+    const unknown = Buffer.alloc(4 + 3 + 4);
+    unknown.writeUInt32LE(7, 0);
+    unknown[4] = 2;
+    unknown.writeInt16LE(99, 5);
+    peer.end.write(unknown);
+    const answer = connection.request('ListTopics', {});
+    const [request] = await peer.received(1);
+    peer.reply(request!, { topics: [] });
+    await answer; // the pushes before it were handled in order
+    assert.equal(pushes.length, 1);
+    assert.equal(pushes[0]!.name, 'Deliver');
+    assert.equal(pushes[0]!.body.consumerId, 'c1');
+    assert.equal(pushes[0]!.body.deliveries[0]!.offset, 7);
+    assert.equal(connection.closed, false, 'an unknown push key is not an error');
+
+    const pending = connection.request('ListTopics', {});
+    await peer.received(2);
+    const malformed = encodePush('Deliver', { group: 'g', topic: 'jobs', consumerId: 'c1', deliveries: [delivery] });
+    malformed.writeUInt32LE(malformed.length - 4 - 6, 0); // cut inside the delivery
+    peer.end.write(malformed.subarray(0, malformed.length - 6));
+    await assert.rejects(pending, isClientError('CONNECTION_CLOSED', true, /undecodable push frame/));
+    assert.equal(connection.closed, true);
+    assert.equal(pushes.length, 1);
   });
 });

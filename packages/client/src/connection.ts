@@ -3,6 +3,7 @@ import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   apiKeyOf,
+  decodePush,
   decodeResponse,
   DEFAULT_MAX_FRAME_BYTES,
   encodeRequest,
@@ -12,6 +13,7 @@ import {
   LENGTH_PREFIX_BYTES,
   PROTOCOL_VERSION,
   type ApiName,
+  type DecodedPush,
   type DecodedResponseOf,
   type RequestOf,
 } from 'weir-protocol';
@@ -68,6 +70,8 @@ interface PendingRequest {
 interface ConnectionEvents {
   /** Once, when the connection ends for any reason; every request in flight has been rejected with `error`. */
   close: [error: WeirClientError];
+  /** A frame the broker sent without a request (docs/protocol.md, "Pushes"), e.g. Deliver; unknown push keys are dropped. */
+  push: [push: DecodedPush];
 }
 
 /**
@@ -84,6 +88,10 @@ interface ConnectionEvents {
  *
  * Failure: when the connection ends, every request in flight is rejected with CONNECTION_CLOSED (retriable: the
  * broker may or may not have processed it); after `close()` they are rejected with CLIENT_CLOSED.
+ *
+ * Pushes: frames of kind Push (Deliver, for queue consumers) are decoded and emitted as 'push', in arrival order
+ * relative to responses. A push this client does not know is dropped (newer brokers may send more); a malformed one
+ * closes the connection, as an undecodable response does.
  */
 export class Connection extends EventEmitter<ConnectionEvents> {
   /** `host:port` of the broker (or the label given to `open`). */
@@ -438,7 +446,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   private onFrame(payload: Buffer): void {
-    if (payload[0] === FrameKind.Push) return; // reserved; this protocol version sends none
+    if (payload[0] === FrameKind.Push) {
+      this.onPush(payload);
+      return;
+    }
     let response;
     try {
       response = decodeResponse(payload);
@@ -470,6 +481,17 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     entry.settle();
     if (response.errorCode !== 0) entry.reject(errorFromResponse(entry.name, response.errorCode, response.errorMessage));
     else entry.resolve(response.body);
+  }
+
+  private onPush(payload: Buffer): void {
+    let push: DecodedPush | null;
+    try {
+      push = decodePush(payload);
+    } catch (error) {
+      this.destroy(new WeirClientError('CONNECTION_CLOSED', `undecodable push frame from ${this.address}: ${(error as Error).message}; connection closed`, { cause: error }));
+      return;
+    }
+    if (push !== null) this.emit('push', push);
   }
 
   // ---- liveness -----------------------------------------------------------------------------------------------------

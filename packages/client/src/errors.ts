@@ -2,7 +2,7 @@ import { errorCodeOf, errorNameOf, isProtocolError, isRetriable, type ErrorName 
 
 /**
  * Every code a client call can fail with: the broker's error names (docs/protocol.md, "Error codes"), `UNKNOWN` for a
- * code newer than this client, and four that only the client raises.
+ * code newer than this client, and five that only the client raises.
  */
 export type WeirClientErrorCode =
   | ErrorName
@@ -12,14 +12,17 @@ export type WeirClientErrorCode =
   /** No response within the request timeout; the request may still be processed. */
   | 'TIMEOUT'
   /** The client (or the producer/consumer) was closed by the application. */
-  | 'CLIENT_CLOSED';
+  | 'CLIENT_CLOSED'
+  /** A queue message was acknowledged, nacked or rejected already: each delivery takes one outcome. */
+  | 'ALREADY_SETTLED';
 
 /** Client-side codes and whether the same request may succeed when tried again. */
-const clientCodesRetriable: Record<'UNKNOWN' | 'CONNECTION_CLOSED' | 'TIMEOUT' | 'CLIENT_CLOSED', boolean> = {
+const clientCodesRetriable: Record<'UNKNOWN' | 'CONNECTION_CLOSED' | 'TIMEOUT' | 'CLIENT_CLOSED' | 'ALREADY_SETTLED', boolean> = {
   UNKNOWN: false,
   CONNECTION_CLOSED: true,
   TIMEOUT: true,
   CLIENT_CLOSED: false,
+  ALREADY_SETTLED: false,
 };
 
 export interface WeirClientErrorOptions {

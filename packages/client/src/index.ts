@@ -15,6 +15,12 @@
  * await consumer.subscribe('orders');
  * for await (const message of consumer) handle(message);   // commits what was handled every 5 s, and on close
  *
+ * const jobs = client.queueConsumer({ group: 'workers', prefetch: 50 });   // work queue: one consumer per message
+ * await jobs.subscribe('jobs');
+ * for await (const job of jobs) {
+ *   try { await run(job.body); void job.ack(); } catch (error) { void job.nack({ delayMs: 5000, error: String(error) }); }
+ * }
+ *
  * await client.close();                                      // flushes producers, commits and leaves groups
  * ```
  *
@@ -27,6 +33,8 @@
 export { WeirClient, type WeirClientOptions, type RetryRequestOptions } from './client.js';
 export { Producer, type ProducerOptions, type ProducerMessage, type SendOptions, type Acks, type ProduceResult } from './producer.js';
 export { Consumer, type ConsumerOptions, type ConsumedMessage, type RebalanceEvent, type TopicPartition, type AssignmentStrategy } from './consumer.js';
+export { QueueConsumer, type QueueConsumerOptions, type QueueMode, type QueueFilter, type QueueGroupSettings, type ReceiveOptions } from './queue-consumer.js';
+export type { QueueMessage, PeekedMessage, NackOptions, RejectOptions, SettleApplied } from './queue-message.js';
 export {
   Admin,
   DEFAULT_TOPIC_CONFIG,
@@ -37,6 +45,8 @@ export {
   type FoundMessageInfo,
   type GroupDescription,
   type GetMessageQuery,
+  type SharedGroupDescription,
+  type SharedTopicDescription,
 } from './admin.js';
 export { Connection, CLIENT_VERSION, type ConnectionOptions, type RequestOptions, type HandshakeInfo } from './connection.js';
 export { WeirClientError, isWeirClientError, type WeirClientErrorCode } from './errors.js';

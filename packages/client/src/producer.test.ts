@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { decodeRecordBatches, partitionForKey } from 'weir-protocol';
+import { decodeRecordBatches, partitionForKey, type DecodedRequestOf } from 'weir-protocol';
 import { WeirClient } from './client.js';
 import { WeirClientError } from './errors.js';
 import { FakeBroker } from './testing/fake-broker.js';
@@ -363,5 +363,47 @@ describe('client: Producer', () => {
     assert.equal(stored!.tag, 'red');
     assert.equal(stored!.timestamp, 1_700_000_000_000);
     assert.deepEqual(stored!.headers, { text: 'v', raw: Buffer.from([0, 1]) });
+  });
+  it('client: producer sends delayed messages in Produce requests of their own, not idempotent, each with an id of its own', async () => {
+    const { broker, client } = await setup(1);
+    const producer = client.producer({ lingerMs: 20 });
+    const sends = [
+      producer.send('t', { body: 'now-1', priority: 7, ttlMs: 5000 }),
+      producer.send('t', { body: 'later-1', delayMs: 300 }),
+      producer.send('t', { body: 'later-2', deliverAt: new Date(Date.now() + 60_000), id: 'mine' }),
+      producer.send('t', { body: 'now-2' }),
+    ];
+    const results = await Promise.all(sends);
+    const produces = broker.received.filter((request) => request.name === 'Produce').map((request) => request.body as DecodedRequestOf<'Produce'>);
+    const delayed = produces.filter((body) => body.messages.some((message) => message.headers.some((header) => header.name === 'weir.delayMs' || header.name === 'weir.deliverAt')));
+    assert.equal(delayed.length, 1, 'both delayed messages share one batch');
+    assert.equal(delayed[0]!.producerId, -1, 'delayed batches are not idempotent');
+    assert.equal(delayed[0]!.baseSequence, -1);
+    assert.ok(
+      delayed[0]!.messages.every((message) => message.headers.some((header) => header.name.startsWith('weir.d'))),
+      'no immediate message rides along',
+    );
+    const [generated, given] = delayed[0]!.messages;
+    assert.equal(generated!.id!.length, 16, 'a random id for broker-side dedup of retries');
+    assert.equal(Buffer.from(given!.id!).toString(), 'mine');
+    assert.equal(results[1]!.id, Buffer.from(generated!.id!).toString('hex'), 'the result names the generated id');
+    const immediate = produces.filter((body) => !delayed.includes(body));
+    assert.ok(immediate.every((body) => body.producerId >= 0), 'immediate messages stay idempotent');
+    const headersOf = (body: DecodedRequestOf<'Produce'>, index: number): Record<string, string> =>
+      Object.fromEntries(body.messages[index]!.headers.map((header) => [header.name, Buffer.from(header.value).toString()]));
+    const first = immediate.find((body) => body.messages.some((message) => Buffer.from(message.body).toString() === 'now-1'))!;
+    assert.deepEqual(headersOf(first, 0), { 'weir.ttlMs': '5000', 'weir.priority': '7' });
+    assert.deepEqual(headersOf(delayed[0]!, 0), { 'weir.delayMs': '300' });
+  });
+
+  it('client: producer refuses reserved header names and out-of-range queue attributes with a clear error', async () => {
+    const { client } = await setup(1);
+    const producer = client.producer();
+    await assert.rejects(producer.send('t', { body: 'x', headers: { 'weir.priority': '9' } }), isClientError('INVALID_ARGUMENT', /reserved for the broker/));
+    await assert.rejects(producer.send('t', { body: 'x', delayMs: -1 }), isClientError('INVALID_ARGUMENT', /delayMs must be a whole number/));
+    await assert.rejects(producer.send('t', { body: 'x', priority: 10 }), isClientError('INVALID_ARGUMENT', /priority must be an integer from 0 to 9/));
+    await assert.rejects(producer.send('t', { body: 'x', ttlMs: 0 }), isClientError('INVALID_ARGUMENT', /ttlMs must be .* at least 1/));
+    await assert.rejects(producer.send('t', { body: 'x', delayMs: 5, deliverAt: Date.now() + 5 }), isClientError('INVALID_ARGUMENT', /not both/));
+    await assert.rejects(producer.send('t', { body: 'x', deliverAt: new Date(Number.NaN) }), isClientError('INVALID_ARGUMENT', /deliverAt/));
   });
 });

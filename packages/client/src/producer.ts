@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { generatedMessageId, partitionForKey, type DecodedResponseOf, type Header, type Message } from 'weir-protocol';
 import {
@@ -25,10 +26,24 @@ export interface ProducerMessage {
   key?: string | Uint8Array;
   /** A short label for filtering (at most 255 UTF-8 bytes). */
   tag?: string;
+  /** Application headers. Names starting with `weir.` are reserved for the broker (use the fields below). */
   headers?: Record<string, string | Uint8Array>;
   /** The message's own time; default: the broker's append time. */
   timestamp?: number | Date;
   body: string | Uint8Array;
+  /**
+   * Deliver this many ms after the broker receives it: until then it is held in the broker's delay schedule, and no
+   * group (stream or queue) sees it. Delayed messages go out in Produce requests of their own, without idempotence
+   * (the broker refuses both mixing); a retry is caught by broker-side dedup of the message id, generated here when
+   * `id` is not given. Their result has offset -1: they are stored in the partition when due.
+   */
+  delayMs?: number;
+  /** Deliver at this time (a Date or ms since the epoch; at most 10 years ahead); a time past is "now". Exclusive with `delayMs`. */
+  deliverAt?: Date | number;
+  /** Work queues never deliver the message once this long has passed since it became visible (at least 1). */
+  ttlMs?: number;
+  /** Work-queue priority, 0 (default) to 9: a shared group delivers higher priorities first. */
+  priority?: number;
 }
 
 /** `none`: no acknowledgement at all; `written`: the broker appended it (page cache); `durable`: after the fsync the topic's flush policy asks for. */
@@ -183,6 +198,8 @@ class PendingSend implements PendingMessage, Message {
     readonly body: Buffer,
     /** Encoded size inside a Produce request. */
     readonly bytes: number,
+    /** Held by the broker until due: travels in delayed-only, non-idempotent batches. */
+    readonly delayed: boolean,
   ) {}
 
   get message(): Message {
@@ -293,6 +310,10 @@ class SendResult implements ProduceResult {
  * and carries the original offsets). UNKNOWN_PRODUCER (or a sequence gap the broker reports for the oldest batch)
  * makes the producer wait for everything in flight, initialise again (a new epoch) and renumber what is unacknowledged
  * from 0. INVALID_PRODUCER_EPOCH (another instance took over the id) fails everything: this producer is fenced.
+ *
+ * Delayed messages (`delayMs`, or a `deliverAt` still ahead) travel in batches of their own, never idempotent (the
+ * broker refuses a produce that mixes delayed and immediate messages, and delayed ones from an idempotent producer):
+ * each gets a random 16-byte id unless it has one, so the broker's dedup by id drops a retried copy instead.
  */
 export class Producer {
   private readonly lingerMs: number;
@@ -537,10 +558,12 @@ export class Producer {
 
   /** Chooses the message's partition and appends it to that partition's batch; returns the partition's queue. */
   private place(state: TopicState, message: PendingSend, partition: number | undefined, acks: AcksLevel, count: number): PartitionQueue {
-    const idempotent = this.idempotent && acks !== 0;
+    // The broker refuses delayed messages from an idempotent producer: their retries are deduplicated by message id.
+    const delayed = message.delayed;
+    const idempotent = this.idempotent && acks !== 0 && !delayed;
     if (partition !== undefined || message.key !== null) {
       const queue = this.accumulator.queueOf(state.queues, partition ?? partitionForKey(message.key!, count));
-      this.accumulator.append(queue, message, acks, idempotent);
+      this.accumulator.append(queue, message, acks, idempotent, delayed);
       return queue;
     }
     // Keyless: stick to one partition until the batch the last keyless message joined has closed, then move on.
@@ -559,7 +582,7 @@ export class Producer {
       }
     }
     const queue = (sticky.queue ??= this.accumulator.queueOf(state.queues, sticky.partition));
-    const batch = this.accumulator.append(queue, message, acks, idempotent);
+    const batch = this.accumulator.append(queue, message, acks, idempotent, delayed);
     sticky.batch = queue.open === batch ? batch : null;
     return queue;
   }
@@ -938,21 +961,84 @@ function prepare(input: ProducerMessage, what: string): PendingSend {
   }
   let headers: readonly Header[] = NO_HEADERS;
   let headerBytes = 4;
-  if (input.headers !== undefined && input.headers !== null) {
+  let attributes: QueueAttributes | null = null;
+  if (input.delayMs !== undefined || input.deliverAt !== undefined || input.ttlMs !== undefined || input.priority !== undefined) {
+    attributes = queueAttributes(input, what);
+  }
+  if ((input.headers !== undefined && input.headers !== null) || attributes !== null) {
     const list: Header[] = [];
-    for (const [name, value] of Object.entries(input.headers)) {
+    for (const [name, value] of Object.entries(input.headers ?? {})) {
+      if (name.startsWith(RESERVED_PREFIX)) {
+        throw invalid(`${what}.headers: header names starting with "${RESERVED_PREFIX}" are reserved for the broker (${JSON.stringify(name)}); use the message's delayMs, deliverAt, ttlMs or priority`);
+      }
       const isString = typeof value === 'string';
       const encoded = bytesOf(value, `${what}.headers[${JSON.stringify(name)}]`);
       list.push({ name, isString, value: encoded });
       headerBytes += 2 + Buffer.byteLength(name) + 1 + 4 + encoded.length;
     }
+    for (const [name, value] of attributes?.headers ?? []) {
+      const encoded = Buffer.from(value, 'utf8');
+      list.push({ name, isString: true, value: encoded });
+      headerBytes += 2 + name.length + 1 + 4 + encoded.length;
+    }
     if (list.length > 0) headers = list;
   }
+  const delayed = attributes?.delayed ?? false;
+  // Delayed messages are not idempotent: a random id lets the broker's dedup drop a retry that was stored already.
+  if (delayed && idBytes === null) idBytes = randomBytes(16);
   let timestamp = -1;
   if (input.timestamp !== undefined && input.timestamp !== null) {
     timestamp = input.timestamp instanceof Date ? input.timestamp.getTime() : input.timestamp;
     if (!Number.isSafeInteger(timestamp) || timestamp < 0) throw invalid(`${what}.timestamp must be a Date or non-negative integer milliseconds, not ${String(input.timestamp)}`);
   }
   const bytes = 4 + (idBytes?.length ?? 0) + 4 + (keyBytes?.length ?? 0) + 2 + tagBytes + headerBytes + 8 + 4 + body.length;
-  return new PendingSend(idBytes, keyBytes, tag, headers, timestamp, body, bytes);
+  return new PendingSend(idBytes, keyBytes, tag, headers, timestamp, body, bytes, delayed);
+}
+
+/** Reserved header names start with this (docs/design/work-queues.md, "Message attributes"). */
+const RESERVED_PREFIX = 'weir.';
+/** The broker's limit for how far ahead a message may be delayed (10 years). */
+const MAX_DELAY_MS = 10 * 366 * 86_400_000;
+const MAX_PRIORITY = 9;
+
+interface QueueAttributes {
+  /** The reserved headers carrying them, as the broker reads them. */
+  readonly headers: ReadonlyArray<readonly [string, string]>;
+  /** Held until a time still ahead (by this machine's clock). */
+  readonly delayed: boolean;
+}
+
+/** Checks delayMs, deliverAt, ttlMs and priority as the broker will, and turns them into reserved headers. */
+function queueAttributes(input: ProducerMessage, what: string): QueueAttributes {
+  const headers: Array<readonly [string, string]> = [];
+  let delayed = false;
+  if (input.delayMs !== undefined && input.deliverAt !== undefined) throw invalid(`${what}: give delayMs or deliverAt, not both`);
+  if (input.delayMs !== undefined) {
+    const delayMs = input.delayMs;
+    if (!Number.isSafeInteger(delayMs) || delayMs < 0 || delayMs > MAX_DELAY_MS) {
+      throw invalid(`${what}.delayMs must be a whole number of milliseconds from 0 to ${MAX_DELAY_MS} (10 years), not ${String(delayMs)}`);
+    }
+    headers.push(['weir.delayMs', String(delayMs)]);
+    delayed = delayMs > 0;
+  }
+  if (input.deliverAt !== undefined) {
+    const at = input.deliverAt instanceof Date ? input.deliverAt.getTime() : input.deliverAt;
+    const now = Date.now();
+    if (!Number.isSafeInteger(at) || at < 0 || at > now + MAX_DELAY_MS) {
+      throw invalid(`${what}.deliverAt must be a Date or milliseconds since the epoch, at most 10 years ahead, not ${String(input.deliverAt)}`);
+    }
+    headers.push(['weir.deliverAt', String(at)]);
+    delayed = at > now;
+  }
+  if (input.ttlMs !== undefined) {
+    if (!Number.isSafeInteger(input.ttlMs) || input.ttlMs < 1) throw invalid(`${what}.ttlMs must be a whole number of milliseconds, at least 1, not ${String(input.ttlMs)}`);
+    headers.push(['weir.ttlMs', String(input.ttlMs)]);
+  }
+  if (input.priority !== undefined) {
+    if (!Number.isInteger(input.priority) || input.priority < 0 || input.priority > MAX_PRIORITY) {
+      throw invalid(`${what}.priority must be an integer from 0 to ${MAX_PRIORITY}, not ${String(input.priority)}`);
+    }
+    headers.push(['weir.priority', String(input.priority)]);
+  }
+  return { headers, delayed };
 }

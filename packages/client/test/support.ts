@@ -4,7 +4,7 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
-import { WeirClient, type ConsumedMessage, type Consumer, type WeirClientOptions } from 'weir-client';
+import { WeirClient, type Admin, type ConsumedMessage, type Consumer, type QueueConsumer, type QueueMessage, type WeirClientOptions } from 'weir-client';
 
 /**
  * Cleanups run once the test file is done. Registered here, at the top level, because `after()` called inside a
@@ -73,6 +73,38 @@ export async function take(consumer: Consumer, count: number, timeoutMs = 15_000
   }
   assert.equal(out.length, count);
   return out;
+}
+
+/** Takes `count` messages from a queue consumer, failing after `timeoutMs`. */
+export async function takeQueue(consumer: QueueConsumer, count: number, timeoutMs = 15_000): Promise<QueueMessage[]> {
+  const out: QueueMessage[] = [];
+  const deadline = Date.now() + timeoutMs;
+  while (out.length < count) {
+    const remaining = deadline - Date.now();
+    assert.ok(remaining > 0, `took ${out.length} of ${count} queue messages within ${timeoutMs} ms`);
+    let timer: NodeJS.Timeout | undefined;
+    const result = await Promise.race([consumer.next(), new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), remaining)))]);
+    clearTimeout(timer);
+    assert.ok(result !== null, `took ${out.length} of ${count} queue messages within ${timeoutMs} ms`);
+    if (result.done) break;
+    out.push(result.value);
+  }
+  assert.equal(out.length, count);
+  return out;
+}
+
+/** Waits for a topic the broker creates by itself (a dead-letter topic appears with its first dead letter). */
+export async function waitForTopic(admin: Admin, topic: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await admin.describeTopic(topic);
+      return;
+    } catch (error) {
+      assert.ok(Date.now() < deadline, `topic ${topic} did not appear within ${timeoutMs} ms: ${String(error)}`);
+      await sleep(20);
+    }
+  }
 }
 
 /** Waits until `condition` holds, polling every 20 ms. */

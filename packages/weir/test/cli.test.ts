@@ -76,6 +76,89 @@ describe('cli: the quick start and the CLI tour', { timeout: 120_000 }, () => {
     assert.equal((JSON.parse(byKey.stdout) as unknown[]).length, 3);
   });
 
+  it('cli: work queues: produce with priority and TTL, consume with acks, peek, describe, reject to the dead-letter topic', async () => {
+    assert.equal((await run(['topic', 'create', 'jobs', '--server', address])).code, 0);
+    const plain = await run(['produce', 'jobs', '--server', address], 'low-1\nlow-2\n');
+    assert.equal(plain.code, 0, plain.stderr);
+    const urgent = await run(['produce', 'jobs', '-m', 'urgent', '--priority', '9', '--ttl-ms', '600000', '--server', address]);
+    assert.equal(urgent.code, 0, urgent.stderr);
+    const first = await run(['consume', 'jobs', '--group', 'workers', '--mode', 'shared', '--count', '1', '--server', address]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.stdout, 'urgent\n', 'the highest priority first');
+    assert.match(first.stderr, /1 message\(s\) acknowledged/);
+
+    const peeked = await run(['queue', 'peek', 'jobs', '--group', 'workers', '--json', '--server', address]);
+    assert.equal(peeked.code, 0, peeked.stderr);
+    const ready = JSON.parse(peeked.stdout) as Array<{ body: string; deliveries: number; offset: number }>;
+    assert.deepEqual(
+      ready.map((entry) => [entry.body, entry.deliveries]),
+      [
+        ['low-1', 0],
+        ['low-2', 0],
+      ],
+      'peeking consumes nothing, and the consume above took no more than it acknowledged',
+    );
+    const table = await run(['queue', 'peek', 'jobs', '--group', 'workers', '--server', address]);
+    assert.match(table.stdout, /deliveries[\s\S]*low-1/);
+    const described = await run(['queue', 'describe', 'workers', '--json', '--server', address]);
+    const description = JSON.parse(described.stdout) as { mode: string; settings: { maxDeliveries: number }; topics: Array<{ topic: string; ready: number; inflight: number; consumers: unknown[] }> };
+    assert.equal(description.mode, 'shared');
+    assert.equal(description.settings.maxDeliveries, 16);
+    assert.deepEqual(
+      description.topics.map((topic) => [topic.topic, topic.ready, topic.inflight, topic.consumers.length]),
+      [['jobs', 2, 0, 0]],
+    );
+    const human = await run(['queue', 'describe', 'workers', '--server', address]);
+    assert.match(human.stdout, /group workers: shared, no filter/);
+    assert.match(human.stdout, /ack timeout 30s/);
+
+    const rejected = await run(['consume', 'jobs', '--group', 'workers', '--mode', 'shared', '--count', '1', '--reject', '--server', address]);
+    assert.equal(rejected.stdout, 'low-1\n');
+    assert.match(rejected.stderr, /1 message\(s\) rejected/);
+    const dead = await run(['consume', 'workers.dlq', '--json', '--max', '1', '--server', address]);
+    const letter = JSON.parse(dead.stdout.trim()) as { body: string; headers: Record<string, string> };
+    assert.equal(letter.body, 'low-1');
+    assert.equal(letter.headers['weir.dlq.reason'], 'rejected');
+    assert.equal(letter.headers['weir.dlq.deliveries'], '1');
+    const rest = await run(['consume', 'jobs', '--group', 'workers', '--mode', 'shared', '--json', '--exit-when-idle', '500', '--server', address]);
+    assert.equal(rest.code, 0, rest.stderr);
+    const last = JSON.parse(rest.stdout.trim()) as { body: string; deliveryCount: number };
+    assert.deepEqual([last.body, last.deliveryCount], ['low-2', 1]);
+
+    assert.equal((await run(['topic', 'create', 'reminders', '--server', address])).code, 0);
+    const dueAt = Date.now() + 2500;
+    const delayed = await run(['produce', 'reminders', '-m', 'wake up', '--deliver-at', String(dueAt), '--server', address]);
+    assert.equal(delayed.code, 0, delayed.stderr);
+    assert.match(delayed.stderr, /1 message\(s\) acknowledged as durable \(held by the broker until due\)/);
+    const woken = await run(['consume', 'reminders', '--group', 'sleepers', '--mode', 'shared', '--count', '1', '--server', address]);
+    assert.equal(woken.stdout, 'wake up\n');
+    assert.ok(Date.now() >= dueAt, 'not delivered before its time');
+  });
+
+  it('cli: work-queue mistakes say what to fix', async () => {
+    const badPriority = await run(['produce', 'jobs', '-m', 'x', '--priority', '10', '--server', address]);
+    assert.equal(badPriority.code, 2);
+    assert.match(badPriority.stderr, /--priority must be from 0 to 9/);
+    const badDelay = await run(['produce', 'jobs', '-m', 'x', '--delay-ms', '-5', '--server', address]);
+    assert.equal(badDelay.code, 2);
+    assert.match(badDelay.stderr, /--delay-ms must be at least 0/);
+    const both = await run(['produce', 'jobs', '-m', 'x', '--delay-ms', '5', '--deliver-at', '2030-01-01T00:00:00Z', '--server', address]);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /cannot be used with/);
+    const prefetchAlone = await run(['consume', 'jobs', '--prefetch', '5', '--server', address]);
+    assert.equal(prefetchAlone.code, 2);
+    assert.match(prefetchAlone.stderr, /--prefetch applies to work queues: add --mode shared/);
+    const noGroup = await run(['consume', 'jobs', '--mode', 'key_shared', '--server', address]);
+    assert.equal(noGroup.code, 2);
+    assert.match(noGroup.stderr, /needs --group/);
+    const badFilter = await run(['consume', 'jobs', '--group', 'filtered', '--mode', 'shared', '--sql', 'region =', '--server', address]);
+    assert.equal(badFilter.code, 1);
+    assert.match(badFilter.stderr, /position 8/);
+    const notShared = await run(['queue', 'describe', 'readers', '--server', address]);
+    assert.equal(notShared.code, 1);
+    assert.match(notShared.stderr, /not a shared group/);
+  });
+
   it('cli: mistakes get a message that says what to fix and exit status 2', async () => {
     const wrongFlag = await run(['topic', 'create', 'x', '--partitons', '3', '--server', address]);
     assert.equal(wrongFlag.code, 2);

@@ -3,14 +3,15 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type ConsumedMessage, type ProducerMessage, type TopicSettings, WeirClient } from 'weir-client';
 import { bytesToText, formatBytes, formatDuration, printJson, printTable } from './output.js';
 import { integer, serverOption } from './program.js';
+import { type ConsumeFlags, consumeQueue, registerQueueCommands } from './queue-commands.js';
 
-interface CommonOptions {
+export interface CommonOptions {
   server: string;
   json?: boolean;
 }
 
 /** One client per command, closed when the command ends. */
-async function withClient<T>(options: CommonOptions, work: (client: WeirClient) => Promise<T>): Promise<T> {
+export async function withClient<T>(options: CommonOptions, work: (client: WeirClient) => Promise<T>): Promise<T> {
   const client = new WeirClient({ brokers: [options.server], clientId: 'weir-cli', retry: { retries: 3 } });
   try {
     return await work(client);
@@ -43,7 +44,7 @@ function withTopicSettingOptions(command: Command): Command {
     .option('--max-message-bytes <bytes>', 'largest message accepted', integer('--max-message-bytes', 64));
 }
 
-function clientCommand(parent: Command, name: string, description: string): Command {
+export function clientCommand(parent: Command, name: string, description: string): Command {
   return parent.command(name).description(description).addOption(serverOption()).option('--json', 'print JSON instead of a table');
 }
 
@@ -132,13 +133,23 @@ export function registerClientCommands(program: Command): void {
     .option('-t, --tag <tag>', 'message tag')
     .option('-H, --header <name=value>', 'a header (repeatable)', parseHeader)
     .option('-p, --partition <n>', 'send to this partition', integer('--partition', 0))
-    .action(async (topicName: string, options: CommonOptions & { message?: string; key?: string; tag?: string; header?: Record<string, string>; partition?: number }) => {
+    .addOption(new Option('--delay-ms <ms>', 'deliver this long after the broker receives it (held until then)').argParser(integer('--delay-ms', 0)).conflicts('deliverAt'))
+    .option('--deliver-at <time>', 'deliver at this time: ISO-8601 (2026-11-21T10:00:00Z) or ms since the epoch', parseDeliverAt)
+    .option('--ttl-ms <ms>', 'work queues drop (or dead-letter) it once this long has passed', integer('--ttl-ms', 1))
+    .option('--priority <0-9>', 'work-queue priority: higher is delivered first (default 0)', integerIn('--priority', 0, 9))
+    .action(async (topicName: string, options: CommonOptions & ProduceFlags) => {
       const template: Omit<ProducerMessage, 'body'> = {
         ...(options.key === undefined ? {} : { key: options.key }),
         ...(options.tag === undefined ? {} : { tag: options.tag }),
         ...(options.header === undefined ? {} : { headers: options.header }),
+        ...(options.delayMs === undefined ? {} : { delayMs: options.delayMs }),
+        ...(options.deliverAt === undefined ? {} : { deliverAt: options.deliverAt }),
+        ...(options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs }),
+        ...(options.priority === undefined ? {} : { priority: options.priority }),
       };
       const sendOptions = options.partition === undefined ? {} : { partition: options.partition };
+      // Decided as the producer decides it, when the messages are prepared (a due time may pass while they are sent).
+      const delayed = options.delayMs !== undefined ? options.delayMs > 0 : options.deliverAt !== undefined && options.deliverAt > Date.now();
       const sent = await withClient(options, async (client) => {
         const producer = client.producer({ acks: 'durable' });
         const pending: Promise<unknown>[] = [];
@@ -165,25 +176,43 @@ export function registerClientCommands(program: Command): void {
         }
         return count;
       });
-      if (options.json) printJson({ topic: topicName, acknowledged: sent });
-      else process.stderr.write(`${sent} message(s) acknowledged as durable\n`);
+      if (options.json) printJson({ topic: topicName, acknowledged: sent, ...(delayed ? { delayed: true } : {}) });
+      else process.stderr.write(`${sent} message(s) acknowledged as durable${delayed ? ' (held by the broker until due)' : ''}\n`);
     });
 
   clientCommand(program, 'consume', 'print messages: one body per line (--json for everything)')
     .argument('<topic>', 'topic name')
     .option('-g, --group <group>', 'consumer group (commits its position; without one nothing is committed)')
+    .addOption(new Option('--mode <mode>', 'group mode: stream | broadcast, or a work queue: shared | key_shared').choices(['stream', 'broadcast', 'shared', 'key_shared']))
     .option('-f, --from <where>', 'beginning | end | <offset> | <ISO-8601 time> (default: committed position, else beginning)', parseFrom)
     .option('-n, --max <n>', 'stop after this many messages', integer('--max', 1))
+    .addOption(new Option('--count <n>', 'the same as --max').argParser(integer('--count', 1)).conflicts('max'))
     .option('--exit-when-idle <ms>', 'stop once no message arrived for this long', integer('--exit-when-idle', 1))
-    .action(async (topicName: string, options: CommonOptions & { group?: string; from?: ReturnType<typeof parseFrom>; max?: number; exitWhenIdle?: number }) => {
+    .option('--prefetch <n>', 'work queues: most unacknowledged messages held (default 100, at most --count)', integer('--prefetch', 1))
+    .addOption(new Option('--ack', 'work queues: acknowledge each message (the default)').conflicts(['nack', 'reject']))
+    .addOption(new Option('--nack', 'work queues: nack each message (redelivered after the group backoff)').conflicts(['ack', 'reject']))
+    .addOption(new Option('--reject', 'work queues: reject each message (to the dead-letter topic)').conflicts(['ack', 'nack']))
+    .addOption(new Option('--tag <expr>', "work queues: only messages with these tags ('a || b'); fixed when the group is created").conflicts('sql'))
+    .option('--sql <expr>', "work queues: only messages whose headers match (\"region = 'eu'\"); fixed when the group is created")
+    .action(async (topicName: string, options: CommonOptions & ConsumeFlags, command: Command) => {
+      if (options.mode === 'shared' || options.mode === 'key_shared') return consumeQueue(topicName, options, command);
+      const queueOnly = (['prefetch', 'ack', 'nack', 'reject', 'tag', 'sql'] as const).find((name) => options[name] !== undefined);
+      if (queueOnly !== undefined) command.error(`error: --${queueOnly} applies to work queues: add --mode shared or --mode key_shared (and --group)`, { exitCode: 2 });
+      if (options.mode !== undefined && options.group === undefined) command.error(`error: --mode ${options.mode} needs --group <group>`, { exitCode: 2 });
+      const max = options.max ?? options.count;
       await withClient(options, async (client) => {
         const from = options.from === 'latest' ? 'latest' : 'earliest';
-        const consumer = client.consumer({ ...(options.group === undefined ? {} : { group: options.group }), from, maxWaitMs: 200 });
+        const consumer = client.consumer({
+          ...(options.group === undefined ? {} : { group: options.group }),
+          ...(options.mode === undefined ? {} : { mode: options.mode as 'stream' | 'broadcast' }),
+          from,
+          maxWaitMs: 200,
+        });
         await consumer.subscribe(topicName);
         if (typeof options.from === 'number' || options.from instanceof Date) await consumer.seek({ topic: topicName, to: options.from });
         let printed = 0;
         try {
-          while (options.max === undefined || printed < options.max) {
+          while (max === undefined || printed < max) {
             const next = await nextWithin(consumer.next(), options.exitWhenIdle);
             if (next === null || next.done) break;
             printMessage(next.value, options.json === true);
@@ -194,6 +223,8 @@ export function registerClientCommands(program: Command): void {
         }
       });
     });
+
+  registerQueueCommands(program);
 
   const group = program.command('group').description('inspect consumer groups');
   clientCommand(group, 'list', 'list consumer groups').action(async (options: CommonOptions) => {
@@ -250,11 +281,40 @@ export function registerClientCommands(program: Command): void {
     });
 }
 
-function truncate(text: string, length: number): string {
+export function truncate(text: string, length: number): string {
   return text.length <= length ? text : `${text.slice(0, length - 1)}…`;
 }
 
-function printMessage(message: ConsumedMessage, json: boolean): void {
+interface ProduceFlags {
+  message?: string;
+  key?: string;
+  tag?: string;
+  header?: Record<string, string>;
+  partition?: number;
+  delayMs?: number;
+  deliverAt?: number;
+  ttlMs?: number;
+  priority?: number;
+}
+
+/** ms since the epoch, or an ISO-8601 time. */
+function parseDeliverAt(value: string): number {
+  if (/^\d+$/.test(value.trim())) return Number(value.trim());
+  const time = new Date(value);
+  if (/^\d{4}-\d{2}-\d{2}/.test(value) && !Number.isNaN(time.getTime())) return time.getTime();
+  throw new InvalidArgumentError(`must be an ISO-8601 time (e.g. 2026-11-21T10:00:00Z) or milliseconds since the epoch, got "${value}"`);
+}
+
+function integerIn(name: string, minimum: number, maximum: number): (value: string) => number {
+  const parse = integer(name, minimum);
+  return (value: string) => {
+    const number = parse(value);
+    if (number > maximum) throw new InvalidArgumentError(`${name} must be from ${minimum} to ${maximum}, got ${value}`);
+    return number;
+  };
+}
+
+export function printMessage(message: ConsumedMessage & { deliveryCount?: number }, json: boolean): void {
   if (!json) {
     process.stdout.write(`${message.body.toString('utf8')}\n`);
     return;
@@ -269,13 +329,14 @@ function printMessage(message: ConsumedMessage, json: boolean): void {
       tag: message.tag,
       headers: Object.fromEntries(Object.entries(message.headers).map(([name, value]) => [name, typeof value === 'string' ? value : bytesToText(value)])),
       timestamp: new Date(message.timestamp).toISOString(),
+      ...(message.deliveryCount === undefined ? {} : { deliveryCount: message.deliveryCount }),
       body: bytesToText(message.body),
     })}\n`,
   );
 }
 
 /** The next message, or null once `idleMs` passes without one. */
-async function nextWithin<T>(next: Promise<T>, idleMs: number | undefined): Promise<T | null> {
+export async function nextWithin<T>(next: Promise<T>, idleMs: number | undefined): Promise<T | null> {
   if (idleMs === undefined) return next;
   let timer: NodeJS.Timeout | undefined;
   const idle = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), idleMs)));
