@@ -288,8 +288,8 @@ export class BrokerCore {
   }
 
   /** Detaches a consumer; its unsettled deliveries are redelivered to the others. */
-  unsubscribe(group: string, topic: string, consumerId: string): void {
-    this.workQueues.unsubscribe(group, topic, consumerId);
+  unsubscribe(group: string, topic: string, consumerId: string, only?: ConsumerState): void {
+    this.workQueues.unsubscribe(group, topic, consumerId, only);
   }
 
   /** Applies ack / nack / reject outcomes; returns how many applied (others named deliveries the consumer no longer holds). */

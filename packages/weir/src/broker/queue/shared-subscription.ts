@@ -593,6 +593,8 @@ export class SharedSubscription {
         const state = this.keys.get(entry.key);
         // An earlier message of this key is waiting for redelivery: nothing of the key may overtake it.
         if (state !== undefined && state.waiting > 0) return true;
+        // An owned key stays with its owner; a free key goes to its place on the ring, or past a consumer without
+        // credit to the next one that has some (nothing of the key is outstanding, so no order is at stake).
         consumer = state?.owner ?? this.ringOwner(entry.key);
         if (consumer !== null && consumer.credit <= 0) consumer = null;
       }
@@ -626,17 +628,23 @@ export class SharedSubscription {
     return best;
   }
 
+  /** The first consumer with credit at or after the key's point on the ring; null when none has credit. */
   private ringOwner(key: string): ConsumerState | null {
-    if (this.ring.length === 0) return null;
+    const ring = this.ring;
+    if (ring.length === 0) return null;
     const point = hashString(key);
     let low = 0;
-    let high = this.ring.length;
+    let high = ring.length;
     while (low < high) {
       const mid = (low + high) >>> 1;
-      if (this.ring[mid]!.point < point) low = mid + 1;
+      if (ring[mid]!.point < point) low = mid + 1;
       else high = mid;
     }
-    return this.ring[low % this.ring.length]!.consumer;
+    for (let step = 0; step < ring.length; step++) {
+      const consumer = ring[(low + step) % ring.length]!.consumer;
+      if (consumer.credit > 0) return consumer;
+    }
+    return null;
   }
 
   private rebuildRing(): void {

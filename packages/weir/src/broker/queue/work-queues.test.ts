@@ -308,3 +308,28 @@ test('ack state survives a clean restart: nothing acknowledged comes back, the r
     await cleanup();
   }
 });
+
+test('peek, settle and extend on a topic the group does not consume change nothing', async () => {
+  const { broker } = await setup();
+  await broker.createTopic('other', 1);
+  await subscribe(broker, 'c1');
+  assert.deepEqual(await broker.peek('workers', 'other', 5), []);
+  assert.equal(await broker.settle('workers', 'other', 'c1', [{ partition: 0, offset: 0, outcome: 'ack' }]), 0);
+  assert.deepEqual((await broker.describeSharedGroup('workers')).topics.map((entry) => entry.topic), ['jobs']);
+  await broker.close();
+});
+
+test('an unsubscribe naming an older consumer leaves a newer one with the same id alone', async () => {
+  const { broker } = await setup();
+  await produce(broker, 'jobs', ['m']);
+  const older = await subscribe(broker, 'w1');
+  const held = older.take();
+  assert.equal(held.length, 1);
+  const state = broker.internals.workQueues.subscriptionOf('workers', 'jobs')!.consumer('w1')!;
+  broker.unsubscribe('workers', 'jobs', 'w1');
+  const newer = await subscribe(broker, 'w1');
+  assert.equal(newer.deliveries.length, 1);
+  broker.unsubscribe('workers', 'jobs', 'w1', state);
+  assert.equal((await broker.describeSharedGroup('workers')).topics[0]!.consumers.length, 1);
+  await broker.close();
+});

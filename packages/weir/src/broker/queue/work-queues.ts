@@ -235,9 +235,16 @@ export class WorkQueues implements TopicObserver {
     });
   }
 
-  /** Ends a consumer: whatever it had in flight is redelivered. Unknown consumers are ignored (idempotent). */
-  unsubscribe(group: string, topic: string, consumerId: string): void {
-    this.groups.get(group)?.subscriptions.get(topic)?.detach(consumerId);
+  /**
+   * Ends a consumer: whatever it had in flight is redelivered. Unknown consumers are ignored (idempotent). With
+   * `only`, the consumer is ended only if it is still that one: a closing connection must not end a newer consumer
+   * that reused the id elsewhere.
+   */
+  unsubscribe(group: string, topic: string, consumerId: string, only?: ConsumerState): void {
+    const subscription = this.groups.get(group)?.subscriptions.get(topic);
+    if (subscription === undefined) return;
+    if (only !== undefined && subscription.consumer(consumerId) !== only) return;
+    subscription.detach(consumerId);
   }
 
   settle(group: string, topic: string, consumerId: string, outcomes: readonly SettleOutcome[]): number {
@@ -246,13 +253,15 @@ export class WorkQueues implements TopicObserver {
       if (outcome.delayMs !== undefined) checkInteger('nack delayMs', outcome.delayMs, 0, MAX_TIMEOUT_MS);
       if (outcome.error !== undefined && (typeof outcome.error !== 'string' || outcome.error.length > 4096)) throw invalidArgument('an error text is at most 4096 characters');
     }
-    return this.existing(group, topic).settle(consumerId, outcomes);
+    const subscription = this.existing(group, topic);
+    if (subscription === null) return 0;
+    return subscription.settle(consumerId, outcomes);
   }
 
   extend(group: string, topic: string, consumerId: string, deliveries: ReadonlyArray<{ partition: number; offset: number }>, ms: number): number {
     this.assertOpen();
     checkInteger('extend ms', ms, 1, MAX_TIMEOUT_MS);
-    return this.existing(group, topic).extend(consumerId, deliveries, ms);
+    return this.existing(group, topic)?.extend(consumerId, deliveries, ms) ?? 0;
   }
 
   /** Pull: up to `maxMessages` deliveries, waiting up to `waitMs` for the first. Leases belong to `consumerId`. */
@@ -280,7 +289,7 @@ export class WorkQueues implements TopicObserver {
 
   peek(group: string, topic: string, limit: number): Array<{ partition: number; message: StoredMessage; deliveries: number }> {
     checkInteger('limit', limit, 1, 10_000);
-    return this.existing(group, topic).peek(limit);
+    return this.existing(group, topic)?.peek(limit) ?? [];
   }
 
   /** Whether a topic accepts produces: refused (QUEUE_FULL) while a reject-publish group over it is at its limit. */
@@ -433,13 +442,14 @@ export class WorkQueues implements TopicObserver {
     });
   }
 
-  private existing(group: string, topic: string): SharedSubscription {
+  /** The group's subscription of a topic; null when the group does not consume it (nothing to settle or show). */
+  private existing(group: string, topic: string): SharedSubscription | null {
     const entry = this.groups.get(group);
     if (entry === undefined) throw brokerError(ErrorCode.InvalidGroup, `group "${group}" is not a shared group`);
     const subscription = entry.subscriptions.get(topic);
     if (subscription === undefined) {
       this.registry.get(topic);
-      return this.subscription(entry, topic);
+      return null;
     }
     return subscription;
   }

@@ -106,10 +106,14 @@ function settingsOf(text: string): Partial<SharedGroupSettings> | undefined {
   return value as Partial<SharedGroupSettings>;
 }
 
-/** Runs `cleanup` once when the connection closes (at once if it already has). */
-function onClose(context: ConnectionContext, cleanup: () => void): void {
-  if (context.closed.aborted) cleanup();
-  else context.closed.addEventListener('abort', cleanup, { once: true });
+/** Runs `cleanup` once when the connection closes (at once if it already has); returns what cancels it. */
+function onClose(context: ConnectionContext, cleanup: () => void): () => void {
+  if (context.closed.aborted) {
+    cleanup();
+    return () => {};
+  }
+  context.closed.addEventListener('abort', cleanup, { once: true });
+  return () => context.closed.removeEventListener('abort', cleanup);
 }
 
 function invalid(message: string): WeirError {
@@ -119,6 +123,8 @@ function invalid(message: string): WeirError {
 export function nativeHandlers(broker: BrokerCore): HandlerTable {
   /** Pull consumers per connection ("group\ntopic"), so each is detached once when its connection closes. */
   const pullConsumers = new WeakMap<ConnectionContext, Set<string>>();
+  /** Pushed consumers per connection ("group\ntopic\nconsumerId"): what Unsubscribe must stop watching for. */
+  const closeWatches = new WeakMap<ConnectionContext, Map<string, () => void>>();
   let consumerNumber = 0;
   return {
     CreateTopic: async (body) => ({ topic: toWireTopic(await broker.createTopic(body.name, body.partitions, toConfig(body.config))) }),
@@ -209,7 +215,7 @@ export function nativeHandlers(broker: BrokerCore): HandlerTable {
     Subscribe: async (body, context) => {
       const consumerId = body.consumerId === '' ? `${context.connectionId}-${++consumerNumber}` : body.consumerId;
       const { group, topic } = body;
-      await broker.subscribe({
+      const consumer = await broker.subscribe({
         group,
         topic,
         mode: sharedMode(body.mode),
@@ -225,10 +231,18 @@ export function nativeHandlers(broker: BrokerCore): HandlerTable {
             context.push(encodePush('Deliver', { group, topic, consumerId, deliveries: deliveries.map((delivery) => toWireDelivery(delivery.partition, delivery.deliveryCount, delivery.message)) })),
         },
       });
-      onClose(context, () => broker.unsubscribe(group, topic, consumerId));
+      let watches = closeWatches.get(context);
+      if (watches === undefined) closeWatches.set(context, (watches = new Map()));
+      const name = `${group}\n${topic}\n${consumerId}`;
+      watches.get(name)?.();
+      watches.set(name, onClose(context, () => broker.unsubscribe(group, topic, consumerId, consumer)));
       return { consumerId };
     },
-    Unsubscribe: async (body) => {
+    Unsubscribe: async (body, context) => {
+      const name = `${body.group}\n${body.topic}\n${body.consumerId}`;
+      const watches = closeWatches.get(context);
+      watches?.get(name)?.();
+      watches?.delete(name);
       broker.unsubscribe(body.group, body.topic, body.consumerId);
       return {};
     },
