@@ -24,6 +24,20 @@ export interface BrokerConfig {
   segmentBytes: number;
   /** Default partition count for topics created without one. */
   defaultPartitions: number;
+  /** How often shared groups write their ack state: after kill -9, at most this much is delivered again. */
+  ackFlushIntervalMs: number;
+  /** 1 records the message trace (deliveries, outcomes, dead letters, delays, transactions); 0 turns it off. */
+  trace: number;
+  /** How long trace records are kept. */
+  traceRetentionMs: number;
+  /** Broker-side dedup window for client-chosen message ids of non-idempotent producers. */
+  dedupWindowMs: number;
+  /** A transaction silent this long is checked with a live producer of its group. */
+  transactionCheckAfterMs: number;
+  /** Wait after an inconclusive check (doubles, capped at 5 minutes). */
+  transactionCheckIntervalMs: number;
+  /** Inconclusive checks before a transaction is rolled back. */
+  transactionMaxChecks: number;
 }
 
 export const defaultConfig: BrokerConfig = {
@@ -37,6 +51,13 @@ export const defaultConfig: BrokerConfig = {
   maxInFlightPerConnection: 1024,
   segmentBytes: 1024 * 1024 * 1024,
   defaultPartitions: 1,
+  ackFlushIntervalMs: 1000,
+  trace: 1,
+  traceRetentionMs: 3 * 86_400_000,
+  dedupWindowMs: 600_000,
+  transactionCheckAfterMs: 60_000,
+  transactionCheckIntervalMs: 10_000,
+  transactionMaxChecks: 15,
 };
 
 interface SettingSpec {
@@ -57,6 +78,13 @@ export const settings: readonly SettingSpec[] = [
   { key: 'maxInFlightPerConnection', env: 'WEIR_MAX_IN_FLIGHT', kind: 'integer', doc: 'Requests in flight per connection before reading pauses.' },
   { key: 'segmentBytes', env: 'WEIR_SEGMENT_BYTES', kind: 'integer', doc: 'Commit-log segment size in bytes.' },
   { key: 'defaultPartitions', env: 'WEIR_DEFAULT_PARTITIONS', kind: 'integer', doc: 'Partitions of a topic created without a count.' },
+  { key: 'ackFlushIntervalMs', env: 'WEIR_ACK_FLUSH_INTERVAL_MS', kind: 'integer', doc: 'How often shared groups write ack state (what kill -9 may redeliver).' },
+  { key: 'trace', env: 'WEIR_TRACE', kind: 'integer', doc: '1 records the message trace, 0 turns it off.' },
+  { key: 'traceRetentionMs', env: 'WEIR_TRACE_RETENTION_MS', kind: 'integer', doc: 'How long trace records are kept.' },
+  { key: 'dedupWindowMs', env: 'WEIR_DEDUP_WINDOW_MS', kind: 'integer', doc: 'Dedup window for client-chosen message ids.' },
+  { key: 'transactionCheckAfterMs', env: 'WEIR_TRANSACTION_CHECK_AFTER_MS', kind: 'integer', doc: 'Silence before an open transaction is checked with its producer group.' },
+  { key: 'transactionCheckIntervalMs', env: 'WEIR_TRANSACTION_CHECK_INTERVAL_MS', kind: 'integer', doc: 'Wait after an inconclusive transaction check (doubling).' },
+  { key: 'transactionMaxChecks', env: 'WEIR_TRANSACTION_MAX_CHECKS', kind: 'integer', doc: 'Inconclusive checks before a transaction is rolled back.' },
 ];
 
 export class ConfigError extends Error {
@@ -103,6 +131,10 @@ export function resolveConfig(flags: Partial<Record<keyof BrokerConfig, unknown>
     if (value !== undefined) config[spec.key] = coerce(spec, value, `flag --${kebab(spec.key)}`);
   }
   if ((config.port as number) > 65535) throw new ConfigError(`port must be at most 65535, got ${config.port}`);
+  if (config.trace !== 0 && config.trace !== 1) throw new ConfigError(`trace must be 0 or 1, got ${String(config.trace)}`);
+  for (const key of ['ackFlushIntervalMs', 'dedupWindowMs', 'transactionCheckAfterMs', 'transactionCheckIntervalMs', 'transactionMaxChecks', 'traceRetentionMs'] as const) {
+    if ((config[key] as number) < 1) throw new ConfigError(`${key} must be at least 1, got ${String(config[key])}`);
+  }
   return config as unknown as BrokerConfig;
 }
 

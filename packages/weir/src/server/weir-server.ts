@@ -58,7 +58,18 @@ export class WeirServer {
       : await DiskMessageStore.open({ dataDir, clock, logger, segmentBytes: config.segmentBytes });
     let core: BrokerCore;
     try {
-      core = await BrokerCore.open({ store, clock, logger });
+      core = await BrokerCore.open({
+        store,
+        clock,
+        logger,
+        ackFlushIntervalMs: config.ackFlushIntervalMs,
+        traceEnabled: config.trace === 1,
+        traceRetentionMs: config.traceRetentionMs,
+        dedupWindowMs: config.dedupWindowMs,
+        transactionCheckAfterMs: config.transactionCheckAfterMs,
+        transactionCheckIntervalMs: config.transactionCheckIntervalMs,
+        transactionMaxChecks: config.transactionMaxChecks,
+      });
     } catch (error) {
       await store.close();
       throw error;
