@@ -4,6 +4,14 @@ import type { ConsumedMessage } from './consumer.js';
 import { WeirClientError } from './errors.js';
 import type { QueueFilter, QueueGroupSettings, QueueMode } from './queue-consumer.js';
 import { decodeHeaderList, Delivered, type PeekedMessage } from './queue-message.js';
+import { parseTraceEntry, type TraceEvent } from './trace.js';
+
+/**
+ * An idempotent producer the broker has seen since it started, with what its sequence numbers revealed: `duplicates`
+ * (messages of retried batches recognised and not stored again) and `gaps` (batches refused because sequence numbers
+ * were skipped: loss upstream of the broker).
+ */
+export type ProducerInfo = StructOf<'ProducerInfo', 'decode'>;
 
 /** Topic settings; every field optional (the rest keep their defaults, or their current values in `alterTopic`). */
 export interface TopicSettings {
@@ -186,6 +194,22 @@ export class Admin {
     if (id === null && key === null) throw new WeirClientError('INVALID_ARGUMENT', 'getMessage needs an id or a key', { retriable: false });
     const { messages } = await this.client.requestWithRetry('GetMessage', { id, key, topic: query.topic ?? null, limit: query.limit ?? 100 });
     return messages.map(toFoundMessage);
+  }
+
+  /** Idempotent producers seen since the broker started, by producer id (ListProducers). */
+  async listProducers(): Promise<ProducerInfo[]> {
+    const { producers } = await this.client.requestWithRetry('ListProducers', {});
+    return producers.map((producer) => ({ ...producer }));
+  }
+
+  /**
+   * What happened to a message, oldest first: where it is stored, then each delay, delivery, ack, nack, reject,
+   * dead-lettering, expiry and transaction step the broker recorded (GetTrace). The id is hex as results show it, or
+   * bytes. Best effort: the broker keeps events for its traceRetentionMs and drops some under overload.
+   */
+  async trace(id: string | Uint8Array): Promise<TraceEvent[]> {
+    const { events } = await this.client.requestWithRetry('GetTrace', { id: idBytesOf(id) });
+    return events.map(parseTraceEntry);
   }
 
   /**

@@ -9,6 +9,7 @@ import { clientClosed, isWeirClientError, toClientError, WeirClientError } from 
 import { TopicMetadata } from './metadata.js';
 import { Producer, type ProducerOptions } from './producer.js';
 import { QueueConsumer, type QueueConsumerOptions } from './queue-consumer.js';
+import { TransactionalProducer, type TransactionalProducerOptions } from './transactional-producer.js';
 
 export interface WeirClientOptions {
   /** Brokers to connect to, tried in order (default `['localhost:7654']`). */
@@ -151,6 +152,20 @@ export class WeirClient extends EventEmitter<ClientEvents> {
   }
 
   /**
+   * A transactional producer (RocketMQ's half messages): `await producer.transaction(async (tx) => { await
+   * tx.send(topic, message); …local work… })` commits when the work resolves and rolls back when it throws.
+   * `onCheck` answers the broker's check-backs about transactions left open (by a crash between the local commit and
+   * the broker commit); the producer joins its producer group at once, and again after every reconnection, so keep
+   * one open in every instance of the application.
+   */
+  transactionalProducer(options: TransactionalProducerOptions): TransactionalProducer {
+    if (this.closed) throw clientClosed();
+    const producer = new TransactionalProducer(this, options);
+    this.track(producer);
+    return producer;
+  }
+
+  /**
    * A consumer. With `group`, a member of that consumer group (mode `stream`: the group's partitions are shared out
    * among its members) or, with `mode: 'broadcast'`, an instance that reads everything and keeps its own offsets.
    * Without a group it reads every partition from `from` and never commits.
@@ -185,7 +200,8 @@ export class WeirClient extends EventEmitter<ClientEvents> {
     this.closePromise ??= (async () => {
       const children = [...this.children];
       // Producers first: a consumer in the same process may be waiting for what they still hold.
-      const order = [...children.filter((child) => child instanceof Producer), ...children.filter((child) => !(child instanceof Producer))];
+      const isProducer = (child: Closable): boolean => child instanceof Producer || child instanceof TransactionalProducer;
+      const order = [...children.filter(isProducer), ...children.filter((child) => !isProducer(child))];
       const results = await Promise.allSettled(order.map((child) => child.close()));
       this.closing.abort(clientClosed());
       await this.connecting?.catch(() => {});

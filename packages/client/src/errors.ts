@@ -2,7 +2,7 @@ import { errorCodeOf, errorNameOf, isProtocolError, isRetriable, type ErrorName 
 
 /**
  * Every code a client call can fail with: the broker's error names (docs/protocol.md, "Error codes"), `UNKNOWN` for a
- * code newer than this client, and five that only the client raises.
+ * code newer than this client, and the codes below that only the client raises.
  */
 export type WeirClientErrorCode =
   | ErrorName
@@ -14,15 +14,21 @@ export type WeirClientErrorCode =
   /** The client (or the producer/consumer) was closed by the application. */
   | 'CLIENT_CLOSED'
   /** A queue message was acknowledged, nacked or rejected already: each delivery takes one outcome. */
-  | 'ALREADY_SETTLED';
+  | 'ALREADY_SETTLED'
+  /**
+   * A transaction's commit (or rollback) could not be confirmed: it stays open and the broker settles it by asking the
+   * producer group (onCheck). Not retriable: repeating the work would repeat the local transaction.
+   */
+  | 'TRANSACTION_IN_DOUBT';
 
 /** Client-side codes and whether the same request may succeed when tried again. */
-const clientCodesRetriable: Record<'UNKNOWN' | 'CONNECTION_CLOSED' | 'TIMEOUT' | 'CLIENT_CLOSED' | 'ALREADY_SETTLED', boolean> = {
+const clientCodesRetriable: Record<'UNKNOWN' | 'CONNECTION_CLOSED' | 'TIMEOUT' | 'CLIENT_CLOSED' | 'ALREADY_SETTLED' | 'TRANSACTION_IN_DOUBT', boolean> = {
   UNKNOWN: false,
   CONNECTION_CLOSED: true,
   TIMEOUT: true,
   CLIENT_CLOSED: false,
   ALREADY_SETTLED: false,
+  TRANSACTION_IN_DOUBT: false,
 };
 
 export interface WeirClientErrorOptions {

@@ -21,8 +21,18 @@
  *   try { await run(job.body); void job.ack(); } catch (error) { void job.nack({ delayMs: 5000, error: String(error) }); }
  * }
  *
+ * const txp = client.transactionalProducer({ producerGroup: 'orders', onCheck: ({ messages }) => lookUp(messages) });
+ * await txp.transaction(async (tx) => {                      // half messages: invisible until the work resolves
+ *   await tx.send('orders', { key: order.id, body: JSON.stringify(order) });
+ *   await db.insertOrder(order);                             // throws: rolled back, rethrown
+ * });
+ *
  * await client.close();                                      // flushes producers, commits and leaves groups
  * ```
+ *
+ * Transactional outbox (docs/transactional-outbox.md): `new OutboxRelay({ store, producer: client.producer({ idempotent:
+ * false }) }).start()` publishes the rows of your outbox table (`store` implements fetchUnsent and markSent over your
+ * database) with the row id as message id, so the broker's dedup drops a resend after a crash.
  *
  * Broadcast (`mode: 'broadcast'`): every instance reads every partition and commits under `<group>/<instanceId>`;
  * give a stable `instanceId` and a restarted instance resumes where it stopped (a random one starts from `from`).
@@ -36,6 +46,33 @@ export { Consumer, type ConsumerOptions, type ConsumedMessage, type RebalanceEve
 export { QueueConsumer, type QueueConsumerOptions, type QueueMode, type QueueFilter, type QueueGroupSettings, type ReceiveOptions } from './queue-consumer.js';
 export type { QueueMessage, PeekedMessage, NackOptions, RejectOptions, SettleApplied } from './queue-message.js';
 export {
+  TransactionalProducer,
+  Transaction,
+  type TransactionalProducerOptions,
+  type TransactionCheck,
+  type CheckedMessage,
+  type TransactionDecision,
+  type TransactionSendOptions,
+  type TransactionSendResult,
+  type TransactionState,
+} from './transactional-producer.js';
+export { OutboxRelay, type OutboxRelayOptions, type OutboxRow, type OutboxStore, type OutboxPublisher } from './outbox-relay.js';
+export type {
+  TraceEvent,
+  TraceKind,
+  TraceLocation,
+  TraceProducer,
+  StoredTraceEvent,
+  DelayedTraceEvent,
+  DeliveredTraceEvent,
+  AckedTraceEvent,
+  NackedTraceEvent,
+  RejectedTraceEvent,
+  DeadLetteredTraceEvent,
+  ExpiredTraceEvent,
+  TransactionTraceEvent,
+} from './trace.js';
+export {
   Admin,
   DEFAULT_TOPIC_CONFIG,
   type TopicSettings,
@@ -47,6 +84,7 @@ export {
   type GetMessageQuery,
   type SharedGroupDescription,
   type SharedTopicDescription,
+  type ProducerInfo,
 } from './admin.js';
 export { Connection, CLIENT_VERSION, type ConnectionOptions, type RequestOptions, type HandshakeInfo } from './connection.js';
 export { WeirClientError, isWeirClientError, type WeirClientErrorCode } from './errors.js';

@@ -319,7 +319,8 @@ export class Producer {
   private readonly lingerMs: number;
   private readonly maxBufferedBytes: number;
   private readonly maxInFlight: number;
-  private readonly idempotent: boolean;
+  /** Whether retried batches are deduplicated by sequence number (producer id); false: by message id, if given. */
+  readonly idempotent: boolean;
   private readonly defaultAcks: AcksLevel;
   private readonly retry: RetryOptions;
   private readonly requestTimeoutMs: number;
@@ -938,6 +939,11 @@ function bytesOf(value: string | Uint8Array, what: string): Buffer {
   if (typeof value === 'string') return Buffer.from(value, 'utf8');
   if (value instanceof Uint8Array) return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   throw invalid(`${what} must be a string or a Uint8Array, not ${typeof value}`);
+}
+
+/** Checks a message as `send` does and returns its wire form (for the transactional producer). @internal */
+export function prepareMessage(input: ProducerMessage, what: string): Message {
+  return prepare(input, what);
 }
 
 /** Checks a message and converts it to its wire form, computing its encoded size. */

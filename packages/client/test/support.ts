@@ -21,14 +21,23 @@ export interface RunningBroker {
   close(): Promise<void>;
 }
 
+/** Broker settings a test may shorten (docs/configuration.md). */
+export interface BrokerSettings {
+  dedupWindowMs?: number;
+  transactionCheckAfterMs?: number;
+  transactionCheckIntervalMs?: number;
+  transactionMaxChecks?: number;
+}
+
 /**
  * A real broker in this process, on a free port (or `port`), with its data in `dataDir` (default a fresh temporary
  * directory, removed after the test file).
  */
-export async function startBroker(options: { dataDir?: string; port?: number } = {}): Promise<RunningBroker & { dataDir: string }> {
+export async function startBroker(options: { dataDir?: string; port?: number } & BrokerSettings = {}): Promise<RunningBroker & { dataDir: string }> {
   const { Broker } = await import('weir');
-  const dataDir = options.dataDir ?? (await temporaryDirectory());
-  const broker = await Broker.start({ dataDir, port: options.port ?? 0, logLevel: 'silent' });
+  const { dataDir: given, port, ...settings } = options;
+  const dataDir = given ?? (await temporaryDirectory());
+  const broker = await Broker.start({ dataDir, port: port ?? 0, logLevel: 'silent', ...settings });
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => (closing ??= broker.close());
   // Runs after the clients made later were aborted, so a close still waiting for them finishes too.

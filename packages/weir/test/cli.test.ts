@@ -71,9 +71,27 @@ describe('cli: the quick start and the CLI tour', { timeout: 120_000 }, () => {
     assert.equal(first.headers.source, 'cli');
     const found = await run(['message', 'get', '--id', first.id, '--json', '--server', address]);
     assert.equal(found.code, 0, found.stderr);
-    assert.equal((JSON.parse(found.stdout) as Array<{ body: string }>)[0]!.body, 'one');
+    const [entry] = JSON.parse(found.stdout) as Array<{ body: string; partition: number; offset: number; trace: Array<{ kind: string; topic: string; partition: number; offset: number }> }>;
+    assert.equal(entry!.body, 'one');
+    assert.deepEqual(
+      entry!.trace.filter((event) => event.kind === 'stored').map((event) => [event.topic, event.partition, event.offset]),
+      [['tour', entry!.partition, entry!.offset]],
+      'the trace says where it is stored',
+    );
+    const timeline = await run(['message', 'get', '--id', first.id, '--server', address]);
+    assert.equal(timeline.code, 0, timeline.stderr);
+    assert.match(timeline.stdout, new RegExp(`trace of tour/${entry!.partition}@${entry!.offset} \\(id ${first.id}\\):\\n  \\S+Z  stored +tour/${entry!.partition}@${entry!.offset}`));
     const byKey = await run(['message', 'get', '--key', 'user-1', '--json', '--server', address]);
-    assert.equal((JSON.parse(byKey.stdout) as unknown[]).length, 3);
+    const keyed = JSON.parse(byKey.stdout) as Array<{ trace: unknown[] }>;
+    assert.equal(keyed.length, 3);
+    assert.ok(keyed.every((message) => message.trace.length >= 1), 'each message found comes with its trace');
+
+    const producers = await run(['producer', 'list', '--json', '--server', address]);
+    assert.equal(producers.code, 0, producers.stderr);
+    const seen = JSON.parse(producers.stdout) as Array<{ producerId: number; messages: number; duplicates: number; gaps: number }>;
+    assert.ok(seen.some((producer) => producer.messages === 3 && producer.duplicates === 0 && producer.gaps === 0), producers.stdout);
+    const producerTable = await run(['producer', 'list', '--server', address]);
+    assert.match(producerTable.stdout, /producer id.*epoch.*partitions.*batches.*messages.*duplicates.*gaps.*last seen/);
   });
 
   it('cli: work queues: produce with priority and TTL, consume with acks, peek, describe, reject to the dead-letter topic', async () => {
@@ -120,6 +138,15 @@ describe('cli: the quick start and the CLI tour', { timeout: 120_000 }, () => {
     assert.equal(letter.body, 'low-1');
     assert.equal(letter.headers['weir.dlq.reason'], 'rejected');
     assert.equal(letter.headers['weir.dlq.deliveries'], '1');
+    // The original's trace tells its story: stored, delivered, rejected, dead-lettered (where to).
+    const story = await run(['message', 'get', '--id', letter.headers['weir.dlq.id']!, '--server', address]);
+    assert.equal(story.code, 0, story.stderr);
+    assert.match(story.stdout, /delivered +jobs\/0@0 to workers\/\S+ \(\S+\), delivery 1\n/);
+    assert.match(story.stdout, /rejected +jobs\/0@0 by workers\/\S+: rejected with weir consume --reject\n/);
+    assert.match(story.stdout, /dead-lettered +jobs\/0@0 in workers → workers\.dlq\/0@0 \(rejected after 1 deliveries\): rejected with weir consume --reject\n/);
+    const storyJson = await run(['message', 'get', '--id', letter.headers['weir.dlq.id']!, '--json', '--server', address]);
+    const kinds = (JSON.parse(storyJson.stdout) as Array<{ trace: Array<{ kind: string }> }>)[0]!.trace.map((event) => event.kind);
+    assert.deepEqual(kinds, ['stored', 'delivered', 'rejected', 'dead-lettered']);
     const rest = await run(['consume', 'jobs', '--group', 'workers', '--mode', 'shared', '--json', '--exit-when-idle', '500', '--server', address]);
     assert.equal(rest.code, 0, rest.stderr);
     const last = JSON.parse(rest.stdout.trim()) as { body: string; deliveryCount: number };

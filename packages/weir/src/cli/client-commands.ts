@@ -1,9 +1,10 @@
 import { createInterface } from 'node:readline';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { type ConsumedMessage, type ProducerMessage, type TopicSettings, WeirClient } from 'weir-client';
+import { type ConsumedMessage, type ProducerMessage, type TopicSettings, type TraceEvent, WeirClient } from 'weir-client';
 import { bytesToText, formatBytes, formatDuration, printJson, printTable } from './output.js';
 import { integer, serverOption } from './program.js';
 import { type ConsumeFlags, consumeQueue, registerQueueCommands } from './queue-commands.js';
+import { formatTraceLine } from './trace-output.js';
 
 export interface CommonOptions {
   server: string;
@@ -248,8 +249,22 @@ export function registerClientCommands(program: Command): void {
       );
     });
 
+  const producer = program.command('producer').description('inspect producers');
+  clientCommand(producer, 'list', 'idempotent producers seen since the broker started: retries recognised, sequence gaps refused').action(async (options: CommonOptions) => {
+    const producers = await withClient(options, (client) => client.admin().listProducers());
+    if (options.json) return printJson(producers);
+    if (producers.length === 0) {
+      process.stderr.write('no idempotent producer seen since the broker started\n');
+      return;
+    }
+    printTable(
+      ['producer id', 'epoch', 'partitions', 'batches', 'messages', 'duplicates', 'gaps', 'last seen'],
+      producers.map((entry) => [entry.producerId, entry.epoch, entry.partitions, entry.batches, entry.messages, entry.duplicates, entry.gaps, entry.lastSeen > 0 ? new Date(entry.lastSeen).toISOString() : '-']),
+    );
+  });
+
   const message = program.command('message').description('look messages up');
-  clientCommand(message, 'get', 'find messages by id or by key')
+  clientCommand(message, 'get', 'find messages by id or by key, with the trace of each (stored, deliveries, outcomes, dead letters, transactions)')
     .addOption(new Option('--id <id>', 'message id (hex, as shown by consume --json)').conflicts('key'))
     .option('--key <key>', 'message key')
     .option('--topic <topic>', 'only this topic (key lookups)')
@@ -260,14 +275,16 @@ export function registerClientCommands(program: Command): void {
         process.exitCode = 2;
         return;
       }
-      const found = await withClient(options, (client) =>
-        client.admin().getMessage({
+      const found = await withClient(options, async (client) => {
+        const admin = client.admin();
+        const messages = await admin.getMessage({
           ...(options.id === undefined ? {} : { id: options.id }),
           ...(options.key === undefined ? {} : { key: options.key }),
           ...(options.topic === undefined ? {} : { topic: options.topic }),
           limit: options.limit,
-        }),
-      );
+        });
+        return Promise.all(messages.map(async (entry) => ({ ...entry, trace: await admin.trace(entry.idBytes) })));
+      });
       if (options.json) return printJson(found);
       if (found.length === 0) {
         process.stderr.write('no message found\n');
@@ -278,7 +295,15 @@ export function registerClientCommands(program: Command): void {
         ['topic', 'partition', 'offset', 'stored', 'id', 'key', 'body'],
         found.map((entry) => [entry.topic, entry.partition, entry.offset, new Date(entry.storeTimestamp).toISOString(), entry.id, bytesToText(entry.key) ?? '', truncate(bytesToText(entry.body) ?? '', 60)]),
       );
+      for (const entry of found) printTrace(`${entry.topic}/${entry.partition}@${entry.offset}`, entry.id, entry.trace);
     });
+}
+
+/** A message's trace under a heading, one event per line. */
+function printTrace(where: string, id: string, trace: readonly TraceEvent[]): void {
+  process.stdout.write(`\ntrace of ${where} (id ${id}):\n`);
+  if (trace.length === 0) process.stdout.write('  nothing recorded (tracing off, or older than the trace retention)\n');
+  for (const event of trace) process.stdout.write(`  ${formatTraceLine(event)}\n`);
 }
 
 export function truncate(text: string, length: number): string {
