@@ -173,7 +173,8 @@ export class PartitionWriter {
           position: result.position,
         })),
       );
-      return result;
+      // Only some were new: one base offset cannot say where each message is, so none is given (-1).
+      return fresh === messages ? result : { ...result, baseOffset: -1 };
     } finally {
       reservation.abort();
     }

@@ -73,6 +73,7 @@ test('broker-side dedup: a resent client id is not stored twice within the windo
   assert.equal(again.baseOffset, first.baseOffset);
   const mixed = await broker.produce({ ...plain, topic: 'orders', messages: [{ id: 'order-1', body: 'x' }, { id: 'order-2', body: 'y' }] });
   assert.equal(mixed.duplicate, false);
+  assert.equal(mixed.baseOffset, -1, 'only part was stored: no single base offset describes it');
   clock.advance(60_001);
   await broker.produce({ ...plain, topic: 'orders', messages: [{ id: 'order-1', body: 'x' }] });
   assert.deepEqual(await readAll(broker, 'orders'), ['x', 'y', 'x']);
