@@ -84,7 +84,7 @@ export class PartitionWriter {
       const message = messages[i]!;
       if (message.headers === null || message.headers === undefined) continue;
       const result = prepareProduced(message, now);
-      if (result.deliverAt > 0) delayed++;
+      if (result.delayed) delayed++;
       if (result.message !== message) {
         prepared ??= messages.slice();
         prepared[i] = result.message;

@@ -215,7 +215,10 @@ describe('broker: message dedup', () => {
   });
 
   it('a failed disk lookup releases the claim and fails the produce', async () => {
-    const { store, queueId, dedup } = await setup();
+    const { store, queueId, clock } = await setup();
+    // A store that held messages before the dedup started (a restart): the warm-up period consults the disk.
+    await store.append(queueId, [{ body: 'earlier' }]);
+    const dedup = new MessageDedup({ store, clock });
     const original = store.findById.bind(store);
     let failing = true;
     store.findById = async (id) => {

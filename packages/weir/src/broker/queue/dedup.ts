@@ -93,6 +93,8 @@ export class MessageDedup {
   private readonly startedWall: number;
   private readonly startedMonotonic: number;
   private warm = true;
+  private lastAgedEviction = Number.NEGATIVE_INFINITY;
+  private evictionCursor: IterableIterator<string> = new Map<string, never>().keys();
   private hits = 0;
   private diskLookups = 0;
 
@@ -104,6 +106,8 @@ export class MessageDedup {
     if (!Number.isSafeInteger(this.windowMs) || this.windowMs < 1) throw invalidArgument(`dedup windowMs must be a positive integer, not ${this.windowMs}`);
     if (!Number.isSafeInteger(this.maxEntries) || this.maxEntries < 1) throw invalidArgument(`dedup maxEntries must be a positive integer, not ${this.maxEntries}`);
     this.startedWall = this.clock.now();
+    // A store with no messages yet cannot hold an original: skip the disk lookups of the warm-up period.
+    this.warm = this.store.listQueues().some((queue) => queue.endOffset > 0);
     this.startedMonotonic = this.clock.monotonic();
   }
 
@@ -317,7 +321,21 @@ export class MessageDedup {
     // Delete first so a re-stored id moves to the back of the insertion order.
     this.remembered.delete(key);
     this.remembered.set(key, { queueId: location.queueId, offset: location.offset, storeTimestamp: location.storeTimestamp, position: location.position });
-    while (this.remembered.size > this.maxEntries) this.remembered.delete(this.remembered.keys().next().value!);
+    while (this.remembered.size > this.maxEntries) this.evictOldest();
+  }
+
+  /**
+   * Drops the oldest id. A fresh `keys()` iterator would walk every slot deleted at the front since the map last
+   * compacted (O(deleted) per eviction); one long-lived iterator moves forward once over them (O(1) amortized). Map
+   * iterators are live: ids stored again after it passed them are met again at the back, in their new order.
+   */
+  private evictOldest(): void {
+    let next = this.evictionCursor.next();
+    if (next.done) {
+      this.evictionCursor = this.remembered.keys();
+      next = this.evictionCursor.next();
+    }
+    if (!next.done) this.remembered.delete(next.value);
   }
 
   /** @internal Called by reservations: drops `owner`'s hold of `key` and wakes whoever waits for it. */
@@ -334,6 +352,10 @@ export class MessageDedup {
    * lookup checks the age itself.
    */
   private evictAged(now: number): void {
+    // Walking from the front passes every slot deleted there since the map last compacted: do it once a second, not
+    // per produce (lookups check the age themselves, so a stale entry in between is never taken for a duplicate).
+    if (now - this.lastAgedEviction < 1000) return;
+    this.lastAgedEviction = now;
     for (const [key, location] of this.remembered) {
       if (this.young(location.storeTimestamp, now)) return;
       this.remembered.delete(key);

@@ -39,14 +39,15 @@ function integerValue(name: string, value: HeaderValue, min: number, max: number
  * Checks a produced message's reserved headers and rewrites relative times to absolute ones, returning the message
  * to store (the same object when it has no reserved header) and its due time. `now` is the broker's wall clock.
  *
- * - `weir.delayMs` ≥ 0 → `weir.deliverAt` = now + delay; `weir.deliverAt` in the past → delivered now.
+ * - `weir.delayMs` ≥ 0 → `weir.deliverAt` = now + delay; `weir.deliverAt` in the past → delivered now (through the
+ *   delay schedule, which appends it at once).
  * - `weir.ttlMs` ≥ 1 → `weir.expiresAt` = now + ttl (TTL 0 is an error: a message that may never be read is a mistake).
  *   A topic's `messageTtlMs` is not written into messages: the dispatcher applies it from the store time, so changing
  *   it applies to messages already stored (as a RabbitMQ policy does); the earlier of the two expiries wins.
  * - `weir.priority` 0–9.
  * - Any other `weir.` header is INVALID_ARGUMENT.
  */
-export function prepareProduced(message: MessageInput, now: number): { message: MessageInput; deliverAt: number } {
+export function prepareProduced(message: MessageInput, now: number): { message: MessageInput; deliverAt: number; delayed: boolean } {
   const headers = message.headers;
   let reserved = false;
   if (headers) {
@@ -57,9 +58,10 @@ export function prepareProduced(message: MessageInput, now: number): { message: 
       }
     }
   }
-  if (!reserved) return { message, deliverAt: 0 };
+  if (!reserved) return { message, deliverAt: 0, delayed: false };
   const out: Record<string, HeaderValue> = {};
   let deliverAt = 0;
+  let delayed = false;
   let ttlMs: number | null = null;
   for (const name in headers ?? {}) {
     const value = headers![name]!;
@@ -68,16 +70,17 @@ export function prepareProduced(message: MessageInput, now: number): { message: 
       continue;
     }
     if (!CLIENT_ATTRIBUTES.has(name)) throw invalidArgument(`header names starting with "${RESERVED_PREFIX}" are reserved; ${name} is not one a producer may set`);
-    if (name === Attribute.delayMs) deliverAt = Math.max(deliverAt, now + integerValue(name, value, 0, MAX_DELAY_MS));
-    else if (name === Attribute.deliverAt) deliverAt = Math.max(deliverAt, integerValue(name, value, 0, now + MAX_DELAY_MS));
+    if (name === Attribute.delayMs) (deliverAt = Math.max(deliverAt, now + integerValue(name, value, 0, MAX_DELAY_MS))), (delayed = true);
+    else if (name === Attribute.deliverAt) (deliverAt = Math.max(deliverAt, integerValue(name, value, 0, now + MAX_DELAY_MS))), (delayed = true);
     else if (name === Attribute.ttlMs) ttlMs = integerValue(name, value, 1, Number.MAX_SAFE_INTEGER - now);
     else out[name] = String(integerValue(name, value, 0, MAX_PRIORITY));
   }
-  if (deliverAt <= now) deliverAt = 0;
-  if (deliverAt > 0) out[Attribute.deliverAt] = String(deliverAt);
+  // A message sent as delayed stays on the delayed path even when its time passed in transit (a client whose clock
+  // is behind, a slow network): the schedule delivers it at once, and its batch is not refused as a mix.
+  if (delayed) out[Attribute.deliverAt] = String(Math.max(deliverAt, now));
   // A delayed message's time to live starts when it becomes visible.
-  if (ttlMs !== null) out[Attribute.expiresAt] = String((deliverAt > 0 ? deliverAt : now) + ttlMs);
-  return { message: { ...message, headers: out as Headers }, deliverAt };
+  if (ttlMs !== null) out[Attribute.expiresAt] = String(Math.max(deliverAt, now) + ttlMs);
+  return { message: { ...message, headers: out as Headers }, deliverAt: delayed ? Math.max(deliverAt, now) : 0, delayed };
 }
 
 /** The attributes the dispatcher needs, read from a stored message's decoded headers. */
