@@ -21,6 +21,10 @@ const suites: Record<string, SuiteEntry> = {
     description: 'broker over TCP (weir serve child process): durable produce, consume, end-to-end latency, broker CPU/RSS',
     load: async () => (await import('./native.js')).nativeSuite,
   },
+  queue: {
+    description: 'work queues over TCP (weir serve child process): shared group with per-message ack (1/4/16 consumers), delayed delivery lateness and memory',
+    load: async () => (await import('./queue.js')).queueSuite,
+  },
 };
 
 function listing(): string {

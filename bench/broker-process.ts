@@ -1,0 +1,301 @@
+/**
+ * A broker (`weir serve`) in a child process of its own, for the suites that measure it over TCP (native, queue):
+ * started on port 0 with its own data directory (the port is read from its "listening on" log line), its RSS and CPU
+ * sampled from /proc, stopped with SIGTERM; plus the build step that compiles it first, and a check of how busy the
+ * machine is. Linux only (/proc).
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { now, repoRoot } from './report.js';
+
+/** `dist`: compiled broker and clients (built with tsc -b first); `src`: the TypeScript sources through tsx. */
+export type Code = 'dist' | 'src';
+
+const CLOCK_TICKS = (() => {
+  try {
+    const value = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    return Number.isFinite(value) && value > 0 ? value : 100;
+  } catch {
+    return 100;
+  }
+})();
+
+export interface ProcessSample {
+  /** Seconds, from `now()`. */
+  time: number;
+  rssBytes: number;
+  /** The kernel's high-water mark of RSS (VmHWM). */
+  peakRssBytes: number;
+  /** User + system CPU seconds of the whole process (every thread). */
+  cpuSeconds: number;
+}
+
+/** Reads RSS and CPU time of a live process from /proc; null once it has gone. */
+export function sampleProcess(pid: number): ProcessSample | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+    // Fields after "(comm)": state is field 3, utime 14 and stime 15 (proc(5)).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[14 - 3]) + Number(fields[15 - 3]);
+    return { time: now(), rssBytes: kib('VmRSS'), peakRssBytes: kib('VmHWM'), cpuSeconds: ticks / CLOCK_TICKS };
+  } catch {
+    return null;
+  }
+}
+
+export interface BrokerStop {
+  /** RSS just before SIGTERM. */
+  rssBytes: number;
+  /** Peak RSS over the broker's life (VmHWM, else the largest sample). */
+  peakRssBytes: number;
+  shutdownSeconds: number;
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  killed: boolean;
+  /** The --cpu-prof file, when profiling. */
+  profilePath: string | null;
+}
+
+/**
+ * Broker children still running, with their data directories: killed (and the directories removed) if this process
+ * exits early or is interrupted, so no broker outlives the benchmark.
+ */
+const liveBrokers = new Map<ChildProcess, string>();
+let exitHookInstalled = false;
+
+function killLiveBrokers(): void {
+  for (const [child, dataDir] of liveBrokers) {
+    child.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  liveBrokers.clear();
+}
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', killLiveBrokers);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`[bench] ${signal}: stopping the brokers\n`);
+      killLiveBrokers();
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    });
+  }
+}
+
+export interface BrokerStartOptions {
+  code: Code;
+  dataDir: string;
+  label: string;
+  /** Where --cpu-prof writes; null runs without profiling. */
+  profileDir: string | null;
+  sampleIntervalMs: number;
+  /** Progress lines (broker warnings and errors, an unclean exit). */
+  log: (text: string) => void;
+}
+
+/**
+ * `weir serve` in a child process: started with `--port 0`, its port parsed from the first stdout line, its RSS and
+ * CPU sampled every `sampleIntervalMs`, stopped with SIGTERM (SIGKILL after 60 s). Warnings and errors it logs are
+ * counted (its logs are pino JSON lines on stdout).
+ */
+export class BrokerProcess {
+  readonly samples: ProcessSample[] = [];
+  warnings = 0;
+  errors = 0;
+  private readonly timer: NodeJS.Timeout;
+  private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private stderrTail = '';
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly port: number,
+    readonly startSeconds: number,
+    private readonly options: BrokerStartOptions,
+    exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>,
+    pendingLines: string[],
+  ) {
+    this.exited = exited;
+    for (const line of pendingLines) this.onLogLine(line);
+    this.timer = setInterval(() => this.sample(), options.sampleIntervalMs);
+    this.timer.unref();
+    this.sample();
+  }
+
+  static async start(options: BrokerStartOptions): Promise<BrokerProcess> {
+    installExitHook();
+    const entry =
+      options.code === 'dist'
+        ? [join(repoRoot, 'packages/weir/dist/cli/main.js')]
+        : ['--conditions=development', '--import', 'tsx', join(repoRoot, 'packages/weir/src/cli/main.ts')];
+    const profiling = options.profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', options.profileDir];
+    const args = [...profiling, ...entry, 'serve', '--data-dir', options.dataDir, '--port', '0', '--log-level', 'warn'];
+    const began = now();
+    const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    liveBrokers.set(child, options.dataDir);
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.once('exit', (code, signal) => {
+        liveBrokers.delete(child);
+        resolve({ code, signal });
+      });
+    });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (text: string) => {
+      stderr = (stderr + text).slice(-4000);
+    });
+    const lines: string[] = [];
+    let broker: BrokerProcess | null = null;
+    const port = await new Promise<number>((resolve, reject) => {
+      let buffered = '';
+      let found = false;
+      const timeout = setTimeout(() => fail(new Error(`the broker did not report its port within 30 s`)), 30_000);
+      const fail = (error: Error): void => {
+        if (found) return;
+        found = true;
+        clearTimeout(timeout);
+        child.kill('SIGKILL');
+        reject(new Error(`${options.label}: ${error.message}${stderr ? `\nbroker stderr:\n${stderr}` : ''}`));
+      };
+      child.stdout!.setEncoding('utf8');
+      child.stdout!.on('data', (text: string) => {
+        buffered += text;
+        let newline: number;
+        while ((newline = buffered.indexOf('\n')) !== -1) {
+          const line = buffered.slice(0, newline);
+          buffered = buffered.slice(newline + 1);
+          if (!found) {
+            const match = /listening on .*:(\d+)/.exec(line);
+            if (match !== null) {
+              found = true;
+              clearTimeout(timeout);
+              resolve(Number(match[1]));
+              continue;
+            }
+          }
+          if (broker !== null) broker.onLogLine(line);
+          else lines.push(line);
+        }
+      });
+      child.once('error', (error) => fail(error));
+      void exited.then(({ code, signal }) => fail(new Error(`the broker exited (code ${code}, signal ${signal}) before listening`)));
+    });
+    broker = new BrokerProcess(child, port, now() - began, options, exited, lines);
+    child.stderr!.removeAllListeners('data');
+    child.stderr!.on('data', (text: string) => broker!.onStderr(text));
+    broker.stderrTail = stderr;
+    return broker;
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  /** Samples now (and keeps the sample); null when the process is gone. */
+  sample(): ProcessSample | null {
+    const sample = sampleProcess(this.pid);
+    if (sample !== null) this.samples.push(sample);
+    return sample;
+  }
+
+  /** Peak RSS seen so far. */
+  get peakRssBytes(): number {
+    let peak = 0;
+    for (const sample of this.samples) peak = Math.max(peak, sample.peakRssBytes, sample.rssBytes);
+    return peak;
+  }
+
+  private onLogLine(line: string): void {
+    if (line.trim() === '') return;
+    let level = 0;
+    let message = line;
+    try {
+      const parsed = JSON.parse(line) as { level?: number; msg?: string };
+      level = parsed.level ?? 0;
+      message = parsed.msg ?? line;
+    } catch {
+      // Not JSON: the shutdown line ("weir: SIGTERM, shutting down") or similar.
+      return;
+    }
+    if (level >= 50) this.errors++;
+    else if (level >= 40) this.warnings++;
+    else return;
+    if (this.warnings + this.errors <= 5) this.options.log(`${this.options.label}: broker ${level >= 50 ? 'error' : 'warning'}: ${message} ${line.length > 300 ? `${line.slice(0, 300)}…` : line}`);
+  }
+
+  private onStderr(text: string): void {
+    this.stderrTail = (this.stderrTail + text).slice(-4000);
+  }
+
+  get logSummary(): string {
+    return this.warnings + this.errors === 0 ? '' : `; broker logged ${this.warnings} warnings, ${this.errors} errors`;
+  }
+
+  /** SIGTERM, wait for a clean exit (the broker flushes and, when profiled, writes its profile), SIGKILL after 60 s. */
+  async stop(): Promise<BrokerStop> {
+    clearInterval(this.timer);
+    const last = this.sample();
+    const rssBytes = last?.rssBytes ?? this.samples.at(-1)?.rssBytes ?? 0;
+    const peakRssBytes = this.peakRssBytes;
+    const began = now();
+    this.child.kill('SIGTERM');
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      this.child.kill('SIGKILL');
+    }, 60_000);
+    const { code, signal } = await this.exited;
+    clearTimeout(timer);
+    const shutdownSeconds = now() - began;
+    if (killed) this.options.log(`${this.options.label}: the broker did not exit within 60 s of SIGTERM and was killed`);
+    else if (code !== 0) this.options.log(`${this.options.label}: the broker exited with code ${code}${this.stderrTail ? `; stderr:\n${this.stderrTail}` : ''}`);
+    let profilePath: string | null = null;
+    if (this.options.profileDir !== null && existsSync(this.options.profileDir)) {
+      const name = readdirSync(this.options.profileDir).find((file) => file.endsWith('.cpuprofile') && file.includes(`.${this.pid}.`));
+      profilePath = name === undefined ? null : join(this.options.profileDir, name);
+    }
+    return { rssBytes, peakRssBytes, shutdownSeconds, exitCode: code, signal, killed, profilePath };
+  }
+
+  /** Kills without waiting (error paths). */
+  kill(): void {
+    clearInterval(this.timer);
+    this.child.kill('SIGKILL');
+  }
+}
+
+/** Builds the compiled broker and client (what ./weir does before running the broker); returns the seconds it took. */
+export function buildBroker(): number {
+  const began = now();
+  try {
+    execFileSync(join(repoRoot, 'node_modules/.bin/tsc'), ['-b', 'packages/protocol', 'packages/client', 'packages/weir'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (error) {
+    const output = (error as { stdout?: string; stderr?: string }).stdout ?? '';
+    throw new Error(`building failed (tsc -b packages/protocol packages/client packages/weir):\n${output.slice(0, 4000)}\nFix the build, or run the sources with --code src.`);
+  }
+  return now() - began;
+}
+
+/** Share of the machine's CPU time that was not idle over `ms` milliseconds (from /proc/stat). */
+export async function machineBusy(ms: number): Promise<number> {
+  const read = (): { idle: number; total: number } => {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is already inside user)
+    const total = fields.slice(0, 8).reduce((sum, value) => sum + value, 0);
+    return { idle: fields[3]! + fields[4]!, total };
+  };
+  const before = read();
+  await sleep(ms);
+  const after = read();
+  const total = after.total - before.total;
+  return total > 0 ? 1 - (after.idle - before.idle) / total : 0;
+}
