@@ -28,7 +28,7 @@ describe('client integration: transactional producer (half messages)', () => {
   describe('commit and rollback by the producer', () => {
     let broker: RunningBroker;
     before(async () => {
-      broker = await startBroker();
+      broker = await startBroker({ trace: 1 });
     });
 
     it('client integration: a transaction that resolves commits: the messages become visible with the ids tx.send returned', async () => {
@@ -139,7 +139,7 @@ describe('client integration: transactional producer (half messages)', () => {
   describe('check-back', () => {
     let broker: RunningBroker;
     before(async () => {
-      broker = await startBroker({ transactionCheckAfterMs: 300, transactionCheckIntervalMs: 100, transactionMaxChecks: 5 });
+      broker = await startBroker({ trace: 1, transactionCheckAfterMs: 300, transactionCheckIntervalMs: 100, transactionMaxChecks: 5 });
     });
 
     it('client integration: a producer that crashed after sending is checked with a live member of its group, which commits', async () => {
@@ -231,7 +231,7 @@ describe('client integration: transactional producer (half messages)', () => {
   describe('closed producer on an open connection', () => {
     it('client integration: a check reaching a connection whose producer closed is answered unknown at once', async () => {
       // A 30 s check timeout would show as a missing 'unknown' event within the test's time.
-      const broker = await startBroker({ transactionCheckAfterMs: 100, transactionCheckIntervalMs: 60_000, transactionMaxChecks: 5 });
+      const broker = await startBroker({ trace: 1, transactionCheckAfterMs: 100, transactionCheckIntervalMs: 60_000, transactionMaxChecks: 5 });
       const stayingClient = clientFor(broker);
       await stayingClient.admin().createTopic('tx-left', { partitions: 1 });
       const leaving = stayingClient.transactionalProducer({ producerGroup: 'leavers', onCheck: () => 'commit' });
@@ -252,7 +252,7 @@ describe('client integration: transactional producer (half messages)', () => {
 
   describe('no live producer', () => {
     it('client integration: a transaction nobody answers for is rolled back after the last check', async () => {
-      const broker = await startBroker({ transactionCheckAfterMs: 100, transactionCheckIntervalMs: 50, transactionMaxChecks: 2 });
+      const broker = await startBroker({ trace: 1, transactionCheckAfterMs: 100, transactionCheckIntervalMs: 50, transactionMaxChecks: 2 });
       const observer = clientFor(broker);
       await observer.admin().createTopic('tx-orphan', { partitions: 1 });
       const doomedClient = clientFor(broker);
