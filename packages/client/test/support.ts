@@ -24,6 +24,8 @@ export interface RunningBroker {
 /** Broker settings a test may shorten (docs/configuration.md). */
 export interface BrokerSettings {
   dedupWindowMs?: number;
+  /** 1 records the message trace (off by default). */
+  trace?: number;
   transactionCheckAfterMs?: number;
   transactionCheckIntervalMs?: number;
   transactionMaxChecks?: number;

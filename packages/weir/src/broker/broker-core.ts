@@ -21,7 +21,7 @@ import type { MessageInput, StoredMessage } from '../storage/record-batch.js';
 import { MessageDedup } from './queue/dedup.js';
 import { MessageTrace, type TraceEvent } from './queue/trace.js';
 import { traceOfTransactionEvent, traceOfWorkQueueEvent } from './queue/trace-events.js';
-import { type TransactionCheck, TransactionManager, type TransactionOutcome, type TransactionSummary } from './queue/transactions.js';
+import { TransactionManager, type TransactionOutcome, type TransactionSummary } from './queue/transactions.js';
 import { type ProducerGroupMember, ProducerGroups } from './queue/producer-groups.js';
 import { DelaySchedule } from './queue/delay-schedule.js';
 
