@@ -8,7 +8,7 @@ import { MemoryMessageStore } from '../../storage/memory-message-store.js';
 import type { MessageStore } from '../../storage/message-store.js';
 import { ManualScheduler } from '../scheduler.js';
 import { openDiskStore, settle, tempDirectory } from '../test-support.js';
-import { DEFAULT_TRACE_RETENTION_MS, formatTraceEvent, MessageTrace, TRACE_QUEUE, type TraceEvent } from './trace.js';
+import { DEFAULT_TRACE_RETENTION_MS, MessageTrace, TRACE_QUEUE, type TraceEvent } from './trace.js';
 
 const DAY = 86_400_000;
 
@@ -40,7 +40,7 @@ function lifeOf(id: Buffer, start: number): TraceEvent[] {
 }
 
 describe('broker: message trace', () => {
-  it('every kind of event round-trips through the __trace queue and prints as a timeline', async () => {
+  it('every kind of event round-trips through the __trace queue', async () => {
     const { clock, scheduler, store, trace } = await setup();
     const id = Buffer.from('order-1');
     const events = lifeOf(id, clock.now());
@@ -57,10 +57,6 @@ describe('broker: message trace', () => {
     assert.equal(record!.timestamp, events[0]!.time);
     assert.equal(JSON.parse(record!.body.toString()).messageId, undefined);
 
-    const lines = (await trace.traceOf(id)).map(formatTraceEvent);
-    assert.equal(lines[0], '2023-11-14T22:13:20.000Z  delayed        orders/2 until 2023-11-14T22:14:20.000Z from shop, 10.0.0.5:5123, over weir');
-    assert.match(lines[3]!, /delivered +orders\/2@17 to billing\/c-1 \(10\.0\.0\.9:4000\), delivery 1$/);
-    assert.match(lines[7]!, /dead-lettered +orders\/2@17 in billing → orders\.billing\.dlq\/0@3 \(rejected after 2 deliveries\): unparseable$/);
     await trace.close();
   });
 
