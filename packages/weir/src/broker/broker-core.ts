@@ -24,6 +24,7 @@ import { traceOfTransactionEvent, traceOfWorkQueueEvent } from './queue/trace-ev
 import { TransactionManager, type TransactionOutcome, type TransactionSummary } from './queue/transactions.js';
 import { type ProducerGroupMember, ProducerGroups } from './queue/producer-groups.js';
 import { DelaySchedule } from './queue/delay-schedule.js';
+import { Attribute } from './queue/message-attributes.js';
 
 export interface BrokerCoreOptions {
   /** The broker builds on this store but does not own it: close the store after the broker. */
@@ -159,7 +160,7 @@ export class BrokerCore {
       const time = clock.now();
       for (const message of messages) {
         if (message.id === null || message.id === undefined) continue;
-        const deliverAt = Number(message.headers?.['weir.deliverAt'] ?? 0);
+        const deliverAt = Number(message.headers?.[Attribute.deliverAt] ?? 0);
         record({ kind: 'delayed', messageId: Buffer.from(message.id), time, topic: located?.topic.name ?? queueName, partition: located?.partition, deliverAt, producer: {} });
       }
     };
@@ -345,11 +346,6 @@ export class BrokerCore {
   /** A live transactional producer: check-backs for its group may go to it. Returns the function that removes it. */
   joinProducerGroup(producerGroup: string, member: ProducerGroupMember): () => void {
     return this.producerGroups.join(producerGroup, member);
-  }
-
-  /** Delayed messages pending, bucket queues, entries in memory. */
-  delayStats(): ReturnType<DelaySchedule['stats']> {
-    return this.delays.stats();
   }
 
   listTransactions(): TransactionSummary[] {

@@ -5,7 +5,7 @@ import type { Partitioner } from './partitioner.js';
 import type { ProducerStateManager } from './producer-state.js';
 import { partitionQueueName, type TopicRegistry } from './topic-registry.js';
 import type { Clock } from '../core/clock.js';
-import { prepareProduced } from './queue/message-attributes.js';
+import { prepareProduced, RESERVED_PREFIX } from './queue/message-attributes.js';
 import type { MessageDedup } from './queue/dedup.js';
 
 /**
@@ -197,7 +197,9 @@ export class PartitionWriter {
     const topic = this.registry.get(topicName);
     this.admit(topic.name);
     const partition = this.partitioner.choose(topic.name, topic.queueIds.length, requested, messages[0]!.key);
-    for (const message of messages) if (message.headers && Object.keys(message.headers).some((name) => name.startsWith('weir.'))) throw invalidArgument('transactional messages cannot carry weir. attributes (delay, TTL, priority)');
+    for (const message of messages) {
+      if (message.headers && Object.keys(message.headers).some((name) => name.startsWith(RESERVED_PREFIX))) throw invalidArgument(`transactional messages cannot carry ${RESERVED_PREFIX} attributes (delay, TTL, priority)`);
+    }
     return { queueName: partitionQueueName(topic.name, partition), partition };
   }
 

@@ -5,11 +5,12 @@ import { checkQueueName, type MessageStore, type QueueInfo, type QueueSettings }
 import { decodeHeaders, type HeaderValue, type MessageInput, type StoredMessage } from '../../storage/record-batch.js';
 import type { Scheduler, TimerHandle } from '../scheduler.js';
 import { DelayEntries, EntryBuffer, sortOrder } from './delay-entries.js';
+import { Attribute } from './message-attributes.js';
 
 /** When the message is due (ms since the epoch, decimal): set by the producer side, kept on the delivered message. */
-export const DELIVER_AT_HEADER = 'weir.deliverAt';
+export const DELIVER_AT_HEADER = Attribute.deliverAt;
 /** The storage queue a bucketed message goes to when due; only inside bucket queues, removed on delivery. */
-export const TARGET_HEADER = 'weir.target';
+export const TARGET_HEADER = Attribute.target;
 /** Bucket queues are `__delay.f.<startMs>` (fine) and `__delay.c.<startMs>` (coarse): no '/', unlike `<topic>/<n>`. */
 export const BUCKET_QUEUE_PREFIX = '__delay.';
 const CURSOR_KEY_PREFIX = 'delay/';

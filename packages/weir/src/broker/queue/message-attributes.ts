@@ -12,6 +12,10 @@ export const Attribute = {
   ttlMs: 'weir.ttlMs',
   expiresAt: 'weir.expiresAt',
   priority: 'weir.priority',
+  /** Inside delay buckets and the half queue: the storage queue a message goes to when due or committed. */
+  target: 'weir.target',
+  /** Inside the half queue: the transaction a message belongs to. */
+  transaction: 'weir.txn',
 } as const;
 
 /** Headers the broker writes itself (dead-lettering, delay buckets, transactions); clients may not send them. */

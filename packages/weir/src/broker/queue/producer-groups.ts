@@ -31,10 +31,6 @@ export class ProducerGroups {
     };
   }
 
-  members(group: string): number {
-    return this.groups.get(group)?.length ?? 0;
-  }
-
   /** Asks a live member; null when the group has none. The caller bounds the wait (TransactionManager's check timeout). */
   ask(group: string, check: TransactionCheck): Promise<TransactionOutcome> | null {
     const members = this.groups.get(group);

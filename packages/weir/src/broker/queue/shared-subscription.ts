@@ -156,6 +156,8 @@ export class PartitionCursor {
   /** Nack due times (wall ms) of messages not in memory, restored from disk likewise. */
   readonly waits: Map<number, number>;
   reading = false;
+  /** Changed since the ack state was last written (the writer clears it): marks it once, not per message. */
+  unwritten = false;
 
   constructor(
     readonly partition: number,
@@ -348,14 +350,6 @@ export class SharedSubscription {
     this.scheduleDispatch();
   }
 
-  /** Changes a consumer's prefetch (AMQP basic.qos on a live consumer). */
-  setPrefetch(consumerId: string, prefetch: number): void {
-    const consumer = this.consumers.get(consumerId);
-    if (consumer === undefined) return;
-    consumer.options.prefetch = prefetch;
-    this.scheduleDispatch();
-  }
-
   // ---- outcomes -----------------------------------------------------------------------------------------------------
 
   /**
@@ -403,15 +397,6 @@ export class SharedSubscription {
       applied++;
     }
     return applied;
-  }
-
-  /** Messages of every consumer back to ready, in order (AMQP basic.recover with requeue). */
-  recover(consumerId: string): void {
-    const consumer = this.consumers.get(consumerId);
-    if (consumer === undefined) return;
-    const returned = [...consumer.inflight].sort((a, b) => b.cursor.partition - a.cursor.partition || b.offset - a.offset);
-    for (const entry of returned) this.endLease(entry, null);
-    this.scheduleDispatch();
   }
 
   // ---- pull ---------------------------------------------------------------------------------------------------------
@@ -519,7 +504,10 @@ export class SharedSubscription {
   /** Offsets below `offset` left the log: settle them (nothing can be delivered any more). */
   private dropBelow(cursor: PartitionCursor, offset: number): void {
     if (cursor.acks.floor >= offset) return;
-    for (const entry of [...cursor.entries.values()]) if (entry.offset < offset && entry.state === 'ready') this.removeReady(entry), this.forget(entry);
+    const gone = new Set<Entry>();
+    for (const entry of cursor.entries.values()) if (entry.offset < offset && entry.state === 'ready') gone.add(entry);
+    this.removeReady(gone);
+    for (const entry of gone) this.forget(entry);
     cursor.acks.raiseFloor(offset);
     for (const pending of cursor.counts.keys()) if (pending < offset) cursor.counts.delete(pending);
     for (const pending of cursor.waits.keys()) if (pending < offset) cursor.waits.delete(pending);
@@ -864,15 +852,13 @@ export class SharedSubscription {
     if (max === null || this.settings.overflow === 'reject-publish' || this.closed) return;
     let excess = this.readyLength() - max;
     if (excess <= 0) return;
-    // Oldest first: the ones already read (they precede everything unread), lowest priority last-in first out is not
-    // RabbitMQ's rule; it drops from the head regardless of priority, and so do we.
-    const candidates = [...this.ready.flatMap((list) => [...list])].sort((a, b) => a.message.storeTimestamp - b.message.storeTimestamp || a.offset - b.offset);
-    for (const entry of candidates) {
-      if (excess <= 0) break;
-      this.removeReady(entry);
-      this.overflowOne(entry);
-      excess--;
-    }
+    // Oldest first, whatever their priority (RabbitMQ drops from the head the same way): the ones already read come
+    // before everything unread.
+    const candidates = this.ready.flatMap((list) => [...list]).sort((a, b) => a.message.storeTimestamp - b.message.storeTimestamp || a.offset - b.offset);
+    const dropped = new Set(candidates.slice(0, excess));
+    this.removeReady(dropped);
+    for (const entry of dropped) this.overflowOne(entry);
+    excess -= dropped.size;
     if (excess > 0 && this.settings.overflow === 'drop-head') {
       // Unread messages beyond the limit are settled without reading them.
       for (const cursor of this.cursors) {
@@ -891,9 +877,10 @@ export class SharedSubscription {
     // dead-letter overflow for unread messages happens as they are read (fill runs again).
   }
 
-  private removeReady(entry: Entry): void {
-    if (entry.state !== 'ready') return;
-    if (this.ready[entry.priority]!.retain((other) => other !== entry) > 0) this.readyCount--;
+  /** Takes ready entries out of their lists: one pass per list, however many go. */
+  private removeReady(entries: ReadonlySet<Entry>): void {
+    if (entries.size === 0) return;
+    for (const list of this.ready) this.readyCount -= list.retain((entry) => !entries.has(entry));
   }
 
   private overflowOne(entry: Entry): void {

@@ -7,6 +7,7 @@ import { decodeHeaders, generatedMessageId, type MessageInput, RecordFlag, type 
 import { brokerError, invalidArgument, shuttingDown } from '../errors.js';
 import type { Scheduler, TimerHandle } from '../scheduler.js';
 import { DeadlineTimer } from './transaction-timers.js';
+import { Attribute } from './message-attributes.js';
 
 /**
  * Transactional (half) messages with RocketMQ's semantics, broker side.
@@ -52,8 +53,8 @@ import { DeadlineTimer } from './transaction-timers.js';
  */
 
 export const HALF_QUEUE = '__txn.half';
-export const TXN_HEADER = 'weir.txn';
-export const TARGET_HEADER = 'weir.target';
+export const TXN_HEADER = Attribute.transaction;
+export const TARGET_HEADER = Attribute.target;
 const RECORD_PREFIX = 'txn/';
 /** Half messages handed to a check-back: enough for a producer to recognise the transaction. */
 const CHECK_MESSAGES = 100;

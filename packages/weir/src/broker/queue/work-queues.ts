@@ -72,31 +72,28 @@ export interface WorkQueuesOptions {
   createTopic: (name: string, partitions: number) => Promise<unknown>;
 }
 
-export interface SubscribeRequest {
+/** What identifies a consumer of a shared group, and the group definition used when the call creates the group. */
+interface SharedGroupCall {
   group: string;
   topic: string;
   mode: SharedMode;
-  /** Applied when the group is created; later subscribes may leave it out (a different one is INVALID_GROUP). */
+  /** Applied when the group is created; later calls may leave it out. */
   settings?: Partial<SharedGroupSettings>;
+  /** The group's filter; a different one while other consumers are attached is INVALID_GROUP. */
   filter?: FilterDefinition | null;
   consumerId: string;
-  prefetch: number;
-  priority?: number;
   clientId: string;
   address: string;
+}
+
+export interface SubscribeRequest extends SharedGroupCall {
+  prefetch: number;
+  priority?: number;
   sink: DeliverySink;
 }
 
-export interface ReceiveRequest {
-  group: string;
-  topic: string;
-  mode: SharedMode;
-  settings?: Partial<SharedGroupSettings>;
-  filter?: FilterDefinition | null;
-  /** One pull consumer per connection and group/topic: its leases end when the connection closes. */
-  consumerId: string;
-  clientId: string;
-  address: string;
+/** A pull. One pull consumer per connection and group/topic: its leases end when the connection closes. */
+export interface ReceiveRequest extends SharedGroupCall {
   maxMessages: number;
   waitMs: number;
   signal?: AbortSignal;
@@ -304,25 +301,6 @@ export class WorkQueues implements TopicObserver {
 
   // ---- groups -------------------------------------------------------------------------------------------------------
 
-  has(group: string): boolean {
-    return this.groups.has(group);
-  }
-
-  /** Changes a shared group's settings (the mode and filter stay). */
-  async configure(group: string, settings: Partial<SharedGroupSettings>): Promise<SharedGroupSettings> {
-    this.assertOpen();
-    const entry = this.groups.get(group);
-    if (entry === undefined) throw brokerError(ErrorCode.InvalidGroup, `group "${group}" is not a shared group`);
-    const next = checkedSharedSettings({ ...entry.settings, ...settings });
-    await this.store.metadata.put(groupKey(group), { mode: entry.mode, generation: 0, settings: next, filter: entry.filter } satisfies StoredSharedGroup);
-    entry.settings = next;
-    for (const subscription of entry.subscriptions.values()) {
-      subscription.settings = next;
-      subscription.appended();
-    }
-    return next;
-  }
-
   describe(group: string): SharedGroupDescription {
     const entry = this.groups.get(group);
     if (entry === undefined) throw brokerError(ErrorCode.InvalidGroup, `group "${group}" is not a shared group`);
@@ -341,16 +319,6 @@ export class WorkQueues implements TopicObserver {
       mode: entry.mode,
       consumers: [...entry.subscriptions.values()].reduce((sum, subscription) => sum + subscription.consumerCount, 0),
     }));
-  }
-
-  /** Lowest unsettled offset of any shared group over a partition (what acked-message cleanup may trim to). */
-  lowestFloor(topic: string, partition: number): number | null {
-    let lowest: number | null = null;
-    for (const group of this.groups.values()) {
-      const cursor = group.subscriptions.get(topic)?.cursors[partition];
-      if (cursor !== undefined) lowest = lowest === null ? cursor.acks.floor : Math.min(lowest, cursor.acks.floor);
-    }
-    return lowest;
   }
 
   /** The subscription of a group and topic (tests inspect it). */
@@ -473,6 +441,7 @@ export class WorkQueues implements TopicObserver {
     }
     const { message } = entry;
     const headers: Record<string, HeaderValue> = message.headers.length > 0 ? decodeHeaders(message.headers) : {};
+    // The dead-letter headers are documented in docs/design/work-queues.md ("Dead letters, TTL and overflow").
     headers['weir.dlq.reason'] = entry.reason;
     headers['weir.dlq.topic'] = topic;
     headers['weir.dlq.partition'] = String(entry.partition);
@@ -499,6 +468,8 @@ export class WorkQueues implements TopicObserver {
   // ---- ack state ----------------------------------------------------------------------------------------------------
 
   private markDirty(cursor: PartitionCursor, subscription: SharedSubscription): void {
+    if (cursor.unwritten) return;
+    cursor.unwritten = true;
     this.dirty.set(cursor, subscription);
     if (this.flushTimer === null && !this.closed) {
       this.flushTimer = this.scheduler.setTimeout(
@@ -518,6 +489,7 @@ export class WorkQueues implements TopicObserver {
       if (this.dirty.size === 0) return;
       const ops: MetadataOp[] = [];
       for (const [cursor, subscription] of this.dirty) {
+        cursor.unwritten = false;
         if (this.groups.get(subscription.group)?.subscriptions.get(subscription.topic) !== subscription) continue;
         const wallOf = (monotonic: number) => this.clock.now() + (monotonic - this.clock.monotonic());
         ops.push({ key: cursorKey(subscription.group, subscription.topic, cursor.partition), value: cursor.toStored(wallOf) });
@@ -552,7 +524,7 @@ export class WorkQueues implements TopicObserver {
       if (subscription === undefined) continue;
       subscription.close();
       group.subscriptions.delete(topic.name);
-      for (const cursor of subscription.cursors) if (cursor !== undefined) this.dirty.delete(cursor);
+      for (const cursor of subscription.cursors) if (cursor !== undefined) this.dirty.delete(cursor), (cursor.unwritten = false);
     }
     for (const queueId of topic.queueIds) this.byQueue.delete(queueId);
   }
