@@ -8,7 +8,8 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { now, repoRoot } from './report.js';
+import { build as buildHistogram, type Histogram } from 'hdr-histogram-js';
+import { formatMiB, formatPercent, now, repoRoot } from './report.js';
 
 /** `dist`: compiled broker and clients (built with tsc -b first); `src`: the TypeScript sources through tsx. */
 export type Code = 'dist' | 'src';
@@ -298,4 +299,55 @@ export async function machineBusy(ms: number): Promise<number> {
   const after = read();
   const total = after.total - before.total;
   return total > 0 ? 1 - (after.idle - before.idle) / total : 0;
+}
+
+// ---- resource windows -----------------------------------------------------------------------------------------------
+
+/** CPU counters at one moment, for the CPU a window used. */
+export interface Mark {
+  time: number;
+  brokerCpuSeconds: number;
+  clientCpuSeconds: number;
+}
+
+export function mark(broker: BrokerProcess): Mark {
+  const sample = broker.sample();
+  const usage = process.cpuUsage();
+  return { time: now(), brokerCpuSeconds: sample?.cpuSeconds ?? NaN, clientCpuSeconds: (usage.user + usage.system) / 1e6 };
+}
+
+export interface Resources {
+  /** CPU over the measured window, as a share of one core (1 = one core busy). */
+  brokerCpu: number;
+  /** This process, every thread (the client workers and the orchestrating thread). */
+  clientCpu: number;
+  brokerRssBytes: number;
+  brokerPeakRssBytes: number;
+  brokerStartSeconds: number;
+  brokerShutdownSeconds: number;
+  brokerWarnings: number;
+  brokerErrors: number;
+}
+
+export function resources(broker: BrokerProcess, from: Mark, to: Mark, stop: BrokerStop): Resources {
+  const seconds = to.time - from.time;
+  return {
+    brokerCpu: (to.brokerCpuSeconds - from.brokerCpuSeconds) / seconds,
+    clientCpu: (to.clientCpuSeconds - from.clientCpuSeconds) / seconds,
+    brokerRssBytes: stop.rssBytes,
+    brokerPeakRssBytes: stop.peakRssBytes,
+    brokerStartSeconds: broker.startSeconds,
+    brokerShutdownSeconds: stop.shutdownSeconds,
+    brokerWarnings: broker.warnings,
+    brokerErrors: broker.errors,
+  };
+}
+
+export function resourceNotes(r: Resources): string {
+  return `broker CPU ${formatPercent(r.brokerCpu)}, clients CPU ${formatPercent(r.clientCpu)}; broker RSS ${formatMiB(r.brokerRssBytes)} (peak ${formatMiB(r.brokerPeakRssBytes)})`;
+}
+
+/** Latencies in microseconds, 1 µs to 1 hour, 3 significant digits. */
+export function newHistogram(): Histogram {
+  return buildHistogram({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
 }

@@ -40,12 +40,16 @@ import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { build as buildHistogram, type Histogram } from 'hdr-histogram-js';
+import type { Histogram } from 'hdr-histogram-js';
 import { WeirClient, type Acks, type ProducerMessage } from 'weir-client';
 import { RECORD_BATCH_HEADER_BYTES, type Message } from 'weir-protocol';
-import { type BrokerStop, BrokerProcess, buildBroker, type Code, machineBusy } from './broker-process.js';
+import { type BrokerStop, BrokerProcess, buildBroker, type Code, machineBusy, mark, type Mark, newHistogram, resourceNotes, resources, type Resources } from './broker-process.js';
 import {
   commitInfo,
+  Flags,
+  errorText,
+  formatMs,
+  formatPercent,
   type CpuProfile,
   describeMachine,
   formatBytes,
@@ -123,32 +127,10 @@ scenario ids: produce-100b-1p, produce-100b-4p, produce-1k-1p, produce-1k-4p, pr
 const VALUE_FLAGS = ['duration', 'messages', 'window', 'per-send', 'rates', 'linger', 'code', 'only'];
 
 function parseArgs(args: readonly string[]): Parameters | null {
-  const flags = new Map<string, string>();
-  for (let index = 0; index < args.length; index++) {
-    const arg = args[index]!;
-    if (arg === '--help' || arg === '-h') return null;
-    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument "${arg}"\n\n${USAGE}`);
-    const equals = arg.indexOf('=');
-    const name = equals === -1 ? arg.slice(2) : arg.slice(2, equals);
-    if (name === 'quick' || name === 'profile') {
-      flags.set(name, 'true');
-      continue;
-    }
-    if (!VALUE_FLAGS.includes(name)) throw new UsageError(`unknown flag --${name}\n\n${USAGE}`);
-    const value = equals === -1 ? args[++index] : arg.slice(equals + 1);
-    if (value === undefined || value === '') throw new UsageError(`--${name} needs a value`);
-    flags.set(name, value);
-  }
+  const flags = Flags.parse(args, { switches: ['quick', 'profile'], values: VALUE_FLAGS, usage: USAGE });
+  if (flags === null) return null;
   const quick = flags.has('quick');
-  const parseNumber = (name: string, text: string, integer: boolean): number => {
-    const value = Number(text.replaceAll('_', '').replaceAll(',', ''));
-    if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isSafeInteger(value))) throw new UsageError(`--${name} must be a positive ${integer ? 'integer' : 'number'}, not "${text}"`);
-    return value;
-  };
-  const number = (name: string, fallback: number, integer: boolean): number => {
-    const text = flags.get(name);
-    return text === undefined ? fallback : parseNumber(name, text, integer);
-  };
+  const number = (name: string, fallback: number, integer: boolean): number => flags.number(name, fallback, integer);
   const code = flags.get('code') ?? 'dist';
   if (code !== 'dist' && code !== 'src') throw new UsageError(`--code must be dist or src, not "${code}"`);
   const rates = flags.get('rates');
@@ -167,7 +149,7 @@ function parseArgs(args: readonly string[]): Parameters | null {
     perSend: number('per-send', 1, true),
     consumeMessages: number('messages', quick ? 200_000 : 2_000_000, true),
     consumeBodyBytes: 100,
-    latencyRates: rates === undefined ? (quick ? [1_000, 10_000] : [1_000, 10_000, 50_000]) : rates.split(',').map((part) => parseNumber('rates', part.trim(), true)),
+    latencyRates: rates === undefined ? (quick ? [1_000, 10_000] : [1_000, 10_000, 50_000]) : rates.split(',').map((part) => Flags.positive('rates', part.trim(), true)),
     latencyWarmupSeconds: quick ? 0.5 : 1,
     latencySeconds: number('duration', quick ? 1 : 5, false),
     latencyBodyBytes: 100,
@@ -197,69 +179,9 @@ function rateLabel(rate: number): string {
   return rate >= 1000 && rate % 1000 === 0 ? `${rate / 1000}k` : String(rate);
 }
 
-function percent(share: number): string {
-  return `${formatNumber(share * 100, 0)}%`;
-}
-
-function ms(value: number): string {
-  return `${formatNumber(value, value >= 100 ? 0 : value >= 10 ? 1 : 2)} ms`;
-}
-
-function mib(bytes: number): string {
-  return `${formatNumber(bytes / MiB, 0)} MiB`;
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /** Monotonic nanoseconds, machine-wide: the same clock in every thread of this process (unlike performance.now()). */
 function monotonicNs(): bigint {
   return process.hrtime.bigint();
-}
-
-// ---- resource windows -----------------------------------------------------------------------------------------------
-
-interface Mark {
-  time: number;
-  brokerCpuSeconds: number;
-  clientCpuSeconds: number;
-}
-
-function mark(broker: BrokerProcess): Mark {
-  const sample = broker.sample();
-  const usage = process.cpuUsage();
-  return { time: now(), brokerCpuSeconds: sample?.cpuSeconds ?? NaN, clientCpuSeconds: (usage.user + usage.system) / 1e6 };
-}
-
-interface Resources {
-  /** CPU over the measured window, as a share of one core (1 = one core busy). */
-  brokerCpu: number;
-  clientCpu: number;
-  brokerRssBytes: number;
-  brokerPeakRssBytes: number;
-  brokerStartSeconds: number;
-  brokerShutdownSeconds: number;
-  brokerWarnings: number;
-  brokerErrors: number;
-}
-
-function resources(broker: BrokerProcess, from: Mark, to: Mark, stop: BrokerStop): Resources {
-  const seconds = to.time - from.time;
-  return {
-    brokerCpu: (to.brokerCpuSeconds - from.brokerCpuSeconds) / seconds,
-    clientCpu: (to.clientCpuSeconds - from.clientCpuSeconds) / seconds,
-    brokerRssBytes: stop.rssBytes,
-    brokerPeakRssBytes: stop.peakRssBytes,
-    brokerStartSeconds: broker.startSeconds,
-    brokerShutdownSeconds: stop.shutdownSeconds,
-    brokerWarnings: broker.warnings,
-    brokerErrors: broker.errors,
-  };
-}
-
-function resourceNotes(r: Resources): string {
-  return `broker CPU ${percent(r.brokerCpu)}, clients CPU ${percent(r.clientCpu)}; broker RSS ${mib(r.brokerRssBytes)} (peak ${mib(r.brokerPeakRssBytes)})`;
 }
 
 // ---- clients in worker threads --------------------------------------------------------------------------------------
@@ -360,9 +282,6 @@ function randomBody(bytes: number): Buffer {
   return randomFillSync(Buffer.allocUnsafe(bytes));
 }
 
-function newHistogram(): Histogram {
-  return buildHistogram({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
-}
 
 function latencySummary(histogram: Histogram): LatencySummary {
   const toMs = (micros: number) => micros / 1000;
@@ -858,8 +777,8 @@ function sumStats(stats: readonly WorkerStats[]): { sent: number; done: number; 
     done: stats.reduce((sum, entry) => sum + entry.done, 0),
     failed: stats.reduce((sum, entry) => sum + entry.failed, 0),
     firstError: stats.find((entry) => entry.firstError !== null)?.firstError ?? null,
-    elu: stats.map((entry) => percent(entry.elu)).join('/'),
-    gc: stats.map((entry) => percent(entry.gcShare)).join('/'),
+    elu: stats.map((entry) => formatPercent(entry.elu)).join('/'),
+    gc: stats.map((entry) => formatPercent(entry.gcShare)).join('/'),
   };
 }
 
@@ -1123,7 +1042,7 @@ async function consumeOnce(
       seconds,
       perSecond: stats.done / seconds,
       mbPerSecond: bytes / MB / seconds,
-      notes: `${resourceNotes(r)}; reader loop busy ${percent(stats.elu)}, GC ${percent(stats.gcShare)}; ${check}${params.profile ? '; PROFILED' : ''}${broker.logSummary}`,
+      notes: `${resourceNotes(r)}; reader loop busy ${formatPercent(stats.elu)}, GC ${formatPercent(stats.gcShare)}; ${check}${params.profile ? '; PROFILED' : ''}${broker.logSummary}`,
       profiled: params.profile,
       resources: r,
       latency: null,
@@ -1208,7 +1127,7 @@ async function latencyScenario(context: Context, id: string, rate: number, linge
       const shortfalls: string[] = [];
       if (producerStats.failed > 0) shortfalls.push(`${producerStats.failed} sends failed (${producerStats.firstError})`);
       if (consumerStats.inWindow < expected) shortfalls.push(`${expected - consumerStats.inWindow} of ${expected} messages missing`);
-      if (sendLag.maxMs >= 100 || producerStats.behind > 0) shortfalls.push(`sender fell behind (max lag ${ms(sendLag.maxMs)})`);
+      if (sendLag.maxMs >= 100 || producerStats.behind > 0) shortfalls.push(`sender fell behind (max lag ${formatMs(sendLag.maxMs)})`);
       if (producerStats.flushSeconds >= 1) shortfalls.push(`acks lagged ${formatNumber(producerStats.flushSeconds, 1)} s at the end`);
       if (consumerStats.drainSeconds >= 1 || consumerStats.done < producerStats.sent) shortfalls.push(`consumer lagged (${consumerStats.done} of ${producerStats.sent} after ${formatNumber(consumerStats.drainSeconds, 1)} s)`);
       const sustained = shortfalls.length === 0;
@@ -1222,10 +1141,10 @@ async function latencyScenario(context: Context, id: string, rate: number, linge
         perSecond: consumerStats.inWindow / seconds,
         mbPerSecond: (consumerStats.inWindow * bodyBytes) / MB / seconds,
         notes:
-          `p50 ${ms(summary.p50Ms)}, p99 ${ms(summary.p99Ms)}, p99.9 ${ms(summary.p999Ms)}, max ${ms(summary.maxMs)}; ` +
+          `p50 ${formatMs(summary.p50Ms)}, p99 ${formatMs(summary.p99Ms)}, p99.9 ${formatMs(summary.p999Ms)}, max ${formatMs(summary.maxMs)}; ` +
           `sustained: ${sustained ? 'yes' : `NO (${shortfalls.join('; ')})`}; ` +
-          `of which produce ack p50 ${ms(producerStats.ackLatency!.p50Ms)}, p99 ${ms(producerStats.ackLatency!.p99Ms)}; sender lag p50 ${ms(sendLag.p50Ms)}, p99 ${ms(sendLag.p99Ms)}; ` +
-          `${resourceNotes(r)}; consumer loop busy ${percent(consumerStats.elu)}, GC ${percent(consumerStats.gcShare)}` +
+          `of which produce ack p50 ${formatMs(producerStats.ackLatency!.p50Ms)}, p99 ${formatMs(producerStats.ackLatency!.p99Ms)}; sender lag p50 ${formatMs(sendLag.p50Ms)}, p99 ${formatMs(sendLag.p99Ms)}; ` +
+          `${resourceNotes(r)}; consumer loop busy ${formatPercent(consumerStats.elu)}, GC ${formatPercent(consumerStats.gcShare)}` +
           (params.profile ? '; PROFILED' : '') +
           broker.logSummary,
         profiled: params.profile,
@@ -1291,7 +1210,7 @@ function evaluateTargets(results: readonly Result[]): Target[] {
     actual:
       latency?.latency == null
         ? 'not run'
-        : `p99 ${ms(latency.latency.p99Ms)}${latency.latency.sustained ? '' : ', rate NOT sustained'}${profiled(latency)}`,
+        : `p99 ${formatMs(latency.latency.p99Ms)}${latency.latency.sustained ? '' : ', rate NOT sustained'}${profiled(latency)}`,
     met: latency?.latency == null ? null : latency.latency.p99Ms <= 5 && latency.latency.sustained,
   });
   return targets;
@@ -1339,8 +1258,8 @@ function resourceTable(results: readonly Result[]): string {
     ],
     results.map((result) => [
       result.id,
-      percent(result.resources.brokerCpu),
-      percent(result.resources.clientCpu),
+      formatPercent(result.resources.brokerCpu),
+      formatPercent(result.resources.clientCpu),
       formatBytes(result.resources.brokerRssBytes),
       formatBytes(result.resources.brokerPeakRssBytes),
       formatNumber(result.resources.brokerStartSeconds, 2),
@@ -1362,7 +1281,7 @@ async function run(args: readonly string[]): Promise<void> {
   const startedAt = new Date();
   // Broker and clients share the machine's cores: other work running meanwhile skews every figure.
   const busyBefore = await machineBusy(1000);
-  if (busyBefore > 0.1) progress(`WARNING: the machine is not idle (${percent(busyBefore)} of its CPU was busy in the second before the run); figures may be disturbed`);
+  if (busyBefore > 0.1) progress(`WARNING: the machine is not idle (${formatPercent(busyBefore)} of its CPU was busy in the second before the run); figures may be disturbed`);
 
   const scenarios: Array<{ id: string; run: (context: Context) => Promise<Result | Result[]> }> = [];
   for (const bodyBytes of params.bodySizes) {

@@ -44,12 +44,16 @@ import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { build as buildHistogram, type Histogram } from 'hdr-histogram-js';
 import { WeirClient, isWeirClientError, type QueueConsumer, type QueueMessage, type SettleApplied } from 'weir-client';
 import type { Message } from 'weir-protocol';
-import { type BrokerStop, BrokerProcess, buildBroker, type Code, machineBusy } from './broker-process.js';
+import { type BrokerStop, BrokerProcess, buildBroker, type Code, machineBusy, mark, type Mark, newHistogram, resourceNotes, resources, type Resources } from './broker-process.js';
 import {
   commitInfo,
+  Flags,
+  errorText,
+  formatMiB,
+  formatMs,
+  formatPercent,
   type CpuProfile,
   describeMachine,
   formatBytes,
@@ -134,32 +138,10 @@ scenario ids: shared-ack-<K>c for each consumer count (shared-ack-1c, shared-ack
 const VALUE_FLAGS = ['messages', 'consumers', 'threads', 'prefetch', 'delayed', 'due-window', 'publish-budget', 'window', 'code', 'only'];
 
 function parseArgs(args: readonly string[]): Parameters | null {
-  const flags = new Map<string, string>();
-  for (let index = 0; index < args.length; index++) {
-    const arg = args[index]!;
-    if (arg === '--help' || arg === '-h') return null;
-    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument "${arg}"\n\n${USAGE}`);
-    const equals = arg.indexOf('=');
-    const name = equals === -1 ? arg.slice(2) : arg.slice(2, equals);
-    if (name === 'quick' || name === 'profile') {
-      flags.set(name, 'true');
-      continue;
-    }
-    if (!VALUE_FLAGS.includes(name)) throw new UsageError(`unknown flag --${name}\n\n${USAGE}`);
-    const value = equals === -1 ? args[++index] : arg.slice(equals + 1);
-    if (value === undefined || value === '') throw new UsageError(`--${name} needs a value`);
-    flags.set(name, value);
-  }
+  const flags = Flags.parse(args, { switches: ['quick', 'profile'], values: VALUE_FLAGS, usage: USAGE });
+  if (flags === null) return null;
   const quick = flags.has('quick');
-  const parseNumber = (name: string, text: string, integer: boolean): number => {
-    const value = Number(text.replaceAll('_', '').replaceAll(',', ''));
-    if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isSafeInteger(value))) throw new UsageError(`--${name} must be a positive ${integer ? 'integer' : 'number'}, not "${text}"`);
-    return value;
-  };
-  const number = (name: string, fallback: number, integer: boolean): number => {
-    const text = flags.get(name);
-    return text === undefined ? fallback : parseNumber(name, text, integer);
-  };
+  const number = (name: string, fallback: number, integer: boolean): number => flags.number(name, fallback, integer);
   const code = flags.get('code') ?? 'dist';
   if (code !== 'dist' && code !== 'src') throw new UsageError(`--code must be dist or src, not "${code}"`);
   const consumers = flags.get('consumers');
@@ -174,7 +156,7 @@ function parseArgs(args: readonly string[]): Parameters | null {
     partitions: 8,
     bodyBytes: 100,
     messages,
-    consumerCounts: consumers === undefined ? [1, 4, 16] : consumers.split(',').map((part) => parseNumber('consumers', part.trim(), true)),
+    consumerCounts: consumers === undefined ? [1, 4, 16] : consumers.split(',').map((part) => Flags.positive('consumers', part.trim(), true)),
     threads: number('threads', os.availableParallelism(), true),
     prefetch,
     delayed,
@@ -194,70 +176,9 @@ function progress(text: string): void {
   process.stderr.write(`[queue] ${text}\n`);
 }
 
-function percent(share: number): string {
-  return `${formatNumber(share * 100, 0)}%`;
-}
-
-function ms(value: number): string {
-  return `${formatNumber(value, value >= 100 ? 0 : value >= 10 ? 1 : 2)} ms`;
-}
-
-function mib(bytes: number): string {
-  return `${formatNumber(bytes / MiB, 0)} MiB`;
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /** The broker's answer to a delayed produce while no delay schedule is wired into it. */
 function isUnsupportedDelay(text: string | null): boolean {
   return text !== null && /does not hold delayed messages/.test(text);
-}
-
-// ---- resource windows -----------------------------------------------------------------------------------------------
-
-interface Mark {
-  time: number;
-  brokerCpuSeconds: number;
-  clientCpuSeconds: number;
-}
-
-function mark(broker: BrokerProcess): Mark {
-  const sample = broker.sample();
-  const usage = process.cpuUsage();
-  return { time: now(), brokerCpuSeconds: sample?.cpuSeconds ?? NaN, clientCpuSeconds: (usage.user + usage.system) / 1e6 };
-}
-
-interface Resources {
-  /** CPU over the measured window, as a share of one core (1 = one core busy). */
-  brokerCpu: number;
-  /** This process, every thread (the client workers and the orchestrating thread). */
-  clientCpu: number;
-  brokerRssBytes: number;
-  brokerPeakRssBytes: number;
-  brokerStartSeconds: number;
-  brokerShutdownSeconds: number;
-  brokerWarnings: number;
-  brokerErrors: number;
-}
-
-function resources(broker: BrokerProcess, from: Mark, to: Mark, stop: BrokerStop): Resources {
-  const seconds = to.time - from.time;
-  return {
-    brokerCpu: (to.brokerCpuSeconds - from.brokerCpuSeconds) / seconds,
-    clientCpu: (to.clientCpuSeconds - from.clientCpuSeconds) / seconds,
-    brokerRssBytes: stop.rssBytes,
-    brokerPeakRssBytes: stop.peakRssBytes,
-    brokerStartSeconds: broker.startSeconds,
-    brokerShutdownSeconds: stop.shutdownSeconds,
-    brokerWarnings: broker.warnings,
-    brokerErrors: broker.errors,
-  };
-}
-
-function resourceNotes(r: Resources): string {
-  return `broker CPU ${percent(r.brokerCpu)}, clients CPU ${percent(r.clientCpu)}; broker RSS ${mib(r.brokerRssBytes)} (peak ${mib(r.brokerPeakRssBytes)})`;
 }
 
 // ---- clients in worker threads --------------------------------------------------------------------------------------
@@ -386,10 +307,6 @@ function emptyStats(): WorkerStats {
   };
 }
 
-function newHistogram(): Histogram {
-  // Microseconds, 1 µs to 1 hour, 3 significant digits.
-  return buildHistogram({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
-}
 
 /** Wall-clock milliseconds since the epoch with sub-millisecond resolution. */
 function wallMs(): number {
@@ -965,7 +882,7 @@ async function sharedAckScenario(context: Context, id: string, consumers: number
       const met = verified ? perSecond >= THROUGHPUT_TARGET : false;
       const r = resources(broker, start, end, stop);
       const check = verified ? `each of ${formatNumber(total)} delivered and acked exactly once, group empty` : `CHECK: ${problems.join('; ')}`;
-      const threads = stats.map((entry) => `${percent(entry.elu)}`).join('/');
+      const threads = stats.map((entry) => `${formatPercent(entry.elu)}`).join('/');
       return {
         id,
         scenario: `shared group, ${consumers} consumer${consumers === 1 ? '' : 's'} (${perWorker.length} thread${perWorker.length === 1 ? '' : 's'}), prefetch ${params.prefetch}, ack each, ${formatNumber(total)} × ${bodyBytes} B`,
@@ -977,7 +894,7 @@ async function sharedAckScenario(context: Context, id: string, consumers: number
         mbPerSecond: (acked * bodyBytes) / MB / seconds,
         notes:
           `target ≥ ${formatNumber(THROUGHPUT_TARGET)} msg/s: ${met ? 'met' : 'NOT met'}; ${resourceNotes(r)}; ` +
-          `client loops busy ${threads}, GC ${stats.map((entry) => percent(entry.gcShare)).join('/')}; ${check}${params.profile ? '; PROFILED' : ''}${broker.logSummary}`,
+          `client loops busy ${threads}, GC ${stats.map((entry) => formatPercent(entry.gcShare)).join('/')}; ${check}${params.profile ? '; PROFILED' : ''}${broker.logSummary}`,
         resources: r,
         throughput: { requirement: `≥ ${formatNumber(THROUGHPUT_TARGET)} msg/s`, met },
         verified,
@@ -1141,7 +1058,7 @@ async function delayedScenario(context: Context, id: string): Promise<Result> {
       const problems: string[] = [];
       if (publisherStats.publishFailed > 0) problems.push(`${formatNumber(publisherStats.publishFailed)} sends failed (${publisherStats.firstError})`);
       if (!publishEndedBeforeDue) problems.push(`publishing ended ${formatNumber((publisherStats.publishEndEpochMs - dueStartMs) / 1000, 1)} s after the first due time: lateness includes publishing lag`);
-      if (consumerStats.early > 0) problems.push(`${formatNumber(consumerStats.early)} EARLY deliveries (min lateness ${ms(lateness.minMs)})`);
+      if (consumerStats.early > 0) problems.push(`${formatNumber(consumerStats.early)} EARLY deliveries (min lateness ${formatMs(lateness.minMs)})`);
       if (missing > 0) problems.push(`${formatNumber(missing)} MISSING`);
       if (seen.extra > 0) problems.push(`${formatNumber(seen.extra)} duplicate deliveries`);
       if (consumerStats.unexpected > 0) problems.push(`${formatNumber(consumerStats.unexpected)} unexpected deliveries`);
@@ -1162,12 +1079,12 @@ async function delayedScenario(context: Context, id: string): Promise<Result> {
         perSecond: seen.distinct / seconds,
         mbPerSecond: (seen.distinct * bodyBytes) / MB / seconds,
         notes:
-          `lateness p50 ${ms(lateness.p50Ms)}, p90 ${ms(lateness.p90Ms)}, p99 ${ms(lateness.p99Ms)} (target ≤ ${LATENESS_P99_TARGET_MS} ms), p99.9 ${ms(lateness.p999Ms)}, max ${ms(lateness.maxMs)}; ` +
+          `lateness p50 ${formatMs(lateness.p50Ms)}, p90 ${formatMs(lateness.p90Ms)}, p99 ${formatMs(lateness.p99Ms)} (target ≤ ${LATENESS_P99_TARGET_MS} ms), p99.9 ${formatMs(lateness.p999Ms)}, max ${formatMs(lateness.maxMs)}; ` +
           `early ${formatNumber(consumerStats.early)}, missing ${formatNumber(missing)}; ` +
-          `broker RSS with ${formatNumber(published)} pending: peak ${mib(pendingPeakRss)} (target ≤ ${mib(PENDING_RSS_TARGET_BYTES)} for ${formatNumber(PENDING_RSS_TARGET_COUNT)}; idle ${mib(baselineRss)}); ` +
-          `published at ${formatNumber(published / publisherStats.publishSeconds)} msg/s (broker CPU ${percent(publishing.brokerCpu)})` +
+          `broker RSS with ${formatNumber(published)} pending: peak ${formatMiB(pendingPeakRss)} (target ≤ ${formatMiB(PENDING_RSS_TARGET_BYTES)} for ${formatNumber(PENDING_RSS_TARGET_COUNT)}; idle ${formatMiB(baselineRss)}); ` +
+          `published at ${formatNumber(published / publisherStats.publishSeconds)} msg/s (broker CPU ${formatPercent(publishing.brokerCpu)})` +
           (published + publisherStats.publishFailed < total ? ` (the ${formatNumber(params.publishBudgetSeconds)} s budget ran out: ${formatNumber(published)} of ${formatNumber(total)} sent)` : '') +
-          `; delivery: ${resourceNotes(r)}, consumer loop busy ${percent(consumerStats.elu)}` +
+          `; delivery: ${resourceNotes(r)}, consumer loop busy ${formatPercent(consumerStats.elu)}` +
           (verified ? '' : `; CHECK: ${problems.join('; ')}`) +
           (params.profile ? '; PROFILED' : '') +
           broker.logSummary,
@@ -1277,14 +1194,14 @@ function evaluateTargets(results: readonly Result[], params: Parameters): Target
     targets.push({
       name: 'delayed delivery lateness',
       requirement: `p99 ≤ ${LATENESS_P99_TARGET_MS} ms, none early or missing`,
-      actual: ok ? `p99 ${ms(delayed.lateness!.p99Ms)}, early ${formatNumber(delayed.details.early as number)}, missing ${formatNumber(delayed.details.missing as number)}` : delayed.status,
+      actual: ok ? `p99 ${formatMs(delayed.lateness!.p99Ms)}, early ${formatNumber(delayed.details.early as number)}, missing ${formatNumber(delayed.details.missing as number)}` : delayed.status,
       met: ok ? delayed.lateness!.p99Ms <= LATENESS_P99_TARGET_MS && delayed.verified === true : null,
     });
     const pending = delayed.pendingRss;
     targets.push({
       name: 'broker RSS with delayed messages pending',
-      requirement: `≤ ${mib(PENDING_RSS_TARGET_BYTES)} with ${formatNumber(PENDING_RSS_TARGET_COUNT)} pending`,
-      actual: pending === null ? delayed.status : `${mib(pending.peakBytes)} with ${formatNumber(pending.pending)} pending`,
+      requirement: `≤ ${formatMiB(PENDING_RSS_TARGET_BYTES)} with ${formatNumber(PENDING_RSS_TARGET_COUNT)} pending`,
+      actual: pending === null ? delayed.status : `${formatMiB(pending.peakBytes)} with ${formatNumber(pending.pending)} pending`,
       // Only a run with the stated number pending can meet or miss it.
       met: pending === null || pending.pending < PENDING_RSS_TARGET_COUNT ? null : pending.peakBytes <= PENDING_RSS_TARGET_BYTES,
     });
@@ -1311,8 +1228,8 @@ function summaryTable(results: readonly Result[]): string {
       result.status === 'ok' ? formatNumber(result.perSecond) : '-',
       result.throughput !== null ? `${result.throughput.requirement}: ${result.throughput.met ? 'met' : 'NOT met'}` : result.lateness !== null ? '(lateness table)' : '-',
       result.verified === null ? '-' : result.verified ? 'passed' : 'FAILED',
-      result.resources === null ? '-' : percent(result.resources.brokerCpu),
-      result.resources === null ? '-' : percent(result.resources.clientCpu),
+      result.resources === null ? '-' : formatPercent(result.resources.brokerCpu),
+      result.resources === null ? '-' : formatPercent(result.resources.clientCpu),
       result.resources === null ? '-' : formatBytes(result.resources.brokerRssBytes),
       result.resources === null ? '-' : formatBytes(result.resources.brokerPeakRssBytes),
     ]),
@@ -1362,7 +1279,7 @@ async function run(args: readonly string[]): Promise<void> {
   progress(describeMachine(machine, commit).replaceAll('\n', '\n[queue] '));
   const startedAt = new Date();
   const busyBefore = await machineBusy(1000);
-  if (busyBefore > 0.1) progress(`WARNING: the machine is not idle (${percent(busyBefore)} of its CPU was busy in the second before the run); figures may be disturbed`);
+  if (busyBefore > 0.1) progress(`WARNING: the machine is not idle (${formatPercent(busyBefore)} of its CPU was busy in the second before the run); figures may be disturbed`);
 
   const scenarios: Array<{ id: string; scenario: string; run: (context: Context) => Promise<Result> }> = [];
   for (const consumers of params.consumerCounts) {

@@ -14,6 +14,56 @@ import { fileURLToPath } from 'node:url';
 export class UsageError extends Error {}
 
 /** A benchmark suite as bench/run.ts registers it. */
+/**
+ * A suite's command-line flags: `--name value`, `--name=value`, or a bare switch from `switches`. Returns null for
+ * `--help`; anything else unknown is a UsageError that shows `usage`.
+ */
+export class Flags {
+  private readonly values = new Map<string, string>();
+
+  private constructor() {}
+
+  static parse(args: readonly string[], options: { switches: readonly string[]; values: readonly string[]; usage: string }): Flags | null {
+    const flags = new Flags();
+    for (let index = 0; index < args.length; index++) {
+      const arg = args[index]!;
+      if (arg === '--help' || arg === '-h') return null;
+      if (!arg.startsWith('--')) throw new UsageError(`unexpected argument "${arg}"\n\n${options.usage}`);
+      const equals = arg.indexOf('=');
+      const name = equals === -1 ? arg.slice(2) : arg.slice(2, equals);
+      if (options.switches.includes(name)) {
+        flags.values.set(name, 'true');
+        continue;
+      }
+      if (!options.values.includes(name)) throw new UsageError(`unknown flag --${name}\n\n${options.usage}`);
+      const value = equals === -1 ? args[++index] : arg.slice(equals + 1);
+      if (value === undefined || value === '') throw new UsageError(`--${name} needs a value`);
+      flags.values.set(name, value);
+    }
+    return flags;
+  }
+
+  has(name: string): boolean {
+    return this.values.has(name);
+  }
+
+  get(name: string): string | undefined {
+    return this.values.get(name);
+  }
+
+  /** A positive number (`1_000_000` and `1,000,000` allowed), or `fallback` when the flag is absent. */
+  number(name: string, fallback: number, integer: boolean): number {
+    const text = this.values.get(name);
+    return text === undefined ? fallback : Flags.positive(name, text, integer);
+  }
+
+  static positive(name: string, text: string, integer: boolean): number {
+    const value = Number(text.replaceAll('_', '').replaceAll(',', ''));
+    if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isSafeInteger(value))) throw new UsageError(`--${name} must be a positive ${integer ? 'integer' : 'number'}, not "${text}"`);
+    return value;
+  }
+}
+
 export interface Suite {
   /** Runs the suite with its own command-line flags; resolves once its report is written. */
   run(args: readonly string[]): Promise<void>;
@@ -161,6 +211,22 @@ export function formatBytes(bytes: number): string {
 }
 
 /** Seconds since an arbitrary origin, from the monotonic clock. */
+export function formatPercent(share: number): string {
+  return `${formatNumber(share * 100, 0)}%`;
+}
+
+export function formatMs(value: number): string {
+  return `${formatNumber(value, value >= 100 ? 0 : value >= 10 ? 1 : 2)} ms`;
+}
+
+export function formatMiB(bytes: number): string {
+  return `${formatNumber(bytes / MiB, 0)} MiB`;
+}
+
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 export function now(): number {
   return performance.now() / 1000;
 }

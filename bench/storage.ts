@@ -23,6 +23,7 @@ import type { Logger } from '../packages/weir/src/core/logger.js';
 import { DiskMessageStore } from '../packages/weir/src/storage/disk-message-store.js';
 import type { MessageInput } from '../packages/weir/src/storage/record-batch.js';
 import {
+  Flags,
   commitInfo,
   describeMachine,
   formatBytes,
@@ -85,30 +86,10 @@ scenario ids: ceiling-seq-write, ceiling-sync-4k, ceiling-sync-256k,
               append-100b-1q, append-100b-<n>q, append-1k-1q, append-1k-<n>q, read-backlog`;
 
 function parseArgs(args: readonly string[]): Parameters | null {
-  const flags = new Map<string, string>();
-  for (let index = 0; index < args.length; index++) {
-    const arg = args[index]!;
-    if (arg === '--help' || arg === '-h') return null;
-    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument "${arg}"\n\n${USAGE}`);
-    const equals = arg.indexOf('=');
-    const name = equals === -1 ? arg.slice(2) : arg.slice(2, equals);
-    if (name === 'quick') {
-      flags.set(name, 'true');
-      continue;
-    }
-    if (!['duration', 'backlog', 'queues', 'only'].includes(name)) throw new UsageError(`unknown flag --${name}\n\n${USAGE}`);
-    const value = equals === -1 ? args[++index] : arg.slice(equals + 1);
-    if (value === undefined || value === '') throw new UsageError(`--${name} needs a value`);
-    flags.set(name, value);
-  }
+  const flags = Flags.parse(args, { switches: ['quick'], values: ['duration', 'backlog', 'queues', 'only'], usage: USAGE });
+  if (flags === null) return null;
   const quick = flags.has('quick');
-  const number = (name: string, fallback: number, integer: boolean): number => {
-    const text = flags.get(name);
-    if (text === undefined) return fallback;
-    const value = Number(text.replaceAll('_', '').replaceAll(',', ''));
-    if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isSafeInteger(value))) throw new UsageError(`--${name} must be a positive ${integer ? 'integer' : 'number'}, not "${text}"`);
-    return value;
-  };
+  const number = (name: string, fallback: number, integer: boolean): number => flags.number(name, fallback, integer);
   // Quick runs use 1,000 queues: creating 10,000 (and checkpointing them on close) alone takes ~8 s per scenario.
   const manyQueues = number('queues', quick ? 1_000 : 10_000, true);
   const only = flags.get('only');
