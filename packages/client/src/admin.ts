@@ -3,7 +3,8 @@ import type { WeirClient } from './client.js';
 import type { ConsumedMessage } from './consumer.js';
 import { WeirClientError } from './errors.js';
 import type { QueueFilter, QueueGroupSettings, QueueMode } from './queue-consumer.js';
-import { decodeHeaderList, Delivered, type PeekedMessage } from './queue-message.js';
+import { Delivered, type PeekedMessage } from './queue-message.js';
+import { consumedMessageOf } from './wire-message.js';
 import { parseTraceEntry, type TraceEvent } from './trace.js';
 
 /**
@@ -243,25 +244,7 @@ function idBytesOf(id: string | Uint8Array): Uint8Array {
 }
 
 function toFoundMessage(found: StructOf<'FoundMessage', 'decode'>): FoundMessageInfo {
-  const headers = decodeHeaderList(found.headers);
-  const idBytes = asBuffer(found.id);
-  return {
-    topic: found.topic,
-    partition: found.partition,
-    offset: found.offset,
-    id: idBytes.toString('hex'),
-    idBytes,
-    key: found.key === null ? null : asBuffer(found.key),
-    tag: found.tag,
-    headers,
-    timestamp: found.timestamp,
-    storeTimestamp: found.storeTimestamp,
-    body: asBuffer(found.body),
-  };
-}
-
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return consumedMessageOf(found.topic, found.partition, found.offset, found);
 }
 
 export type { FoundMessage, TopicDescription };

@@ -3,6 +3,7 @@ import type { StructOf } from 'weir-protocol';
 import type { Connection } from './connection.js';
 import type { ConsumedMessage } from './consumer.js';
 import { toClientError, WeirClientError } from './errors.js';
+import { asBuffer, decodeHeaderList } from './wire-message.js';
 
 export interface NackOptions {
   /** Redeliver after this long (ms); default: the group's backoff, growing with each delivery. */
@@ -184,23 +185,6 @@ export class LeaseChannel {
 
 function copy(error: WeirClientError): WeirClientError {
   return new WeirClientError(error.code, error.message, { retriable: error.retriable, cause: error.cause });
-}
-
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-/** Wire headers (a list with an isString flag per value) as the record consumers get. */
-export function decodeHeaderList(list: StructOf<'Header', 'decode'>[] | readonly StructOf<'Header', 'decode'>[]): Record<string, string | Buffer> {
-  const headers: Record<string, string | Buffer> = {};
-  for (const header of list) {
-    const value = asBuffer(header.value);
-    const decoded = header.isString ? value.toString('utf8') : value;
-    // A header named __proto__ must stay a plain property, not replace the object's prototype.
-    if (header.name === '__proto__') Object.defineProperty(headers, header.name, { value: decoded, enumerable: true, writable: true, configurable: true });
-    else headers[header.name] = decoded;
-  }
-  return headers;
 }
 
 function invalid(message: string): WeirClientError {

@@ -7,7 +7,7 @@ import { clientClosed, toClientError, WeirClientError } from './errors.js';
 import { prepareMessage, type ProducerMessage } from './producer.js';
 import { ProducerGroupMembership } from './producer-group.js';
 import type { CheckTransactionPush } from './push-router.js';
-import { decodeHeaderList } from './queue-message.js';
+import { asBuffer, consumedMessageOf, decodeHeaderList } from './wire-message.js';
 
 /** What a transaction becomes: EndTransaction's outcome. `unknown` (checks only): not decided yet, ask again later. */
 export type TransactionDecision = 'commit' | 'rollback' | 'unknown';
@@ -464,26 +464,9 @@ function checkedMessage(delivery: StructOf<'Delivery', 'decode'>, transactionId:
   const text = typeof target === 'string' ? target : (target?.toString('utf8') ?? '');
   // `<topic>/<partition>`: topic names have no '/', so the last one splits.
   const slash = text.lastIndexOf('/');
-  const partition = slash < 0 ? -1 : Number(text.slice(slash + 1));
-  const idBytes = asBuffer(delivery.id);
-  return {
-    transactionId,
-    topic: slash < 0 ? text : text.slice(0, slash),
-    partition: Number.isInteger(partition) ? partition : -1,
-    offset: -1,
-    id: idBytes.toString('hex'),
-    idBytes,
-    key: delivery.key === null ? null : asBuffer(delivery.key),
-    tag: delivery.tag,
-    headers,
-    timestamp: delivery.timestamp,
-    storeTimestamp: delivery.storeTimestamp,
-    body: asBuffer(delivery.body),
-  };
-}
-
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const partition = Number(text.slice(slash + 1));
+  const message = consumedMessageOf(slash < 0 ? text : text.slice(0, slash), slash >= 0 && Number.isInteger(partition) ? partition : -1, -1, delivery);
+  return { ...message, transactionId };
 }
 
 function invalid(message: string): WeirClientError {
