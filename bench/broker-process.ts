@@ -14,7 +14,8 @@ import { formatMiB, formatPercent, now, repoRoot } from './report.js';
 /** `dist`: compiled broker and clients (built with tsc -b first); `src`: the TypeScript sources through tsx. */
 export type Code = 'dist' | 'src';
 
-const CLOCK_TICKS = (() => {
+/** Kernel clock ticks per second, the unit of CPU times in /proc. */
+export const CLOCK_TICKS = (() => {
   try {
     const value = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
     return Number.isFinite(value) && value > 0 ? value : 100;
@@ -98,6 +99,8 @@ export interface BrokerStartOptions {
   sampleIntervalMs: number;
   /** Progress lines (broker warnings and errors, an unclean exit). */
   log: (text: string) => void;
+  /** More `weir serve` flags (the amqp suite's --amqp-port). */
+  extraArgs?: readonly string[];
 }
 
 /**
@@ -135,7 +138,10 @@ export class BrokerProcess {
         ? [join(repoRoot, 'packages/weir/dist/cli/main.js')]
         : ['--conditions=development', '--import', 'tsx', join(repoRoot, 'packages/weir/src/cli/main.ts')];
     const profiling = options.profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', options.profileDir];
-    const args = [...profiling, ...entry, 'serve', '--data-dir', options.dataDir, '--port', '0', '--log-level', 'warn'];
+    const extra = options.extraArgs ?? [];
+    // A free AMQP port unless the suite names one, so a bench never collides with a broker on 5672.
+    const amqpPort = extra.includes('--amqp-port') ? [] : ['--amqp-port', '0'];
+    const args = [...profiling, ...entry, 'serve', '--data-dir', options.dataDir, '--port', '0', ...amqpPort, '--log-level', 'warn', ...extra];
     const began = now();
     const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     liveBrokers.set(child, options.dataDir);

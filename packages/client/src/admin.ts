@@ -87,6 +87,31 @@ export interface SharedTopicDescription {
   readonly consumers: ReadonlyArray<{ consumerId: string; clientId: string; host: string; prefetch: number; inflight: number }>;
 }
 
+/** A user as the broker lists it: the broker keeps only a salted hash of the password, and never returns it here. */
+export interface UserInfo {
+  readonly name: string;
+  readonly tags: readonly string[];
+}
+
+/**
+ * A user's permissions on a virtual host: regular expressions over resource names (queues, exchanges), matched
+ * anywhere in the name unless anchored with `^…$`; '' grants nothing.
+ */
+export interface PermissionInfo {
+  readonly user: string;
+  readonly vhost: string;
+  readonly configure: string;
+  readonly write: string;
+  readonly read: string;
+}
+
+export interface DefinitionsImportReport {
+  /** Entries imported per top-level key, e.g. `{ users: 3, vhosts: 2, permissions: 4 }`. */
+  readonly applied: Readonly<Record<string, number>>;
+  /** Top-level keys the broker ignores (e.g. RabbitMQ's `policies`, `parameters`). */
+  readonly skipped: readonly string[];
+}
+
 export interface GetMessageQuery {
   /** A message id: hex as results show it, or bytes (for a text id, pass `Buffer.from(text)`). */
   id?: string | Uint8Array;
@@ -211,6 +236,82 @@ export class Admin {
   async trace(id: string | Uint8Array): Promise<TraceEvent[]> {
     const { events } = await this.client.requestWithRetry('GetTrace', { id: idBytesOf(id) });
     return events.map(parseTraceEntry);
+  }
+
+  // ---- users, virtual hosts, permissions, definitions (RabbitMQ's model) --------------------------------------------
+
+  async listUsers(): Promise<UserInfo[]> {
+    const { users } = await this.client.requestWithRetry('ListUsers', {});
+    return users.map((user) => ({ name: user.name, tags: [...user.tags] }));
+  }
+
+  /** USER_EXISTS when the name is taken. */
+  async addUser(name: string, password: string, tags: readonly string[] = []): Promise<void> {
+    await this.client.request('AddUser', { name, password, tags });
+  }
+
+  /** Deletes the user and its permissions. */
+  async deleteUser(name: string): Promise<void> {
+    await this.client.request('DeleteUser', { name });
+  }
+
+  async changePassword(name: string, password: string): Promise<void> {
+    await this.client.request('ChangePassword', { name, password });
+  }
+
+  /** Replaces the user's tags (none: no tags). */
+  async setUserTags(name: string, tags: readonly string[]): Promise<void> {
+    await this.client.request('SetUserTags', { name, tags });
+  }
+
+  async listVhosts(): Promise<string[]> {
+    return [...(await this.client.requestWithRetry('ListVhosts', {})).vhosts];
+  }
+
+  /** VHOST_EXISTS when the name is taken. */
+  async addVhost(name: string): Promise<void> {
+    await this.client.request('AddVhost', { name });
+  }
+
+  /** Deletes the vhost, everything in it, and every permission on it. */
+  async deleteVhost(name: string): Promise<void> {
+    await this.client.request('DeleteVhost', { name });
+  }
+
+  /** Sets (replaces) the user's permissions on the vhost; INVALID_ARGUMENT names a pattern that is not a regular expression. */
+  async setPermissions(user: string, vhost: string, permissions: { configure: string; write: string; read: string }): Promise<void> {
+    await this.client.request('SetPermissions', { user, vhost, configure: permissions.configure, write: permissions.write, read: permissions.read });
+  }
+
+  /** Removes the user's permissions on the vhost: it can no longer use the vhost. */
+  async clearPermissions(user: string, vhost: string): Promise<void> {
+    await this.client.request('ClearPermissions', { user, vhost });
+  }
+
+  /** By vhost, then user; a filter naming an unknown user or vhost fails with UNKNOWN_USER / UNKNOWN_VHOST. */
+  async listPermissions(filter: { user?: string; vhost?: string } = {}): Promise<PermissionInfo[]> {
+    const { permissions } = await this.client.requestWithRetry('ListPermissions', { user: filter.user ?? null, vhost: filter.vhost ?? null });
+    return permissions.map((permission) => ({ ...permission }));
+  }
+
+  /** Users (with password hashes), vhosts, permissions and the rest, as a RabbitMQ-format definitions document. */
+  async exportDefinitions(): Promise<Record<string, unknown>> {
+    const { definitions } = await this.client.requestWithRetry('ExportDefinitions', {});
+    try {
+      return JSON.parse(Buffer.from(definitions).toString('utf8')) as Record<string, unknown>;
+    } catch {
+      throw new WeirClientError('INVALID_REQUEST', 'the broker exported definitions that are not JSON', { retriable: false });
+    }
+  }
+
+  /**
+   * Creates or updates what a definitions document describes (ours, or a RabbitMQ export: JSON text or the parsed
+   * object); deletes nothing. A bad entry fails the whole import with INVALID_ARGUMENT naming it, and nothing changes.
+   */
+  async importDefinitions(definitions: string | object): Promise<DefinitionsImportReport> {
+    const text = typeof definitions === 'string' ? definitions : JSON.stringify(definitions);
+    const report = await this.client.request('ImportDefinitions', { definitions: Buffer.from(text, 'utf8') });
+    return { applied: Object.fromEntries(report.applied.map(({ key, count }) => [key, count])), skipped: [...report.skipped] };
   }
 
   /**

@@ -85,6 +85,9 @@ export {
   type SharedGroupDescription,
   type SharedTopicDescription,
   type ProducerInfo,
+  type UserInfo,
+  type PermissionInfo,
+  type DefinitionsImportReport,
 } from './admin.js';
 export { Connection, CLIENT_VERSION, type ConnectionOptions, type RequestOptions, type HandshakeInfo } from './connection.js';
 export { WeirClientError, isWeirClientError, type WeirClientErrorCode } from './errors.js';

@@ -39,7 +39,7 @@ export async function startBroker(options: { dataDir?: string; port?: number } &
   const { Broker } = await import('weir');
   const { dataDir: given, port, ...settings } = options;
   const dataDir = given ?? (await temporaryDirectory());
-  const broker = await Broker.start({ dataDir, port: port ?? 0, logLevel: 'silent', ...settings });
+  const broker = await Broker.start({ dataDir, port: port ?? 0, amqpPort: 0, logLevel: 'silent', ...settings });
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => (closing ??= broker.close());
   // Runs after the clients made later were aborted, so a close still waiting for them finishes too.

@@ -167,6 +167,25 @@ const samples: { [N in ApiName]: { request: RequestOf<N>; response: ResponseOf<N
   JoinProducerGroup: { request: { producerGroup: 'orders' }, response: {} },
   ListProducers: { request: {}, response: { producers: [{ producerId: 7, epoch: 1, partitions: 3, batches: 10, messages: 100, duplicates: 2, gaps: 0, lastSeen: 1_700_000_000_000 }] } },
   GetTrace: { request: { id: b('0123456789abcdef') }, response: { events: [{ time: 1_700_000_000_000, kind: 'acked', detail: '{"group":"g"}' }] } },
+  ListUsers: { request: {}, response: { users: [{ name: 'guest', tags: ['administrator'] }, { name: 'orders-app', tags: [] }] } },
+  AddUser: { request: { name: 'orders-app', password: 's3cret', tags: ['monitoring', 'management'] }, response: {} },
+  DeleteUser: { request: { name: 'orders-app' }, response: {} },
+  ChangePassword: { request: { name: 'orders-app', password: 'n3w s3cret ✓' }, response: {} },
+  SetUserTags: { request: { name: 'orders-app', tags: [] }, response: {} },
+  ListVhosts: { request: {}, response: { vhosts: ['/', 'orders'] } },
+  AddVhost: { request: { name: 'orders' }, response: {} },
+  DeleteVhost: { request: { name: 'orders' }, response: {} },
+  ListPermissions: {
+    request: { user: null, vhost: '/' },
+    response: { permissions: [{ user: 'guest', vhost: '/', configure: '.*', write: '.*', read: '.*' }, { user: 'reader', vhost: '/', configure: '', write: '', read: '^orders\\.' }] },
+  },
+  SetPermissions: { request: { user: 'reader', vhost: '/', configure: '', write: '', read: '^orders\\.' }, response: {} },
+  ClearPermissions: { request: { user: 'reader', vhost: '/' }, response: {} },
+  ExportDefinitions: { request: {}, response: { definitions: b('{"users":[],"vhosts":[{"name":"/"}],"permissions":[]}') } },
+  ImportDefinitions: {
+    request: { definitions: b('{"vhosts":[{"name":"/"}],"policies":[]}') },
+    response: { applied: [{ key: 'vhosts', count: 1 }], skipped: ['policies'] },
+  },
   DescribeSharedGroup: {
     request: { group: 'workers' },
     response: {

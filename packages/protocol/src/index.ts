@@ -26,6 +26,8 @@ export type {
   DeliveryRef,
   SharedTopicState,
   SharedConsumer,
+  UserInfo,
+  PermissionInfo,
   PushName,
   PushOf,
   DecodedPushOf,

@@ -91,6 +91,10 @@ export const errorCodes = [
   { code: 23, name: 'QUEUE_FULL', retriable: true, doc: 'A shared group over the topic holds its maxLength of ready messages and its overflow policy is reject-publish; nothing was stored.' },
   { code: 24, name: 'UNKNOWN_TRANSACTION', retriable: false, doc: 'The transaction id is unknown: already committed or rolled back, or never begun.' },
   { code: 25, name: 'INVALID_FILTER', retriable: false, doc: 'A subscription filter expression is malformed; the message gives the position of the error.' },
+  { code: 26, name: 'UNKNOWN_USER', retriable: false, doc: 'The user does not exist.' },
+  { code: 27, name: 'USER_EXISTS', retriable: false, doc: 'A user with that name already exists.' },
+  { code: 28, name: 'UNKNOWN_VHOST', retriable: false, doc: 'The virtual host does not exist.' },
+  { code: 29, name: 'VHOST_EXISTS', retriable: false, doc: 'A virtual host with that name already exists.' },
 ] as const;
 
 export type ErrorName = (typeof errorCodes)[number]['name'];
@@ -220,6 +224,21 @@ export const structs = {
     { name: 'host', type: 'string', doc: 'Client address.' },
     { name: 'prefetch', type: 'int32', doc: 'Most unacknowledged deliveries (0: unlimited).' },
     { name: 'inflight', type: 'int32', doc: 'Deliveries it holds now.' },
+  ],
+  UserInfo: [
+    { name: 'name', type: 'string', doc: 'User name.' },
+    { name: 'tags', type: { array: 'string' }, doc: 'Tags, e.g. `administrator`.' },
+  ],
+  PermissionInfo: [
+    { name: 'user', type: 'string', doc: 'User name.' },
+    { name: 'vhost', type: 'string', doc: 'Virtual host.' },
+    { name: 'configure', type: 'string', doc: 'Regular expression over the names of resources the user may create, delete or change.' },
+    { name: 'write', type: 'string', doc: 'Regular expression over the names of resources the user may publish to.' },
+    { name: 'read', type: 'string', doc: 'Regular expression over the names of resources the user may consume from.' },
+  ],
+  DefinitionsCount: [
+    { name: 'key', type: 'string', doc: 'A top-level key of the definitions document, e.g. `users`.' },
+    { name: 'count', type: 'int32', doc: 'Entries imported under it.' },
   ],
 } as const satisfies Readonly<Record<string, readonly FieldSpec[]>>;
 
@@ -632,6 +651,135 @@ export const apis = [
     doc: 'The trace of a message: where it was stored and each delivery, outcome, dead-lettering, expiry, delay and transaction step, oldest first.',
     request: [{ name: 'id', type: 'bytes', doc: 'Message id.' }],
     response: [{ name: 'events', type: { array: { struct: 'TraceEntry' } }, doc: 'Oldest first.' }],
+  },
+  {
+    key: 33,
+    name: 'ListUsers',
+    version: 1,
+    doc: 'Users and their tags, by name.',
+    request: [],
+    response: [{ name: 'users', type: { array: { struct: 'UserInfo' } }, doc: 'By name.' }],
+  },
+  {
+    key: 34,
+    name: 'AddUser',
+    version: 1,
+    doc: 'Creates a user; the broker keeps only a salted hash of the password. USER_EXISTS, INVALID_ARGUMENT.',
+    request: [
+      { name: 'name', type: 'string', doc: 'User name (1–255 bytes, no control characters).' },
+      { name: 'password', type: 'string', doc: 'Password (not empty).' },
+      { name: 'tags', type: { array: 'string' }, doc: 'Tags, e.g. `administrator`.' },
+    ],
+    response: [],
+  },
+  {
+    key: 35,
+    name: 'DeleteUser',
+    version: 1,
+    doc: 'Deletes a user and its permissions. UNKNOWN_USER.',
+    request: [{ name: 'name', type: 'string', doc: 'User name.' }],
+    response: [],
+  },
+  {
+    key: 36,
+    name: 'ChangePassword',
+    version: 1,
+    doc: 'Sets a new password. UNKNOWN_USER.',
+    request: [
+      { name: 'name', type: 'string', doc: 'User name.' },
+      { name: 'password', type: 'string', doc: 'New password (not empty).' },
+    ],
+    response: [],
+  },
+  {
+    key: 37,
+    name: 'SetUserTags',
+    version: 1,
+    doc: 'Replaces a user\'s tags. UNKNOWN_USER.',
+    request: [
+      { name: 'name', type: 'string', doc: 'User name.' },
+      { name: 'tags', type: { array: 'string' }, doc: 'The new tags (empty: none).' },
+    ],
+    response: [],
+  },
+  {
+    key: 38,
+    name: 'ListVhosts',
+    version: 1,
+    doc: 'Virtual hosts, by name.',
+    request: [],
+    response: [{ name: 'vhosts', type: { array: 'string' }, doc: 'By name.' }],
+  },
+  {
+    key: 39,
+    name: 'AddVhost',
+    version: 1,
+    doc: 'Creates a virtual host. VHOST_EXISTS, INVALID_ARGUMENT.',
+    request: [{ name: 'name', type: 'string', doc: 'Virtual host name (1–255 bytes, no control characters).' }],
+    response: [],
+  },
+  {
+    key: 40,
+    name: 'DeleteVhost',
+    version: 1,
+    doc: 'Deletes a virtual host, everything in it and every permission on it. UNKNOWN_VHOST.',
+    request: [{ name: 'name', type: 'string', doc: 'Virtual host name.' }],
+    response: [],
+  },
+  {
+    key: 41,
+    name: 'ListPermissions',
+    version: 1,
+    doc: 'Permissions, by virtual host then user. UNKNOWN_USER or UNKNOWN_VHOST when a filter names one that does not exist.',
+    request: [
+      { name: 'user', type: 'nullableString', doc: 'Only this user\'s, or null.' },
+      { name: 'vhost', type: 'nullableString', doc: 'Only this virtual host\'s, or null.' },
+    ],
+    response: [{ name: 'permissions', type: { array: { struct: 'PermissionInfo' } }, doc: 'By virtual host, then user.' }],
+  },
+  {
+    key: 42,
+    name: 'SetPermissions',
+    version: 1,
+    doc: 'Sets a user\'s permissions on a virtual host: three regular expressions matched anywhere in resource names (anchor with `^…$`); the empty string grants nothing. INVALID_ARGUMENT names an invalid expression; UNKNOWN_USER, UNKNOWN_VHOST.',
+    request: [
+      { name: 'user', type: 'string', doc: 'User name.' },
+      { name: 'vhost', type: 'string', doc: 'Virtual host.' },
+      { name: 'configure', type: 'string', doc: 'Resources the user may create, delete or change.' },
+      { name: 'write', type: 'string', doc: 'Resources the user may publish to.' },
+      { name: 'read', type: 'string', doc: 'Resources the user may consume from.' },
+    ],
+    response: [],
+  },
+  {
+    key: 43,
+    name: 'ClearPermissions',
+    version: 1,
+    doc: 'Removes a user\'s permissions on a virtual host (the user can no longer use it). UNKNOWN_USER, UNKNOWN_VHOST.',
+    request: [
+      { name: 'user', type: 'string', doc: 'User name.' },
+      { name: 'vhost', type: 'string', doc: 'Virtual host.' },
+    ],
+    response: [],
+  },
+  {
+    key: 44,
+    name: 'ExportDefinitions',
+    version: 1,
+    doc: 'The broker\'s definitions (users with password hashes, virtual hosts, permissions, and what protocol layers add) as a JSON document in RabbitMQ\'s definitions format.',
+    request: [],
+    response: [{ name: 'definitions', type: 'bytes', doc: 'The JSON document, UTF-8.' }],
+  },
+  {
+    key: 45,
+    name: 'ImportDefinitions',
+    version: 1,
+    doc: 'Creates or updates what a definitions document (RabbitMQ\'s format, e.g. a RabbitMQ export) describes; deletes nothing. The whole document is checked first: INVALID_ARGUMENT names the bad entry (`users[2].name: must be a string`) and nothing changes.',
+    request: [{ name: 'definitions', type: 'bytes', doc: 'The JSON document, UTF-8.' }],
+    response: [
+      { name: 'applied', type: { array: { struct: 'DefinitionsCount' } }, doc: 'Entries imported per key.' },
+      { name: 'skipped', type: { array: 'string' }, doc: 'Top-level keys this broker ignores (e.g. `policies`, `parameters`).' },
+    ],
   },
 ] as const satisfies readonly ApiSpec[];
 

@@ -57,6 +57,19 @@ expectType<
     | 'JoinProducerGroup'
     | 'ListProducers'
     | 'GetTrace'
+    | 'ListUsers'
+    | 'AddUser'
+    | 'DeleteUser'
+    | 'ChangePassword'
+    | 'SetUserTags'
+    | 'ListVhosts'
+    | 'AddVhost'
+    | 'DeleteVhost'
+    | 'ListPermissions'
+    | 'SetPermissions'
+    | 'ClearPermissions'
+    | 'ExportDefinitions'
+    | 'ImportDefinitions'
   >
 >();
 expectType<Equal<Header, { readonly name: string; readonly isString: boolean; readonly value: Uint8Array }>>();

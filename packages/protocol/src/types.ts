@@ -90,6 +90,8 @@ export type Outcome = StructOf<'Outcome'>;
 export type DeliveryRef = StructOf<'DeliveryRef'>;
 export type SharedTopicState = StructOf<'SharedTopicState'>;
 export type SharedConsumer = StructOf<'SharedConsumer'>;
+export type UserInfo = StructOf<'UserInfo'>;
+export type PermissionInfo = StructOf<'PermissionInfo'>;
 
 /** A decoded request frame; narrowing on `name` narrows `body`. */
 export type DecodedRequest = {

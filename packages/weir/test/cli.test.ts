@@ -33,7 +33,7 @@ describe('cli: the quick start and the CLI tour', { timeout: 120_000 }, () => {
 
   before(async () => {
     directory = await mkdtemp(join(tmpdir(), 'weir-cli-'));
-    server = spawn(launcher, ['serve', '--data-dir', directory, '--port', '0', '--log-level', 'warn', '--trace', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    server = spawn(launcher, ['serve', '--data-dir', directory, '--port', '0', '--amqp-port', '0', '--log-level', 'warn', '--trace', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const lines = createInterface({ input: server.stdout! });
     address = await new Promise<string>((resolve, reject) => {
       lines.on('line', (line) => {

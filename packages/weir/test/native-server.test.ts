@@ -70,7 +70,7 @@ describe('native protocol server', () => {
 
   before(async () => {
     directory = await mkdtemp(join(tmpdir(), 'weir-native-'));
-    server = await WeirServer.start({ dataDir: directory, port: 0, logLevel: 'silent' });
+    server = await WeirServer.start({ dataDir: directory, port: 0, amqpPort: 0, logLevel: 'silent' });
   });
   after(async () => {
     await server.close();

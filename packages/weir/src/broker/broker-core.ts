@@ -1,6 +1,6 @@
 import { type Clock, systemClock } from '../core/clock.js';
 import { type Logger, silentLogger } from '../core/logger.js';
-import type { MessageStore } from '../storage/message-store.js';
+import type { KeyValueStore, MessageStore } from '../storage/message-store.js';
 import { ConsumerGroups, type CommitOffsetsRequest, type GroupDescription, type GroupMode, type GroupSummary, type HeartbeatRequest, type LeaveGroupRequest, type PartitionOffset, type SyncGroupRequest } from './consumer-groups.js';
 import { brokerError, shuttingDown } from './errors.js';
 import { Fetcher, type FetchRequest, type FetchResult } from './fetch.js';
@@ -14,8 +14,8 @@ import { ProducerStateManager } from './producer-state.js';
 import { type Scheduler, systemScheduler } from './scheduler.js';
 import { partitionQueueName, type TopicConfig, type TopicDescription, TopicRegistry } from './topic-registry.js';
 import { compileFilter, FilterSyntaxError } from './filter/index.js';
-import type { ConsumerState, Delivery, SettleOutcome } from './queue/shared-subscription.js';
-import { type FilterDefinition, type ReceiveRequest, type SharedGroupDescription, type SubscribeRequest, WorkQueues } from './queue/work-queues.js';
+import type { ConsumerState, Delivery, SettleOutcome, SharedGroupSettings, SubscriptionStats } from './queue/shared-subscription.js';
+import { type DeadLetterHandler, type FilterDefinition, type ReceiveRequest, type SharedGroupDescription, type SubscribeRequest, WorkQueues } from './queue/work-queues.js';
 import { ErrorCode } from '../core/errors.js';
 import type { MessageInput, StoredMessage } from '../storage/record-batch.js';
 import { MessageDedup } from './queue/dedup.js';
@@ -25,6 +25,9 @@ import { TransactionManager, type TransactionOutcome, type TransactionSummary } 
 import { type ProducerGroupMember, ProducerGroups } from './queue/producer-groups.js';
 import { DelaySchedule } from './queue/delay-schedule.js';
 import { Attribute } from './queue/message-attributes.js';
+import { AccessControl } from './access/access-control.js';
+import { accessDefinitions } from './access/access-definitions.js';
+import { DefinitionsRegistry } from './access/definitions.js';
 
 export interface BrokerCoreOptions {
   /** The broker builds on this store but does not own it: close the store after the broker. */
@@ -94,6 +97,10 @@ export class BrokerCore {
     private readonly producerGroups: ProducerGroups,
     private readonly delays: DelaySchedule,
     private readonly store: MessageStore,
+    /** Users, virtual hosts and permissions. */
+    readonly access: AccessControl,
+    /** Definitions export and import (RabbitMQ's JSON format); layers above register their sections here. */
+    readonly definitions: DefinitionsRegistry,
   ) {}
 
   static async open(options: BrokerCoreOptions): Promise<BrokerCore> {
@@ -128,6 +135,7 @@ export class BrokerCore {
         createTopic: (name, partitions) => topics.create(name, partitions),
       },
       (group, mode) => groups.claim(group, mode),
+      (group) => groups.release(group),
     );
     const appendTo = async (queueName: string, messages: MessageInput[]) => {
       const queue = store.queue(queueName);
@@ -173,8 +181,11 @@ export class BrokerCore {
     topics.observe(fetcher);
     topics.observe(groups);
     topics.observe({ topicDeleted: (topic) => partitioner.forget(topic.name) });
+    const access = await AccessControl.open(store.metadata);
+    const definitions = new DefinitionsRegistry();
+    definitions.register(accessDefinitions(access));
     logger.info({ topics: topics.list().length }, 'broker opened');
-    return new BrokerCore(topics, producerIds, producerState, writer, fetcher, groups, lookup, workQueues, trace, transactions, producerGroups, delays, store);
+    return new BrokerCore(topics, producerIds, producerState, writer, fetcher, groups, lookup, workQueues, trace, transactions, producerGroups, delays, store, access, definitions);
   }
 
   // ---- topics -------------------------------------------------------------------------------------------------------
@@ -319,6 +330,39 @@ export class BrokerCore {
     return this.workQueues.describe(group);
   }
 
+  /** A shared group consuming `topic` from now on, before any consumer subscribes (an AMQP queue). */
+  async createSharedGroup(group: string, topic: string, settings: Partial<SharedGroupSettings>): Promise<void> {
+    this.assertOpen();
+    this.workQueues.createGroup(group, topic, settings);
+  }
+
+  /** Removes the ready messages of a group's subscription (AMQP queue.purge); returns how many. */
+  purgeSharedGroup(group: string, topic: string): number {
+    this.assertOpen();
+    return this.workQueues.purge(group, topic);
+  }
+
+  /** Deletes a shared group's definition and ack state; its consumers get nothing more. */
+  async deleteSharedGroup(group: string): Promise<void> {
+    this.assertOpen();
+    await this.workQueues.deleteGroup(group);
+  }
+
+  /** The counts of a group's subscription of a topic (null when it has none yet). */
+  sharedGroupStats(group: string, topic: string): SubscriptionStats | null {
+    return this.workQueues.subscriptionOf(group, topic)?.stats() ?? null;
+  }
+
+  /** A consumer paused by its protocol layer (full socket) takes deliveries again. */
+  resumeConsumer(group: string, topic: string, consumer: ConsumerState): void {
+    this.workQueues.subscriptionOf(group, topic)?.resume(consumer);
+  }
+
+  /** Where dead letters of groups created with `externalDeadLetters` go. */
+  setDeadLetterHandler(handler: DeadLetterHandler | null): void {
+    this.workQueues.setDeadLetterHandler(handler);
+  }
+
   // ---- transactions (half messages) --------------------------------------------------------------------------------
 
   /** Starts a transaction of a producer group; its messages stay invisible until commit. */
@@ -390,6 +434,11 @@ export class BrokerCore {
   async getMessage(request: GetMessageRequest): Promise<FoundMessage[]> {
     this.assertOpen();
     return this.lookup.getMessage(request);
+  }
+
+  /** The durable metadata map layers above the core keep their definitions in (e.g. AMQP's vhosts). */
+  get metadata(): KeyValueStore {
+    return this.store.metadata;
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------------------------------

@@ -171,6 +171,12 @@ export class ConsumerGroups implements TopicObserver {
     this.groups.set(group, { name: group, mode, generation: 0, coordinator: null });
   }
 
+  /** Gives back a shared group's name once its definition is deleted. */
+  release(group: string): void {
+    const entry = this.groups.get(group);
+    if (entry !== undefined && (entry.mode === 'shared' || entry.mode === 'key_shared')) this.groups.delete(group);
+  }
+
   sync(request: SyncGroupRequest): TopicAssignment[] {
     return this.memberCoordinator(request.group, request.memberId).sync(request.generation, request.memberId);
   }

@@ -1,4 +1,7 @@
 export { BrokerCore, type BrokerCoreOptions } from './broker-core.js';
+export { AccessControl, type AccessControlOptions, type AuthenticationResult, type Permission, type VhostDeletedListener } from './access/access-control.js';
+export { DefinitionsRegistry, SectionOrder, type DefinitionsSection, type ImportReport } from './access/definitions.js';
+export type { PermissionKind } from './access/permission-patterns.js';
 export { type Assignment, type AssignmentStrategy, assignmentStrategies, assign, rangeAssign, roundRobinAssign, stickyAssign } from './assignors.js';
 export type {
   CommitOffsetsRequest,

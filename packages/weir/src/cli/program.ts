@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { registerAccessCommands } from './access-commands.js';
 import { registerClientCommands } from './client-commands.js';
 import { registerServe } from './serve.js';
 
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerServe(program);
   registerClientCommands(program);
+  registerAccessCommands(program);
   return program;
 }
 

@@ -25,7 +25,7 @@ export function registerServe(program: Command): void {
     }
     const server = await WeirServer.start({ ...config, inMemory: options.inMemory === true });
     // The one line a person (or a script waiting for the port) reads: where it listens and where the data is.
-    process.stdout.write(`weir ${server.version} listening on ${config.host === '::' ? 'localhost' : config.host}:${server.port}, data in ${options.inMemory ? '(memory)' : server.dataDir}\n`);
+    process.stdout.write(`weir ${server.version} listening on ${config.host === '::' ? 'localhost' : config.host}:${server.port}, AMQP on port ${server.amqpPort}, data in ${options.inMemory ? '(memory)' : server.dataDir}\n`);
     await new Promise<void>((resolve) => {
       const stop = (signal: NodeJS.Signals) => {
         process.stdout.write(`weir: ${signal}, shutting down\n`);

@@ -49,6 +49,14 @@ export const ErrorCode = {
   UnknownTransaction: 'UNKNOWN_TRANSACTION',
   /** A subscription filter expression is malformed; the message gives the position. */
   InvalidFilter: 'INVALID_FILTER',
+  /** The user does not exist. */
+  UnknownUser: 'UNKNOWN_USER',
+  /** A user with that name already exists. */
+  UserExists: 'USER_EXISTS',
+  /** The virtual host does not exist. */
+  UnknownVhost: 'UNKNOWN_VHOST',
+  /** A virtual host with that name already exists. */
+  VhostExists: 'VHOST_EXISTS',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -41,6 +41,20 @@ export interface BrokerConfig {
   transactionCheckIntervalMs: number;
   /** Inconclusive checks before a transaction is rolled back. */
   transactionMaxChecks: number;
+  /** AMQP 0-9-1 port (on `host`); 0 picks a free one. */
+  amqpPort: number;
+  /** Largest AMQP frame, offered in connection.tune (at least 4096). */
+  amqpFrameMax: number;
+  /** Most channels per AMQP connection. */
+  amqpChannelMax: number;
+  /** AMQP heartbeat offered in connection.tune, in seconds (0: none); the client's choice wins. */
+  amqpHeartbeatSeconds: number;
+  /** Largest AMQP message body accepted. */
+  amqpMaxMessageBytes: number;
+  /** Above this resident memory, publishing connections are blocked; 0: 40% of the machine's memory. */
+  memoryHighWatermarkBytes: number;
+  /** Below this much free disk space in the data directory, publishing connections are blocked. */
+  diskFreeLimitBytes: number;
 }
 
 export const defaultConfig: BrokerConfig = {
@@ -61,6 +75,13 @@ export const defaultConfig: BrokerConfig = {
   transactionCheckAfterMs: 60_000,
   transactionCheckIntervalMs: 10_000,
   transactionMaxChecks: 15,
+  amqpPort: 5672,
+  amqpFrameMax: 131_072,
+  amqpChannelMax: 2047,
+  amqpHeartbeatSeconds: 60,
+  amqpMaxMessageBytes: 16 * 1024 * 1024,
+  memoryHighWatermarkBytes: 0,
+  diskFreeLimitBytes: 50_000_000,
 };
 
 interface SettingSpec {
@@ -88,6 +109,13 @@ export const settings: readonly SettingSpec[] = [
   { key: 'transactionCheckAfterMs', env: 'WEIR_TRANSACTION_CHECK_AFTER_MS', kind: 'integer', doc: 'Silence before an open transaction is checked with its producer group.' },
   { key: 'transactionCheckIntervalMs', env: 'WEIR_TRANSACTION_CHECK_INTERVAL_MS', kind: 'integer', doc: 'Wait after an inconclusive transaction check (doubling).' },
   { key: 'transactionMaxChecks', env: 'WEIR_TRANSACTION_MAX_CHECKS', kind: 'integer', doc: 'Inconclusive checks before a transaction is rolled back.' },
+  { key: 'amqpPort', env: 'WEIR_AMQP_PORT', kind: 'integer', doc: 'AMQP 0-9-1 port (0 picks a free port).' },
+  { key: 'amqpFrameMax', env: 'WEIR_AMQP_FRAME_MAX', kind: 'integer', doc: 'Largest AMQP frame offered in connection.tune.' },
+  { key: 'amqpChannelMax', env: 'WEIR_AMQP_CHANNEL_MAX', kind: 'integer', doc: 'Most channels per AMQP connection.' },
+  { key: 'amqpHeartbeatSeconds', env: 'WEIR_AMQP_HEARTBEAT_SECONDS', kind: 'integer', doc: 'AMQP heartbeat offered in connection.tune (0: none).' },
+  { key: 'amqpMaxMessageBytes', env: 'WEIR_AMQP_MAX_MESSAGE_BYTES', kind: 'integer', doc: 'Largest AMQP message body accepted.' },
+  { key: 'memoryHighWatermarkBytes', env: 'WEIR_MEMORY_HIGH_WATERMARK_BYTES', kind: 'integer', doc: 'Resident memory above which publishers are blocked (0: 40% of RAM).' },
+  { key: 'diskFreeLimitBytes', env: 'WEIR_DISK_FREE_LIMIT_BYTES', kind: 'integer', doc: 'Free disk space below which publishers are blocked.' },
 ];
 
 export class ConfigError extends Error {
@@ -133,7 +161,10 @@ export function resolveConfig(flags: Partial<Record<keyof BrokerConfig, unknown>
     const value = flags[spec.key];
     if (value !== undefined) config[spec.key] = coerce(spec, value, `flag --${kebab(spec.key)}`);
   }
-  if ((config.port as number) > 65535) throw new ConfigError(`port must be at most 65535, got ${config.port}`);
+  for (const key of ['port', 'amqpPort'] as const) if ((config[key] as number) > 65535) throw new ConfigError(`${key} must be at most 65535, got ${String(config[key])}`);
+  if ((config.amqpFrameMax as number) < 4096) throw new ConfigError(`amqpFrameMax must be at least 4096 (AMQP 0-9-1 §4.2.3), got ${String(config.amqpFrameMax)}`);
+  if ((config.amqpChannelMax as number) < 1 || (config.amqpChannelMax as number) > 65535) throw new ConfigError(`amqpChannelMax must be 1 to 65535, got ${String(config.amqpChannelMax)}`);
+  if ((config.amqpHeartbeatSeconds as number) > 65535) throw new ConfigError(`amqpHeartbeatSeconds must be at most 65535, got ${String(config.amqpHeartbeatSeconds)}`);
   if (config.trace !== 0 && config.trace !== 1) throw new ConfigError(`trace must be 0 or 1, got ${String(config.trace)}`);
   for (const key of ['ackFlushIntervalMs', 'dedupWindowMs', 'transactionCheckAfterMs', 'transactionCheckIntervalMs', 'transactionMaxChecks', 'traceRetentionMs'] as const) {
     if ((config[key] as number) < 1) throw new ConfigError(`${key} must be at least 1, got ${String(config[key])}`);

@@ -12,6 +12,11 @@ import type { MessageStore } from '../storage/message-store.js';
 import { MemoryMessageStore } from '../storage/memory-message-store.js';
 import { type BrokerConfig, defaultConfig, resolveConfig } from './config.js';
 import { createLogger } from './logger.js';
+import { ResourceMonitor } from './resource-monitor.js';
+import { VirtualHosts } from '../broker/vhost/virtual-hosts.js';
+import { AmqpServer } from '../protocols/amqp/amqp-server.js';
+import { formatDeadLetter } from '../protocols/amqp/amqp-message.js';
+import { DirectReplyTo } from '../protocols/amqp/direct-reply-to.js';
 
 export interface StartOptions extends Partial<BrokerConfig> {
   /** Keep everything in memory instead of `dataDir` (nothing survives a restart). */
@@ -45,6 +50,9 @@ export class WeirServer {
     private readonly store: MessageStore,
     readonly core: BrokerCore,
     private readonly listener: TcpListener,
+    readonly vhosts: VirtualHosts,
+    readonly resources: ResourceMonitor,
+    private readonly amqp: AmqpServer,
   ) {}
 
   static async start(options: StartOptions = {}): Promise<WeirServer> {
@@ -76,25 +84,59 @@ export class WeirServer {
     }
     const handlers = nativeHandlers(core);
     const servers: { current: WeirServer | null } = { current: null };
-    let listener: TcpListener;
+    const resources = new ResourceMonitor(inMemory ? null : dataDir, config, logger);
+    let listener: TcpListener | null = null;
+    let vhosts: VirtualHosts | null = null;
+    let amqp: AmqpServer;
     try {
+      vhosts = await VirtualHosts.open(core, logger);
+      vhosts.setDeadLetterFormatter(formatDeadLetter);
       listener = await TcpListener.listen({ host: config.host, port: config.port, maxConnections: config.maxConnections }, logger, (socket: Socket) => {
         servers.current?.accept(socket, handlers, clock);
       });
+      amqp = await AmqpServer.start(
+        { host: config.host, port: config.amqpPort, maxConnections: config.maxConnections },
+        {
+          core,
+          vhosts,
+          access: core.access,
+          logger,
+          version: VERSION,
+          blockedReason: () => resources.blockedReason,
+          replies: new DirectReplyTo(),
+          settings: {
+            frameMax: config.amqpFrameMax,
+            channelMax: config.amqpChannelMax,
+            heartbeatSeconds: config.amqpHeartbeatSeconds,
+            maxMessageBytes: config.amqpMaxMessageBytes,
+            handshakeTimeoutMs: 10_000,
+          },
+        },
+        logger,
+      );
     } catch (error) {
+      await listener?.stopAccepting();
+      vhosts?.close();
       await core.close();
       await store.close();
       throw error;
     }
-    const server = new WeirServer({ ...config, dataDir }, logger, store, core, listener);
+    resources.onChange((reason) => amqp.flowChanged(reason));
+    resources.start();
+    const server = new WeirServer({ ...config, dataDir }, logger, store, core, listener, vhosts, resources, amqp);
     servers.current = server;
-    logger.info({ port: listener.port, host: config.host, dataDir: inMemory ? null : dataDir, version: VERSION }, 'weir is listening');
+    logger.info({ port: listener.port, amqpPort: amqp.port, host: config.host, dataDir: inMemory ? null : dataDir, version: VERSION }, 'weir is listening');
     return server;
   }
 
   /** The native-protocol port (useful with `port: 0`). */
   get port(): number {
     return this.listener.port;
+  }
+
+  /** The AMQP 0-9-1 port (useful with `amqpPort: 0`). */
+  get amqpPort(): number {
+    return this.amqp.port;
   }
 
   get dataDir(): string {
@@ -135,6 +177,9 @@ export class WeirServer {
   private async shutdown(): Promise<void> {
     this.logger.info({ connections: this.connections.size }, 'shutting down');
     await this.listener.stopAccepting();
+    this.resources.stop();
+    await this.amqp.close();
+    this.vhosts.close();
     await this.core.close();
     const open = [...this.connections];
     for (const connection of open) connection.close();

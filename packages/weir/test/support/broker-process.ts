@@ -19,9 +19,14 @@ export interface BrokerProcess {
 const compiled = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const sources = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
+/** Node arguments that run the `weir` command: the compiled CLI when it exists, else the sources through tsx. */
+export function weirEntry(): string[] {
+  return existsSync(compiled) ? [compiled] : ['--conditions=development', '--import', 'tsx', sources];
+}
+
 export async function startBrokerProcess(dataDir: string, extraArgs: string[] = []): Promise<BrokerProcess> {
-  const entry = existsSync(compiled) ? [compiled] : ['--conditions=development', '--import', 'tsx', sources];
-  const child = spawn(process.execPath, [...entry, 'serve', '--data-dir', dataDir, '--port', '0', '--log-level', 'warn', ...extraArgs], {
+  const entry = weirEntry();
+  const child = spawn(process.execPath, [...entry, 'serve', '--data-dir', dataDir, '--port', '0', '--amqp-port', '0', '--log-level', 'warn', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

@@ -34,6 +34,13 @@ export interface SharedGroupSettings {
   readAhead: number;
   /** Where a new group starts reading: the partitions' start or their end. */
   start: 'earliest' | 'latest';
+  /**
+   * The group owns its topic (an AMQP queue): once the ack state is written, the partitions' low-water marks move up
+   * to the ack floors, so acknowledged messages are removed and retention reclaims their space.
+   */
+  discardAcked: boolean;
+  /** Dead letters go to the broker's dead-letter handler (AMQP dead-letter exchanges) instead of a topic. */
+  externalDeadLetters: boolean;
 }
 
 export const defaultSharedGroupSettings: Readonly<SharedGroupSettings> = Object.freeze({
@@ -48,6 +55,8 @@ export const defaultSharedGroupSettings: Readonly<SharedGroupSettings> = Object.
   overflow: 'drop-head',
   readAhead: 10_000,
   start: 'earliest',
+  discardAcked: false,
+  externalDeadLetters: false,
 });
 
 /** What a subscription's filter sees of a message. */
@@ -84,6 +93,48 @@ export interface ConsumerOptions {
   clientId: string;
   address: string;
   sink: DeliverySink;
+  /** A limit shared with other consumers (AMQP's channel-wide prefetch, `basic.qos` with `global`). */
+  pool?: CreditPool;
+}
+
+/**
+ * Unacknowledged deliveries shared by several consumers, possibly of different subscriptions: a consumer's credit is
+ * the smaller of its own and the pool's. A pool that frees up wakes every subscription that has a consumer in it.
+ */
+export class CreditPool {
+  inflight = 0;
+  private readonly waiting = new Set<() => void>();
+
+  /** `limit` 0: unlimited. */
+  constructor(public limit: number) {}
+
+  get available(): number {
+    return this.limit === 0 ? Number.POSITIVE_INFINITY : this.limit - this.inflight;
+  }
+
+  taken(): void {
+    this.inflight++;
+  }
+
+  returned(): void {
+    this.inflight--;
+    if (this.inflight + 1 === this.limit || this.limit === 0) this.wake();
+  }
+
+  /** A changed limit may let waiting consumers go on. */
+  setLimit(limit: number): void {
+    this.limit = limit;
+    this.wake();
+  }
+
+  onAvailable(wake: () => void): () => void {
+    this.waiting.add(wake);
+    return () => this.waiting.delete(wake);
+  }
+
+  private wake(): void {
+    for (const wake of this.waiting) wake();
+  }
 }
 
 /** What the subscription tells the rest of the broker (dead letters, the trace, the ack-state writer). */
@@ -195,6 +246,7 @@ export class ConsumerState {
   closed = false;
   /** Pull consumers: the deliveries the current Receive may still take (null for pushed consumers). */
   pullCredit: number | null = null;
+  leavePool: (() => void) | null = null;
 
   constructor(readonly options: ConsumerOptions) {}
 
@@ -202,10 +254,15 @@ export class ConsumerState {
     return this.options.consumerId;
   }
 
+  /** Set by the protocol layer while it cannot take more (a full socket buffer): no credit until cleared. */
+  paused = false;
+
   get credit(): number {
-    if (this.closed) return 0;
+    if (this.closed || this.paused) return 0;
     if (this.pullCredit !== null) return this.pullCredit;
-    return this.options.prefetch === 0 ? Number.POSITIVE_INFINITY : this.options.prefetch - this.inflight.size;
+    const own = this.options.prefetch === 0 ? Number.POSITIVE_INFINITY : this.options.prefetch - this.inflight.size;
+    const pool = this.options.pool;
+    return pool === undefined ? own : Math.min(own, pool.available);
   }
 }
 
@@ -282,6 +339,8 @@ export class SharedSubscription {
   private waitTimerDue = Number.POSITIVE_INFINITY;
   private leaseTimer: TimerHandle | null = null;
   private leaseTimerDue = Number.POSITIVE_INFINITY;
+  private expiryTimer: TimerHandle | null = null;
+  private expiryTimerDue = Number.POSITIVE_INFINITY;
   private staleAcks = 0;
   private closed = false;
   /** Pull requests waiting for messages. */
@@ -319,6 +378,7 @@ export class SharedSubscription {
   attach(options: ConsumerOptions): ConsumerState {
     if (this.consumers.has(options.consumerId)) throw new Error(`consumer ${options.consumerId} is already attached`);
     const consumer = new ConsumerState(options);
+    if (options.pool !== undefined) consumer.leavePool = options.pool.onAvailable(() => this.scheduleDispatch());
     this.consumers.set(options.consumerId, consumer);
     this.consumerList = [...this.consumers.values()];
     if (this.mode === 'key_shared') this.rebuildRing();
@@ -339,6 +399,7 @@ export class SharedSubscription {
     const consumer = this.consumers.get(consumerId);
     if (consumer === undefined) return;
     consumer.closed = true;
+    consumer.leavePool?.();
     this.consumers.delete(consumerId);
     this.consumerList = [...this.consumers.values()];
     const returned = [...consumer.inflight].sort((a, b) => b.cursor.partition - a.cursor.partition || b.offset - a.offset);
@@ -397,6 +458,39 @@ export class SharedSubscription {
       applied++;
     }
     return applied;
+  }
+
+  /** The protocol layer can take deliveries again after a pause (its socket drained). */
+  resume(consumer: ConsumerState): void {
+    consumer.paused = false;
+    this.scheduleDispatch();
+  }
+
+  /**
+   * Removes every ready message, read or not (AMQP's queue.purge); in-flight and waiting ones stay. Returns how many
+   * were removed.
+   */
+  purge(): number {
+    let removed = 0;
+    const gone = new Set<Entry>();
+    for (const list of this.ready) for (const entry of list) gone.add(entry);
+    this.removeReady(gone);
+    for (const entry of gone) this.settleEntry(entry);
+    removed += gone.size;
+    for (const cursor of this.cursors) {
+      if (cursor === undefined) continue;
+      const end = this.store.queueById(cursor.queueId)?.endOffset ?? cursor.readHead;
+      if (end > cursor.readHead) {
+        // Nothing at or past the read head is in memory, so the unread part settles as one range.
+        removed += cursor.acks.addRange(cursor.readHead, end);
+        for (const offset of cursor.counts.keys()) if (offset >= cursor.readHead) cursor.counts.delete(offset);
+        for (const offset of cursor.waits.keys()) if (offset >= cursor.readHead) cursor.waits.delete(offset);
+        // A read in flight adds nothing below the new head (readInto skips offsets under it).
+        cursor.readHead = end;
+      }
+      this.hooks.dirty(cursor);
+    }
+    return removed;
   }
 
   // ---- pull ---------------------------------------------------------------------------------------------------------
@@ -481,6 +575,7 @@ export class SharedSubscription {
         this.ready[entry.priority]!.pushBack(entry);
         this.readyCount++;
         added++;
+        if (expiresAt !== Number.POSITIVE_INFINITY) this.armExpiryTimer(expiresAt);
       }
       cursor.readHead = Math.max(cursor.readHead, result.nextOffset);
     } catch (error) {
@@ -650,6 +745,7 @@ export class SharedSubscription {
     entry.deliveries++;
     entry.deadline = this.clock.monotonic() + this.settings.ackTimeoutMs;
     consumer.inflight.add(entry);
+    consumer.options.pool?.taken();
     if (consumer.pullCredit !== null) consumer.pullCredit--;
     this.inflightCount++;
     if (entry.key !== null) {
@@ -667,7 +763,7 @@ export class SharedSubscription {
   /** Takes an in-flight entry away from its consumer (the outcome decides what happens next). */
   private releaseLease(entry: Entry): void {
     const consumer = entry.consumer;
-    if (consumer !== null) consumer.inflight.delete(entry);
+    if (consumer !== null && consumer.inflight.delete(entry)) consumer.options.pool?.returned();
     entry.consumer = null;
     this.inflightCount--;
     if (entry.key !== null) {
@@ -720,6 +816,7 @@ export class SharedSubscription {
     entry.consumer = null;
     this.ready[entry.priority]!.pushFront(entry);
     this.readyCount++;
+    if (entry.expiresAt !== Number.POSITIVE_INFINITY) this.armExpiryTimer(entry.expiresAt);
     this.wakePullers();
   }
 
@@ -822,6 +919,34 @@ export class SharedSubscription {
       this.scheduleDispatch();
     }
     if (next !== Number.POSITIVE_INFINITY) this.armLeaseTimer(next);
+  }
+
+  /**
+   * Ready messages expire when their time comes even with no consumer to offer them to (a TTL'd queue nobody reads
+   * dead-letters on time, as RabbitMQ's does). Timers are in wall time, like TTLs; one timer for the earliest.
+   */
+  private armExpiryTimer(expiresAt: number): void {
+    if (this.closed || expiresAt >= this.expiryTimerDue) return;
+    if (this.expiryTimer !== null) this.scheduler.clearTimeout(this.expiryTimer);
+    this.expiryTimerDue = expiresAt;
+    this.expiryTimer = this.scheduler.setTimeout(() => this.onExpiryTimer(), Math.max(1, expiresAt - this.clock.now()), { background: true });
+  }
+
+  private onExpiryTimer(): void {
+    this.expiryTimer = null;
+    this.expiryTimerDue = Number.POSITIVE_INFINITY;
+    const now = this.clock.now();
+    const expired = new Set<Entry>();
+    let next = Number.POSITIVE_INFINITY;
+    for (const list of this.ready) {
+      for (const entry of list) {
+        if (entry.expiresAt <= now) expired.add(entry);
+        else if (entry.expiresAt < next) next = entry.expiresAt;
+      }
+    }
+    this.removeReady(expired);
+    for (const entry of expired) this.expire(entry);
+    if (next !== Number.POSITIVE_INFINITY) this.armExpiryTimer(next);
   }
 
   private wakePullers(): void {
@@ -928,7 +1053,8 @@ export class SharedSubscription {
     this.closed = true;
     if (this.waitTimer !== null) this.scheduler.clearTimeout(this.waitTimer);
     if (this.leaseTimer !== null) this.scheduler.clearTimeout(this.leaseTimer);
-    this.waitTimer = this.leaseTimer = null;
+    if (this.expiryTimer !== null) this.scheduler.clearTimeout(this.expiryTimer);
+    this.waitTimer = this.leaseTimer = this.expiryTimer = null;
     this.wakePullers();
   }
 }

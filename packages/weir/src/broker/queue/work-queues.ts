@@ -8,6 +8,7 @@ import type { Scheduler, TimerHandle } from '../scheduler.js';
 import { type Topic, type TopicObserver, type TopicRegistry, validateTopicName } from '../topic-registry.js';
 import {
   type ConsumerState,
+  type CreditPool,
   type DeadLetterReason,
   defaultSharedGroupSettings,
   type Delivery,
@@ -63,6 +64,18 @@ export type WorkQueueTraceEvent =
 
 export type TraceSink = (event: WorkQueueTraceEvent) => void;
 
+/** A dead letter of a group with `externalDeadLetters`; resolves once it is stored wherever the handler puts it. */
+export interface DeadLetter {
+  group: string;
+  topic: string;
+  partition: number;
+  message: StoredMessage;
+  reason: DeadLetterReason;
+  deliveries: number;
+  error: string | null;
+}
+export type DeadLetterHandler = (deadLetter: DeadLetter) => Promise<void>;
+
 export interface WorkQueuesOptions {
   /** How often changed cursors are written (default 1 s): after kill -9, acks of at most this long are redelivered. */
   ackFlushIntervalMs: number;
@@ -90,6 +103,8 @@ export interface SubscribeRequest extends SharedGroupCall {
   prefetch: number;
   priority?: number;
   sink: DeliverySink;
+  /** A prefetch limit shared with other consumers (AMQP basic.qos with global). */
+  pool?: CreditPool;
 }
 
 /** A pull. One pull consumer per connection and group/topic: its leases end when the connection closes. */
@@ -140,7 +155,9 @@ export function checkedSharedSettings(update: Partial<SharedGroupSettings> = {})
   if (settings.messageTtlMs !== null) checkInteger('messageTtlMs', settings.messageTtlMs, 1, Number.MAX_SAFE_INTEGER);
   if (!['drop-head', 'reject-publish', 'dead-letter'].includes(settings.overflow)) throw invalidArgument(`overflow must be drop-head, reject-publish or dead-letter, not ${String(settings.overflow)}`);
   if (settings.start !== 'earliest' && settings.start !== 'latest') throw invalidArgument(`start must be earliest or latest, not ${String(settings.start)}`);
-  if (typeof settings.deadLetterExpired !== 'boolean') throw invalidArgument('deadLetterExpired must be true or false');
+  for (const name of ['deadLetterExpired', 'discardAcked', 'externalDeadLetters'] as const) {
+    if (typeof settings[name] !== 'boolean') throw invalidArgument(`${name} must be true or false`);
+  }
   if (settings.deadLetterTopic !== null) {
     const problem = validateTopicName(settings.deadLetterTopic);
     if (problem) throw invalidArgument(`deadLetterTopic: ${problem}`);
@@ -166,6 +183,9 @@ export class WorkQueues implements TopicObserver {
   private flushTimer: TimerHandle | null = null;
   private flushing: Promise<void> = Promise.resolve();
   private readonly unsubscribeAppends: () => void;
+  private deadLetterHandler: DeadLetterHandler | null = null;
+  /** Dead letters of `externalDeadLetters` groups that came before the handler was set (e.g. expiry at start-up). */
+  private readonly awaitingHandler: Array<() => void> = [];
   private closed = false;
 
   constructor(
@@ -177,6 +197,8 @@ export class WorkQueues implements TopicObserver {
     private readonly options: WorkQueuesOptions,
     /** Claims a group name for a shared mode in the stream groups' registry (throws INVALID_GROUP on a clash). */
     private readonly claimGroup: (group: string, mode: SharedMode) => void,
+    /** Gives a deleted group's name back to that registry. */
+    private readonly releaseGroup: (group: string) => void = () => {},
   ) {
     for (const [key, value] of store.metadata.entries(GROUP_KEY_PREFIX)) {
       const stored = value as Partial<StoredSharedGroup> & { mode: string };
@@ -229,6 +251,7 @@ export class WorkQueues implements TopicObserver {
       clientId: request.clientId,
       address: request.address,
       sink: request.sink,
+      pool: request.pool,
     });
   }
 
@@ -322,6 +345,60 @@ export class WorkQueues implements TopicObserver {
   }
 
   /** The subscription of a group and topic (tests inspect it). */
+  /**
+   * Creates a shared group consuming `topic` before any consumer comes, so its limits, TTL and counts apply from now
+   * (an AMQP queue.declare). INVALID_GROUP when the name is taken by a group of another mode.
+   */
+  createGroup(name: string, topic: string, settings: Partial<SharedGroupSettings>): void {
+    this.assertOpen();
+    const group = this.group(name, 'shared', settings, null);
+    this.subscription(group, topic);
+  }
+
+  /** Where dead letters of groups with `externalDeadLetters` go (the AMQP layer's dead-letter exchanges). */
+  setDeadLetterHandler(handler: DeadLetterHandler | null): void {
+    this.deadLetterHandler = handler;
+    if (handler !== null) for (const wake of this.awaitingHandler.splice(0)) wake();
+  }
+
+  /** Removes every ready message of the group's subscription of `topic`; returns how many. */
+  purge(group: string, topic: string): number {
+    this.assertOpen();
+    return this.existing(group, topic)?.purge() ?? 0;
+  }
+
+  /**
+   * Forgets a group: its consumers are dropped without redelivery and its definition and ack state are deleted. The
+   * name is free again afterwards (with new settings).
+   */
+  async deleteGroup(name: string): Promise<void> {
+    this.assertOpen();
+    const entry = this.groups.get(name);
+    if (entry === undefined) return;
+    const ops: MetadataOp[] = [{ key: groupKey(name), delete: true }];
+    for (const [topic, subscription] of entry.subscriptions) {
+      subscription.close();
+      for (const cursor of subscription.cursors) {
+        if (cursor === undefined) continue;
+        this.dirty.delete(cursor);
+        cursor.unwritten = false;
+        ops.push({ key: cursorKey(name, topic, cursor.partition), delete: true });
+      }
+      for (const list of this.byQueue.values()) {
+        const index = list.indexOf(subscription);
+        if (index >= 0) list.splice(index, 1);
+      }
+    }
+    for (const [key] of this.store.metadata.entries(`${CURSOR_KEY_PREFIX}${encodeURIComponent(name)}/`)) ops.push({ key, delete: true });
+    this.groups.delete(name);
+    this.releaseGroup(name);
+    await this.store.metadata.apply(ops);
+  }
+
+  settingsOf(group: string): SharedGroupSettings | undefined {
+    return this.groups.get(group)?.settings;
+  }
+
   subscriptionOf(group: string, topic: string): SharedSubscription | undefined {
     return this.groups.get(group)?.subscriptions.get(topic);
   }
@@ -429,6 +506,14 @@ export class WorkQueues implements TopicObserver {
     topic: string,
     entry: { partition: number; message: StoredMessage; reason: DeadLetterReason; deliveries: number; error: string | null },
   ): Promise<void> {
+    if (group.settings.externalDeadLetters) {
+      while (this.deadLetterHandler === null) {
+        if (this.closed) throw shuttingDown();
+        await new Promise<void>((resolve) => this.awaitingHandler.push(resolve));
+      }
+      await this.deadLetterHandler({ group: group.name, topic, ...entry });
+      return;
+    }
     const target = group.settings.deadLetterTopic ?? defaultDeadLetterTopic(group.name);
     let dlq = this.registry.find(target);
     if (dlq === undefined) {
@@ -488,9 +573,11 @@ export class WorkQueues implements TopicObserver {
     this.flushing = this.flushing.then(async () => {
       if (this.dirty.size === 0) return;
       const ops: MetadataOp[] = [];
+      const written: Array<[PartitionCursor, SharedSubscription]> = [];
       for (const [cursor, subscription] of this.dirty) {
         cursor.unwritten = false;
         if (this.groups.get(subscription.group)?.subscriptions.get(subscription.topic) !== subscription) continue;
+        written.push([cursor, subscription]);
         const wallOf = (monotonic: number) => this.clock.now() + (monotonic - this.clock.monotonic());
         ops.push({ key: cursorKey(subscription.group, subscription.topic, cursor.partition), value: cursor.toStored(wallOf) });
       }
@@ -500,9 +587,28 @@ export class WorkQueues implements TopicObserver {
         await this.store.metadata.apply(ops);
       } catch (error) {
         this.logger.warn({ err: error, cursors: ops.length }, 'could not write ack state; retrying at the next flush');
+        return;
       }
+      await this.discardAcked(written);
     });
     return this.flushing;
+  }
+
+  /**
+   * Moves the low-water mark of topics owned by their group up to the ack floor just written: only then, because a
+   * crash before the ack state is durable would otherwise redeliver messages that are no longer there to read.
+   */
+  private async discardAcked(written: ReadonlyArray<[PartitionCursor, SharedSubscription]>): Promise<void> {
+    for (const [cursor, subscription] of written) {
+      if (!subscription.settings.discardAcked) continue;
+      const info = this.store.queueById(cursor.queueId);
+      if (info === null || cursor.acks.floor <= info.startOffset) continue;
+      try {
+        await this.store.advanceLowWaterMark(cursor.queueId, Math.min(cursor.acks.floor, info.endOffset));
+      } catch (error) {
+        if (!isWeirError(error, ErrorCode.UnknownQueue)) this.logger.warn({ err: error, group: subscription.group, topic: subscription.topic }, 'could not remove acknowledged messages');
+      }
+    }
   }
 
   // ---- topics -------------------------------------------------------------------------------------------------------
@@ -543,6 +649,7 @@ export class WorkQueues implements TopicObserver {
     this.closed = true;
     if (this.flushTimer !== null) this.scheduler.clearTimeout(this.flushTimer);
     this.unsubscribeAppends();
+    for (const wake of this.awaitingHandler.splice(0)) wake();
     for (const group of this.groups.values()) for (const subscription of group.subscriptions.values()) subscription.close();
     await this.flush();
   }

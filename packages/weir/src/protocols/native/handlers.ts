@@ -9,6 +9,7 @@ import type { TopicConfig, TopicDescription } from '../../broker/topic-registry.
 import { ErrorCode, WeirError } from '../../core/errors.js';
 import type { MessageInput } from '../../storage/record-batch.js';
 import type { HandlerTable } from './native-connection.js';
+import { accessHandlers } from './access-handlers.js';
 
 /**
  * Maps native-protocol requests onto the broker core. The wire uses -1 for "none" where the domain uses null,
@@ -338,5 +339,6 @@ export function nativeHandlers(broker: BrokerCore): HandlerTable {
       const found = await broker.getMessage({ id: body.id, key: body.key, topic: body.topic, limit: body.limit > 0 ? body.limit : 32 });
       return { messages: found.map((message) => ({ ...message, headers: toWireHeaders(message.headers) })) };
     },
+    ...accessHandlers(broker),
   };
 }

@@ -1,0 +1,126 @@
+import type { Logger } from '../../core/logger.js';
+import type { MessageInput, StoredMessage } from '../../storage/record-batch.js';
+import type { BrokerCore } from '../broker-core.js';
+import type { DeadLetter } from '../queue/work-queues.js';
+import { type Queue, VirtualHost } from './virtual-host.js';
+import { VhostError } from './vhost-error.js';
+
+/** Why a message left its queue, in RabbitMQ's x-death vocabulary. */
+export type DeadLetterCause = 'rejected' | 'expired' | 'maxlen' | 'delivery_limit';
+
+/**
+ * Turns a dead letter into the message republished to the dead-letter exchange (the protocol layer owns the message
+ * format, e.g. AMQP's x-death header). Returns null to drop it (a dead-letter cycle).
+ */
+export type DeadLetterFormatter = (
+  message: StoredMessage,
+  context: { vhost: string; queue: string; cause: DeadLetterCause; deadLetterExchange: string; deadLetterRoutingKey: string | null },
+) => { routingKeys: string[]; headers: ReadonlyMap<string, unknown> | null; input: MessageInput } | null;
+
+const CAUSES: Record<DeadLetter['reason'], DeadLetterCause> = {
+  rejected: 'rejected',
+  expired: 'expired',
+  overflow: 'maxlen',
+  'max-deliveries': 'delivery_limit',
+};
+
+/**
+ * Every virtual host, and the services that span them: the dead-letter handler of the queues' shared groups, and
+ * appends to queues on behalf of the vhost layer.
+ */
+export class VirtualHosts {
+  private readonly hosts = new Map<string, VirtualHost>();
+  /** Shared group → queue, for dead letters. */
+  private readonly byGroup = new Map<string, { vhost: VirtualHost; queue: Queue }>();
+  private formatter: DeadLetterFormatter | null = null;
+
+  private constructor(
+    private readonly core: BrokerCore,
+    private readonly logger: Logger,
+  ) {}
+
+  static async open(core: BrokerCore, logger: Logger): Promise<VirtualHosts> {
+    const hosts = new VirtualHosts(core, logger);
+    for (const name of core.access.listVhosts()) await hosts.load(name);
+    core.access.onVhostDeleted((name) => void hosts.drop(name));
+    core.setDeadLetterHandler((deadLetter) => hosts.deadLetter(deadLetter));
+    return hosts;
+  }
+
+  /** How dead letters are formatted; until set, they wait. */
+  setDeadLetterFormatter(formatter: DeadLetterFormatter): void {
+    this.formatter = formatter;
+  }
+
+  /** The vhost, or null when it does not exist. */
+  get(name: string): VirtualHost | null {
+    const host = this.hosts.get(name);
+    if (host !== undefined) return host;
+    if (!this.core.access.hasVhost(name)) return null;
+    return this.create(name);
+  }
+
+  list(): VirtualHost[] {
+    return [...this.hosts.values()];
+  }
+
+  private create(name: string): VirtualHost {
+    const host = new VirtualHost(name, this.core, this.core.metadata, this.logger, {
+      created: (queue) => this.byGroup.set(queue.definition.group, { vhost: host, queue }),
+      deleted: (queue) => this.byGroup.delete(queue.definition.group),
+    });
+    this.hosts.set(name, host);
+    return host;
+  }
+
+  private async load(name: string): Promise<void> {
+    await this.create(name).restore();
+  }
+
+  private async drop(name: string): Promise<void> {
+    const host = this.hosts.get(name);
+    if (host === undefined) return;
+    this.hosts.delete(name);
+    for (const queue of [...host.queues.values()]) await host.removeQueue(queue);
+    host.close();
+  }
+
+  /**
+   * A dead letter of a queue: republished to its dead-letter exchange, or dropped when it has none (or that exchange
+   * does not exist), as RabbitMQ does. Resolves once every copy is stored.
+   */
+  private async deadLetter(deadLetter: DeadLetter): Promise<void> {
+    const owner = this.byGroup.get(deadLetter.group);
+    if (owner === undefined) return;
+    const { vhost, queue } = owner;
+    const exchange = queue.options.deadLetterExchange;
+    if (exchange === null || vhost.routing.exchange(exchange) === undefined) return;
+    if (this.formatter === null) throw new VhostError('RESOURCE_ERROR', 'no dead-letter formatter yet');
+    const formatted = this.formatter(deadLetter.message, {
+      vhost: vhost.name,
+      queue: queue.name,
+      cause: CAUSES[deadLetter.reason],
+      deadLetterExchange: exchange,
+      deadLetterRoutingKey: queue.options.deadLetterRoutingKey,
+    });
+    if (formatted === null) return;
+    const targets = new Map<string, Queue>();
+    for (const key of formatted.routingKeys) {
+      for (const name of vhost.routing.route(exchange, key, formatted.headers).queues) {
+        const target = vhost.queues.get(name);
+        if (target !== undefined) targets.set(name, target);
+      }
+    }
+    await Promise.all([...targets.values()].map((target) => this.append(target, [formatted.input])));
+  }
+
+  /** Appends messages to a queue durably (under the queue's flush policy). */
+  async append(queue: Queue, messages: readonly MessageInput[]): Promise<void> {
+    await this.core.produce({ topic: queue.definition.topic, partition: 0, acks: 'durable', producerId: -1, producerEpoch: 0, baseSequence: 0, messages });
+  }
+
+  close(): void {
+    this.core.setDeadLetterHandler(null);
+    for (const host of this.hosts.values()) host.close();
+  }
+}

@@ -1,0 +1,733 @@
+import { randomBytes } from 'node:crypto';
+import type { BrokerCore } from '../../broker/broker-core.js';
+import { CreditPool, type Delivery } from '../../broker/queue/shared-subscription.js';
+import { weirPriority } from '../../broker/vhost/queue-arguments.js';
+import type { Queue, VirtualHost } from '../../broker/vhost/virtual-host.js';
+import type { Logger } from '../../core/logger.js';
+import { ErrorCode, isWeirError } from '../../core/errors.js';
+import { MAX_MESSAGES_PER_BATCH, type MessageInput } from '../../storage/record-batch.js';
+import type { AccessControl } from '../../broker/access/access-control.js';
+import { accessRefused, AmqpError, asAmqpError, commandInvalid, notAllowed, notFound, notImplemented, preconditionFailed, unexpectedFrame } from './amqp-error.js';
+import { AmqpConsumer, type ConsumerChannel } from './amqp-consumer.js';
+import { deliveryParts, parseExpiration, plainHeaders, type PublishedMessage, storedInput } from './amqp-message.js';
+import { PublisherConfirms } from './publisher-confirms.js';
+import { DirectReplyTo, REPLY_TO_QUEUE } from './direct-reply-to.js';
+import {
+  type AmqpMethod,
+  BASIC_CLASS_ID,
+  type BasicProperties,
+  type ContentHeader,
+  decodeContentHeader,
+  decodeProperties,
+  encodeBasicDeliver,
+  encodeContentFrames,
+  encodeMethodFrame,
+  encodeProperties,
+  type FieldTable,
+  ReplyCode,
+  tableNumber,
+  tableToJs,
+} from './codec/index.js';
+
+/** What a channel needs from its connection. */
+export interface ChannelHost {
+  readonly id: string;
+  readonly clientId: string;
+  readonly address: string;
+  readonly user: string;
+  readonly vhost: VirtualHost;
+  readonly core: BrokerCore;
+  readonly access: AccessControl;
+  readonly logger: Logger;
+  readonly frameMax: number;
+  readonly maxMessageBytes: number;
+  readonly consumerCancelNotify: boolean;
+  /** Writes bytes; false when the socket's buffer is over its high-water mark. */
+  send(bytes: Buffer): boolean;
+  whenWritable(resume: () => void): void;
+  /** A publish arrived (connection.blocked applies to publishing connections). */
+  publishing(): void;
+  readonly replies: DirectReplyTo;
+}
+
+type State = 'open' | 'closing' | 'closed';
+
+interface ContentInProgress {
+  exchange: string;
+  routingKey: string;
+  mandatory: boolean;
+  header: ContentHeader | null;
+  chunks: Buffer[];
+  received: number;
+}
+
+interface Unacked {
+  consumer: AmqpConsumer | null;
+  /** basic.get deliveries are settled through the channel's pull consumer. */
+  group: string;
+  topic: string;
+  consumerId: string;
+  partition: number;
+  offset: number;
+}
+
+interface PendingAppend {
+  queue: Queue;
+  delayed: boolean;
+  inputs: MessageInput[];
+  /** Confirm tags (or 0) of the messages in `inputs`, index for index. */
+  tags: number[];
+}
+
+/**
+ * One AMQP channel (AMQP 0-9-1 §2.2.2, §4.2.6): content assembly, the exchange / queue / basic / confirm / tx methods
+ * mapped onto the vhost and the broker core, delivery tags, consumers, publisher confirms and transactions.
+ */
+export class AmqpChannel implements ConsumerChannel {
+  state: State = 'open';
+  private content: ContentInProgress | null = null;
+  private readonly consumers = new Map<string, AmqpConsumer>();
+  private deliveryTag = 0;
+  private readonly unacked = new Map<number, Unacked>();
+  private prefetchCount = 0;
+  private readonly pool = new CreditPool(0);
+  private confirms: PublisherConfirms | null = null;
+  private tx: { publishes: Array<{ queues: Queue[]; message: PublishedMessage; priority: number | undefined }>; settles: Array<() => Promise<void>> } | null = null;
+  private lastQueue: string | null = null;
+  private readonly appends = new Map<string, PendingAppend>();
+  private appendsScheduled = false;
+  private flowActive = true;
+  /** Deliveries of basic.get are leased to one pull consumer per channel. */
+  private readonly getConsumerId: string;
+  /** The channel's direct reply-to consumer: its tag and the reply_to name requests get. */
+  private replyConsumer: { tag: string; name: string } | null = null;
+
+  constructor(
+    readonly number: number,
+    private readonly host: ChannelHost,
+  ) {
+    this.getConsumerId = `${host.id}/${number}/get`;
+  }
+
+  get connectionId(): string {
+    return this.host.id;
+  }
+
+  get clientId(): string {
+    return this.host.clientId;
+  }
+
+  get address(): string {
+    return this.host.address;
+  }
+
+  private send(method: AmqpMethod): boolean {
+    return this.host.send(encodeMethodFrame(this.number, method));
+  }
+
+  // ---- frames -------------------------------------------------------------------------------------------------------
+
+  /** A method frame for this channel. Throws AmqpError for channel and connection exceptions. */
+  async handleMethod(method: AmqpMethod): Promise<void> {
+    if (this.state === 'closing') {
+      // §4.2.7 (channel.close): after sending close, everything but close and close-ok is discarded.
+      if (method.method === 'channel.close-ok') this.state = 'closed';
+      else if (method.method === 'channel.close') this.send({ method: 'channel.close-ok' });
+      return;
+    }
+    if (this.content !== null) throw unexpectedFrame(`expected a content header or body for basic.publish on channel ${this.number}, got ${method.method}`);
+    switch (method.method) {
+      case 'basic.publish':
+        return this.startPublish(method.exchange, method.routingKey, method.mandatory, method.immediate);
+      case 'basic.ack':
+        return this.ack(method.deliveryTag, method.multiple);
+      case 'basic.nack':
+        return this.reject(method.deliveryTag, method.multiple, method.requeue, 'basic.nack');
+      case 'basic.reject':
+        return this.reject(method.deliveryTag, false, method.requeue, 'basic.reject');
+      case 'basic.qos':
+        return this.qos(method.prefetchSize, method.prefetchCount, method.global);
+      case 'basic.consume':
+        return this.consume(method.queue, method.consumerTag, method.noAck, method.exclusive, method.noWait, method.arguments);
+      case 'basic.cancel':
+        return this.cancel(method.consumerTag, method.noWait);
+      case 'basic.get':
+        return this.get(method.queue, method.noAck);
+      case 'basic.recover':
+      case 'basic.recover-async':
+        return this.recover(method.requeue, method.method === 'basic.recover');
+      case 'exchange.declare':
+        return this.exchangeDeclare(method);
+      case 'exchange.delete':
+        return this.exchangeDelete(method.exchange, method.ifUnused, method.noWait);
+      case 'exchange.bind':
+      case 'exchange.unbind':
+        return this.exchangeBind(method.method === 'exchange.bind', method.destination, method.source, method.routingKey, method.arguments, method.noWait);
+      case 'queue.declare':
+        return this.queueDeclare(method);
+      case 'queue.bind':
+        return this.queueBind(true, method.queue, method.exchange, method.routingKey, method.arguments, method.noWait);
+      case 'queue.unbind':
+        return this.queueBind(false, method.queue, method.exchange, method.routingKey, method.arguments, false);
+      case 'queue.purge':
+        return this.queuePurge(method.queue, method.noWait);
+      case 'queue.delete':
+        return this.queueDelete(method.queue, method.ifUnused, method.ifEmpty, method.noWait);
+      case 'confirm.select':
+        return this.confirmSelect(method.noWait);
+      case 'tx.select':
+        return this.txSelect();
+      case 'tx.commit':
+        return this.txCommit();
+      case 'tx.rollback':
+        return this.txRollback();
+      case 'channel.flow':
+        this.flow(method.active);
+        return;
+      case 'channel.flow-ok':
+        return;
+      case 'channel.close':
+        this.closeResources();
+        this.state = 'closed';
+        this.send({ method: 'channel.close-ok' });
+        return;
+      case 'channel.close-ok':
+        return;
+      case 'channel.open':
+        throw new AmqpError(ReplyCode.CHANNEL_ERROR, `second 'channel.open' seen on channel ${this.number}`);
+      default:
+        throw commandInvalid(`${method.method} is not a method a client sends on a channel`);
+    }
+  }
+
+  /** A content header frame (§4.2.6.1): must follow basic.publish. */
+  handleHeader(payload: Buffer): void {
+    if (this.state === 'closing') return;
+    const content = this.content;
+    if (content === null || content.header !== null) throw unexpectedFrame(`content header on channel ${this.number} without a basic.publish before it`);
+    const header = decodeContentHeader(payload);
+    if (header.classId !== BASIC_CLASS_ID) throw unexpectedFrame(`content header of class ${header.classId} on channel ${this.number}; only basic carries content`);
+    if (header.bodySize > this.host.maxMessageBytes) {
+      // Refused before the body is read: the frames that follow are discarded with the closing channel.
+      this.content = null;
+      throw preconditionFailed(`message size ${header.bodySize} is larger than configured max size ${this.host.maxMessageBytes}`);
+    }
+    content.header = header;
+    if (header.bodySize === 0) this.finishPublish();
+  }
+
+  /** A content body frame. */
+  handleBody(payload: Buffer): void {
+    if (this.state === 'closing') return;
+    const content = this.content;
+    if (content === null || content.header === null) throw unexpectedFrame(`content body on channel ${this.number} without a content header before it`);
+    content.received += payload.byteLength;
+    if (content.received > content.header.bodySize) throw unexpectedFrame(`content body on channel ${this.number} is longer than the ${content.header.bodySize} bytes its header announced`);
+    content.chunks.push(payload);
+    if (content.received === content.header.bodySize) this.finishPublish();
+  }
+
+  /** Answers an exception that closes only this channel (§4.2.7). */
+  fail(error: AmqpError, classId: number, methodId: number): void {
+    this.content = null;
+    this.closeResources();
+    this.state = 'closing';
+    this.send({ method: 'channel.close', replyCode: error.replyCode, replyText: error.replyText, classId, methodId });
+  }
+
+  // ---- publish ------------------------------------------------------------------------------------------------------
+
+  private startPublish(exchange: string, routingKey: string, mandatory: boolean, immediate: boolean): void {
+    if (immediate) throw notImplemented('immediate=true');
+    this.host.publishing();
+    this.content = { exchange, routingKey, mandatory, header: null, chunks: [], received: 0 };
+  }
+
+  private finishPublish(): void {
+    const content = this.content!;
+    this.content = null;
+    const header = content.header!;
+    const body = content.chunks.length === 1 ? content.chunks[0]! : Buffer.concat(content.chunks, content.received);
+    const vhost = this.host.vhost;
+    const exchange = vhost.routing.exchange(content.exchange);
+    if (exchange === undefined) throw notFound(`no exchange '${content.exchange}' in vhost '${vhost.name}'`);
+    this.checkPermission('write', 'exchange', content.exchange);
+    const properties: BasicProperties = header.rawProperties.byteLength > 2 ? decodeProperties(header.rawProperties) : {};
+    const ttl = parseExpiration(properties.expiration);
+    if (ttl === 'invalid') throw preconditionFailed(`invalid expiration '${properties.expiration}' for message: a string holding a non-negative integer of milliseconds`);
+    if (properties.userId !== undefined && properties.userId !== this.host.user) {
+      // RabbitMQ validates user-id against the connection's user (https://www.rabbitmq.com/docs/validated-user-id).
+      throw preconditionFailed(`user_id property set to '${properties.userId}' but authenticated user was '${this.host.user}'`);
+    }
+    let rawProperties = header.rawProperties;
+    if (properties.replyTo === REPLY_TO_QUEUE) {
+      if (this.replyConsumer === null) throw preconditionFailed(`fast reply consumer does not exist: consume from ${REPLY_TO_QUEUE} (no-ack) on this channel before publishing with it as reply_to`);
+      rawProperties = encodeProperties({ ...properties, replyTo: this.replyConsumer.name });
+    }
+    if (content.exchange === '' && DirectReplyTo.isReplyName(content.routingKey)) {
+      // A reply: straight to the requesting channel, never stored.
+      const delivered = this.host.replies.deliver(content.routingKey, rawProperties, body);
+      if (!delivered && content.mandatory) this.returnMessage(content.exchange, content.routingKey, rawProperties, body);
+      if (this.confirms !== null) this.confirms.next(0);
+      return;
+    }
+    const headers = properties.headers;
+    let delayMs: number | null = null;
+    if (vhost.delayedExchanges.has(content.exchange)) {
+      const delay = tableNumber(headers, 'x-delay');
+      if (delay !== undefined && delay > 0) delayMs = delay;
+    }
+    const message: PublishedMessage = { exchange: content.exchange, routingKey: content.routingKey, rawProperties, body, ttlMs: ttl, delayMs };
+    // Headers are converted for routing only when there are some: a headers exchange may be reached through an
+    // exchange-to-exchange binding or as an alternate exchange, not only when published to.
+    const names = vhost.routing.route(content.exchange, content.routingKey, headers === undefined || headers.size === 0 ? null : plainHeaders(headers)).queues;
+    const queues: Queue[] = [];
+    for (const name of names) {
+      const queue = vhost.queues.get(name);
+      if (queue !== undefined) queues.push(queue);
+    }
+    if (queues.length === 0 && content.mandatory) this.returnMessage(content.exchange, content.routingKey, rawProperties, body);
+    if (this.tx !== null) {
+      this.tx.publishes.push({ queues, message, priority: properties.priority });
+      return;
+    }
+    const tag = this.confirms === null ? 0 : this.confirms.next(queues.length);
+    for (const queue of queues) this.enqueue(queue, message, properties.priority, tag);
+  }
+
+  /** basic.return: a mandatory message that could not be routed (RabbitMQ's 312 NO_ROUTE). */
+  private returnMessage(exchange: string, routingKey: string, rawProperties: Buffer, body: Buffer): void {
+    this.host.send(
+      Buffer.concat([
+        encodeMethodFrame(this.number, { method: 'basic.return', replyCode: ReplyCode.NO_ROUTE, replyText: 'NO_ROUTE', exchange, routingKey }),
+        ...encodeContentFrames(this.number, BASIC_CLASS_ID, rawProperties, body, this.host.frameMax),
+      ]),
+    );
+  }
+
+  /** Collects the publishes of one read from the socket, so each queue gets one append (and one fsync) for all. */
+  private enqueue(queue: Queue, message: PublishedMessage, priority: number | undefined, tag: number): void {
+    const delayed = message.delayMs !== null;
+    const key = delayed ? `d:${queue.name}` : queue.name;
+    let pending = this.appends.get(key);
+    if (pending === undefined || pending.queue !== queue || pending.inputs.length >= MAX_MESSAGES_PER_BATCH) {
+      if (pending !== undefined) this.appendNow(pending);
+      pending = { queue, delayed, inputs: [], tags: [] };
+      this.appends.set(key, pending);
+    }
+    pending.inputs.push(storedInput(message, weirPriority(priority, queue.options.maxPriority)));
+    pending.tags.push(tag);
+    if (!this.appendsScheduled) {
+      this.appendsScheduled = true;
+      // The connection processes a whole socket read synchronously; appends go out once it is done.
+      queueMicrotask(() => this.flushAppends());
+    }
+  }
+
+  private flushAppends(): void {
+    this.appendsScheduled = false;
+    const pending = [...this.appends.values()];
+    this.appends.clear();
+    for (const append of pending) this.appendNow(append);
+  }
+
+  private appendNow(append: PendingAppend): void {
+    const { queue, inputs, tags } = append;
+    this.host.core
+      .produce({ topic: queue.definition.topic, partition: 0, acks: 'durable', producerId: -1, producerEpoch: 0, baseSequence: 0, messages: inputs })
+      .then(
+        () => {
+          if (this.confirms !== null) for (const tag of tags) if (tag !== 0) this.confirms.settled(tag, true);
+        },
+        (error: unknown) => {
+          if (!isWeirError(error, ErrorCode.QueueFull)) this.host.logger.warn({ err: error, queue: queue.name }, 'publish failed');
+          if (this.confirms !== null) for (const tag of tags) if (tag !== 0) this.confirms.settled(tag, false);
+        },
+      );
+  }
+
+  // ---- consumers ----------------------------------------------------------------------------------------------------
+
+  private qos(prefetchSize: number, prefetchCount: number, global: boolean): void {
+    if (prefetchSize !== 0) throw notImplemented(`prefetch_size!=0 (${prefetchSize})`);
+    // RabbitMQ's reading of the global flag (https://www.rabbitmq.com/docs/consumer-prefetch): false limits each
+    // consumer started afterwards, true the channel as a whole.
+    if (global) this.pool.setLimit(prefetchCount);
+    else this.prefetchCount = prefetchCount;
+    this.send({ method: 'basic.qos-ok' });
+  }
+
+  private queueNamed(name: string): Queue {
+    const resolved = name === '' ? this.lastQueue : name;
+    if (resolved === null) throw notFound('no queue name given and no queue declared on this channel');
+    return this.host.vhost.queue(resolved, this.host.id);
+  }
+
+  private consume(queueName: string, tag: string, noAck: boolean, exclusive: boolean, noWait: boolean, args: FieldTable): void {
+    if (queueName === REPLY_TO_QUEUE) return this.consumeReplies(tag, noAck, noWait);
+    const queue = this.queueNamed(queueName);
+    this.checkPermission('read', 'queue', queue.name);
+    const consumerTag = tag === '' ? `amq.ctag-${randomBytes(16).toString('base64url')}` : tag;
+    if (this.consumers.has(consumerTag)) throw notAllowed(`attempt to reuse consumer tag '${consumerTag}'`);
+    const priority = tableNumber(args, 'x-priority') ?? 0;
+    const consumer = new AmqpConsumer(consumerTag, queue, this.host.vhost, this.host.core, this, {
+      noAck,
+      exclusive,
+      prefetch: this.prefetchCount,
+      priority,
+      pool: this.pool,
+      channelNumber: this.number,
+    });
+    if (!noWait) this.send({ method: 'basic.consume-ok', consumerTag });
+    this.consumers.set(consumerTag, consumer);
+    try {
+      this.host.vhost.addConsumer(queue, consumer);
+    } catch (error) {
+      this.consumers.delete(consumerTag);
+      throw error;
+    }
+    if (!this.flowActive && consumer.state !== null) consumer.state.paused = true;
+  }
+
+  private consumeReplies(tag: string, noAck: boolean, noWait: boolean): void {
+    if (!noAck) throw preconditionFailed(`reply consumer cannot acknowledge: consume from ${REPLY_TO_QUEUE} with no-ack`);
+    if (this.replyConsumer !== null) throw preconditionFailed(`reply consumer already set on channel ${this.number}`);
+    const consumerTag = tag === '' ? `amq.ctag-${randomBytes(16).toString('base64url')}` : tag;
+    if (this.consumers.has(consumerTag)) throw notAllowed(`attempt to reuse consumer tag '${consumerTag}'`);
+    const name = this.host.replies.register((routingKey, rawProperties, body) => {
+      if (this.state !== 'open') return;
+      const deliveryTag = ++this.deliveryTag;
+      this.host.send(encodeBasicDeliver(this.number, consumerTag, deliveryTag, false, '', routingKey, rawProperties, body, this.host.frameMax));
+    });
+    this.replyConsumer = { tag: consumerTag, name };
+    if (!noWait) this.send({ method: 'basic.consume-ok', consumerTag });
+  }
+
+  private cancel(tag: string, noWait: boolean): void {
+    if (this.replyConsumer?.tag === tag) {
+      this.host.replies.unregister(this.replyConsumer.name);
+      this.replyConsumer = null;
+    }
+    const consumer = this.consumers.get(tag);
+    if (consumer !== undefined) {
+      this.consumers.delete(tag);
+      consumer.cancel();
+    }
+    if (!noWait) this.send({ method: 'basic.cancel-ok', consumerTag: tag });
+  }
+
+  deliver(consumer: AmqpConsumer, deliveries: Delivery[]): boolean {
+    let writable = true;
+    const frameMax = this.host.frameMax;
+    for (const delivery of deliveries) {
+      const tag = ++this.deliveryTag;
+      if (!consumer.noAck) {
+        this.unacked.set(tag, { consumer, group: consumer.group, topic: consumer.topic, consumerId: consumer.consumerId, partition: delivery.partition, offset: delivery.offset });
+      }
+      const parts = deliveryParts(delivery.message, delivery.topic);
+      writable = this.host.send(
+        encodeBasicDeliver(this.number, consumer.tag, tag, delivery.deliveryCount > 1, parts.exchange, parts.routingKey, parts.rawProperties, delivery.message.body, frameMax),
+      );
+    }
+    return writable;
+  }
+
+  cancelledByBroker(consumer: AmqpConsumer): void {
+    if (this.consumers.get(consumer.tag) !== consumer) return;
+    this.consumers.delete(consumer.tag);
+    for (const [tag, entry] of this.unacked) if (entry.consumer === consumer) this.unacked.delete(tag);
+    if (this.state === 'open' && this.host.consumerCancelNotify) this.send({ method: 'basic.cancel', consumerTag: consumer.tag, noWait: true });
+  }
+
+  whenWritable(resume: () => void): void {
+    this.host.whenWritable(resume);
+  }
+
+  private async get(queueName: string, noAck: boolean): Promise<void> {
+    const queue = this.queueNamed(queueName);
+    this.checkPermission('read', 'queue', queue.name);
+    this.host.vhost.touch(queue);
+    const { group, topic } = queue.definition;
+    const deliveries = await this.host.core.receive({
+      group,
+      topic,
+      mode: 'shared',
+      consumerId: this.getConsumerId,
+      clientId: this.host.clientId,
+      address: this.host.address,
+      maxMessages: 1,
+      waitMs: 0,
+    });
+    if (this.state !== 'open') return;
+    const delivery = deliveries[0];
+    if (delivery === undefined) {
+      this.send({ method: 'basic.get-empty' });
+      return;
+    }
+    const tag = ++this.deliveryTag;
+    if (noAck) await this.host.core.settle(group, topic, this.getConsumerId, [{ partition: delivery.partition, offset: delivery.offset, outcome: 'ack' }]);
+    else this.unacked.set(tag, { consumer: null, group, topic, consumerId: this.getConsumerId, partition: delivery.partition, offset: delivery.offset });
+    const { messageCount } = this.host.vhost.counts(queue);
+    const parts = deliveryParts(delivery.message, delivery.topic);
+    this.host.send(
+      Buffer.concat([
+        encodeMethodFrame(this.number, { method: 'basic.get-ok', deliveryTag: tag, redelivered: delivery.deliveryCount > 1, exchange: parts.exchange, routingKey: parts.routingKey, messageCount }),
+        ...encodeContentFrames(this.number, BASIC_CLASS_ID, parts.rawProperties, delivery.message.body, this.host.frameMax),
+      ]),
+    );
+  }
+
+  // ---- acknowledgements ---------------------------------------------------------------------------------------------
+
+  /** The unacked deliveries a tag names: one, or with `multiple` every one up to it (0 with multiple: all). */
+  private take(deliveryTag: number, multiple: boolean, method: string, lenient = false): Unacked[] {
+    if (multiple) {
+      const taken: Unacked[] = [];
+      for (const [tag, entry] of this.unacked) {
+        if (deliveryTag !== 0 && tag > deliveryTag) continue;
+        taken.push(entry);
+        this.unacked.delete(tag);
+      }
+      if (taken.length === 0 && deliveryTag > this.deliveryTag) throw preconditionFailed(`unknown delivery tag ${deliveryTag} (${method})`);
+      return taken;
+    }
+    const entry = this.unacked.get(deliveryTag);
+    // §1.8.3.13: acknowledging a tag that is not outstanding is a channel exception, PRECONDITION_FAILED in RabbitMQ.
+    if (entry === undefined) {
+      if (lenient) return [];
+      throw preconditionFailed(`unknown delivery tag ${deliveryTag} (${method})`);
+    }
+    this.unacked.delete(deliveryTag);
+    return [entry];
+  }
+
+  private ack(deliveryTag: number, multiple: boolean): Promise<void> | void {
+    return this.settleTags(deliveryTag, multiple, 'ack', 'basic.ack');
+  }
+
+  private reject(deliveryTag: number, multiple: boolean, requeue: boolean, method: string): Promise<void> | void {
+    return this.settleTags(deliveryTag, multiple, requeue ? 'nack' : 'reject', method);
+  }
+
+  /**
+   * In a transaction (§1.9.2) an ack or reject takes effect at commit: the tag is checked now, the deliveries are
+   * taken then (a rollback leaves them unacknowledged, to be settled again).
+   */
+  private settleTags(deliveryTag: number, multiple: boolean, outcome: 'ack' | 'nack' | 'reject', method: string): Promise<void> | void {
+    if (this.tx !== null) {
+      if (!multiple && !this.unacked.has(deliveryTag)) throw preconditionFailed(`unknown delivery tag ${deliveryTag} (${method})`);
+      this.tx.settles.push(() => this.settle(this.take(deliveryTag, multiple, method, true), outcome));
+      return;
+    }
+    return this.settle(this.take(deliveryTag, multiple, method), outcome);
+  }
+
+  /** Settles with the core, grouped by consumer; `nack` is a requeue at once, `reject` a dead letter (or drop). */
+  private async settle(entries: Unacked[], outcome: 'ack' | 'nack' | 'reject'): Promise<void> {
+    const byConsumer = new Map<string, Unacked[]>();
+    for (const entry of entries) {
+      let list = byConsumer.get(entry.consumerId);
+      if (list === undefined) byConsumer.set(entry.consumerId, (list = []));
+      list.push(entry);
+    }
+    for (const list of byConsumer.values()) {
+      const first = list[0]!;
+      const outcomes = list.map((entry) => ({ partition: entry.partition, offset: entry.offset, outcome, ...(outcome === 'nack' ? { delayMs: 0 } : {}) }));
+      try {
+        await this.host.core.settle(first.group, first.topic, first.consumerId, outcomes);
+      } catch (error) {
+        // The queue was deleted meanwhile: there is nothing left to settle.
+        if (!isWeirError(error, ErrorCode.InvalidGroup) && !isWeirError(error, ErrorCode.UnknownTopic)) throw error;
+      }
+      first.consumer?.settled(list.length);
+    }
+  }
+
+  private async recover(requeue: boolean, answer: boolean): Promise<void> {
+    if (!requeue) throw notImplemented('basic.recover with requeue=false');
+    const taken = [...this.unacked.values()];
+    this.unacked.clear();
+    await this.settle(taken, 'nack');
+    if (answer) this.send({ method: 'basic.recover-ok' });
+  }
+
+  private flow(active: boolean): void {
+    this.flowActive = active;
+    for (const consumer of this.consumers.values()) {
+      if (consumer.state === null) continue;
+      if (active) this.host.core.resumeConsumer(consumer.group, consumer.topic, consumer.state);
+      else consumer.state.paused = true;
+    }
+    this.send({ method: 'channel.flow-ok', active });
+  }
+
+  // ---- exchanges and queues -----------------------------------------------------------------------------------------
+
+  private checkPermission(kind: 'configure' | 'write' | 'read', what: 'exchange' | 'queue', name: string): void {
+    const resource = what === 'exchange' && name === '' ? 'amq.default' : name;
+    if (!this.host.access.check(this.host.user, this.host.vhost.name, kind, resource)) {
+      throw accessRefused(`access to ${what} '${name}' in vhost '${this.host.vhost.name}' refused for user '${this.host.user}'`);
+    }
+  }
+
+  private async exchangeDeclare(method: Extract<AmqpMethod, { method: 'exchange.declare' }>): Promise<void> {
+    const name = method.exchange;
+    if (!method.passive) {
+      if (name === '' || (name.startsWith('amq.') && this.host.vhost.routing.exchange(name) === undefined)) {
+        throw accessRefused(`exchange name '${name}' contains reserved prefix 'amq.*'`);
+      }
+      this.checkPermission('configure', 'exchange', name);
+    }
+    await this.host.vhost.declareExchange({
+      name,
+      type: method.type,
+      passive: method.passive,
+      durable: method.durable,
+      autoDelete: method.autoDelete,
+      internal: method.internal,
+      arguments: tableToJs(method.arguments),
+    });
+    if (!method.noWait) this.send({ method: 'exchange.declare-ok' });
+  }
+
+  private async exchangeDelete(name: string, ifUnused: boolean, noWait: boolean): Promise<void> {
+    if (name === '' || name.startsWith('amq.')) throw accessRefused(`exchange '${name}' in vhost '${this.host.vhost.name}' cannot be deleted`);
+    this.checkPermission('configure', 'exchange', name);
+    await this.host.vhost.deleteExchange(name, ifUnused);
+    if (!noWait) this.send({ method: 'exchange.delete-ok' });
+  }
+
+  private async exchangeBind(bind: boolean, destination: string, source: string, routingKey: string, args: FieldTable, noWait: boolean): Promise<void> {
+    this.checkPermission('write', 'exchange', destination);
+    this.checkPermission('read', 'exchange', source);
+    const binding = { source, destination, destinationKind: 'exchange' as const, routingKey, arguments: tableToJs(args) };
+    if (bind) await this.host.vhost.bind(binding);
+    else await this.host.vhost.unbind(binding);
+    if (!noWait) this.send(bind ? { method: 'exchange.bind-ok' } : { method: 'exchange.unbind-ok' });
+  }
+
+  private async queueDeclare(method: Extract<AmqpMethod, { method: 'queue.declare' }>): Promise<void> {
+    if (method.queue === REPLY_TO_QUEUE && method.passive) {
+      if (!method.noWait) this.send({ method: 'queue.declare-ok', queue: REPLY_TO_QUEUE, messageCount: 0, consumerCount: 0 });
+      return;
+    }
+    if (!method.passive && method.queue !== '') this.checkPermission('configure', 'queue', method.queue);
+    const { queue, messageCount, consumerCount } = await this.host.vhost.declareQueue({
+      name: method.queue,
+      passive: method.passive,
+      durable: method.durable,
+      exclusive: method.exclusive,
+      autoDelete: method.autoDelete,
+      arguments: tableToJs(method.arguments),
+      connection: this.host.id,
+    });
+    this.lastQueue = queue.name;
+    if (!method.noWait) this.send({ method: 'queue.declare-ok', queue: queue.name, messageCount, consumerCount });
+  }
+
+  private async queueBind(bind: boolean, queueName: string, exchange: string, routingKey: string, args: FieldTable, noWait: boolean): Promise<void> {
+    const queue = this.queueNamed(queueName);
+    this.checkPermission('write', 'queue', queue.name);
+    this.checkPermission('read', 'exchange', exchange);
+    // §1.8.3: an empty routing key on queue.bind with an empty queue name means the last declared queue's name.
+    const key = routingKey === '' && queueName === '' ? queue.name : routingKey;
+    const binding = { source: exchange, destination: queue.name, destinationKind: 'queue' as const, routingKey: key, arguments: tableToJs(args) };
+    if (exchange === '') throw accessRefused(`operation not permitted on the default exchange`);
+    if (bind) await this.host.vhost.bind(binding);
+    else await this.host.vhost.unbind(binding);
+    if (!noWait) this.send(bind ? { method: 'queue.bind-ok' } : { method: 'queue.unbind-ok' });
+  }
+
+  private queuePurge(queueName: string, noWait: boolean): void {
+    const queue = this.queueNamed(queueName);
+    this.checkPermission('read', 'queue', queue.name);
+    const messageCount = this.host.vhost.purgeQueue(queue.name, this.host.id);
+    if (!noWait) this.send({ method: 'queue.purge-ok', messageCount });
+  }
+
+  private async queueDelete(queueName: string, ifUnused: boolean, ifEmpty: boolean, noWait: boolean): Promise<void> {
+    const name = queueName === '' ? this.lastQueue : queueName;
+    if (name === null) throw notFound('no queue name given and no queue declared on this channel');
+    this.checkPermission('configure', 'queue', name);
+    const messageCount = await this.host.vhost.deleteQueue(name, this.host.id, { ifUnused, ifEmpty });
+    if (!noWait) this.send({ method: 'queue.delete-ok', messageCount });
+  }
+
+  // ---- confirms and transactions ------------------------------------------------------------------------------------
+
+  private confirmSelect(noWait: boolean): void {
+    if (this.tx !== null) throw preconditionFailed('cannot switch from tx to confirm mode');
+    this.confirms ??= new PublisherConfirms({
+      ack: (deliveryTag, multiple) => this.state === 'open' && this.send({ method: 'basic.ack', deliveryTag, multiple }),
+      nack: (deliveryTag, multiple) => this.state === 'open' && this.send({ method: 'basic.nack', deliveryTag, multiple, requeue: false }),
+    });
+    if (!noWait) this.send({ method: 'confirm.select-ok' });
+  }
+
+  private txSelect(): void {
+    if (this.confirms !== null) throw preconditionFailed('cannot switch from confirm to tx mode');
+    this.tx ??= { publishes: [], settles: [] };
+    this.send({ method: 'tx.select-ok' });
+  }
+
+  /** Applies the transaction's publishes (durably) and settlements, then answers. */
+  private async txCommit(): Promise<void> {
+    const tx = this.tx;
+    if (tx === null) throw preconditionFailed('channel is not transactional');
+    const publishes = tx.publishes.splice(0);
+    const settles = tx.settles.splice(0);
+    const byQueue = new Map<Queue, MessageInput[]>();
+    for (const { queues, message, priority } of publishes) {
+      for (const queue of queues) {
+        let list = byQueue.get(queue);
+        if (list === undefined) byQueue.set(queue, (list = []));
+        list.push(storedInput(message, weirPriority(priority, queue.options.maxPriority)));
+      }
+    }
+    const appends: Array<Promise<unknown>> = [];
+    for (const [queue, inputs] of byQueue) {
+      const immediate = inputs.filter((input) => input.headers?.['weir.delayMs'] === undefined);
+      const delayed = inputs.filter((input) => input.headers?.['weir.delayMs'] !== undefined);
+      for (const batch of [immediate, delayed]) {
+        for (let start = 0; start < batch.length; start += MAX_MESSAGES_PER_BATCH) {
+          appends.push(this.host.core.produce({ topic: queue.definition.topic, partition: 0, acks: 'durable', producerId: -1, producerEpoch: 0, baseSequence: 0, messages: batch.slice(start, start + MAX_MESSAGES_PER_BATCH) }));
+        }
+      }
+    }
+    await Promise.all(appends);
+    for (const settle of settles) await settle();
+    if (this.state === 'open') this.send({ method: 'tx.commit-ok' });
+  }
+
+  private txRollback(): void {
+    const tx = this.tx;
+    if (tx === null) throw preconditionFailed('channel is not transactional');
+    tx.publishes.length = 0;
+    // Acks of a rolled-back transaction are forgotten; the deliveries stay unacknowledged on the channel (§1.9.2.5
+    // leaves them open, RabbitMQ requeues nothing).
+    tx.settles.length = 0;
+    this.send({ method: 'tx.rollback-ok' });
+  }
+
+  // ---- closing ------------------------------------------------------------------------------------------------------
+
+  /** Every consumer of the channel ends (cancelled ones still holding deliveries too); unacked deliveries go back. */
+  closeResources(): void {
+    const consumers = new Set(this.consumers.values());
+    const pulls = new Set<string>();
+    for (const entry of this.unacked.values()) {
+      if (entry.consumer !== null) consumers.add(entry.consumer);
+      else pulls.add(`${entry.group}\0${entry.topic}`);
+    }
+    this.consumers.clear();
+    this.unacked.clear();
+    for (const consumer of consumers) consumer.close();
+    for (const pull of pulls) {
+      const [group, topic] = pull.split('\0') as [string, string];
+      this.host.core.unsubscribe(group, topic, this.getConsumerId);
+    }
+    this.tx = null;
+    if (this.replyConsumer !== null) this.host.replies.unregister(this.replyConsumer.name);
+    this.replyConsumer = null;
+  }
+}

@@ -1,0 +1,528 @@
+import type { Socket } from 'node:net';
+import type { AccessControl } from '../../broker/access/access-control.js';
+import type { BrokerCore } from '../../broker/broker-core.js';
+import type { VirtualHost } from '../../broker/vhost/virtual-host.js';
+import type { VirtualHosts } from '../../broker/vhost/virtual-hosts.js';
+import type { Logger } from '../../core/logger.js';
+import { AmqpChannel, type ChannelHost } from './amqp-channel.js';
+import type { DirectReplyTo } from './direct-reply-to.js';
+import { AmqpError, asAmqpError, channelError, commandInvalid, notAllowed, unexpectedFrame } from './amqp-error.js';
+import {
+  type AmqpMethod,
+  decodeMethod,
+  decodeTable,
+  encodeMethodFrame,
+  Field,
+  type FieldTable,
+  FrameParser,
+  FrameType,
+  heartbeatFrame,
+  parseProtocolHeader,
+  PROTOCOL_HEADER,
+  ReplyCode,
+  tableBoolean,
+  tableString,
+} from './codec/index.js';
+
+export interface AmqpSettings {
+  /** Largest frame the broker accepts and offers in connection.tune (bytes, incl. the 8 bytes of framing). */
+  frameMax: number;
+  /** Most channels per connection. */
+  channelMax: number;
+  /** Heartbeat the broker proposes (seconds; 0 disables); the client's answer in tune-ok wins. */
+  heartbeatSeconds: number;
+  /** Largest message body accepted. */
+  maxMessageBytes: number;
+  /** A connection that has not finished the handshake in this time is closed. */
+  handshakeTimeoutMs: number;
+}
+
+/** What connections share: the broker, the vhosts, access control, and the server's flow-control state. */
+export interface AmqpContext {
+  core: BrokerCore;
+  vhosts: VirtualHosts;
+  access: AccessControl;
+  logger: Logger;
+  settings: AmqpSettings;
+  version: string;
+  /** Null when publishing is allowed, else why it is not (a watermark). */
+  blockedReason(): string | null;
+  replies: DirectReplyTo;
+}
+
+type Phase = 'header' | 'start-ok' | 'tune-ok' | 'open' | 'running' | 'closing' | 'closed';
+
+let nextConnectionId = 1;
+
+/** §4.2.3: frame-max may not be below this, so a connection can always carry its methods. */
+const FRAME_MIN_SIZE = 4096;
+
+/**
+ * One AMQP 0-9-1 connection (§2.2.4, §4.2): protocol header, SASL PLAIN / AMQPLAIN, tune, open, channels,
+ * heartbeats both ways, connection.blocked, and the close handshake. Frames of a socket read are handled in order,
+ * each channel's methods one at a time; writes are corked per read so the replies of one read leave in one write.
+ */
+export class AmqpConnection implements ChannelHost {
+  readonly id = `amqp-${nextConnectionId++}`;
+  readonly address: string;
+  clientId = '';
+  user = '';
+  private phase: Phase = 'header';
+  private parser: FrameParser;
+  private headerBytes = Buffer.alloc(0);
+  private readonly channels = new Map<number, AmqpChannel>();
+  /** Each channel's methods run one after another (a method may await the store). */
+  private readonly channelQueues = new Map<number, Promise<void>>();
+  private host: VirtualHost | null = null;
+  frameMax: number;
+  private channelMax: number;
+  private heartbeatSeconds = 0;
+  private lastReceived = Date.now();
+  private lastSent = Date.now();
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private handshakeTimer: NodeJS.Timeout | null;
+  private capabilities: FieldTable = new Map();
+  private hasPublished = false;
+  /** Set while reads are paused by flow control (connection.blocked sent). */
+  private blocked = false;
+  private readonly drainWaiters: Array<() => void> = [];
+  private corked = false;
+  readonly finished: Promise<void>;
+  private resolveFinished!: () => void;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly context: AmqpContext,
+  ) {
+    this.address = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    this.frameMax = context.settings.frameMax;
+    this.channelMax = context.settings.channelMax;
+    this.parser = new FrameParser({ maxFrameSize: context.settings.frameMax });
+    this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => {
+      for (const resume of this.drainWaiters.splice(0)) resume();
+    });
+    socket.on('error', (error) => context.logger.debug({ err: error, connection: this.id }, 'amqp socket error'));
+    socket.on('close', () => this.onClose());
+    this.handshakeTimer = setTimeout(() => {
+      context.logger.info({ connection: this.id, address: this.address }, 'amqp handshake timed out; closing');
+      socket.destroy();
+    }, context.settings.handshakeTimeoutMs);
+    this.handshakeTimer.unref();
+  }
+
+  get core(): BrokerCore {
+    return this.context.core;
+  }
+
+  get access(): AccessControl {
+    return this.context.access;
+  }
+
+  get logger(): Logger {
+    return this.context.logger;
+  }
+
+  get replies(): DirectReplyTo {
+    return this.context.replies;
+  }
+
+  get vhost(): VirtualHost {
+    return this.host!;
+  }
+
+  get maxMessageBytes(): number {
+    return this.context.settings.maxMessageBytes;
+  }
+
+  get consumerCancelNotify(): boolean {
+    return tableBoolean(this.capabilities, 'consumer_cancel_notify') === true;
+  }
+
+  // ---- output -------------------------------------------------------------------------------------------------------
+
+  send(bytes: Buffer): boolean {
+    if (this.phase === 'closed' || this.socket.destroyed) return false;
+    if (!this.corked) {
+      // Everything sent in this tick leaves in one write.
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.lastSent = Date.now();
+    return this.socket.write(bytes);
+  }
+
+  whenWritable(resume: () => void): void {
+    if (!this.socket.writableNeedDrain) resume();
+    else this.drainWaiters.push(resume);
+  }
+
+  private sendMethod(channel: number, method: AmqpMethod): void {
+    this.send(encodeMethodFrame(channel, method));
+  }
+
+  // ---- input --------------------------------------------------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    this.lastReceived = Date.now();
+    if (this.phase === 'closed') return;
+    try {
+      if (this.phase === 'header') {
+        chunk = this.readProtocolHeader(chunk);
+        if (this.phase === 'header' || chunk.byteLength === 0) return;
+      }
+      this.parser.push(chunk);
+      for (let frame = this.parser.next(); frame !== null; frame = this.parser.next()) {
+        this.handleFrame(frame.type, frame.channel, frame.payload);
+        if ((this.phase as Phase) === 'closed') return;
+      }
+    } catch (error) {
+      this.fail(error, 0, 0);
+    }
+  }
+
+  /** §4.2.2: a client opens with `AMQP 0 0 9 1`; any other header is answered with ours, and the socket closed. */
+  private readProtocolHeader(chunk: Buffer): Buffer {
+    const bytes = this.headerBytes.byteLength === 0 ? chunk : Buffer.concat([this.headerBytes, chunk]);
+    if (bytes.byteLength < PROTOCOL_HEADER.byteLength) {
+      if (!PROTOCOL_HEADER.subarray(0, bytes.byteLength).equals(bytes.subarray(0, Math.min(bytes.byteLength, 4))) && bytes.byteLength >= 4) return this.refuseHeader();
+      this.headerBytes = Buffer.from(bytes);
+      return Buffer.alloc(0);
+    }
+    if (!parseProtocolHeader(bytes.subarray(0, PROTOCOL_HEADER.byteLength)).ok) return this.refuseHeader();
+    this.headerBytes = Buffer.alloc(0);
+    this.phase = 'start-ok';
+    this.sendMethod(0, {
+      method: 'connection.start',
+      versionMajor: 0,
+      versionMinor: 9,
+      serverProperties: this.serverProperties(),
+      mechanisms: Buffer.from('PLAIN AMQPLAIN'),
+      locales: Buffer.from('en_US'),
+    });
+    return bytes.subarray(PROTOCOL_HEADER.byteLength);
+  }
+
+  private refuseHeader(): Buffer {
+    this.phase = 'closed';
+    this.socket.end(PROTOCOL_HEADER);
+    return Buffer.alloc(0);
+  }
+
+  private serverProperties(): FieldTable {
+    const capabilities = new Map([
+      'publisher_confirms',
+      'exchange_exchange_bindings',
+      'basic.nack',
+      'consumer_cancel_notify',
+      'connection.blocked',
+      'authentication_failure_close',
+      'per_consumer_qos',
+      'direct_reply_to',
+    ].map((name) => [name, Field.bool(true)]));
+    return new Map([
+      ['product', Field.string('Weir')],
+      ['version', Field.string(this.context.version)],
+      ['platform', Field.string(`Node.js ${process.version}`)],
+      ['information', Field.string('Weir message broker')],
+      ['capabilities', Field.table(capabilities)],
+    ]);
+  }
+
+  private handleFrame(type: number, channel: number, payload: Buffer): void {
+    if (type === FrameType.Heartbeat) {
+      if (channel !== 0) throw new AmqpError(ReplyCode.FRAME_ERROR, `heartbeat frame on channel ${channel}; heartbeats use channel 0`);
+      return;
+    }
+    if (this.phase === 'closing') {
+      // §4.2.7 (connection.close): after sending close, only close and close-ok are of interest.
+      if (type === FrameType.Method && channel === 0) {
+        const method = decodeMethod(payload);
+        if (method.method === 'connection.close-ok') this.terminate();
+        else if (method.method === 'connection.close') {
+          this.sendMethod(0, { method: 'connection.close-ok' });
+          this.terminate();
+        }
+      }
+      return;
+    }
+    if (channel === 0) {
+      if (type !== FrameType.Method) throw unexpectedFrame(`content frame (type ${type}) on channel 0`);
+      this.handleConnectionMethod(decodeMethod(payload));
+      return;
+    }
+    if (this.phase !== 'running') throw channelError(`frame on channel ${channel} before the connection is open`);
+    if (type === FrameType.Method) {
+      const method = decodeMethod(payload);
+      this.channelMethod(channel, method, payload.readUInt16BE(0), payload.readUInt16BE(2));
+      return;
+    }
+    const open = this.channels.get(channel);
+    if (open === undefined) throw channelError(`content frame on channel ${channel}, which is not open`);
+    if (type !== FrameType.Header && type !== FrameType.Body) throw unexpectedFrame(`unknown frame type ${type}`);
+    this.onChannel(channel, () => {
+      try {
+        if (type === FrameType.Header) open.handleHeader(payload);
+        else open.handleBody(payload);
+      } catch (error) {
+        this.channelFailed(open, error, 60, 40);
+      }
+    });
+  }
+
+  /**
+   * Runs a channel's frames in order; a synchronous one (the common case: publish, content, ack) runs at once when
+   * nothing of its channel is pending, so a read's frames are handled without a promise each.
+   */
+  private onChannel(number: number, run: () => Promise<void> | void): void {
+    const previous = this.channelQueues.get(number);
+    if (previous === undefined) {
+      const result = run();
+      if (result instanceof Promise) this.track(number, result);
+    } else {
+      this.track(number, previous.then(run));
+    }
+  }
+
+  private channelMethod(number: number, method: AmqpMethod, classId: number, methodId: number): void {
+    let channel = this.channels.get(number);
+    if (method.method === 'channel.open') {
+      if (channel !== undefined && channel.state !== 'closed') throw channelError(`second 'channel.open' seen on channel ${number}`);
+      if (number > this.channelMax) throw notAllowed(`channel number ${number} is above the negotiated channel_max ${this.channelMax}`);
+      channel = new AmqpChannel(number, this);
+      this.channels.set(number, channel);
+      this.sendMethod(number, { method: 'channel.open-ok' });
+      return;
+    }
+    if (channel === undefined || channel.state === 'closed') {
+      if (method.method === 'channel.close-ok') return;
+      throw channelError(`expected 'channel.open' on channel ${number}, got ${method.method}`);
+    }
+    const open = channel;
+    const run = (): Promise<void> | void => {
+      try {
+        const result = open.handleMethod(method);
+        if (result instanceof Promise) return result.catch((error: unknown) => this.channelFailed(open, error, classId, methodId));
+      } catch (error) {
+        this.channelFailed(open, error, classId, methodId);
+      }
+      return undefined;
+    };
+    this.onChannel(number, run);
+    if (open.state === 'closed' && this.channelQueues.get(number) === undefined) this.channels.delete(number);
+  }
+
+  private track(number: number, promise: Promise<void>): void {
+    const tracked = promise.finally(() => {
+      if (this.channelQueues.get(number) === tracked) this.channelQueues.delete(number);
+    });
+    this.channelQueues.set(number, tracked);
+  }
+
+  private channelFailed(channel: AmqpChannel, error: unknown, classId: number, methodId: number): void {
+    const { error: amqp, unexpected } = asAmqpError(error);
+    if (unexpected) this.context.logger.error({ err: error, connection: this.id, channel: channel.number }, 'amqp channel method failed');
+    if (amqp.closesConnection) {
+      this.fail(amqp, classId, methodId);
+      return;
+    }
+    if (channel.state !== 'open') return;
+    channel.fail(amqp, classId, methodId);
+  }
+
+  // ---- connection class ---------------------------------------------------------------------------------------------
+
+  private handleConnectionMethod(method: AmqpMethod): void {
+    switch (method.method) {
+      case 'connection.start-ok':
+        if (this.phase !== 'start-ok') throw commandInvalid('connection.start-ok out of order');
+        return this.startOk(method.mechanism, method.response, method.clientProperties);
+      case 'connection.secure-ok':
+        throw commandInvalid('connection.secure-ok: PLAIN and AMQPLAIN need no challenge');
+      case 'connection.tune-ok':
+        if (this.phase !== 'tune-ok') throw commandInvalid('connection.tune-ok out of order');
+        return this.tuneOk(method.channelMax, method.frameMax, method.heartbeat);
+      case 'connection.open':
+        if (this.phase !== 'open') throw commandInvalid('connection.open out of order');
+        return this.open(method.virtualHost);
+      case 'connection.close':
+        this.sendMethod(0, { method: 'connection.close-ok' });
+        this.terminate();
+        return;
+      case 'connection.close-ok':
+        this.terminate();
+        return;
+      case 'connection.blocked':
+      case 'connection.unblocked':
+        return; // a client may send these (RabbitMQ's extension is symmetric); the broker has nothing to do.
+      case 'connection.update-secret':
+        this.sendMethod(0, { method: 'connection.update-secret-ok' });
+        return;
+      default:
+        throw commandInvalid(`${method.method} is not allowed on channel 0`);
+    }
+  }
+
+  private startOk(mechanism: string, response: Buffer, clientProperties: FieldTable): void {
+    const capabilities = clientProperties.get('capabilities');
+    if (capabilities?.type === 'F') this.capabilities = capabilities.value;
+    this.clientId = tableString(clientProperties, 'connection_name') ?? tableString(clientProperties, 'product') ?? '';
+    const credentials = parseCredentials(mechanism, response);
+    if (credentials === null) {
+      throw new AmqpError(ReplyCode.ACCESS_REFUSED, `authentication mechanism '${mechanism}' is not supported (PLAIN or AMQPLAIN)`);
+    }
+    const result = this.context.access.authenticate(credentials.user, credentials.password, this.socket.remoteAddress ?? '');
+    if (!result.ok) {
+      // authentication_failure_close: the client expects connection.close with ACCESS_REFUSED, not a bare close.
+      throw new AmqpError(ReplyCode.ACCESS_REFUSED, `Login was refused using authentication mechanism ${mechanism}: ${result.reason}`);
+    }
+    this.user = credentials.user;
+    this.phase = 'tune-ok';
+    this.sendMethod(0, { method: 'connection.tune', channelMax: this.channelMax, frameMax: this.frameMax, heartbeat: this.context.settings.heartbeatSeconds });
+  }
+
+  private tuneOk(channelMax: number, frameMax: number, heartbeat: number): void {
+    if (frameMax !== 0 && frameMax < FRAME_MIN_SIZE) throw notAllowed(`frame_max=${frameMax} < ${FRAME_MIN_SIZE} min size`);
+    if (frameMax > this.frameMax) throw notAllowed(`frame_max=${frameMax} > ${this.frameMax} max size`);
+    if (channelMax > this.channelMax) throw notAllowed(`channel_max=${channelMax} > ${this.channelMax} max`);
+    if (frameMax !== 0) this.frameMax = frameMax;
+    if (channelMax !== 0) this.channelMax = channelMax;
+    this.parser.maxFrameSize = this.frameMax;
+    this.heartbeatSeconds = heartbeat;
+    this.phase = 'open';
+  }
+
+  private open(vhostName: string): void {
+    const vhost = this.context.vhosts.get(vhostName);
+    if (vhost === null) throw notAllowed(`vhost '${vhostName}' not found`);
+    if (!this.context.access.canAccessVhost(this.user, vhostName)) throw notAllowed(`access to vhost '${vhostName}' refused for user '${this.user}'`);
+    this.host = vhost;
+    this.phase = 'running';
+    if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer), (this.handshakeTimer = null);
+    this.sendMethod(0, { method: 'connection.open-ok' });
+    this.startHeartbeats();
+    this.context.logger.debug({ connection: this.id, user: this.user, vhost: vhostName, address: this.address }, 'amqp connection open');
+  }
+
+  /** §4.2.7: heartbeats are sent every interval/2 while idle; a peer silent for two intervals is dead. */
+  private startHeartbeats(): void {
+    if (this.heartbeatSeconds === 0) return;
+    const intervalMs = this.heartbeatSeconds * 1000;
+    this.heartbeatTimer = setInterval(() => {
+      const now = Date.now();
+      if (now - this.lastReceived > 2 * intervalMs) {
+        this.context.logger.info({ connection: this.id, address: this.address, timeoutSeconds: this.heartbeatSeconds }, 'missed heartbeats from client; closing');
+        this.socket.destroy();
+        return;
+      }
+      if (now - this.lastSent >= intervalMs / 2) this.send(heartbeatFrame());
+    }, intervalMs / 2);
+    this.heartbeatTimer.unref();
+  }
+
+  // ---- flow control -------------------------------------------------------------------------------------------------
+
+  publishing(): void {
+    if (this.hasPublished && !this.blocked) {
+      if (this.context.blockedReason() !== null) this.block(this.context.blockedReason()!);
+      return;
+    }
+    this.hasPublished = true;
+    const reason = this.context.blockedReason();
+    if (reason !== null) this.block(reason);
+  }
+
+  /**
+   * A watermark was crossed: a connection that publishes gets connection.blocked and is not read until it clears
+   * (RabbitMQ's connection.blocked extension); consumers on it keep receiving.
+   */
+  block(reason: string): void {
+    if (this.blocked || !this.hasPublished || this.phase !== 'running') return;
+    this.blocked = true;
+    if (tableBoolean(this.capabilities, 'connection.blocked') === true) this.sendMethod(0, { method: 'connection.blocked', reason });
+    this.socket.pause();
+  }
+
+  unblock(): void {
+    if (!this.blocked) return;
+    this.blocked = false;
+    if (tableBoolean(this.capabilities, 'connection.blocked') === true) this.sendMethod(0, { method: 'connection.unblocked' });
+    this.socket.resume();
+  }
+
+  // ---- closing ------------------------------------------------------------------------------------------------------
+
+  /** A connection exception (§4.2.7): connection.close with the reply code, then wait for close-ok (bounded). */
+  fail(error: unknown, classId: number, methodId: number): void {
+    if (this.phase === 'closing' || this.phase === 'closed') return;
+    const { error: amqp, unexpected } = asAmqpError(error);
+    if (unexpected) this.context.logger.error({ err: error, connection: this.id }, 'amqp connection failed');
+    else this.context.logger.debug({ connection: this.id, code: amqp.replyCode, reason: amqp.text }, 'amqp connection exception');
+    if (this.phase === 'header') {
+      this.terminate();
+      return;
+    }
+    this.closeChannels();
+    this.phase = 'closing';
+    this.sendMethod(0, { method: 'connection.close', replyCode: amqp.replyCode, replyText: amqp.replyText, classId, methodId });
+    setTimeout(() => this.terminate(), 1000).unref();
+  }
+
+  /** Closes the connection from the broker's side (shutdown): 320 CONNECTION_FORCED. */
+  close(reason = 'broker is shutting down'): void {
+    this.fail(new AmqpError(ReplyCode.CONNECTION_FORCED, reason), 0, 0);
+  }
+
+  private closeChannels(): void {
+    for (const channel of this.channels.values()) channel.closeResources();
+    this.channels.clear();
+  }
+
+  private terminate(): void {
+    if (this.phase === 'closed') return;
+    this.phase = 'closed';
+    this.closeChannels();
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  private onClose(): void {
+    this.phase = 'closed';
+    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
+    if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
+    this.closeChannels();
+    for (const resume of this.drainWaiters.splice(0)) resume();
+    const host = this.host;
+    const done = host === null ? Promise.resolve() : host.connectionClosed(this.id);
+    void done
+      .catch((error: unknown) => this.context.logger.warn({ err: error, connection: this.id }, 'could not delete exclusive queues'))
+      .finally(() => this.resolveFinished());
+  }
+}
+
+/** PLAIN (RFC 4616: authzid NUL authcid NUL passwd) and AMQPLAIN (a field table without its length prefix). */
+function parseCredentials(mechanism: string, response: Buffer): { user: string; password: string } | null {
+  if (mechanism === 'PLAIN') {
+    const parts = response.toString('utf8').split('\u0000');
+    if (parts.length !== 3) return { user: '', password: '' };
+    return { user: parts[1]!, password: parts[2]! };
+  }
+  if (mechanism === 'AMQPLAIN') {
+    const prefixed = Buffer.alloc(4 + response.byteLength);
+    prefixed.writeUInt32BE(response.byteLength, 0);
+    response.copy(prefixed, 4);
+    try {
+      const { table } = decodeTable(prefixed, 0);
+      return { user: tableString(table, 'LOGIN') ?? '', password: tableString(table, 'PASSWORD') ?? '' };
+    } catch {
+      return { user: '', password: '' };
+    }
+  }
+  return null;
+}

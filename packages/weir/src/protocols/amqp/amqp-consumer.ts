@@ -1,0 +1,145 @@
+import type { BrokerCore } from '../../broker/broker-core.js';
+import type { ConsumerState, CreditPool, Delivery, DeliverySink } from '../../broker/queue/shared-subscription.js';
+import type { Queue, QueueConsumer, VirtualHost } from '../../broker/vhost/virtual-host.js';
+
+/** What a consumer needs from its channel. */
+export interface ConsumerChannel {
+  readonly connectionId: string;
+  readonly clientId: string;
+  readonly address: string;
+  /** Writes basic.deliver frames for these deliveries (numbering them) and returns whether the socket can take more. */
+  deliver(consumer: AmqpConsumer, deliveries: Delivery[]): boolean;
+  /** The queue was deleted under the consumer: basic.cancel to the client. */
+  cancelledByBroker(consumer: AmqpConsumer): void;
+  /** Runs `resume` once the socket drained. */
+  whenWritable(resume: () => void): void;
+}
+
+/**
+ * One basic.consume: a consumer of the queue's shared group. It is subscribed when the vhost activates it (at once,
+ * or when it becomes a single-active-consumer queue's active consumer). A cancelled consumer gets nothing more, but
+ * stays attached until its unacknowledged deliveries are settled: in AMQP they remain the channel's to ack (§1.8.3.5).
+ */
+export class AmqpConsumer implements QueueConsumer, DeliverySink {
+  state: ConsumerState | null = null;
+  /** Deliveries not yet acknowledged by the client (none for no-ack consumers). */
+  unacked = 0;
+  cancelled = false;
+  private detached = false;
+
+  constructor(
+    readonly tag: string,
+    readonly queue: Queue,
+    private readonly vhost: VirtualHost,
+    private readonly core: BrokerCore,
+    private readonly channel: ConsumerChannel,
+    readonly options: { noAck: boolean; exclusive: boolean; prefetch: number; priority: number; pool: CreditPool | undefined; channelNumber: number },
+  ) {}
+
+  get exclusive(): boolean {
+    return this.options.exclusive;
+  }
+
+  get noAck(): boolean {
+    return this.options.noAck;
+  }
+
+  /** The consumer id in the shared group: unique per connection, channel and tag. */
+  get consumerId(): string {
+    return `${this.channel.connectionId}/${this.options.channelNumber}/${this.tag}`;
+  }
+
+  get group(): string {
+    return this.queue.definition.group;
+  }
+
+  get topic(): string {
+    return this.queue.definition.topic;
+  }
+
+  activate(): void {
+    if (this.cancelled || this.state !== null) return;
+    void this.core
+      .subscribe({
+        group: this.group,
+        topic: this.topic,
+        mode: 'shared',
+        consumerId: this.consumerId,
+        clientId: this.channel.clientId,
+        address: this.channel.address,
+        // A no-ack consumer is limited by its socket instead (see deliver).
+        prefetch: this.options.noAck ? 0 : this.options.prefetch,
+        priority: this.options.priority,
+        pool: this.options.noAck ? undefined : this.options.pool,
+        sink: this,
+      })
+      .then((state) => {
+        if (this.cancelled || this.detached) {
+          this.core.unsubscribe(this.group, this.topic, this.consumerId, state);
+          return;
+        }
+        this.state = state;
+      })
+      .catch(() => this.channel.cancelledByBroker(this));
+  }
+
+  deliver(deliveries: Delivery[]): void {
+    if (!this.options.noAck) this.unacked += deliveries.length;
+    const writable = this.channel.deliver(this, deliveries);
+    if (this.options.noAck) {
+      void this.core
+        .settle(
+          this.group,
+          this.topic,
+          this.consumerId,
+          deliveries.map((delivery) => ({ partition: delivery.partition, offset: delivery.offset, outcome: 'ack' as const })),
+        )
+        .catch(() => {});
+    }
+    if (!writable && this.state !== null) {
+      // The socket is full: no more until it drains, so a slow reader cannot make the broker buffer without bound.
+      const state = this.state;
+      state.paused = true;
+      this.channel.whenWritable(() => {
+        if (!this.cancelled) this.core.resumeConsumer(this.group, this.topic, state);
+      });
+    }
+  }
+
+  /** Some of its deliveries were settled by the client. */
+  settled(count: number): void {
+    this.unacked -= count;
+    if (this.cancelled && this.unacked <= 0) this.detach();
+  }
+
+  /** basic.cancel from the client: nothing more is delivered; unacked deliveries can still be settled. */
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    if (this.state !== null) this.state.paused = true;
+    this.vhost.removeConsumer(this.queue, this);
+    if (this.unacked <= 0) this.detach();
+  }
+
+  /** From the vhost: the queue is gone, and its group with it. */
+  queueDeleted(): void {
+    this.cancelled = true;
+    this.detached = true;
+    this.channel.cancelledByBroker(this);
+  }
+
+  /** The channel closed: everything unacknowledged is redelivered to the others. */
+  close(): void {
+    if (!this.cancelled) {
+      this.cancelled = true;
+      this.vhost.removeConsumer(this.queue, this);
+    }
+    this.detach();
+  }
+
+  private detach(): void {
+    if (this.detached) return;
+    this.detached = true;
+    if (this.state !== null) this.core.unsubscribe(this.group, this.topic, this.consumerId, this.state);
+  }
+}

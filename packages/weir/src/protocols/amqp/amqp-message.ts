@@ -1,0 +1,160 @@
+import { Attribute } from '../../broker/queue/message-attributes.js';
+import type { DeadLetterCause, DeadLetterFormatter } from '../../broker/vhost/virtual-hosts.js';
+import { decodeHeaders, type HeaderValue, type MessageInput, type StoredMessage } from '../../storage/record-batch.js';
+import { type BasicProperties, decodeProperties, encodeProperties, Field, type FieldTable, type FieldValue, tableToJs } from './codec/index.js';
+
+/**
+ * How an AMQP message is kept as a Weir message (docs/design/amqp.md, "Messages"): the body as is, and headers with
+ * the exchange, the routing key and the content header's property bytes exactly as published, so a delivery re-sends
+ * them without decoding.
+ */
+export const StoredHeader = {
+  exchange: 'amqp.exchange',
+  routingKey: 'amqp.routing-key',
+  properties: 'amqp.properties',
+} as const;
+
+export interface PublishedMessage {
+  exchange: string;
+  routingKey: string;
+  rawProperties: Buffer;
+  body: Buffer;
+  /** Per-message TTL from `expiration` (ms), null when none. */
+  ttlMs: number | null;
+  /** Delay from `x-delay` on a delayed-message exchange (ms), null when none. */
+  delayMs: number | null;
+}
+
+/** `expiration` is a string holding a non-negative integer of milliseconds (RabbitMQ's per-message TTL). */
+export function parseExpiration(expiration: string | undefined): number | null | 'invalid' {
+  if (expiration === undefined) return null;
+  if (!/^\d{1,15}$/.test(expiration)) return 'invalid';
+  return Number(expiration);
+}
+
+/** The Weir message stored in one destination queue; `priority` is already mapped onto Weir's 0–9. */
+export function storedInput(message: PublishedMessage, priority: number): MessageInput {
+  const headers: Record<string, HeaderValue> = {
+    [StoredHeader.exchange]: message.exchange,
+    [StoredHeader.routingKey]: message.routingKey,
+    [StoredHeader.properties]: message.rawProperties,
+  };
+  // Weir's TTL must be at least 1 ms; RabbitMQ's 0 means "now or never", which a millisecond approximates.
+  if (message.ttlMs !== null) headers[Attribute.ttlMs] = String(Math.max(1, message.ttlMs));
+  if (priority > 0) headers[Attribute.priority] = String(priority);
+  if (message.delayMs !== null) headers[Attribute.delayMs] = String(Math.max(0, message.delayMs));
+  return { headers, body: message.body };
+}
+
+export interface DeliveryParts {
+  exchange: string;
+  routingKey: string;
+  rawProperties: Buffer;
+}
+
+const EMPTY_PROPERTIES = encodeProperties({});
+
+/**
+ * What a basic.deliver needs from a stored message. Messages that did not come through AMQP (a Weir producer on a
+ * topic adopted as a queue) are delivered from the default exchange with their topic as routing key and their Weir
+ * headers as AMQP headers.
+ */
+export function deliveryParts(message: StoredMessage, topic: string): DeliveryParts {
+  if (message.headers.length === 0) return { exchange: '', routingKey: topic, rawProperties: EMPTY_PROPERTIES };
+  const headers = decodeHeaders(message.headers);
+  const raw = headers[StoredHeader.properties];
+  if (raw !== undefined) {
+    return {
+      exchange: String(headers[StoredHeader.exchange] ?? ''),
+      routingKey: String(headers[StoredHeader.routingKey] ?? ''),
+      rawProperties: Buffer.isBuffer(raw) ? raw : Buffer.from(raw),
+    };
+  }
+  const table: FieldTable = new Map();
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith('weir.')) continue;
+    table.set(name, typeof value === 'string' ? Field.string(value) : Field.bytes(value));
+  }
+  return { exchange: '', routingKey: topic, rawProperties: table.size === 0 ? EMPTY_PROPERTIES : encodeProperties({ headers: table }) };
+}
+
+function text(value: FieldValue | undefined): string | undefined {
+  const plain = value === undefined ? undefined : (tableToJs(new Map([['v', value]])) as { v: unknown }).v;
+  return plain === undefined ? undefined : Buffer.isBuffer(plain) ? plain.toString('utf8') : String(plain);
+}
+
+/**
+ * The dead-letter copy of a message, with RabbitMQ's x-death bookkeeping (https://www.rabbitmq.com/docs/dlx):
+ * one x-death entry per (queue, reason), counted and moved to the front when it repeats; x-first-death-* set once,
+ * x-last-death-* on every dead-lettering; `expiration` removed (kept as original-expiration) so the copy does not
+ * expire again. A cycle of dead-lettering without any rejection is dropped, as RabbitMQ does.
+ */
+export const formatDeadLetter: DeadLetterFormatter = (message, context) => {
+  const stored = message.headers.length > 0 ? decodeHeaders(message.headers) : {};
+  const raw = stored[StoredHeader.properties];
+  const properties: BasicProperties = raw === undefined ? {} : decodeProperties(Buffer.isBuffer(raw) ? raw : Buffer.from(raw));
+  const exchange = String(stored[StoredHeader.exchange] ?? '');
+  const routingKey = String(stored[StoredHeader.routingKey] ?? context.queue);
+  const headers: FieldTable = new Map(properties.headers ?? []);
+  const deaths: FieldValue[] = headers.get('x-death')?.type === 'A' ? [...(headers.get('x-death')!.value as FieldValue[])] : [];
+  const entryOf = (value: FieldValue) => (value.type === 'F' ? (value.value as FieldTable) : null);
+  if (context.cause !== 'rejected') {
+    const sawRejection = deaths.some((death) => text(entryOf(death)?.get('reason')) === 'rejected');
+    const looped = deaths.some((death) => text(entryOf(death)?.get('queue')) === context.queue && text(entryOf(death)?.get('reason')) === context.cause);
+    if (looped && !sawRejection) return null;
+  }
+  const index = deaths.findIndex((death) => text(entryOf(death)?.get('queue')) === context.queue && text(entryOf(death)?.get('reason')) === context.cause);
+  const now = BigInt(Math.floor(Date.now() / 1000));
+  let entry: FieldTable;
+  if (index >= 0) {
+    entry = new Map(entryOf(deaths[index]!)!);
+    deaths.splice(index, 1);
+    const count = entry.get('count');
+    const previous = count === undefined ? 0 : Number(count.value as number | bigint);
+    entry.set('count', Field.long(previous + 1));
+    entry.set('time', Field.timestamp(now));
+  } else {
+    entry = new Map<string, FieldValue>([
+      ['count', Field.long(1)],
+      ['reason', Field.string(context.cause)],
+      ['queue', Field.string(context.queue)],
+      ['time', Field.timestamp(now)],
+      ['exchange', Field.string(exchange)],
+      ['routing-keys', Field.array([Field.string(routingKey)])],
+    ]);
+    if (properties.expiration !== undefined) entry.set('original-expiration', Field.string(properties.expiration));
+  }
+  deaths.unshift(Field.table(entry));
+  headers.set('x-death', Field.array(deaths));
+  if (!headers.has('x-first-death-reason')) {
+    headers.set('x-first-death-reason', Field.string(context.cause));
+    headers.set('x-first-death-queue', Field.string(context.queue));
+    headers.set('x-first-death-exchange', Field.string(exchange));
+  }
+  headers.set('x-last-death-reason', Field.string(context.cause));
+  headers.set('x-last-death-queue', Field.string(context.queue));
+  headers.set('x-last-death-exchange', Field.string(exchange));
+  const { expiration: _dropped, ...rest } = properties;
+  const routingKeys = context.deadLetterRoutingKey !== null ? [context.deadLetterRoutingKey] : [routingKey];
+  const rawProperties = encodeProperties({ ...rest, headers });
+  const out: Record<string, HeaderValue> = {
+    [StoredHeader.exchange]: context.deadLetterExchange,
+    [StoredHeader.routingKey]: routingKeys[0]!,
+    [StoredHeader.properties]: rawProperties,
+  };
+  const priority = stored[Attribute.priority];
+  if (priority !== undefined) out[Attribute.priority] = priority;
+  return {
+    routingKeys,
+    headers: plainHeaders(headers),
+    input: { headers: out, body: message.body, timestamp: message.timestamp },
+  };
+};
+
+/** Headers as the routing layer compares them (headers exchanges): plain JS values. */
+export function plainHeaders(table: FieldTable | undefined): ReadonlyMap<string, unknown> | null {
+  if (table === undefined || table.size === 0) return null;
+  return new Map(Object.entries(tableToJs(table)));
+}
+
+export type { DeadLetterCause };

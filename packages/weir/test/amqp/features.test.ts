@@ -1,0 +1,459 @@
+/**
+ * Queue and exchange features RabbitMQ users rely on, exercised with unmodified amqplib.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { after, before, describe, test } from 'node:test';
+import type amqp from 'amqplib';
+import { type AmqpBroker, consumeN, startAmqpBroker } from '../support/amqp.js';
+
+let broker: AmqpBroker;
+before(async () => {
+  broker = await startAmqpBroker();
+});
+after(async () => broker.close());
+
+async function channel(): Promise<amqp.ConfirmChannel> {
+  const connection = await broker.connect();
+  const created = await connection.createConfirmChannel();
+  created.on('error', () => {});
+  return created;
+}
+
+/** The next message from `queue`; the consumer is cancelled after it (the message stays the channel's to settle). */
+async function nextMessage(ch: amqp.Channel, queue: string, options: amqp.Options.Consume = {}): Promise<amqp.ConsumeMessage> {
+  let first: amqp.ConsumeMessage | null = null;
+  let got: (message: amqp.ConsumeMessage) => void = () => {};
+  const received = new Promise<amqp.ConsumeMessage>((resolve) => (got = resolve));
+  const { consumerTag } = await ch.consume(
+    queue,
+    (message) => {
+      if (message === null || first !== null) {
+        if (message !== null && !options.noAck) ch.nack(message, false, true);
+        return;
+      }
+      first = message;
+      got(message);
+    },
+    options,
+  );
+  const message = await received;
+  await ch.cancel(consumerTag);
+  return message;
+}
+
+describe('AMQP queue features', () => {
+  test('dead-letter exchange with per-queue TTL: expired messages move with x-death', async () => {
+    const ch = await channel();
+    await ch.assertExchange('dlx', 'direct');
+    await ch.assertQueue('dead', { durable: true });
+    await ch.bindQueue('dead', 'dlx', 'expired-key');
+    await ch.assertQueue('short-lived', { durable: true, arguments: { 'x-message-ttl': 50, 'x-dead-letter-exchange': 'dlx', 'x-dead-letter-routing-key': 'expired-key' } });
+    ch.sendToQueue('short-lived', Buffer.from('too late'), { persistent: true, headers: { trace: 'a' } });
+    await ch.waitForConfirms();
+    const message = await nextMessage(ch, 'dead', { noAck: true });
+    assert.equal(message.content.toString(), 'too late');
+    assert.equal(message.fields.exchange, 'dlx');
+    assert.equal(message.fields.routingKey, 'expired-key');
+    const headers = message.properties.headers!;
+    assert.equal(headers.trace, 'a');
+    const [death] = headers['x-death'] as unknown as Array<Record<string, unknown>>;
+    assert.equal(death!.reason, 'expired');
+    assert.equal(death!.queue, 'short-lived');
+    assert.equal(Number(death!.count), 1);
+    assert.deepEqual(death!['routing-keys'], ['short-lived']);
+    assert.equal(headers['x-first-death-reason'], 'expired');
+  });
+
+  test('per-message expiration drops a message nobody consumed in time', async () => {
+    const ch = await channel();
+    await ch.assertQueue('expiring', { durable: true });
+    ch.sendToQueue('expiring', Buffer.from('gone'), { expiration: '20' });
+    ch.sendToQueue('expiring', Buffer.from('kept'));
+    await ch.waitForConfirms();
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    const message = await nextMessage(ch, 'expiring', { noAck: true });
+    assert.equal(message.content.toString(), 'kept');
+  });
+
+  test('rejected without requeue: dead-lettered with reason rejected; nack with requeue comes back redelivered', async () => {
+    const ch = await channel();
+    await ch.assertExchange('rejects', 'fanout');
+    await ch.assertQueue('rejected-letters');
+    await ch.bindQueue('rejected-letters', 'rejects', '');
+    await ch.assertQueue('work-r', { arguments: { 'x-dead-letter-exchange': 'rejects' } });
+    ch.sendToQueue('work-r', Buffer.from('job'));
+    await ch.waitForConfirms();
+    const first = await nextMessage(ch, 'work-r');
+    assert.equal(first.fields.redelivered, false);
+    ch.nack(first, false, true);
+    const again = await nextMessage(ch, 'work-r');
+    assert.equal(again.fields.redelivered, true);
+    assert.equal(again.content.toString(), 'job');
+    ch.reject(again, false);
+    const dead = await nextMessage(ch, 'rejected-letters', { noAck: true });
+    assert.equal((dead.properties.headers!['x-death'] as unknown as Array<Record<string, unknown>>)[0]!.reason, 'rejected');
+  });
+
+  test('x-delivery-limit dead-letters a message after limit + 1 failed deliveries', async () => {
+    const ch = await channel();
+    await ch.assertExchange('limit-dlx', 'fanout');
+    await ch.assertQueue('poison');
+    await ch.bindQueue('poison', 'limit-dlx', '');
+    await ch.assertQueue('limited', { durable: true, arguments: { 'x-queue-type': 'quorum', 'x-delivery-limit': 2, 'x-dead-letter-exchange': 'limit-dlx' } });
+    ch.sendToQueue('limited', Buffer.from('bad'));
+    await ch.waitForConfirms();
+    let deliveries = 0;
+    const dead = nextMessage(ch, 'poison', { noAck: true });
+    await ch.consume('limited', (message) => {
+      deliveries++;
+      ch.nack(message!, false, true);
+    });
+    const letter = await dead;
+    assert.equal(deliveries, 3);
+    assert.equal((letter.properties.headers!['x-death'] as unknown as Array<Record<string, unknown>>)[0]!.reason, 'delivery_limit');
+  });
+
+  test('priority queue: higher priorities first', async () => {
+    const ch = await channel();
+    await ch.assertQueue('prio', { arguments: { 'x-max-priority': 5 } });
+    for (const priority of [1, 5, 3, 0, 5, 2]) ch.sendToQueue('prio', Buffer.from(String(priority)), { priority });
+    await ch.waitForConfirms();
+    const messages = await consumeN(ch, 'prio', 6);
+    assert.deepEqual(messages.map((message) => Number(message.content.toString())), [5, 5, 3, 2, 1, 0]);
+  });
+
+  test('prefetch bounds the deliveries in flight; each ack lets one more through', async () => {
+    const ch = await channel();
+    await ch.assertQueue('bounded');
+    for (let i = 0; i < 50; i++) ch.sendToQueue('bounded', Buffer.from(String(i)));
+    await ch.waitForConfirms();
+    await ch.prefetch(5);
+    const held: amqp.ConsumeMessage[] = [];
+    let reached: () => void = () => {};
+    let wanted = 5;
+    const five = new Promise<void>((resolve) => (reached = resolve));
+    await ch.consume('bounded', (message) => {
+      held.push(message!);
+      if (held.length === wanted) reached();
+    });
+    await five;
+    // Give the broker every chance to overshoot before looking.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(held.length, 5);
+    wanted = 7;
+    const more = new Promise<void>((resolve) => (reached = resolve));
+    ch.ack(held[0]!);
+    ch.ack(held[1]!);
+    await more;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(held.length, 7);
+  });
+
+  test('basic.get: one message at a time, get-empty when none, message count of the rest', async () => {
+    const ch = await channel();
+    await ch.assertQueue('gettable');
+    assert.equal(await ch.get('gettable'), false);
+    for (let i = 0; i < 3; i++) ch.sendToQueue('gettable', Buffer.from(`g${i}`));
+    await ch.waitForConfirms();
+    const first = await ch.get('gettable');
+    assert.ok(first);
+    assert.equal(first.content.toString(), 'g0');
+    assert.equal(first.fields.messageCount, 2);
+    ch.ack(first);
+    const second = await ch.get('gettable', { noAck: true });
+    assert.ok(second);
+    assert.equal(second.content.toString(), 'g1');
+    const third = await ch.get('gettable');
+    assert.ok(third);
+    ch.nack(third, false, true);
+    const again = await ch.get('gettable');
+    assert.ok(again);
+    assert.equal(again.content.toString(), 'g2');
+    assert.equal(again.fields.redelivered, true);
+    ch.ack(again);
+  });
+
+  test('mandatory publish to nowhere comes back with basic.return, and is still confirmed', async () => {
+    const ch = await channel();
+    await ch.assertExchange('nowhere', 'direct');
+    const returned = once(ch, 'return');
+    await new Promise<void>((resolve, reject) => ch.publish('nowhere', 'no-such-key', Buffer.from('lost?'), { mandatory: true }, (error) => (error ? reject(error) : resolve())));
+    const [message] = (await returned) as [amqp.Message];
+    assert.equal(message.content.toString(), 'lost?');
+    assert.equal((message.fields as unknown as { replyCode: number }).replyCode, 312);
+    assert.equal(message.fields.routingKey, 'no-such-key');
+  });
+
+  test('exclusive queues go with their connection; auto-delete queues with their last consumer', async () => {
+    const connection = await broker.connect();
+    const ch = await connection.createChannel();
+    const { queue } = await ch.assertQueue('', { exclusive: true });
+    await ch.assertQueue('auto', { autoDelete: true });
+    const { consumerTag } = await ch.consume('auto', () => {});
+    const observer = await channel();
+    assert.equal((await observer.checkQueue('auto')).consumerCount, 1);
+    await ch.cancel(consumerTag);
+    await assert.rejects(observer.checkQueue('auto'), /404/);
+    const other = await channel();
+    await assert.rejects(other.checkQueue(queue), /405/, 'another connection cannot use an exclusive queue');
+    const sameConnection = await connection.createChannel();
+    assert.equal((await sameConnection.checkQueue(queue)).messageCount, 0);
+    await connection.close();
+    const third = await channel();
+    await assert.rejects(third.checkQueue(queue), /404/);
+  });
+
+  test('tx: publishes and acks take effect at commit and vanish at rollback', async () => {
+    const connection = await broker.connect();
+    const ch = await connection.createChannel();
+    await ch.assertQueue('tx-q');
+    await (ch as unknown as { txSelect?: () => Promise<void> }).txSelect?.call(ch);
+    // amqplib has no tx API; send tx.select / tx.commit through its low-level RPC.
+    const rpc = (method: string) =>
+      new Promise<void>((resolve, reject) => {
+        const raw = ch as unknown as { _rpc(method: number, fields: object, expect: number, cb: (error: Error | null) => void): void };
+        const ids: Record<string, [number, number]> = { select: [0x005a000a, 0x005a000b], commit: [0x005a0014, 0x005a0015], rollback: [0x005a001e, 0x005a001f] };
+        const [send, expect] = ids[method]!;
+        raw._rpc(send, {}, expect, (error) => (error ? reject(error) : resolve()));
+      });
+    await rpc('select');
+    ch.sendToQueue('tx-q', Buffer.from('rolled back'));
+    await rpc('rollback');
+    ch.sendToQueue('tx-q', Buffer.from('committed'));
+    const observer = await channel();
+    assert.equal((await observer.checkQueue('tx-q')).messageCount, 0, 'nothing before commit');
+    await rpc('commit');
+    assert.equal((await observer.checkQueue('tx-q')).messageCount, 1);
+    const message = await ch.get('tx-q');
+    assert.ok(message);
+    assert.equal(message.content.toString(), 'committed');
+    ch.ack(message);
+    await rpc('rollback');
+    assert.equal((await observer.checkQueue('tx-q')).messageCount, 0, 'in flight, not acked');
+    ch.ack(message);
+    await rpc('commit');
+    await ch.close();
+    assert.equal((await observer.checkQueue('tx-q')).messageCount, 0, 'acked at commit: not requeued on close');
+  });
+
+  test('exchange-to-exchange bindings and alternate exchanges', async () => {
+    const ch = await channel();
+    await ch.assertExchange('edge', 'topic');
+    await ch.assertExchange('inner', 'direct', { internal: true });
+    await ch.assertExchange('unrouted', 'fanout');
+    await ch.assertExchange('front', 'direct', { alternateExchange: 'unrouted' });
+    await ch.bindExchange('inner', 'edge', 'orders.#');
+    await ch.assertQueue('orders-q');
+    await ch.bindQueue('orders-q', 'inner', 'orders.created');
+    await ch.assertQueue('leftovers');
+    await ch.bindQueue('leftovers', 'unrouted', '');
+    ch.publish('edge', 'orders.created', Buffer.from('via e2e'));
+    ch.publish('front', 'unknown', Buffer.from('to the alternate'));
+    await ch.waitForConfirms();
+    assert.equal((await nextMessage(ch, 'orders-q', { noAck: true })).content.toString(), 'via e2e');
+    assert.equal((await nextMessage(ch, 'leftovers', { noAck: true })).content.toString(), 'to the alternate');
+    // Publishing to an internal exchange directly is refused.
+    const direct = await channel();
+    direct.publish('inner', 'orders.created', Buffer.from('x'));
+    await assert.rejects(direct.waitForConfirms());
+  });
+
+  test('headers exchange: x-match all and any', async () => {
+    const ch = await channel();
+    await ch.assertExchange('by-headers', 'headers');
+    await ch.assertQueue('all-q');
+    await ch.assertQueue('any-q');
+    await ch.bindQueue('all-q', 'by-headers', '', { 'x-match': 'all', format: 'pdf', type: 'report' });
+    await ch.bindQueue('any-q', 'by-headers', '', { 'x-match': 'any', format: 'pdf', type: 'report' });
+    ch.publish('by-headers', '', Buffer.from('both'), { headers: { format: 'pdf', type: 'report' } });
+    ch.publish('by-headers', '', Buffer.from('one'), { headers: { format: 'pdf', type: 'log' } });
+    ch.publish('by-headers', '', Buffer.from('none'), { headers: { format: 'zip' } });
+    await ch.waitForConfirms();
+    assert.deepEqual((await consumeN(ch, 'all-q', 1)).map((m) => m.content.toString()), ['both']);
+    assert.deepEqual((await consumeN(ch, 'any-q', 2)).map((m) => m.content.toString()), ['both', 'one']);
+    assert.equal((await ch.checkQueue('all-q')).messageCount, 0);
+  });
+
+  test('single active consumer: one consumer gets everything; the next takes over when it goes', async () => {
+    const ch = await channel();
+    await ch.assertQueue('sac', { durable: true, arguments: { 'x-single-active-consumer': true } });
+    const a = await channel();
+    const b = await channel();
+    const gotA: string[] = [];
+    const gotB: string[] = [];
+    const { consumerTag: tagA } = await a.consume('sac', (message) => {
+      gotA.push(message!.content.toString());
+      a.ack(message!);
+    });
+    let bReceived: () => void = () => {};
+    const bDone = new Promise<void>((resolve) => (bReceived = resolve));
+    await b.consume('sac', (message) => {
+      gotB.push(message!.content.toString());
+      b.ack(message!);
+      if (gotB.length === 3) bReceived();
+    });
+    for (let i = 0; i < 3; i++) ch.sendToQueue('sac', Buffer.from(`first ${i}`));
+    await ch.waitForConfirms();
+    while (gotA.length < 3) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.equal(gotB.length, 0);
+    await a.cancel(tagA);
+    for (let i = 0; i < 3; i++) ch.sendToQueue('sac', Buffer.from(`second ${i}`));
+    await ch.waitForConfirms();
+    await bDone;
+    assert.deepEqual(gotB, ['second 0', 'second 1', 'second 2']);
+  });
+
+  test('deleting a queue cancels its consumers (consumer_cancel_notify)', async () => {
+    const ch = await channel();
+    await ch.assertQueue('doomed');
+    let cancelled = false;
+    const notified = new Promise<void>((resolve) => {
+      void ch.consume('doomed', (message) => {
+        if (message === null) {
+          cancelled = true;
+          resolve();
+        }
+      });
+    });
+    const other = await channel();
+    await other.deleteQueue('doomed');
+    await notified;
+    assert.ok(cancelled);
+  });
+
+  test('x-max-length with reject-publish nacks publishes over the limit; drop-head drops the oldest', async () => {
+    const ch = await channel();
+    await ch.assertQueue('full', { arguments: { 'x-max-length': 2, 'x-overflow': 'reject-publish' } });
+    const outcomes: boolean[] = [];
+    for (let i = 0; i < 3; i++) {
+      outcomes.push(await new Promise<boolean>((resolve) => ch.sendToQueue('full', Buffer.from(String(i)), {}, (error) => resolve(error === null || error === undefined))));
+    }
+    assert.deepEqual(outcomes, [true, true, false]);
+    await ch.assertQueue('rolling', { arguments: { 'x-max-length': 2 } });
+    for (let i = 0; i < 4; i++) ch.sendToQueue('rolling', Buffer.from(String(i)));
+    await ch.waitForConfirms();
+    const kept = await consumeN(ch, 'rolling', 2);
+    assert.deepEqual(kept.map((m) => m.content.toString()), ['2', '3']);
+  });
+
+  test('x-delayed-message exchange holds a message for x-delay ms', async () => {
+    const ch = await channel();
+    await ch.assertExchange('later', 'x-delayed-message', { arguments: { 'x-delayed-type': 'direct' } });
+    await ch.assertQueue('delayed-q');
+    await ch.bindQueue('delayed-q', 'later', 'k');
+    const sent = Date.now();
+    ch.publish('later', 'k', Buffer.from('wait for it'), { headers: { 'x-delay': 300 } });
+    await ch.waitForConfirms();
+    assert.equal((await ch.checkQueue('delayed-q')).messageCount, 0);
+    const message = await nextMessage(ch, 'delayed-q', { noAck: true });
+    assert.equal(message.content.toString(), 'wait for it');
+    assert.ok(Date.now() - sent >= 280, `delivered after ${Date.now() - sent} ms`);
+  });
+
+  test('direct reply-to: RPC without a reply queue', async () => {
+    const server = await channel();
+    await server.assertQueue('rpc-direct');
+    await server.consume('rpc-direct', (message) => {
+      server.sendToQueue(message!.properties.replyTo as string, Buffer.from(`re: ${message!.content.toString()}`), { correlationId: message!.properties.correlationId as string });
+      server.ack(message!);
+    });
+    const client = await channel();
+    const reply = new Promise<amqp.ConsumeMessage>((resolve) => {
+      void client.consume('amq.rabbitmq.reply-to', (message) => resolve(message!), { noAck: true });
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    client.sendToQueue('rpc-direct', Buffer.from('ping'), { replyTo: 'amq.rabbitmq.reply-to', correlationId: 'c1' });
+    const answer = await reply;
+    assert.equal(answer.content.toString(), 're: ping');
+    assert.equal(answer.properties.correlationId, 'c1');
+  });
+
+  test('purge removes ready messages; definitions and messages survive a restart; acked messages are removed from disk', async () => {
+    const ch = await channel();
+    await ch.assertExchange('durable-x', 'topic', { durable: true });
+    await ch.assertQueue('durable-q', { durable: true, arguments: { 'x-max-priority': 3 } });
+    await ch.bindQueue('durable-q', 'durable-x', 'a.*');
+    await ch.assertQueue('purged');
+    await ch.assertQueue('transient-q', { durable: false });
+    for (let i = 0; i < 5; i++) ch.sendToQueue('purged', Buffer.from('x'));
+    for (let i = 0; i < 3; i++) ch.publish('durable-x', 'a.b', Buffer.from(`keep ${i}`), { persistent: true });
+    await ch.waitForConfirms();
+    assert.equal((await ch.purgeQueue('purged')).messageCount, 5);
+    assert.equal((await ch.checkQueue('purged')).messageCount, 0);
+    const acked = await consumeN(ch, 'durable-q', 1);
+    assert.equal(acked[0]!.content.toString(), 'keep 0');
+    await broker.server.core.internals.workQueues.flush();
+    const topic = await broker.server.core.describeTopic('durable-q');
+    assert.equal(topic.partitions[0]!.startOffset, 1, 'the acked message is below the low-water mark');
+    const dataDir = broker.dataDir;
+    await broker.stop();
+    broker = await startAmqpBroker({ dataDir });
+    const after = await channel();
+    assert.equal((await after.checkQueue('durable-q')).messageCount, 2);
+    after.publish('durable-x', 'a.c', Buffer.from('after restart'));
+    await after.waitForConfirms();
+    const rest = await consumeN(after, 'durable-q', 3);
+    assert.deepEqual(rest.map((m) => m.content.toString()), ['keep 1', 'keep 2', 'after restart']);
+    // The transient queue did not survive.
+    await assert.rejects((await channel()).checkQueue('transient-q'), /404/);
+  });
+});
+
+describe('AMQP connection features', () => {
+  test('connection.blocked when a watermark is crossed, unblocked when it clears; consumers keep draining', async () => {
+    const connection = await broker.connect();
+    const ch = await connection.createConfirmChannel();
+    await ch.assertQueue('flow');
+    ch.sendToQueue('flow', Buffer.from('before'));
+    await ch.waitForConfirms();
+    const blocked = once(connection, 'blocked');
+    await broker.server.resources.setLimits({ memoryHighWatermarkBytes: 1 });
+    ch.sendToQueue('flow', Buffer.from('during'));
+    const [reason] = (await blocked) as [string];
+    assert.match(reason, /memory/);
+    const consumer = await (await broker.connect()).createChannel();
+    assert.equal((await nextMessage(consumer, 'flow', { noAck: true })).content.toString(), 'before');
+    const unblocked = once(connection, 'unblocked');
+    await broker.server.resources.setLimits({ memoryHighWatermarkBytes: 0 });
+    await unblocked;
+    await ch.waitForConfirms();
+    assert.equal((await nextMessage(consumer, 'flow', { noAck: true })).content.toString(), 'during');
+  });
+
+  test('a client that stops sending heartbeats is disconnected after two intervals', async () => {
+    const { connect } = await import('node:net');
+    const { encodeMethodFrame, PROTOCOL_HEADER, FrameParser, decodeMethod, Field } = await import('../../src/protocols/amqp/codec/index.js');
+    const socket = connect(broker.server.amqpPort, '127.0.0.1');
+    await once(socket, 'connect');
+    const parser = new FrameParser({ maxFrameSize: 1 << 20 });
+    const methods: string[] = [];
+    socket.on('data', (chunk: Buffer) => {
+      parser.push(chunk);
+      for (let frame = parser.next(); frame !== null; frame = parser.next()) if (frame.type === 1) methods.push(decodeMethod(frame.payload).method);
+    });
+    const closed = once(socket, 'close');
+    socket.write(PROTOCOL_HEADER);
+    const waitFor = async (name: string) => {
+      while (!methods.includes(name)) await new Promise((resolve) => setTimeout(resolve, 2));
+    };
+    await waitFor('connection.start');
+    socket.write(
+      encodeMethodFrame(0, {
+        method: 'connection.start-ok',
+        clientProperties: new Map([['product', Field.string('raw')]]),
+        mechanism: 'PLAIN',
+        response: Buffer.from('\0guest\0guest'),
+        locale: 'en_US',
+      }),
+    );
+    await waitFor('connection.tune');
+    socket.write(encodeMethodFrame(0, { method: 'connection.tune-ok', channelMax: 10, frameMax: 131072, heartbeat: 1 }));
+    socket.write(encodeMethodFrame(0, { method: 'connection.open', virtualHost: '/' }));
+    await waitFor('connection.open-ok');
+    const started = Date.now();
+    await closed;
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 1500 && elapsed < 5000, `closed after ${elapsed} ms`);
+  });
+});
