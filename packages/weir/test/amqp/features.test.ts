@@ -330,6 +330,16 @@ describe('AMQP queue features', () => {
       outcomes.push(await new Promise<boolean>((resolve) => ch.sendToQueue('full', Buffer.from(String(i)), {}, (error) => resolve(error === null || error === undefined))));
     }
     assert.deepEqual(outcomes, [true, true, false]);
+    await ch.assertExchange('overflow-dlx', 'fanout');
+    await ch.assertQueue('overflowed');
+    await ch.bindQueue('overflowed', 'overflow-dlx', '');
+    await ch.assertQueue('full-dlx', { arguments: { 'x-max-length': 1, 'x-overflow': 'reject-publish-dlx', 'x-dead-letter-exchange': 'overflow-dlx' } });
+    ch.sendToQueue('full-dlx', Buffer.from('fits'));
+    const refused = await new Promise<boolean>((resolve) => ch.sendToQueue('full-dlx', Buffer.from('refused'), {}, (error) => resolve(error !== null && error !== undefined)));
+    assert.ok(refused, 'the publish over the limit is nacked');
+    const [overflowed] = await consumeN(ch, 'overflowed', 1);
+    assert.equal(overflowed!.content.toString(), 'refused');
+    assert.equal((overflowed!.properties.headers!['x-death'] as unknown as Array<Record<string, unknown>>)[0]!.reason, 'maxlen');
     await ch.assertQueue('rolling', { arguments: { 'x-max-length': 2 } });
     for (let i = 0; i < 4; i++) ch.sendToQueue('rolling', Buffer.from(String(i)));
     await ch.waitForConfirms();
@@ -397,6 +407,33 @@ describe('AMQP queue features', () => {
     assert.deepEqual(rest.map((m) => m.content.toString()), ['keep 1', 'keep 2', 'after restart']);
     // The transient queue did not survive.
     await assert.rejects((await channel()).checkQueue('transient-q'), /404/);
+  });
+});
+
+describe('AMQP definitions', () => {
+  test('exchanges, queues and bindings export in RabbitMQ\'s format and import into another broker', async () => {
+    const ch = await channel();
+    await ch.assertExchange('defs-x', 'topic', { durable: true, alternateExchange: 'amq.fanout' });
+    await ch.assertQueue('defs-q', { durable: true, arguments: { 'x-message-ttl': 60000 } });
+    await ch.bindQueue('defs-q', 'defs-x', 'a.#');
+    const exported = (await broker.server.core.definitions.export()) as Record<string, Array<Record<string, unknown>>>;
+    assert.deepEqual(
+      exported.exchanges!.find((exchange) => exchange.name === 'defs-x'),
+      { name: 'defs-x', vhost: '/', type: 'topic', durable: true, auto_delete: false, internal: false, arguments: { 'alternate-exchange': 'amq.fanout' } },
+    );
+    assert.deepEqual(exported.queues!.find((queue) => queue.name === 'defs-q'), { name: 'defs-q', vhost: '/', durable: true, auto_delete: false, arguments: { 'x-message-ttl': 60000 } });
+    assert.ok(exported.bindings!.some((binding) => binding.source === 'defs-x' && binding.destination === 'defs-q' && binding.routing_key === 'a.#'));
+    const other = await startAmqpBroker();
+    try {
+      await other.server.core.definitions.import(JSON.parse(JSON.stringify(exported)));
+      const connection = await other.connect();
+      const otherChannel = await connection.createConfirmChannel();
+      otherChannel.publish('defs-x', 'a.b.c', Buffer.from('routed'));
+      await otherChannel.waitForConfirms();
+      assert.equal((await otherChannel.checkQueue('defs-q')).messageCount, 1);
+    } finally {
+      await other.close();
+    }
   });
 });
 

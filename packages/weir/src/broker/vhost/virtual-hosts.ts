@@ -1,9 +1,10 @@
 import type { Logger } from '../../core/logger.js';
-import type { MessageInput, StoredMessage } from '../../storage/record-batch.js';
+import { encodeHeaders, type MessageInput, type StoredMessage } from '../../storage/record-batch.js';
 import type { BrokerCore } from '../broker-core.js';
 import type { DeadLetter } from '../queue/work-queues.js';
 import { type Queue, VirtualHost } from './virtual-host.js';
 import { VhostError } from './vhost-error.js';
+import { vhostDefinitions } from './vhost-definitions.js';
 
 /** Why a message left its queue, in RabbitMQ's x-death vocabulary. */
 export type DeadLetterCause = 'rejected' | 'expired' | 'maxlen' | 'delivery_limit';
@@ -44,6 +45,7 @@ export class VirtualHosts {
     for (const name of core.access.listVhosts()) await hosts.load(name);
     core.access.onVhostDeleted((name) => void hosts.drop(name));
     core.setDeadLetterHandler((deadLetter) => hosts.deadLetter(deadLetter));
+    core.definitions.register(vhostDefinitions(hosts));
     return hosts;
   }
 
@@ -106,12 +108,24 @@ export class VirtualHosts {
     if (formatted === null) return;
     const targets = new Map<string, Queue>();
     for (const key of formatted.routingKeys) {
-      for (const name of vhost.routing.route(exchange, key, formatted.headers).queues) {
+      // Dead letters are the broker passing a message on: an internal dead-letter exchange accepts them.
+      for (const name of vhost.routing.route(exchange, key, formatted.headers, { viaBinding: true }).queues) {
         const target = vhost.queues.get(name);
         if (target !== undefined) targets.set(name, target);
       }
     }
     await Promise.all([...targets.values()].map((target) => this.append(target, [formatted.input])));
+  }
+
+  /**
+   * A publish refused by a full queue with `x-overflow: reject-publish-dlx`: the publisher gets a nack, and the
+   * message is dead-lettered (reason maxlen) as RabbitMQ does.
+   */
+  async rejectedPublish(queue: Queue, input: MessageInput): Promise<void> {
+    const headers = input.headers === null || input.headers === undefined ? Buffer.alloc(0) : Buffer.from(encodeHeaders(input.headers));
+    const body = typeof input.body === 'string' ? Buffer.from(input.body) : Buffer.from(input.body);
+    const message = { headers, body, timestamp: Date.now() } as unknown as StoredMessage;
+    await this.deadLetter({ group: queue.definition.group, topic: queue.definition.topic, partition: 0, message, reason: 'overflow', deliveries: 0, error: null });
   }
 
   /** Appends messages to a queue durably (under the queue's flush policy). */

@@ -3,6 +3,7 @@ import type { BrokerCore } from '../../broker/broker-core.js';
 import { CreditPool, type Delivery } from '../../broker/queue/shared-subscription.js';
 import { weirPriority } from '../../broker/vhost/queue-arguments.js';
 import type { Queue, VirtualHost } from '../../broker/vhost/virtual-host.js';
+import type { VirtualHosts } from '../../broker/vhost/virtual-hosts.js';
 import type { Logger } from '../../core/logger.js';
 import { ErrorCode, isWeirError } from '../../core/errors.js';
 import { MAX_MESSAGES_PER_BATCH, type MessageInput } from '../../storage/record-batch.js';
@@ -36,6 +37,7 @@ export interface ChannelHost {
   readonly address: string;
   readonly user: string;
   readonly vhost: VirtualHost;
+  readonly vhosts: VirtualHosts;
   readonly core: BrokerCore;
   readonly access: AccessControl;
   readonly logger: Logger;
@@ -341,6 +343,11 @@ export class AmqpChannel implements ConsumerChannel {
         },
         (error: unknown) => {
           if (!isWeirError(error, ErrorCode.QueueFull)) this.host.logger.warn({ err: error, queue: queue.name }, 'publish failed');
+          else if (queue.options.overflow === 'reject-publish-dlx') {
+            for (const input of inputs) {
+              void this.host.vhosts.rejectedPublish(queue, input).catch((failure: unknown) => this.host.logger.warn({ err: failure, queue: queue.name }, 'could not dead-letter a rejected publish'));
+            }
+          }
           if (this.confirms !== null) for (const tag of tags) if (tag !== 0) this.confirms.settled(tag, false);
         },
       );

@@ -133,6 +133,10 @@ export class AmqpConnection implements ChannelHost {
     return this.host!;
   }
 
+  get vhosts(): VirtualHosts {
+    return this.context.vhosts;
+  }
+
   get maxMessageBytes(): number {
     return this.context.settings.maxMessageBytes;
   }
