@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
  */
 export interface BrokerProcess {
   readonly port: number;
+  /** The AMQP 0-9-1 port (`weir serve` prints "AMQP on port N"). */
+  readonly amqpPort: number;
   readonly child: ChildProcess;
   /** SIGKILL: no shutdown of any kind. */
   kill(): Promise<void>;
@@ -32,16 +34,17 @@ export async function startBrokerProcess(dataDir: string, extraArgs: string[] = 
   let stderr = '';
   child.stderr!.on('data', (chunk) => (stderr += chunk));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const port = await new Promise<number>((resolve, reject) => {
+  const { port, amqpPort } = await new Promise<{ port: number; amqpPort: number }>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
       const match = /listening on \S+:(\d+)/.exec(line);
-      if (match) resolve(Number(match[1]));
+      if (match) resolve({ port: Number(match[1]), amqpPort: Number(/AMQP on port (\d+)/.exec(line)?.[1] ?? 0) });
     });
     child.once('exit', (code) => reject(new Error(`weir serve exited with ${code} before listening: ${stderr}`)));
   });
   return {
     port,
+    amqpPort,
     child,
     async kill() {
       child.kill('SIGKILL');

@@ -41,6 +41,8 @@ export class Queue {
   owner: string | null = null;
   /** An auto-delete queue goes when its last consumer does, once it has had one. */
   hadConsumer = false;
+  /** Messages being appended and not yet visible: a reject-publish limit counts them as taken. */
+  appendsInFlight = 0;
 
   constructor(
     readonly definition: QueueDefinition,
@@ -129,7 +131,6 @@ export class VirtualHost {
 
   /** Loads the durable definitions; transient and exclusive queues left by the last run are deleted. */
   async restore(): Promise<void> {
-    const restored: Queue[] = [];
     for (const [, value] of this.metadata.entries(this.prefix + EXCHANGE_KEY)) {
       const stored = value as ExchangeDefinition & { declaredType?: string };
       try {
@@ -147,9 +148,10 @@ export class VirtualHost {
         continue;
       }
       const queue = new Queue(definition, parseQueueArguments(definition.arguments, definition.name, this.name));
+      // The queue's subscription starts reading now, so its counts, TTL and limits hold before anyone consumes.
+      await this.core.createSharedGroup(definition.group, definition.topic, groupSettingsOf(queue.options, definition.ownsTopic));
       this.queues.set(definition.name, queue);
       this.events.created(queue);
-      restored.push(queue);
     }
     for (const [key, value] of this.metadata.entries(this.prefix + BINDING_KEY)) {
       try {

@@ -333,21 +333,54 @@ export class AmqpChannel implements ConsumerChannel {
     for (const append of pending) this.appendNow(append);
   }
 
+  /**
+   * How many of `count` new messages a `reject-publish` queue takes: RabbitMQ decides message by message, so a batch
+   * that would cross the limit is cut where it does. Appends in flight count as taken.
+   */
+  private room(queue: Queue, count: number): number {
+    const max = queue.options.maxLength;
+    if (max === null || queue.options.overflow === 'drop-head') return count;
+    const stats = this.host.core.sharedGroupStats(queue.definition.group, queue.definition.topic);
+    const used = (stats?.ready ?? 0) + (stats?.unread ?? 0) + queue.appendsInFlight;
+    return Math.max(0, Math.min(count, max - used));
+  }
+
+  /** Publishes a full queue refused: nacked, and dead-lettered when the queue says reject-publish-dlx. */
+  private refuse(queue: Queue, inputs: readonly MessageInput[], tags: readonly number[]): void {
+    if (this.confirms !== null) for (const tag of tags) if (tag !== 0) this.confirms.settled(tag, false);
+    if (queue.options.overflow !== 'reject-publish-dlx') return;
+    for (const input of inputs) {
+      void this.host.vhosts.rejectedPublish(queue, input).catch((failure: unknown) => this.host.logger.warn({ err: failure, queue: queue.name }, 'could not dead-letter a rejected publish'));
+    }
+  }
+
   private appendNow(append: PendingAppend): void {
-    const { queue, inputs, tags } = append;
+    const { queue } = append;
+    let { inputs, tags } = append;
+    if (!append.delayed) {
+      const fits = this.room(queue, inputs.length);
+      if (fits < inputs.length) {
+        this.refuse(queue, inputs.slice(fits), tags.slice(fits));
+        inputs = inputs.slice(0, fits);
+        tags = tags.slice(0, fits);
+        if (inputs.length === 0) return;
+      }
+    }
+    queue.appendsInFlight += inputs.length;
+    const count = inputs.length;
     this.host.core
       .produce({ topic: queue.definition.topic, partition: 0, acks: 'durable', producerId: -1, producerEpoch: 0, baseSequence: 0, messages: inputs })
+      .finally(() => (queue.appendsInFlight -= count))
       .then(
         () => {
           if (this.confirms !== null) for (const tag of tags) if (tag !== 0) this.confirms.settled(tag, true);
         },
         (error: unknown) => {
-          if (!isWeirError(error, ErrorCode.QueueFull)) this.host.logger.warn({ err: error, queue: queue.name }, 'publish failed');
-          else if (queue.options.overflow === 'reject-publish-dlx') {
-            for (const input of inputs) {
-              void this.host.vhosts.rejectedPublish(queue, input).catch((failure: unknown) => this.host.logger.warn({ err: failure, queue: queue.name }, 'could not dead-letter a rejected publish'));
-            }
+          if (isWeirError(error, ErrorCode.QueueFull)) {
+            this.refuse(queue, inputs, tags);
+            return;
           }
+          this.host.logger.warn({ err: error, queue: queue.name }, 'publish failed');
           if (this.confirms !== null) for (const tag of tags) if (tag !== 0) this.confirms.settled(tag, false);
         },
       );
@@ -385,14 +418,16 @@ export class AmqpChannel implements ConsumerChannel {
       pool: this.pool,
       channelNumber: this.number,
     });
-    if (!noWait) this.send({ method: 'basic.consume-ok', consumerTag });
     this.consumers.set(consumerTag, consumer);
     try {
+      // Deliveries start in a later microtask (the subscription dispatches asynchronously), so consume-ok, sent
+      // only once the consumer was accepted, still precedes them.
       this.host.vhost.addConsumer(queue, consumer);
     } catch (error) {
       this.consumers.delete(consumerTag);
       throw error;
     }
+    if (!noWait) this.send({ method: 'basic.consume-ok', consumerTag });
     if (!this.flowActive && consumer.state !== null) consumer.state.paused = true;
   }
 
@@ -455,6 +490,9 @@ export class AmqpChannel implements ConsumerChannel {
     this.checkPermission('read', 'queue', queue.name);
     this.host.vhost.touch(queue);
     const { group, topic } = queue.definition;
+    // Messages on disk not yet read into memory (just after a start) are worth a short wait: get-empty would be wrong.
+    const stats = this.host.core.sharedGroupStats(group, topic);
+    const waitMs = stats !== null && stats.ready === 0 && stats.unread > 0 ? 1000 : 0;
     const deliveries = await this.host.core.receive({
       group,
       topic,
@@ -463,7 +501,7 @@ export class AmqpChannel implements ConsumerChannel {
       clientId: this.host.clientId,
       address: this.host.address,
       maxMessages: 1,
-      waitMs: 0,
+      waitMs,
     });
     if (this.state !== 'open') return;
     const delivery = deliveries[0];
@@ -489,13 +527,17 @@ export class AmqpChannel implements ConsumerChannel {
   /** The unacked deliveries a tag names: one, or with `multiple` every one up to it (0 with multiple: all). */
   private take(deliveryTag: number, multiple: boolean, method: string, lenient = false): Unacked[] {
     if (multiple) {
+      // RabbitMQ (collect_acks) refuses a multiple ack whose own tag is not outstanding; tag 0 means "all".
+      if (deliveryTag !== 0 && !this.unacked.has(deliveryTag)) {
+        if (lenient) return [];
+        throw preconditionFailed(`unknown delivery tag ${deliveryTag} (${method})`);
+      }
       const taken: Unacked[] = [];
       for (const [tag, entry] of this.unacked) {
         if (deliveryTag !== 0 && tag > deliveryTag) continue;
         taken.push(entry);
         this.unacked.delete(tag);
       }
-      if (taken.length === 0 && deliveryTag > this.deliveryTag) throw preconditionFailed(`unknown delivery tag ${deliveryTag} (${method})`);
       return taken;
     }
     const entry = this.unacked.get(deliveryTag);
@@ -522,7 +564,7 @@ export class AmqpChannel implements ConsumerChannel {
    */
   private settleTags(deliveryTag: number, multiple: boolean, outcome: 'ack' | 'nack' | 'reject', method: string): Promise<void> | void {
     if (this.tx !== null) {
-      if (!multiple && !this.unacked.has(deliveryTag)) throw preconditionFailed(`unknown delivery tag ${deliveryTag} (${method})`);
+      if ((!multiple || deliveryTag !== 0) && !this.unacked.has(deliveryTag)) throw preconditionFailed(`unknown delivery tag ${deliveryTag} (${method})`);
       this.tx.settles.push(() => this.settle(this.take(deliveryTag, multiple, method, true), outcome));
       return;
     }
@@ -693,11 +735,26 @@ export class AmqpChannel implements ConsumerChannel {
     }
     const appends: Array<Promise<unknown>> = [];
     for (const [queue, inputs] of byQueue) {
-      const immediate = inputs.filter((input) => input.headers?.['weir.delayMs'] === undefined);
+      let immediate = inputs.filter((input) => input.headers?.['weir.delayMs'] === undefined);
       const delayed = inputs.filter((input) => input.headers?.['weir.delayMs'] !== undefined);
+      // A full reject-publish queue drops what does not fit (RabbitMQ still answers commit-ok).
+      const fits = this.room(queue, immediate.length);
+      if (fits < immediate.length) {
+        this.refuse(queue, immediate.slice(fits), []);
+        immediate = immediate.slice(0, fits);
+      }
       for (const batch of [immediate, delayed]) {
         for (let start = 0; start < batch.length; start += MAX_MESSAGES_PER_BATCH) {
-          appends.push(this.host.core.produce({ topic: queue.definition.topic, partition: 0, acks: 'durable', producerId: -1, producerEpoch: 0, baseSequence: 0, messages: batch.slice(start, start + MAX_MESSAGES_PER_BATCH) }));
+          const messages = batch.slice(start, start + MAX_MESSAGES_PER_BATCH);
+          queue.appendsInFlight += messages.length;
+          appends.push(
+            this.host.core
+              .produce({ topic: queue.definition.topic, partition: 0, acks: 'durable', producerId: -1, producerEpoch: 0, baseSequence: 0, messages })
+              .finally(() => (queue.appendsInFlight -= messages.length))
+              .catch((error: unknown) => {
+                if (!isWeirError(error, ErrorCode.QueueFull)) throw error;
+              }),
+          );
         }
       }
     }

@@ -187,7 +187,9 @@ export class AmqpConnection implements ChannelHost {
         if ((this.phase as Phase) === 'closed') return;
       }
     } catch (error) {
-      this.fail(error, 0, 0);
+      // A method that failed to decode is named in the close (§4.2.7: class-id and method-id of the failing method).
+      const failed = error as { classId?: number; methodId?: number };
+      this.fail(error, failed.classId ?? 0, failed.methodId ?? 0);
     }
   }
 
@@ -307,6 +309,13 @@ export class AmqpConnection implements ChannelHost {
     if (channel === undefined || channel.state === 'closed') {
       if (method.method === 'channel.close-ok') return;
       throw channelError(`expected 'channel.open' on channel ${number}, got ${method.method}`);
+    }
+    if (channel.state === 'closing') {
+      // A closing channel discards everything but close and close-ok (§4.2.7), so these need not wait behind the
+      // method that failed: the client may reopen the channel number right after its close-ok.
+      void channel.handleMethod(method);
+      if ((channel.state as string) === 'closed') this.channels.delete(number);
+      return;
     }
     const open = channel;
     const run = (): Promise<void> | void => {
