@@ -368,8 +368,8 @@ export class AmqpChannel implements ConsumerChannel {
     }
     queue.appendsInFlight += inputs.length;
     const count = inputs.length;
-    this.host.core
-      .produce({ topic: queue.definition.topic, partition: 0, acks: 'durable', producerId: -1, producerEpoch: 0, baseSequence: 0, messages: inputs })
+    this.host.vhosts
+      .append(queue, inputs)
       .finally(() => (queue.appendsInFlight -= count))
       .then(
         () => {
@@ -748,8 +748,8 @@ export class AmqpChannel implements ConsumerChannel {
           const messages = batch.slice(start, start + MAX_MESSAGES_PER_BATCH);
           queue.appendsInFlight += messages.length;
           appends.push(
-            this.host.core
-              .produce({ topic: queue.definition.topic, partition: 0, acks: 'durable', producerId: -1, producerEpoch: 0, baseSequence: 0, messages })
+            this.host.vhosts
+              .append(queue, messages)
               .finally(() => (queue.appendsInFlight -= messages.length))
               .catch((error: unknown) => {
                 if (!isWeirError(error, ErrorCode.QueueFull)) throw error;
