@@ -169,6 +169,22 @@ export async function writeReport(suite: string, report: unknown): Promise<strin
   return path;
 }
 
+/** Writes a Markdown summary next to the JSON report, bench-results/<date>/<suite>.md; returns the path. */
+export async function writeSummary(suite: string, markdown: string): Promise<string> {
+  const directory = join(repoRoot, 'bench-results', today());
+  await mkdir(directory, { recursive: true });
+  const path = join(directory, `${suite}.md`);
+  await writeFile(path, markdown.endsWith('\n') ? markdown : `${markdown}\n`);
+  return path;
+}
+
+/** The same table as formatTable, as Markdown (pipes in cells escaped). */
+export function markdownTable(columns: readonly Column[], rows: ReadonlyArray<readonly string[]>): string {
+  const cell = (text: string) => text.replaceAll('|', '\\|');
+  const line = (cells: readonly string[]) => `| ${cells.map(cell).join(' | ')} |`;
+  return [line(columns.map((column) => column.title)), `|${columns.map((column) => (column.align === 'right' ? ' ---: ' : ' --- ')).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
 /** A fresh directory under os.tmpdir(), removed after `work` (whether it succeeds or not). */
 export async function withTempDir<T>(prefix: string, work: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(os.tmpdir(), `weir-bench-${prefix}-`));

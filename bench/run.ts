@@ -25,6 +25,10 @@ const suites: Record<string, SuiteEntry> = {
     description: 'work queues over TCP (weir serve child process): shared group with per-message ack (1/4/16 consumers), delayed delivery lateness and memory',
     load: async () => (await import('./queue.js')).queueSuite,
   },
+  amqp: {
+    description: 'AMQP 0-9-1 side by side: Weir (weir serve --amqp-port) and RabbitMQ (quorum and classic queues): confirmed publish, acked consume, latency at fixed rates, a 1M backlog',
+    load: async () => (await import('./amqp.js')).amqpSuite,
+  },
 };
 
 function listing(): string {
@@ -62,7 +66,8 @@ async function main(argv: readonly string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => {
-    process.exitCode = code;
+    // A suite may already have set a failing exit code of its own: keep it.
+    if (code !== 0) process.exitCode = code;
   },
   (error: unknown) => {
     if (error instanceof UsageError) {
