@@ -293,8 +293,11 @@ export class BrokerCore {
 
   // ---- shared groups (work queues) ----------------------------------------------------------------------------------
 
-  /** Attaches a consumer to a shared or key_shared group; deliveries go to `request.sink` while it has credit. */
-  async subscribe(request: SubscribeRequest): Promise<ConsumerState> {
+  /**
+   * Attaches a consumer to a shared or key_shared group; deliveries go to `request.sink` while it has credit, from a
+   * later microtask on. Synchronous, like `settle`: protocol layers call both per message and need no promise.
+   */
+  subscribe(request: SubscribeRequest): ConsumerState {
     this.assertOpen();
     return this.workQueues.subscribe(request);
   }
@@ -305,7 +308,7 @@ export class BrokerCore {
   }
 
   /** Applies ack / nack / reject outcomes; returns how many applied (others named deliveries the consumer no longer holds). */
-  async settle(group: string, topic: string, consumerId: string, outcomes: readonly SettleOutcome[]): Promise<number> {
+  settle(group: string, topic: string, consumerId: string, outcomes: readonly SettleOutcome[]): number {
     this.assertOpen();
     return this.workQueues.settle(group, topic, consumerId, outcomes);
   }

@@ -150,6 +150,35 @@ describe('AMQP queue features', () => {
     assert.equal(held.length, 7);
   });
 
+  test('basic.qos with global limits the whole channel, across its consumers and queues', async () => {
+    const ch = await channel();
+    for (const queue of ['global-a', 'global-b']) {
+      await ch.assertQueue(queue);
+      for (let i = 0; i < 10; i++) ch.sendToQueue(queue, Buffer.from(`${queue} ${i}`));
+    }
+    await ch.waitForConfirms();
+    await ch.prefetch(3, true);
+    const held: amqp.ConsumeMessage[] = [];
+    let wanted = 3;
+    let reached: () => void = () => {};
+    let arrived = new Promise<void>((resolve) => (reached = resolve));
+    const onMessage = (message: amqp.ConsumeMessage | null) => {
+      held.push(message!);
+      if (held.length === wanted) reached();
+    };
+    await ch.consume('global-a', onMessage);
+    await ch.consume('global-b', onMessage);
+    await arrived;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(held.length, 3, 'three unacknowledged deliveries for the channel, not three per consumer');
+    wanted = 4;
+    arrived = new Promise<void>((resolve) => (reached = resolve));
+    ch.ack(held[0]!);
+    await arrived;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(held.length, 4);
+  });
+
   test('basic.get: one message at a time, get-empty when none, message count of the rest', async () => {
     const ch = await channel();
     await ch.assertQueue('gettable');
@@ -208,7 +237,6 @@ describe('AMQP queue features', () => {
     const connection = await broker.connect();
     const ch = await connection.createChannel();
     await ch.assertQueue('tx-q');
-    await (ch as unknown as { txSelect?: () => Promise<void> }).txSelect?.call(ch);
     // amqplib has no tx API; send tx.select / tx.commit through its low-level RPC.
     const rpc = (method: string) =>
       new Promise<void>((resolve, reject) => {

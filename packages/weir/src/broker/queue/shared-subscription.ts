@@ -118,7 +118,8 @@ export class CreditPool {
 
   returned(): void {
     this.inflight--;
-    if (this.inflight + 1 === this.limit || this.limit === 0) this.wake();
+    // Only a pool that was full held anyone back; an unlimited one never does.
+    if (this.limit > 0 && this.inflight === this.limit - 1) this.wake();
   }
 
   /** A changed limit may let waiting consumers go on. */

@@ -63,6 +63,8 @@ export class RoutingTable {
   private epoch = 0;
   /** Matched bindings of the exchanges being visited, a stack segment per exchange, reused across routes. */
   private readonly scratch: BindingRecord[] = [];
+  /** Bindings of headers exchanges: while there are none, routing never reads a message's headers. */
+  private headersBindings = 0;
 
   constructor(options: RoutingTableOptions = {}) {
     this.queueExists = options.queueExists ?? (() => true);
@@ -84,6 +86,11 @@ export class RoutingTable {
     }
     this.nodes.set(checked.name, new ExchangeNode(frozenCopy(checked)));
     return 'created';
+  }
+
+  /** Whether any headers exchange has a binding, i.e. whether `route` may need the message's headers. */
+  get readsHeaders(): boolean {
+    return this.headersBindings > 0;
   }
 
   exchange(name: string): ExchangeDefinition | undefined {
@@ -138,6 +145,7 @@ export class RoutingTable {
     const record: BindingRecord = { binding: copy, id, source, queue, exchange };
     source.outgoing.set(id, record);
     source.matcher.add(record);
+    if (source.definition.type === 'headers') this.headersBindings++;
     (queue ?? exchange!).incoming.add(record);
   }
 
@@ -266,6 +274,7 @@ export class RoutingTable {
 
   private detach(record: BindingRecord): void {
     record.source.outgoing.delete(record.id);
+    if (record.source.definition.type === 'headers') this.headersBindings--;
     record.source.matcher.remove(record);
     if (record.queue !== null) {
       record.queue.incoming.delete(record);

@@ -314,7 +314,9 @@ export class VirtualHost {
     const queue = new Queue(definition, options);
     if (request.exclusive) queue.owner = request.connection;
     try {
-      await this.core.deleteSharedGroup(definition.group); // left over from a queue of the same name that died mid-delete
+      // A topic created just now has no consumers, so a group of its name is left over from a queue deleted midway.
+      // An adopted topic's group is someone's live state and stays.
+      if (ownsTopic) await this.core.deleteSharedGroup(definition.group);
       await this.core.createSharedGroup(definition.group, topic, groupSettingsOf(options, ownsTopic));
     } catch (error) {
       if (ownsTopic) await this.core.deleteTopic(topic).catch(() => {});

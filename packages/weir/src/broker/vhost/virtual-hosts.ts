@@ -1,5 +1,5 @@
 import type { Logger } from '../../core/logger.js';
-import { encodeHeaders, type MessageInput, type StoredMessage } from '../../storage/record-batch.js';
+import { decodeHeaders, type HeaderValue, type MessageInput } from '../../storage/record-batch.js';
 import type { BrokerCore } from '../broker-core.js';
 import type { DeadLetter } from '../queue/work-queues.js';
 import { type Queue, VirtualHost } from './virtual-host.js';
@@ -13,8 +13,15 @@ export type DeadLetterCause = 'rejected' | 'expired' | 'maxlen' | 'delivery_limi
  * Turns a dead letter into the message republished to the dead-letter exchange (the protocol layer owns the message
  * format, e.g. AMQP's x-death header). Returns null to drop it (a dead-letter cycle).
  */
+/** The message being dead-lettered: from the log, or a publish a full queue refused (never stored). */
+export interface DeadMessage {
+  headers: Readonly<Record<string, HeaderValue>>;
+  body: Uint8Array;
+  timestamp: number;
+}
+
 export type DeadLetterFormatter = (
-  message: StoredMessage,
+  message: DeadMessage,
   context: { vhost: string; queue: string; cause: DeadLetterCause; deadLetterExchange: string; deadLetterRoutingKey: string | null },
 ) => { routingKeys: string[]; headers: ReadonlyMap<string, unknown> | null; input: MessageInput } | null;
 
@@ -87,21 +94,37 @@ export class VirtualHosts {
     host.close();
   }
 
-  /**
-   * A dead letter of a queue: republished to its dead-letter exchange, or dropped when it has none (or that exchange
-   * does not exist), as RabbitMQ does. Resolves once every copy is stored.
-   */
+  /** A dead letter of a queue's shared group (expired, rejected, over a limit). */
   private async deadLetter(deadLetter: DeadLetter): Promise<void> {
     const owner = this.byGroup.get(deadLetter.group);
     if (owner === undefined) return;
-    const { vhost, queue } = owner;
+    const stored = deadLetter.message;
+    const message = { headers: stored.headers.length > 0 ? decodeHeaders(stored.headers) : {}, body: stored.body, timestamp: stored.timestamp };
+    await this.republish(owner.queue, message, CAUSES[deadLetter.reason]);
+  }
+
+  /**
+   * A publish refused by a full queue with `x-overflow: reject-publish-dlx`: the publisher gets a nack, and the
+   * message is dead-lettered (reason maxlen) as RabbitMQ does.
+   */
+  async rejectedPublish(queue: Queue, input: MessageInput): Promise<void> {
+    const body = typeof input.body === 'string' ? Buffer.from(input.body) : input.body;
+    await this.republish(queue, { headers: input.headers ?? {}, body, timestamp: Date.now() }, 'maxlen');
+  }
+
+  /**
+   * Republishes to the queue's dead-letter exchange, or drops the message when it has none (or that exchange does
+   * not exist), as RabbitMQ does. Resolves once every copy is stored.
+   */
+  private async republish(queue: Queue, message: DeadMessage, cause: DeadLetterCause): Promise<void> {
+    const vhost = this.byGroup.get(queue.definition.group)?.vhost;
     const exchange = queue.options.deadLetterExchange;
-    if (exchange === null || vhost.routing.exchange(exchange) === undefined) return;
+    if (vhost === undefined || exchange === null || vhost.routing.exchange(exchange) === undefined) return;
     if (this.formatter === null) throw new VhostError('RESOURCE_ERROR', 'no dead-letter formatter yet');
-    const formatted = this.formatter(deadLetter.message, {
+    const formatted = this.formatter(message, {
       vhost: vhost.name,
       queue: queue.name,
-      cause: CAUSES[deadLetter.reason],
+      cause,
       deadLetterExchange: exchange,
       deadLetterRoutingKey: queue.options.deadLetterRoutingKey,
     });
@@ -115,17 +138,6 @@ export class VirtualHosts {
       }
     }
     await Promise.all([...targets.values()].map((target) => this.append(target, [formatted.input])));
-  }
-
-  /**
-   * A publish refused by a full queue with `x-overflow: reject-publish-dlx`: the publisher gets a nack, and the
-   * message is dead-lettered (reason maxlen) as RabbitMQ does.
-   */
-  async rejectedPublish(queue: Queue, input: MessageInput): Promise<void> {
-    const headers = input.headers === null || input.headers === undefined ? Buffer.alloc(0) : Buffer.from(encodeHeaders(input.headers));
-    const body = typeof input.body === 'string' ? Buffer.from(input.body) : Buffer.from(input.body);
-    const message = { headers, body, timestamp: Date.now() } as unknown as StoredMessage;
-    await this.deadLetter({ group: queue.definition.group, topic: queue.definition.topic, partition: 0, message, reason: 'overflow', deliveries: 0, error: null });
   }
 
   /** Appends messages to a queue durably (under the queue's flush policy). */

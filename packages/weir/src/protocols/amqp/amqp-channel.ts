@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { BrokerCore } from '../../broker/broker-core.js';
-import { CreditPool, type Delivery } from '../../broker/queue/shared-subscription.js';
+import { CreditPool, type Delivery, type SettleOutcome } from '../../broker/queue/shared-subscription.js';
 import { weirPriority } from '../../broker/vhost/queue-arguments.js';
 import type { Queue, VirtualHost } from '../../broker/vhost/virtual-host.js';
 import type { VirtualHosts } from '../../broker/vhost/virtual-hosts.js';
@@ -9,7 +9,7 @@ import { ErrorCode, isWeirError } from '../../core/errors.js';
 import { MAX_MESSAGES_PER_BATCH, type MessageInput } from '../../storage/record-batch.js';
 import type { AccessControl } from '../../broker/access/access-control.js';
 import { accessRefused, AmqpError, asAmqpError, commandInvalid, notAllowed, notFound, notImplemented, preconditionFailed, unexpectedFrame } from './amqp-error.js';
-import { AmqpConsumer, type ConsumerChannel } from './amqp-consumer.js';
+import { AmqpConsumer, type ConsumerChannel, type SettleSource } from './amqp-consumer.js';
 import { deliveryParts, parseExpiration, plainHeaders, type PublishedMessage, storedInput } from './amqp-message.js';
 import { PublisherConfirms } from './publisher-confirms.js';
 import { DirectReplyTo, REPLY_TO_QUEUE } from './direct-reply-to.js';
@@ -64,11 +64,7 @@ interface ContentInProgress {
 }
 
 interface Unacked {
-  consumer: AmqpConsumer | null;
-  /** basic.get deliveries are settled through the channel's pull consumer. */
-  group: string;
-  topic: string;
-  consumerId: string;
+  source: SettleSource;
   partition: number;
   offset: number;
 }
@@ -79,6 +75,12 @@ interface PendingAppend {
   inputs: MessageInput[];
   /** Confirm tags (or 0) of the messages in `inputs`, index for index. */
   tags: number[];
+}
+
+/** A transaction's work until commit (§1.9.2): its publishes, and the settlements to apply after them. */
+interface Transaction {
+  publishes: Array<{ queues: Queue[]; message: PublishedMessage; priority: number | undefined }>;
+  settles: Array<() => void>;
 }
 
 /**
@@ -94,22 +96,22 @@ export class AmqpChannel implements ConsumerChannel {
   private prefetchCount = 0;
   private readonly pool = new CreditPool(0);
   private confirms: PublisherConfirms | null = null;
-  private tx: { publishes: Array<{ queues: Queue[]; message: PublishedMessage; priority: number | undefined }>; settles: Array<() => Promise<void>> } | null = null;
+  private tx: Transaction | null = null;
   private lastQueue: string | null = null;
   private readonly appends = new Map<string, PendingAppend>();
   private appendsScheduled = false;
-  private flowActive = true;
-  /** Deliveries of basic.get are leased to one pull consumer per channel. */
-  private readonly getConsumerId: string;
+  flowActive = true;
+  /** basic.get deliveries are leased to one pull consumer per channel and queue. */
+  private readonly pullers = new Map<Queue, SettleSource>();
+  /** Resources this channel's user may use (RabbitMQ caches permission checks per channel the same way). */
+  private readonly permitted = new Set<string>();
   /** The channel's direct reply-to consumer: its tag and the reply_to name requests get. */
   private replyConsumer: { tag: string; name: string } | null = null;
 
   constructor(
     readonly number: number,
     private readonly host: ChannelHost,
-  ) {
-    this.getConsumerId = `${host.id}/${number}/get`;
-  }
+  ) {}
 
   get connectionId(): string {
     return this.host.id;
@@ -280,9 +282,10 @@ export class AmqpChannel implements ConsumerChannel {
       if (delay !== undefined && delay > 0) delayMs = delay;
     }
     const message: PublishedMessage = { exchange: content.exchange, routingKey: content.routingKey, rawProperties, body, ttlMs: ttl, delayMs };
-    // Headers are converted for routing only when there are some: a headers exchange may be reached through an
+    // Headers are converted only when a headers exchange has bindings: it may be reached through an
     // exchange-to-exchange binding or as an alternate exchange, not only when published to.
-    const names = vhost.routing.route(content.exchange, content.routingKey, headers === undefined || headers.size === 0 ? null : plainHeaders(headers)).queues;
+    const routingHeaders = headers === undefined || headers.size === 0 || !vhost.routing.readsHeaders ? null : plainHeaders(headers);
+    const names = vhost.routing.route(content.exchange, content.routingKey, routingHeaders).queues;
     const queues: Queue[] = [];
     for (const name of names) {
       const queue = vhost.queues.get(name);
@@ -326,11 +329,12 @@ export class AmqpChannel implements ConsumerChannel {
     }
   }
 
-  private flushAppends(): void {
+  /** Starts every collected append; resolves when all are settled (confirmed or refused), never rejects. */
+  private flushAppends(): Promise<unknown> {
     this.appendsScheduled = false;
     const pending = [...this.appends.values()];
     this.appends.clear();
-    for (const append of pending) this.appendNow(append);
+    return Promise.all(pending.map((append) => this.appendNow(append)));
   }
 
   /**
@@ -354,7 +358,7 @@ export class AmqpChannel implements ConsumerChannel {
     }
   }
 
-  private appendNow(append: PendingAppend): void {
+  private appendNow(append: PendingAppend): Promise<void> {
     const { queue } = append;
     let { inputs, tags } = append;
     if (!append.delayed) {
@@ -363,12 +367,12 @@ export class AmqpChannel implements ConsumerChannel {
         this.refuse(queue, inputs.slice(fits), tags.slice(fits));
         inputs = inputs.slice(0, fits);
         tags = tags.slice(0, fits);
-        if (inputs.length === 0) return;
+        if (inputs.length === 0) return Promise.resolve();
       }
     }
     queue.appendsInFlight += inputs.length;
     const count = inputs.length;
-    this.host.vhosts
+    return this.host.vhosts
       .append(queue, inputs)
       .finally(() => (queue.appendsInFlight -= count))
       .then(
@@ -428,7 +432,6 @@ export class AmqpChannel implements ConsumerChannel {
       throw error;
     }
     if (!noWait) this.send({ method: 'basic.consume-ok', consumerTag });
-    if (!this.flowActive && consumer.state !== null) consumer.state.paused = true;
   }
 
   private consumeReplies(tag: string, noAck: boolean, noWait: boolean): void {
@@ -463,9 +466,7 @@ export class AmqpChannel implements ConsumerChannel {
     const frameMax = this.host.frameMax;
     for (const delivery of deliveries) {
       const tag = ++this.deliveryTag;
-      if (!consumer.noAck) {
-        this.unacked.set(tag, { consumer, group: consumer.group, topic: consumer.topic, consumerId: consumer.consumerId, partition: delivery.partition, offset: delivery.offset });
-      }
+      if (!consumer.noAck) this.unacked.set(tag, { source: consumer, partition: delivery.partition, offset: delivery.offset });
       const parts = deliveryParts(delivery.message, delivery.topic);
       writable = this.host.send(
         encodeBasicDeliver(this.number, consumer.tag, tag, delivery.deliveryCount > 1, parts.exchange, parts.routingKey, parts.rawProperties, delivery.message.body, frameMax),
@@ -477,7 +478,7 @@ export class AmqpChannel implements ConsumerChannel {
   cancelledByBroker(consumer: AmqpConsumer): void {
     if (this.consumers.get(consumer.tag) !== consumer) return;
     this.consumers.delete(consumer.tag);
-    for (const [tag, entry] of this.unacked) if (entry.consumer === consumer) this.unacked.delete(tag);
+    for (const [tag, entry] of this.unacked) if (entry.source === consumer) this.unacked.delete(tag);
     if (this.state === 'open' && this.host.consumerCancelNotify) this.send({ method: 'basic.cancel', consumerTag: consumer.tag, noWait: true });
   }
 
@@ -489,7 +490,8 @@ export class AmqpChannel implements ConsumerChannel {
     const queue = this.queueNamed(queueName);
     this.checkPermission('read', 'queue', queue.name);
     this.host.vhost.touch(queue);
-    const { group, topic } = queue.definition;
+    const puller = this.pullerOf(queue);
+    const { group, topic, consumerId } = puller;
     // Messages on disk not yet read into memory (just after a start) are worth a short wait: get-empty would be wrong.
     const stats = this.host.core.sharedGroupStats(group, topic);
     const waitMs = stats !== null && stats.ready === 0 && stats.unread > 0 ? 1000 : 0;
@@ -497,7 +499,7 @@ export class AmqpChannel implements ConsumerChannel {
       group,
       topic,
       mode: 'shared',
-      consumerId: this.getConsumerId,
+      consumerId,
       clientId: this.host.clientId,
       address: this.host.address,
       maxMessages: 1,
@@ -510,8 +512,8 @@ export class AmqpChannel implements ConsumerChannel {
       return;
     }
     const tag = ++this.deliveryTag;
-    if (noAck) await this.host.core.settle(group, topic, this.getConsumerId, [{ partition: delivery.partition, offset: delivery.offset, outcome: 'ack' }]);
-    else this.unacked.set(tag, { consumer: null, group, topic, consumerId: this.getConsumerId, partition: delivery.partition, offset: delivery.offset });
+    if (noAck) this.host.core.settle(group, topic, consumerId, [{ partition: delivery.partition, offset: delivery.offset, outcome: 'ack' }]);
+    else this.unacked.set(tag, { source: puller, partition: delivery.partition, offset: delivery.offset });
     const { messageCount } = this.host.vhost.counts(queue);
     const parts = deliveryParts(delivery.message, delivery.topic);
     this.host.send(
@@ -520,6 +522,15 @@ export class AmqpChannel implements ConsumerChannel {
         ...encodeContentFrames(this.number, BASIC_CLASS_ID, parts.rawProperties, delivery.message.body, this.host.frameMax),
       ]),
     );
+  }
+
+  private pullerOf(queue: Queue): SettleSource {
+    let puller = this.pullers.get(queue);
+    if (puller === undefined) {
+      const { group, topic } = queue.definition;
+      this.pullers.set(queue, (puller = { group, topic, consumerId: `${this.host.id}/${this.number}/get` }));
+    }
+    return puller;
   }
 
   // ---- acknowledgements ---------------------------------------------------------------------------------------------
@@ -533,8 +544,9 @@ export class AmqpChannel implements ConsumerChannel {
         throw preconditionFailed(`unknown delivery tag ${deliveryTag} (${method})`);
       }
       const taken: Unacked[] = [];
+      // Tags enter the map in ascending order, so the ones up to `deliveryTag` come first.
       for (const [tag, entry] of this.unacked) {
-        if (deliveryTag !== 0 && tag > deliveryTag) continue;
+        if (deliveryTag !== 0 && tag > deliveryTag) break;
         taken.push(entry);
         this.unacked.delete(tag);
       }
@@ -550,53 +562,58 @@ export class AmqpChannel implements ConsumerChannel {
     return [entry];
   }
 
-  private ack(deliveryTag: number, multiple: boolean): Promise<void> | void {
-    return this.settleTags(deliveryTag, multiple, 'ack', 'basic.ack');
+  private ack(deliveryTag: number, multiple: boolean): void {
+    this.settleTags(deliveryTag, multiple, 'ack', 'basic.ack');
   }
 
-  private reject(deliveryTag: number, multiple: boolean, requeue: boolean, method: string): Promise<void> | void {
-    return this.settleTags(deliveryTag, multiple, requeue ? 'nack' : 'reject', method);
+  private reject(deliveryTag: number, multiple: boolean, requeue: boolean, method: string): void {
+    this.settleTags(deliveryTag, multiple, requeue ? 'nack' : 'reject', method);
   }
 
   /**
    * In a transaction (§1.9.2) an ack or reject takes effect at commit: the tag is checked now, the deliveries are
    * taken then (a rollback leaves them unacknowledged, to be settled again).
    */
-  private settleTags(deliveryTag: number, multiple: boolean, outcome: 'ack' | 'nack' | 'reject', method: string): Promise<void> | void {
+  private settleTags(deliveryTag: number, multiple: boolean, outcome: 'ack' | 'nack' | 'reject', method: string): void {
     if (this.tx !== null) {
       if ((!multiple || deliveryTag !== 0) && !this.unacked.has(deliveryTag)) throw preconditionFailed(`unknown delivery tag ${deliveryTag} (${method})`);
       this.tx.settles.push(() => this.settle(this.take(deliveryTag, multiple, method, true), outcome));
       return;
     }
-    return this.settle(this.take(deliveryTag, multiple, method), outcome);
+    this.settle(this.take(deliveryTag, multiple, method), outcome);
   }
 
-  /** Settles with the core, grouped by consumer; `nack` is a requeue at once, `reject` a dead letter (or drop). */
-  private async settle(entries: Unacked[], outcome: 'ack' | 'nack' | 'reject'): Promise<void> {
-    const byConsumer = new Map<string, Unacked[]>();
-    for (const entry of entries) {
-      let list = byConsumer.get(entry.consumerId);
-      if (list === undefined) byConsumer.set(entry.consumerId, (list = []));
-      list.push(entry);
-    }
-    for (const list of byConsumer.values()) {
-      const first = list[0]!;
-      const outcomes = list.map((entry) => ({ partition: entry.partition, offset: entry.offset, outcome, ...(outcome === 'nack' ? { delayMs: 0 } : {}) }));
+  /**
+   * Settles with the core, one call per run of deliveries of the same consumer; `nack` is a requeue at once,
+   * `reject` a dead letter (or a drop). Synchronous: an ack costs no promise.
+   */
+  private settle(entries: readonly Unacked[], outcome: 'ack' | 'nack' | 'reject'): void {
+    let start = 0;
+    while (start < entries.length) {
+      const source = entries[start]!.source;
+      let end = start + 1;
+      while (end < entries.length && entries[end]!.source === source) end++;
+      const outcomes: SettleOutcome[] = [];
+      for (let index = start; index < end; index++) {
+        const entry = entries[index]!;
+        outcomes.push(outcome === 'nack' ? { partition: entry.partition, offset: entry.offset, outcome, delayMs: 0 } : { partition: entry.partition, offset: entry.offset, outcome });
+      }
       try {
-        await this.host.core.settle(first.group, first.topic, first.consumerId, outcomes);
+        this.host.core.settle(source.group, source.topic, source.consumerId, outcomes);
       } catch (error) {
         // The queue was deleted meanwhile: there is nothing left to settle.
         if (!isWeirError(error, ErrorCode.InvalidGroup) && !isWeirError(error, ErrorCode.UnknownTopic)) throw error;
       }
-      first.consumer?.settled(list.length);
+      source.settled?.(end - start);
+      start = end;
     }
   }
 
-  private async recover(requeue: boolean, answer: boolean): Promise<void> {
+  private recover(requeue: boolean, answer: boolean): void {
     if (!requeue) throw notImplemented('basic.recover with requeue=false');
     const taken = [...this.unacked.values()];
     this.unacked.clear();
-    await this.settle(taken, 'nack');
+    this.settle(taken, 'nack');
     if (answer) this.send({ method: 'basic.recover-ok' });
   }
 
@@ -612,11 +629,18 @@ export class AmqpChannel implements ConsumerChannel {
 
   // ---- exchanges and queues -----------------------------------------------------------------------------------------
 
+  /**
+   * RabbitMQ's permission check (docs/access-control.md). A granted write or read is remembered for the channel's
+   * life, as RabbitMQ's channel permission cache does, so a publish does not run a regex per message.
+   */
   private checkPermission(kind: 'configure' | 'write' | 'read', what: 'exchange' | 'queue', name: string): void {
     const resource = what === 'exchange' && name === '' ? 'amq.default' : name;
+    const key = kind === 'configure' ? null : `${kind}\0${resource}`;
+    if (key !== null && this.permitted.has(key)) return;
     if (!this.host.access.check(this.host.user, this.host.vhost.name, kind, resource)) {
       throw accessRefused(`access to ${what} '${name}' in vhost '${this.host.vhost.name}' refused for user '${this.host.user}'`);
     }
+    if (key !== null) this.permitted.add(key);
   }
 
   private async exchangeDeclare(method: Extract<AmqpMethod, { method: 'exchange.declare' }>): Promise<void> {
@@ -719,47 +743,17 @@ export class AmqpChannel implements ConsumerChannel {
     this.send({ method: 'tx.select-ok' });
   }
 
-  /** Applies the transaction's publishes (durably) and settlements, then answers. */
+  /**
+   * Applies the transaction's publishes through the same appends as confirmed publishing (limits included: what a
+   * full reject-publish queue refuses is dropped, and commit-ok still sent, as RabbitMQ does), then its settlements.
+   */
   private async txCommit(): Promise<void> {
     const tx = this.tx;
     if (tx === null) throw preconditionFailed('channel is not transactional');
-    const publishes = tx.publishes.splice(0);
+    for (const { queues, message, priority } of tx.publishes.splice(0)) for (const queue of queues) this.enqueue(queue, message, priority, 0);
     const settles = tx.settles.splice(0);
-    const byQueue = new Map<Queue, MessageInput[]>();
-    for (const { queues, message, priority } of publishes) {
-      for (const queue of queues) {
-        let list = byQueue.get(queue);
-        if (list === undefined) byQueue.set(queue, (list = []));
-        list.push(storedInput(message, weirPriority(priority, queue.options.maxPriority)));
-      }
-    }
-    const appends: Array<Promise<unknown>> = [];
-    for (const [queue, inputs] of byQueue) {
-      let immediate = inputs.filter((input) => input.headers?.['weir.delayMs'] === undefined);
-      const delayed = inputs.filter((input) => input.headers?.['weir.delayMs'] !== undefined);
-      // A full reject-publish queue drops what does not fit (RabbitMQ still answers commit-ok).
-      const fits = this.room(queue, immediate.length);
-      if (fits < immediate.length) {
-        this.refuse(queue, immediate.slice(fits), []);
-        immediate = immediate.slice(0, fits);
-      }
-      for (const batch of [immediate, delayed]) {
-        for (let start = 0; start < batch.length; start += MAX_MESSAGES_PER_BATCH) {
-          const messages = batch.slice(start, start + MAX_MESSAGES_PER_BATCH);
-          queue.appendsInFlight += messages.length;
-          appends.push(
-            this.host.vhosts
-              .append(queue, messages)
-              .finally(() => (queue.appendsInFlight -= messages.length))
-              .catch((error: unknown) => {
-                if (!isWeirError(error, ErrorCode.QueueFull)) throw error;
-              }),
-          );
-        }
-      }
-    }
-    await Promise.all(appends);
-    for (const settle of settles) await settle();
+    await this.flushAppends();
+    for (const settle of settles) settle();
     if (this.state === 'open') this.send({ method: 'tx.commit-ok' });
   }
 
@@ -778,18 +772,12 @@ export class AmqpChannel implements ConsumerChannel {
   /** Every consumer of the channel ends (cancelled ones still holding deliveries too); unacked deliveries go back. */
   closeResources(): void {
     const consumers = new Set(this.consumers.values());
-    const pulls = new Set<string>();
-    for (const entry of this.unacked.values()) {
-      if (entry.consumer !== null) consumers.add(entry.consumer);
-      else pulls.add(`${entry.group}\0${entry.topic}`);
-    }
+    for (const entry of this.unacked.values()) if (entry.source instanceof AmqpConsumer) consumers.add(entry.source);
     this.consumers.clear();
     this.unacked.clear();
     for (const consumer of consumers) consumer.close();
-    for (const pull of pulls) {
-      const [group, topic] = pull.split('\0') as [string, string];
-      this.host.core.unsubscribe(group, topic, this.getConsumerId);
-    }
+    for (const puller of this.pullers.values()) this.host.core.unsubscribe(puller.group, puller.topic, puller.consumerId);
+    this.pullers.clear();
     this.tx = null;
     if (this.replyConsumer !== null) this.host.replies.unregister(this.replyConsumer.name);
     this.replyConsumer = null;

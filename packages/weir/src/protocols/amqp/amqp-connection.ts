@@ -442,10 +442,6 @@ export class AmqpConnection implements ChannelHost {
   // ---- flow control -------------------------------------------------------------------------------------------------
 
   publishing(): void {
-    if (this.hasPublished && !this.blocked) {
-      if (this.context.blockedReason() !== null) this.block(this.context.blockedReason()!);
-      return;
-    }
     this.hasPublished = true;
     const reason = this.context.blockedReason();
     if (reason !== null) this.block(reason);

@@ -7,6 +7,8 @@ export interface ConsumerChannel {
   readonly connectionId: string;
   readonly clientId: string;
   readonly address: string;
+  /** False while the client paused the channel with channel.flow. */
+  readonly flowActive: boolean;
   /** Writes basic.deliver frames for these deliveries (numbering them) and returns whether the socket can take more. */
   deliver(consumer: AmqpConsumer, deliveries: Delivery[]): boolean;
   /** The queue was deleted under the consumer: basic.cancel to the client. */
@@ -15,17 +17,30 @@ export interface ConsumerChannel {
   whenWritable(resume: () => void): void;
 }
 
+/** Whom a delivery is settled through: a consumer, or a channel's basic.get puller of one queue. */
+export interface SettleSource {
+  readonly group: string;
+  readonly topic: string;
+  readonly consumerId: string;
+  /** Told how many of its deliveries the client settled. */
+  settled?(count: number): void;
+}
+
 /**
  * One basic.consume: a consumer of the queue's shared group. It is subscribed when the vhost activates it (at once,
  * or when it becomes a single-active-consumer queue's active consumer). A cancelled consumer gets nothing more, but
  * stays attached until its unacknowledged deliveries are settled: in AMQP they remain the channel's to ack (§1.8.3.5).
  */
-export class AmqpConsumer implements QueueConsumer, DeliverySink {
+export class AmqpConsumer implements QueueConsumer, DeliverySink, SettleSource {
   state: ConsumerState | null = null;
   /** Deliveries not yet acknowledged by the client (none for no-ack consumers). */
   unacked = 0;
   cancelled = false;
   private detached = false;
+  /** The consumer id in the shared group: unique per connection, channel and tag. */
+  readonly consumerId: string;
+  readonly group: string;
+  readonly topic: string;
 
   constructor(
     readonly tag: string,
@@ -34,7 +49,11 @@ export class AmqpConsumer implements QueueConsumer, DeliverySink {
     private readonly core: BrokerCore,
     private readonly channel: ConsumerChannel,
     readonly options: { noAck: boolean; exclusive: boolean; prefetch: number; priority: number; pool: CreditPool | undefined; channelNumber: number },
-  ) {}
+  ) {
+    this.consumerId = `${channel.connectionId}/${options.channelNumber}/${tag}`;
+    this.group = queue.definition.group;
+    this.topic = queue.definition.topic;
+  }
 
   get exclusive(): boolean {
     return this.options.exclusive;
@@ -44,23 +63,10 @@ export class AmqpConsumer implements QueueConsumer, DeliverySink {
     return this.options.noAck;
   }
 
-  /** The consumer id in the shared group: unique per connection, channel and tag. */
-  get consumerId(): string {
-    return `${this.channel.connectionId}/${this.options.channelNumber}/${this.tag}`;
-  }
-
-  get group(): string {
-    return this.queue.definition.group;
-  }
-
-  get topic(): string {
-    return this.queue.definition.topic;
-  }
-
   activate(): void {
     if (this.cancelled || this.state !== null) return;
-    void this.core
-      .subscribe({
+    try {
+      this.state = this.core.subscribe({
         group: this.group,
         topic: this.topic,
         mode: 'shared',
@@ -72,29 +78,21 @@ export class AmqpConsumer implements QueueConsumer, DeliverySink {
         priority: this.options.priority,
         pool: this.options.noAck ? undefined : this.options.pool,
         sink: this,
-      })
-      .then((state) => {
-        if (this.cancelled || this.detached) {
-          this.core.unsubscribe(this.group, this.topic, this.consumerId, state);
-          return;
-        }
-        this.state = state;
-      })
-      .catch(() => this.channel.cancelledByBroker(this));
+      });
+    } catch {
+      // The queue's group went away (deleted meanwhile, or the broker is closing): the client hears basic.cancel.
+      this.channel.cancelledByBroker(this);
+      return;
+    }
+    // A channel paused by channel.flow starts its consumers paused too.
+    this.state.paused = !this.channel.flowActive;
   }
 
   deliver(deliveries: Delivery[]): void {
     if (!this.options.noAck) this.unacked += deliveries.length;
     const writable = this.channel.deliver(this, deliveries);
     if (this.options.noAck) {
-      void this.core
-        .settle(
-          this.group,
-          this.topic,
-          this.consumerId,
-          deliveries.map((delivery) => ({ partition: delivery.partition, offset: delivery.offset, outcome: 'ack' as const })),
-        )
-        .catch(() => {});
+      this.core.settle(this.group, this.topic, this.consumerId, deliveries.map((delivery) => ({ partition: delivery.partition, offset: delivery.offset, outcome: 'ack' as const })));
     }
     if (!writable && this.state !== null) {
       // The socket is full: no more until it drains, so a slow reader cannot make the broker buffer without bound.

@@ -1,7 +1,7 @@
 import { Attribute } from '../../broker/queue/message-attributes.js';
 import type { DeadLetterCause, DeadLetterFormatter } from '../../broker/vhost/virtual-hosts.js';
 import { decodeHeaders, type HeaderValue, type MessageInput, type StoredMessage } from '../../storage/record-batch.js';
-import { type BasicProperties, decodeProperties, encodeProperties, Field, type FieldTable, type FieldValue, tableToJs } from './codec/index.js';
+import { type BasicProperties, decodeProperties, encodeProperties, Field, type FieldTable, type FieldValue, fieldToJs, tableToJs } from './codec/index.js';
 
 /**
  * How an AMQP message is kept as a Weir message (docs/design/amqp.md, "Messages"): the body as is, and headers with
@@ -79,8 +79,9 @@ export function deliveryParts(message: StoredMessage, topic: string): DeliveryPa
 }
 
 function text(value: FieldValue | undefined): string | undefined {
-  const plain = value === undefined ? undefined : (tableToJs(new Map([['v', value]])) as { v: unknown }).v;
-  return plain === undefined ? undefined : Buffer.isBuffer(plain) ? plain.toString('utf8') : String(plain);
+  if (value === undefined) return undefined;
+  const plain = fieldToJs(value);
+  return Buffer.isBuffer(plain) ? plain.toString('utf8') : String(plain);
 }
 
 /**
@@ -90,7 +91,7 @@ function text(value: FieldValue | undefined): string | undefined {
  * expire again. A cycle of dead-lettering without any rejection is dropped, as RabbitMQ does.
  */
 export const formatDeadLetter: DeadLetterFormatter = (message, context) => {
-  const stored = message.headers.length > 0 ? decodeHeaders(message.headers) : {};
+  const stored = message.headers;
   const raw = stored[StoredHeader.properties];
   const properties: BasicProperties = raw === undefined ? {} : decodeProperties(Buffer.isBuffer(raw) ? raw : Buffer.from(raw));
   const exchange = String(stored[StoredHeader.exchange] ?? '');
