@@ -30,9 +30,4 @@ export function isNonNegativeInteger(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 0;
 }
 
-/** An op of KeyValueStore.apply. */
-export interface MetadataOp {
-  key: string;
-  value?: unknown;
-  delete?: boolean;
-}
+export type { MetadataOp } from '../storage/message-store.js';

@@ -10,7 +10,7 @@ import type { MessageDedup } from './queue/dedup.js';
 
 /**
  * When a produce is answered. `durable`: once the append resolved, i.e. after the fsync the topic's flush policy asks
- * for. `written`: once the batch is in the commit-log file (page cache), see AppendWrittenSignal. `none`: the client
+ * for. `written`: once the batch is in the commit-log file (page cache), see AppendOptions.onWritten. `none`: the client
  * wants no answer; the broker still stores the batch exactly as for `written`.
  */
 export type Acks = 'none' | 'written' | 'durable';
@@ -42,11 +42,6 @@ export interface ProduceResult {
   duplicate: boolean;
 }
 
-/**
- * The store calls `onWritten` once the batch is in the file, before the fsync of a `sync` queue (AppendOptions).
- * The writer answers `written` acks on whichever comes first, this or the append promise.
- */
-export type AppendWrittenSignal = Pick<AppendOptions, 'onWritten'>;
 
 /**
  * The produce path: topic and partition lookup, partition choice, idempotence, the append, and the ack level. Keeps
@@ -119,8 +114,8 @@ export class PartitionWriter {
       }
       const ack: { promise?: Promise<AppendResult> } = {};
       const decision = await this.producers.sequence(queueId, producerId, producerEpoch, baseSequence, request.messages.length, () => {
-        const appended = this.appendWithSignal(queueId, request.messages, { producerId, producerEpoch, baseSequence });
-        ack.promise = request.acks === 'durable' ? appended.durable : appended.written;
+        const appended = this.appendWithSignal(queueId, request.messages, { producerId, producerEpoch, baseSequence }, request.acks);
+        ack.promise = appended.answer;
         return appended.durable;
       });
       if (decision.duplicate) {
@@ -204,27 +199,32 @@ export class PartitionWriter {
   }
 
   private append(queueId: number, messages: readonly MessageInput[], attributes: BatchAttributes, acks: Acks): Promise<AppendResult> {
-    const appended = this.appendWithSignal(queueId, messages, attributes);
-    return acks === 'durable' ? appended.durable : appended.written;
+    return this.appendWithSignal(queueId, messages, attributes, acks).answer;
   }
 
-  /** Appends, returning the store's promise and one that settles as soon as the batch is written. */
-  private appendWithSignal(queueId: number, messages: readonly MessageInput[], attributes: BatchAttributes): { durable: Promise<AppendResult>; written: Promise<AppendResult> } {
-    let signalWritten!: (result: AppendResult) => void;
-    const writtenSignal = new Promise<AppendResult>((resolve) => {
-      signalWritten = resolve;
+  /**
+   * Appends; `durable` is the store's promise, `answer` settles at the ack level: the same promise for `durable`
+   * acks, else whichever comes first of "written" (AppendOptions.onWritten) and the append resolving.
+   */
+  private appendWithSignal(queueId: number, messages: readonly MessageInput[], attributes: BatchAttributes, acks: Acks): { durable: Promise<AppendResult>; answer: Promise<AppendResult> } {
+    if (acks === 'durable') {
+      const durable = this.track(this.store.append(queueId, messages, attributes));
+      return { durable, answer: durable };
+    }
+    let durable!: Promise<AppendResult>;
+    const answer = new Promise<AppendResult>((resolve, reject) => {
+      durable = this.track(this.store.append(queueId, messages, { ...attributes, onWritten: resolve }));
+      durable.then(resolve, reject);
     });
-    const withSignal: BatchAttributes & AppendWrittenSignal = { ...attributes, onWritten: (result) => signalWritten(result) };
-    const durable = this.store.append(queueId, messages, withSignal);
-    this.inFlight.add(durable);
-    durable.then(
-      () => this.inFlight.delete(durable),
-      () => this.inFlight.delete(durable),
-    );
-    const written = Promise.race([writtenSignal, durable]);
-    // Only one of the two is awaited; the other must not surface as an unhandled rejection.
-    written.catch(() => {});
-    return { durable, written };
+    return { durable, answer };
+  }
+
+  /** Keeps an append in flight until it settles, so close() can wait for it. */
+  private track(appended: Promise<AppendResult>): Promise<AppendResult> {
+    this.inFlight.add(appended);
+    const forget = () => this.inFlight.delete(appended);
+    appended.then(forget, forget);
+    return appended;
   }
 
   /** Refuses new produces and waits for the appends in flight to settle. */

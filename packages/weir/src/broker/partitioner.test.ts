@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ErrorCode } from '../core/errors.js';
-import { murmur2, partitionForKey, Partitioner } from './partitioner.js';
+import { murmur2 as murmur2OfBytes, partitionForKey as partitionForBytes } from 'weir-protocol';
+import { Partitioner } from './partitioner.js';
+
+// The broker partitions with the protocol package's murmur2; strings are hashed as their UTF-8 bytes.
+const utf8 = (key: Uint8Array | string) => (typeof key === 'string' ? Buffer.from(key, 'utf8') : key);
+const murmur2 = (key: Uint8Array | string) => murmur2OfBytes(utf8(key));
+const partitionForKey = (key: Uint8Array | string, partitions: number) => partitionForBytes(utf8(key), partitions);
 import { throwsWith } from './test-support.js';
 
 describe('broker: partitioner', () => {

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ErrorCode } from '../core/errors.js';
-import { partitionForKey } from './partitioner.js';
+import { partitionForKey as partitionForBytes } from 'weir-protocol';
+
+const partitionForKey = (key: Uint8Array | string, partitions: number) => partitionForBytes(typeof key === 'string' ? Buffer.from(key, 'utf8') : key, partitions);
 import { decodeBatches, memoryBroker, rejectsWith } from './test-support.js';
 
 describe('broker: produce and fetch', () => {

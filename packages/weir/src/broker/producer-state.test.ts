@@ -3,10 +3,10 @@ import { describe, it } from 'node:test';
 import { ManualClock } from '../core/clock.js';
 import { ErrorCode, WeirError } from '../core/errors.js';
 import { MemoryMessageStore } from '../storage/memory-message-store.js';
-import type { AppendResult, MessageStore } from '../storage/message-store.js';
+import type { AppendOptions, AppendResult, MessageStore } from '../storage/message-store.js';
 import type { BatchAttributes, MessageInput } from '../storage/record-batch.js';
 import { BrokerCore } from './broker-core.js';
-import type { AppendWrittenSignal, ProduceRequest } from './partition-writer.js';
+import type { ProduceRequest } from './partition-writer.js';
 import { ManualScheduler } from './scheduler.js';
 import { decodeBatches, isSettled, memoryBroker, openDiskStore, rejectsWith, tempDirectory } from './test-support.js';
 
@@ -136,7 +136,7 @@ describe('broker: idempotent producers', () => {
     const store = new Proxy(inner, {
       get(target, property, receiver) {
         if (property === 'append') {
-          return (queueId: number, messages: readonly MessageInput[], attributes: BatchAttributes & AppendWrittenSignal = {}) => {
+          return (queueId: number, messages: readonly MessageInput[], attributes: AppendOptions = {}) => {
             const appended = target.append(queueId, messages, attributes);
             return appended.then((result) => {
               attributes.onWritten?.(result);
@@ -235,9 +235,11 @@ describe('broker: idempotent producers', () => {
     await broker.internals.producerState.snapshot();
     assert.equal(broker.internals.producerState.producerCount(queueId), 1);
     assert.ok(store.metadata.has(`producer/state/${queueId}`));
+    assert.equal(broker.listProducers().length, 1);
     scheduler.advance(61_000);
     await broker.internals.producerState.snapshot();
     assert.equal(broker.internals.producerState.producerCount(queueId), 0);
+    assert.equal(broker.listProducers().length, 0, 'its sequence statistics go too');
     assert.equal(store.metadata.has(`producer/state/${queueId}`), false);
     await rejectsWith(broker.produce(batch(producerId, producerEpoch, 1, ['b'])), ErrorCode.UnknownProducer);
     await broker.close();
@@ -252,6 +254,7 @@ describe('broker: idempotent producers', () => {
     assert.ok(store.metadata.has(`producer/state/${queueId}`));
     await broker.deleteTopic('idem');
     assert.equal(store.metadata.has(`producer/state/${queueId}`), false);
+    assert.equal(broker.listProducers()[0]!.partitions, 0, 'its statistics no longer count the deleted partition');
     await broker.createTopic('idem', 1);
     assert.equal((await broker.produce(batch(producerId, producerEpoch, 0, ['fresh']))).duplicate, false);
     await broker.close();

@@ -223,7 +223,7 @@ export class ProducerStateManager implements TopicObserver {
     return partition;
   }
 
-  /** Per producer: what its sequence numbers said (in memory; since the broker started). */
+  /** Per producer: what its sequence numbers said (in memory; since the broker started, for producers seen within the retention). */
   private readonly sequenceStats = new Map<number, ProducerSequenceStats>();
 
   private stats(producerId: number, epoch: number): ProducerSequenceStats {
@@ -464,6 +464,8 @@ export class ProducerStateManager implements TopicObserver {
     const ops: MetadataOp[] = [];
     const written: Array<[PartitionProducers, number]> = [];
     const expiredBefore = this.clock.now() - this.options.retentionMs;
+    // Statistics follow the state they describe: a producer silent for the retention is forgotten there too.
+    for (const [producerId, stats] of this.sequenceStats) if (stats.lastSeen < expiredBefore) this.sequenceStats.delete(producerId);
     for (const partition of this.partitions.values()) {
       if (partition.ready !== null) continue;
       const info = this.store.queueById(partition.queueId);
@@ -511,7 +513,10 @@ export class ProducerStateManager implements TopicObserver {
   }
 
   topicDeleted(topic: Topic): void {
-    for (const queueId of topic.queueIds) this.partitions.delete(queueId);
+    for (const queueId of topic.queueIds) {
+      this.partitions.delete(queueId);
+      for (const stats of this.sequenceStats.values()) stats.partitions.delete(queueId);
+    }
   }
 
   /** Stops the snapshot timer and writes a final snapshot (call once no produce is in flight). */

@@ -8,6 +8,7 @@ import {
   defaultQueueSettings,
   type KeyValueStore,
   type MessageStore,
+  type MetadataOp,
   type QueueInfo,
   type QueueSettings,
   type ReadOptions,
@@ -69,7 +70,7 @@ export class MemoryKeyValueStore implements KeyValueStore {
   async delete(key: string): Promise<void> {
     this.map.delete(key);
   }
-  async apply(ops: ReadonlyArray<{ key: string; value?: unknown; delete?: boolean }>): Promise<void> {
+  async apply(ops: readonly MetadataOp[]): Promise<void> {
     for (const op of ops) {
       if (op.delete) this.map.delete(op.key);
       else this.map.set(op.key, JSON.parse(JSON.stringify(op.value)));

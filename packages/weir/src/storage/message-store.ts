@@ -96,6 +96,13 @@ export interface RetentionReport {
   segmentsDeleted: number;
 }
 
+/** One change of an atomic `apply`: `{ key, value }` sets the key, `{ key, delete: true }` removes it. */
+export interface MetadataOp {
+  key: string;
+  value?: unknown;
+  delete?: boolean;
+}
+
 /** A small durable map of JSON values; writes resolve once durable, reads see every write at once. */
 export interface KeyValueStore {
   get(key: string): unknown;
@@ -105,7 +112,7 @@ export interface KeyValueStore {
   put(key: string, value: unknown): Promise<void>;
   delete(key: string): Promise<void>;
   /** All of `ops` become durable together or not at all. */
-  apply(ops: ReadonlyArray<{ key: string; value?: unknown; delete?: boolean }>): Promise<void>;
+  apply(ops: readonly MetadataOp[]): Promise<void>;
 }
 
 /** Called after a queue's end offset moved (an append became visible). */

@@ -2,13 +2,10 @@ import { ErrorCode, WeirError, isWeirError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { crc32c } from './crc.js';
 import { joinPath, parentDirectory, readFully, readWholeFile, writeFileAtomic, type FileHandle, type FileSystem } from './io/file-system.js';
+import type { MetadataOp } from './message-store.js';
 
-/** One change of an atomic `apply`: `{ key, value }` sets the key, `{ key, delete: true }` removes it. */
-export interface MetadataOp {
-  key: string;
-  value?: unknown;
-  delete?: boolean;
-}
+export type { MetadataOp };
+
 
 export interface MetadataStoreOptions {
   logger?: Logger;
