@@ -115,7 +115,6 @@ export class BrokerCore {
       retentionMs: options.producerStateRetentionMs ?? 86_400_000,
     });
     const partitioner = new Partitioner();
-    const writer = new PartitionWriter(store, topics, partitioner, producerState, clock);
     const fetcher = new Fetcher(store, topics, scheduler, logger);
     const offsets = new OffsetStore(store.metadata, clock);
     const groups = new ConsumerGroups(store, topics, offsets, clock, scheduler, logger, { initialRebalanceDelayMs: options.initialRebalanceDelayMs ?? 0 });
@@ -160,27 +159,31 @@ export class BrokerCore {
       outcomeAfterMaxChecks: () => options.transactionOutcomeAfterMaxChecks ?? 'rollback',
     });
     const delays = await DelaySchedule.open({ store, clock, scheduler, logger, deliver: appendTo });
-    writer.delay = async (queueName, messages) => {
-      await delays.schedule(queueName, messages);
-      if (options.traceEnabled === false) return;
-      const where = store.queue(queueName);
-      const located = where === null ? undefined : topics.locate(where.id);
-      const time = clock.now();
-      for (const message of messages) {
-        if (message.id === null || message.id === undefined) continue;
-        const deliverAt = Number(message.headers?.[Attribute.deliverAt] ?? 0);
-        record({ kind: 'delayed', messageId: Buffer.from(message.id), time, topic: located?.topic.name ?? queueName, partition: located?.partition, deliverAt, producer: {} });
-      }
-    };
-    topics.observe({ topicDeleted: (topic) => topic.queueIds.forEach((_, partition) => delays.dropTarget(partitionQueueName(topic.name, partition))) });
-    writer.dedup = new MessageDedup({ store, clock, windowMs: options.dedupWindowMs ?? 600_000, maxEntries: options.dedupMaxEntries ?? 100_000 });
-    writer.admit = (topic) => workQueues.admit(topic);
+    const writer = new PartitionWriter(store, topics, partitioner, producerState, clock, {
+      admit: (topic) => workQueues.admit(topic),
+      dedup: new MessageDedup({ store, clock, windowMs: options.dedupWindowMs ?? 600_000, maxEntries: options.dedupMaxEntries ?? 100_000 }),
+      delay: async (topic, partition, messages) => {
+        await delays.schedule(partitionQueueName(topic, partition), messages);
+        if (options.traceEnabled === false) return;
+        const time = clock.now();
+        for (const message of messages) {
+          if (message.id === null || message.id === undefined) continue;
+          const deliverAt = Number(message.headers?.[Attribute.deliverAt] ?? 0);
+          record({ kind: 'delayed', messageId: Buffer.from(message.id), time, topic, partition, deliverAt, producer: {} });
+        }
+      },
+    });
     topics.observe(workQueues);
     topics.observe(offsets);
     topics.observe(producerState);
     topics.observe(fetcher);
     topics.observe(groups);
-    topics.observe({ topicDeleted: (topic) => partitioner.forget(topic.name) });
+    topics.observe({
+      topicDeleted: (topic) => {
+        partitioner.forget(topic.name);
+        topic.queueIds.forEach((_, partition) => delays.dropTarget(partitionQueueName(topic.name, partition)));
+      },
+    });
     const access = await AccessControl.open(store.metadata);
     const definitions = new DefinitionsRegistry();
     definitions.register(accessDefinitions(access));

@@ -116,6 +116,8 @@ function sameTopics(a: readonly string[], b: readonly string[]): boolean {
  */
 export class GroupCoordinator {
   state: GroupState = 'Empty';
+  /** Members of the current generation that have not synced yet; Stable once none are left. */
+  private unsynced = 0;
   strategy: AssignmentStrategy | null = null;
   private readonly members = new Map<string, Member>();
   private assignment: Assignment = new Map();
@@ -188,7 +190,7 @@ export class GroupCoordinator {
 
     if ((this.state === 'Stable' || this.state === 'CompletingRebalance') && !isNew && !subscriptionChanged) {
       // A known member with an unchanged subscription gets the current generation back; nothing to rebalance.
-      this.answer(member);
+      this.answer(member, [...this.members.keys()].sort());
     } else {
       const wasEmpty = this.state === 'Empty';
       this.startRound(isNew ? 'member joined' : subscriptionChanged ? 'subscription changed' : 'member rejoined');
@@ -206,8 +208,11 @@ export class GroupCoordinator {
     member.lastSeen = this.context.clock.monotonic();
     if (this.state === 'PreparingRebalance') throw this.rebalancing();
     if (generation !== this.generation) throw this.illegalGeneration(generation);
-    member.synced = true;
-    if (this.state === 'CompletingRebalance' && [...this.members.values()].every((other) => other.synced)) this.state = 'Stable';
+    if (!member.synced) {
+      member.synced = true;
+      this.unsynced--;
+    }
+    if (this.state === 'CompletingRebalance' && this.unsynced === 0) this.state = 'Stable';
     return toTopicAssignments(this.assignment.get(memberId));
   }
 
@@ -274,11 +279,7 @@ export class GroupCoordinator {
     this.clearRoundTimers();
     if (this.sessionTimer !== null) this.context.scheduler.clearTimeout(this.sessionTimer.handle);
     this.sessionTimer = null;
-    for (const member of this.members.values()) {
-      const waiters = member.waiters;
-      member.waiters = [];
-      for (const waiter of waiters) waiter.reject(error);
-    }
+    for (const member of this.members.values()) this.rejectWaiters(member, error);
   }
 
   // ---- rounds -----------------------------------------------------------------------------------------------------
@@ -342,11 +343,14 @@ export class GroupCoordinator {
         previous: this.assignment,
       });
       this.state = 'CompletingRebalance';
+      this.unsynced = this.members.size;
+      // One sorted member list per generation, not one per member answered.
+      const memberIds = [...this.members.keys()].sort();
       for (const member of this.members.values()) {
         member.rejoined = false;
         member.synced = false;
         member.lastSeen = now;
-        this.answer(member);
+        this.answer(member, memberIds);
       }
     }
     this.context.logger.info({ group: this.name, generation: this.generation, members: this.members.size }, 'group generation completed');
@@ -354,8 +358,8 @@ export class GroupCoordinator {
     this.armSessionTimer();
   }
 
-  private answer(member: Member): void {
-    const result: JoinGroupResult = { memberId: member.memberId, generation: this.generation, members: [...this.members.keys()].sort() };
+  private answer(member: Member, memberIds: readonly string[]): void {
+    const result: JoinGroupResult = { memberId: member.memberId, generation: this.generation, members: [...memberIds] };
     const waiters = member.waiters;
     member.waiters = [];
     for (const waiter of waiters) waiter.resolve({ ...result, members: [...result.members] });

@@ -47,11 +47,19 @@ export interface ProduceResult {
  * The produce path: topic and partition lookup, partition choice, idempotence, the append, and the ack level. Keeps
  * every append in flight so close() can let them finish.
  */
+/** What the produce path asks of the work-queue layer. */
+export interface WriterHooks {
+  /** Refuses produces to a topic whose queue limit says so (QUEUE_FULL). */
+  admit(topic: string): void;
+  /** Broker-side dedup of client-chosen ids for producers without idempotence. */
+  dedup: MessageDedup;
+  /** Holds delayed messages until due (the delay schedule); resolves once they are durable. */
+  delay(topic: string, partition: number, messages: readonly MessageInput[]): Promise<void>;
+}
+
 export class PartitionWriter {
   private readonly inFlight = new Set<Promise<unknown>>();
   private closed = false;
-  /** Refuses produces to a topic whose queue limit says so (QUEUE_FULL); set by the broker once work queues exist. */
-  admit: (topic: string) => void = () => {};
 
   constructor(
     private readonly store: MessageStore,
@@ -59,13 +67,8 @@ export class PartitionWriter {
     private readonly partitioner: Partitioner,
     private readonly producers: ProducerStateManager,
     private readonly clock: Clock,
+    private readonly hooks: WriterHooks,
   ) {}
-
-  /** Broker-side dedup of client-chosen ids for producers without idempotence; set by the broker. */
-  dedup: MessageDedup | null = null;
-
-  /** Holds delayed messages until due (the delay schedule); set by the broker. Resolves once they are durable. */
-  delay: ((queueName: string, messages: readonly MessageInput[]) => Promise<void>) | null = null;
 
   /**
    * Validates reserved `weir.` headers and turns relative times into absolute ones (docs/design/work-queues.md).
@@ -94,7 +97,7 @@ export class PartitionWriter {
     if (!ACKS.has(request.acks)) throw invalidArgument(`acks must be none, written or durable, not ${String(request.acks)}`);
     if (!Array.isArray(request.messages) || request.messages.length === 0) throw invalidArgument('a produce carries at least one message');
     const topic = this.registry.get(request.topic);
-    this.admit(topic.name);
+    this.hooks.admit(topic.name);
     const idempotent = request.producerId !== -1;
     const key = request.messages[0]!.key;
     if (idempotent && request.partition === -1 && (key === null || key === undefined)) {
@@ -136,16 +139,14 @@ export class PartitionWriter {
    */
   private async produceWithDedup(topic: string, partition: number, queueId: number, messages: readonly MessageInput[], acks: Acks, delayed: boolean): Promise<ProduceResult> {
     let ids: Array<Buffer | null> | null = null;
-    if (this.dedup !== null) {
-      for (let i = 0; i < messages.length; i++) {
-        const id = messages[i]!.id;
-        if (id === null || id === undefined) continue;
-        ids ??= new Array<Buffer | null>(messages.length).fill(null);
-        ids[i] = typeof id === 'string' ? Buffer.from(id, 'utf8') : Buffer.from(id.buffer, id.byteOffset, id.byteLength);
-      }
+    for (let i = 0; i < messages.length; i++) {
+      const id = messages[i]!.id;
+      if (id === null || id === undefined) continue;
+      ids ??= new Array<Buffer | null>(messages.length).fill(null);
+      ids[i] = typeof id === 'string' ? Buffer.from(id, 'utf8') : Buffer.from(id.buffer, id.byteOffset, id.byteLength);
     }
     if (ids === null) return this.storeOrDelay(topic, partition, queueId, messages, acks, delayed);
-    const reservation = this.dedup!.tryBegin(ids) ?? (await this.dedup!.begin(ids));
+    const reservation = this.hooks.dedup.tryBegin(ids) ?? (await this.hooks.dedup.begin(ids));
     try {
       if (reservation.fresh.length === 0) {
         const original = reservation.duplicates.find((location) => location !== null) ?? null;
@@ -178,8 +179,7 @@ export class PartitionWriter {
   /** Appends (or hands delayed messages to the schedule) and answers at the ack level. */
   private async storeOrDelay(topic: string, partition: number, queueId: number, messages: readonly MessageInput[], acks: Acks, delayed: boolean): Promise<ProduceResult> {
     if (delayed) {
-      if (this.delay === null) throw invalidArgument('this broker does not hold delayed messages');
-      await this.delay(partitionQueueName(topic, partition), messages);
+      await this.hooks.delay(topic, partition, messages);
       return { partition, baseOffset: -1, storeTimestamp: this.clock.now(), position: -1, duplicate: false };
     }
     const result = await this.append(queueId, messages, {}, acks);
@@ -190,7 +190,7 @@ export class PartitionWriter {
   route(topicName: string, requested: number, messages: readonly MessageInput[]): { queueName: string; partition: number } {
     if (!Array.isArray(messages) || messages.length === 0) throw invalidArgument('a produce carries at least one message');
     const topic = this.registry.get(topicName);
-    this.admit(topic.name);
+    this.hooks.admit(topic.name);
     const partition = this.partitioner.choose(topic.name, topic.queueIds.length, requested, messages[0]!.key);
     for (const message of messages) {
       if (message.headers && Object.keys(message.headers).some((name) => name.startsWith(RESERVED_PREFIX))) throw invalidArgument(`transactional messages cannot carry ${RESERVED_PREFIX} attributes (delay, TTL, priority)`);
