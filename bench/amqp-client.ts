@@ -9,19 +9,32 @@
  *   `window` unconfirmed, as fast as that allows.
  * - consume: basic.consume with prefetch `prefetch`, one basic.ack per message, until `expected` have arrived.
  * - paced: publish message i at t0 + i / rate (persistent, confirmed, no window), each body carrying its scheduled
- *   send time, until the latency window has passed.
+ *   send time, until the latency window has passed (schedule.ts).
  * - latency: consume like `consume`; each delivery's latency is receive time − scheduled send time.
  * The scheduled time, not the moment publish() was called, is the start: a publisher that falls behind (the broker
  * pushing back, the loop stalled) shows up as latency instead of quietly lowering the rate (coordinated omission).
+ * The worker-thread plumbing (pool, messages, meters) is client-workers.ts's.
  */
 import { once } from 'node:events';
-import { performance } from 'node:perf_hooks';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { randomFillSync } from 'node:crypto';
 import { connect, type ChannelModel, type ConsumeMessage } from 'amqplib';
-import type { Histogram } from 'hdr-histogram-js';
 import { newHistogram } from './broker-process.js';
-import { errorText, GcMeter, now } from './report.js';
+import {
+  expectGo,
+  latencySummary,
+  type LatencySummary,
+  monotonicNs,
+  type PoolOptions,
+  serveWorker,
+  signalReady,
+  threadMeter,
+  workerInbox,
+  type WorkerIdentity,
+  type WorkerInput,
+  WorkerPool,
+} from './client-workers.js';
+import { runSchedule, type ScheduledGo, type SendLag } from './schedule.js';
+import { errorText, now } from './report.js';
 
 // ---- connecting -----------------------------------------------------------------------------------------------------
 
@@ -85,16 +98,6 @@ export type ClientTask =
   | (TaskBase & { kind: 'paced'; rate: number; bodyBytes: number })
   | (TaskBase & { kind: 'latency'; prefetch: number });
 
-export interface LatencySummary {
-  count: number;
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-  p999Ms: number;
-  maxMs: number;
-  meanMs: number;
-}
-
 export interface ClientReport {
   /** Confirmed (publishers) or received and acked (consumers). */
   done: number;
@@ -113,7 +116,7 @@ export interface ClientReport {
   latency: LatencySummary | null;
   /** paced: time from scheduled send to the broker's confirm, in the window; how late the loop sent. */
   confirmLatency: LatencySummary | null;
-  sendLag: { p50Ms: number; p99Ms: number; maxMs: number } | null;
+  sendLag: SendLag | null;
   /** paced: messages still unsent when the schedule ended (the loop could not keep up). */
   behind: number;
   /** Event-loop utilisation of the thread while working (1: never idle) and its share in GC pauses. */
@@ -122,36 +125,37 @@ export interface ClientReport {
 }
 
 /** Sent by the main thread: start (with the latency schedule, on one monotonic clock), or stop consuming. */
-export type ToClient = { type: 'go'; t0: bigint; windowStart: bigint; windowEnd: bigint } | { type: 'finish' };
-type FromClient = { type: 'ready' } | { type: 'done'; report: ClientReport } | { type: 'failed'; error: string };
+export type ToClient = ScheduledGo | { type: 'finish' };
 
-const WORKER_ROLE = 'weir-bench-amqp-client';
-/** Int32 counters per worker: done, sent, failed. */
-const SLOTS = 3;
-const DONE = 0;
-const SENT = 1;
-const FAILED = 2;
+interface ClientConfig extends WorkerIdentity {
+  task: ClientTask;
+}
+
+/** Int32 counters per worker, so the main thread can watch progress. */
+export const SLOT = {
+  /** Confirmed (publishers) or received (consumers). */
+  done: 0,
+  sent: 1,
+  failed: 2,
+} as const;
+
+const POOL: PoolOptions<ClientConfig> = {
+  module: import.meta.url,
+  role: 'weir-bench-amqp-client',
+  slotsPerWorker: 3,
+  stopSlot: false,
+  name: (config) => `${config.task.kind} client`,
+};
+
+export type ClientPool = WorkerPool<ClientConfig, ClientReport, ToClient>;
+
+/** Client workers for `tasks`, one each, connected and waiting for `go`. */
+export function startClients(tasks: readonly ClientTask[]): Promise<ClientPool> {
+  return WorkerPool.start<ClientConfig, ClientReport, ToClient>(POOL, tasks.map((task): WorkerInput<ClientConfig> => ({ task })));
+}
 
 function emptyReport(): ClientReport {
   return { done: 0, sent: 0, failed: 0, redelivered: 0, firstError: null, seconds: 0, blocked: 0, inWindow: 0, latency: null, confirmLatency: null, sendLag: null, behind: 0, elu: 0, gcShare: 0 };
-}
-
-function summary(histogram: Histogram): LatencySummary {
-  const ms = (micros: number): number => micros / 1000;
-  return {
-    count: histogram.totalCount,
-    p50Ms: ms(histogram.getValueAtPercentile(50)),
-    p90Ms: ms(histogram.getValueAtPercentile(90)),
-    p99Ms: ms(histogram.getValueAtPercentile(99)),
-    p999Ms: ms(histogram.getValueAtPercentile(99.9)),
-    maxMs: ms(histogram.maxValue),
-    meanMs: ms(histogram.mean),
-  };
-}
-
-/** process.hrtime is CLOCK_MONOTONIC, the same clock in every thread of the process: sender and receiver agree on it. */
-export function monotonicNs(): bigint {
-  return process.hrtime.bigint();
 }
 
 // ---- the worker side ------------------------------------------------------------------------------------------------
@@ -164,17 +168,9 @@ interface WorkerContext {
   receive: () => Promise<ToClient>;
 }
 
-async function clientWorker(config: { task: ClientTask; index: number; counters: SharedArrayBuffer }): Promise<void> {
-  const port = parentPort!;
-  const inbox: ToClient[] = [];
-  const waiters: Array<(message: ToClient) => void> = [];
-  port.on('message', (message: ToClient) => {
-    const waiter = waiters.shift();
-    if (waiter !== undefined) waiter(message);
-    else inbox.push(message);
-  });
-  const receive = (): Promise<ToClient> => (inbox.length > 0 ? Promise.resolve(inbox.shift()!) : new Promise((resolve) => waiters.push(resolve)));
-  const context: WorkerContext = { task: config.task, report: emptyReport(), counters: new Int32Array(config.counters), base: config.index * SLOTS, receive };
+async function clientWorker(config: ClientConfig): Promise<ClientReport> {
+  const receive = workerInbox<ToClient>();
+  const context: WorkerContext = { task: config.task, report: emptyReport(), counters: new Int32Array(config.counters), base: config.base, receive };
   let model: ChannelModel | null = null;
   try {
     model = await connectWithin(config.task.url, 10);
@@ -183,32 +179,10 @@ async function clientWorker(config: { task: ClientTask; index: number; counters:
       if (error !== undefined) context.report.firstError ??= `connection closed: ${errorText(error)}`;
     });
     const work = { publish: runPublisher, consume: runConsumer, paced: runPaced, latency: runConsumer }[config.task.kind];
-    const report = await work(context, model);
-    await model.close().catch(() => {});
-    port.postMessage({ type: 'done', report } satisfies FromClient);
-  } catch (error) {
+    return await work(context, model);
+  } finally {
     await model?.close().catch(() => {});
-    port.postMessage({ type: 'failed', error: error instanceof Error ? (error.stack ?? error.message) : String(error) } satisfies FromClient);
   }
-}
-
-async function expectGo(receive: () => Promise<ToClient>): Promise<Extract<ToClient, { type: 'go' }>> {
-  const message = await receive();
-  if (message.type !== 'go') throw new Error(`expected go, got ${message.type}`);
-  return message;
-}
-
-/** Event-loop utilisation and GC share of this thread from now until `stop()`. */
-function threadMeter(): { stop(): Promise<{ elu: number; gcShare: number }> } {
-  const gc = new GcMeter();
-  gc.start();
-  const from = performance.eventLoopUtilization();
-  return {
-    async stop() {
-      const elu = performance.eventLoopUtilization(from).utilization;
-      return { elu, gcShare: (await gc.stop()).share };
-    },
-  };
 }
 
 /** The channel's fatal error, as a promise that only ever rejects: raced against waits that would otherwise hang. */
@@ -230,7 +204,7 @@ async function runPublisher(context: WorkerContext, model: ChannelModel): Promis
   const channel = await model.createConfirmChannel();
   const failure = channelFailure(channel, context);
   const body = randomFillSync(Buffer.allocUnsafe(task.bodyBytes));
-  parentPort!.postMessage({ type: 'ready' } satisfies FromClient);
+  signalReady();
   await expectGo(context.receive);
   const meter = threadMeter();
   const began = now();
@@ -238,10 +212,10 @@ async function runPublisher(context: WorkerContext, model: ChannelModel): Promis
   let wake: (() => void) | null = null;
   const onConfirm = (error: unknown): void => {
     outstanding--;
-    if (error === null || error === undefined) Atomics.store(counters, base + DONE, ++report.done);
+    if (error === null || error === undefined) Atomics.store(counters, base + SLOT.done, ++report.done);
     else {
       report.firstError ??= `nack: ${errorText(error)}`;
-      Atomics.store(counters, base + FAILED, ++report.failed);
+      Atomics.store(counters, base + SLOT.failed, ++report.failed);
     }
     if (wake !== null && outstanding < task.window) {
       const resume = wake;
@@ -254,15 +228,15 @@ async function runPublisher(context: WorkerContext, model: ChannelModel): Promis
     if (outstanding >= task.window) await waitFor(new Promise<void>((resolve) => (wake = resolve)));
     outstanding++;
     const writable = channel.sendToQueue(task.queue, body, { persistent: true }, onConfirm);
-    Atomics.store(counters, base + SENT, ++report.sent);
+    Atomics.store(counters, base + SLOT.sent, ++report.sent);
     // false: the socket's buffer is full; carrying on would only queue frames in memory.
     if (!writable) await waitFor(once(channel, 'drain'));
   }
   while (outstanding > 0) await waitFor(new Promise<void>((resolve) => (wake = resolve)));
   report.seconds = now() - began;
-  const load = await meter.stop();
+  const { elu, gcShare } = await meter.stop();
   await channel.close().catch(() => {});
-  return { ...report, ...load };
+  return { ...report, elu, gcShare };
 }
 
 /** consume and latency: prefetch, ack each delivery on its own, until `expected` arrived or the main thread says finish. */
@@ -274,7 +248,7 @@ async function runConsumer(context: WorkerContext, model: ChannelModel): Promise
   await channel.prefetch(task.prefetch);
   const histogram = task.kind === 'latency' ? newHistogram() : null;
   const expected = task.kind === 'consume' ? task.expected : Infinity;
-  parentPort!.postMessage({ type: 'ready' } satisfies FromClient);
+  signalReady();
   const go = await expectGo(context.receive);
   const meter = threadMeter();
   const began = now();
@@ -297,7 +271,7 @@ async function runConsumer(context: WorkerContext, model: ChannelModel): Promise
     }
     if (message.fields.redelivered) report.redelivered++;
     channel.ack(message);
-    Atomics.store(counters, base + DONE, ++report.done);
+    Atomics.store(counters, base + SLOT.done, ++report.done);
     if (report.done >= expected) {
       lastAt = now();
       complete();
@@ -310,205 +284,70 @@ async function runConsumer(context: WorkerContext, model: ChannelModel): Promise
   });
   await Promise.race([completed, failure]);
   report.seconds = (report.done >= expected ? lastAt : now()) - began;
-  const load = await meter.stop();
+  const { elu, gcShare } = await meter.stop();
   // Cancel first, so nothing more arrives; closing the channel hands anything unacked back to the queue.
   await channel.cancel(consumerTag).catch(() => {});
   await channel.close().catch(() => {});
-  if (histogram !== null) report.latency = summary(histogram);
-  return { ...report, ...load };
+  if (histogram !== null) report.latency = latencySummary(histogram);
+  return { ...report, elu, gcShare };
 }
 
-/**
- * Sends every message that has come due, each carrying its scheduled time. Timers only resolve whole milliseconds, so
- * the last stretch before a due time is slept in Atomics.wait (sub-millisecond) from a setImmediate callback, after the
- * event loop has done its I/O (as the native suite's paced producer does).
- */
+/** Publishes on the schedule (schedule.ts); each body carries its scheduled send time and its sequence number. */
 async function runPaced(context: WorkerContext, model: ChannelModel): Promise<ClientReport> {
   const task = context.task as Extract<ClientTask, { kind: 'paced' }>;
   const { report, counters, base } = context;
   const channel = await model.createConfirmChannel();
   const failure = channelFailure(channel, context);
   const template = randomFillSync(Buffer.allocUnsafe(Math.max(12, task.bodyBytes)));
-  parentPort!.postMessage({ type: 'ready' } satisfies FromClient);
+  signalReady();
   const go = await expectGo(context.receive);
   const meter = threadMeter();
   const t0 = go.t0;
-  const intervalNs = 1e9 / task.rate;
-  // The schedule runs 0.25 s past the window, so the window's last messages meet the same load as the rest.
-  const stopAtNs = Number(go.windowEnd - t0) + 0.25e9;
   const windowStartNs = Number(go.windowStart - t0);
   const windowEndNs = Number(go.windowEnd - t0);
-  const lag = newHistogram();
   const confirmed = newHistogram();
-  const sleeper = new Int32Array(new SharedArrayBuffer(4));
   let outstanding = 0;
   let drained: (() => void) | null = null;
   const settle = (error: unknown, intendedNs: number | null): void => {
     outstanding--;
     if (error === null || error === undefined) {
       if (intendedNs !== null) confirmed.recordValue(Math.max(1, Math.round((Number(monotonicNs() - t0) - intendedNs) / 1000)));
-      Atomics.store(counters, base + DONE, ++report.done);
+      Atomics.store(counters, base + SLOT.done, ++report.done);
     } else {
       report.firstError ??= `nack: ${errorText(error)}`;
-      Atomics.store(counters, base + FAILED, ++report.failed);
+      Atomics.store(counters, base + SLOT.failed, ++report.failed);
     }
     if (outstanding === 0 && drained !== null) drained();
   };
   const began = now();
-  await Promise.race([
+  const schedule = await Promise.race([
     failure,
-    new Promise<void>((resolve) => {
-      const tick = (): void => {
-        const elapsed = Number(monotonicNs() - t0);
-        const due = elapsed < 0 ? 0 : Math.min(Math.floor(elapsed / intervalNs) + 1, Math.ceil(stopAtNs / intervalNs));
-        while (report.sent < due) {
-          const intendedNs = Math.round(report.sent * intervalNs);
-          const body = Buffer.allocUnsafe(template.byteLength);
-          template.copy(body);
-          body.writeBigInt64LE(t0 + BigInt(intendedNs), 0);
-          body.writeUInt32LE(report.sent >>> 0, 8);
-          const inWindow = intendedNs >= windowStartNs && intendedNs < windowEndNs;
-          outstanding++;
-          channel.sendToQueue(task.queue, body, { persistent: true }, (error: unknown) => settle(error, inWindow ? intendedNs : null));
-          lag.recordValue(Math.max(1, Math.round((elapsed - intendedNs) / 1000)));
-          report.sent++;
-        }
-        Atomics.store(counters, base + SENT, report.sent);
-        if (report.sent * intervalNs >= stopAtNs) {
-          report.behind = Math.max(0, Math.min(Math.floor(Number(monotonicNs() - t0) / intervalNs) + 1, Math.ceil(stopAtNs / intervalNs)) - report.sent);
-          resolve();
-          return;
-        }
-        const untilNextMs = (report.sent * intervalNs - Number(monotonicNs() - t0)) / 1e6;
-        if (untilNextMs > 2) {
-          setTimeout(tick, Math.floor(untilNextMs) - 1);
-          return;
-        }
-        setImmediate(() => {
-          const remainingMs = (report.sent * intervalNs - Number(monotonicNs() - t0)) / 1e6;
-          if (remainingMs > 0.02) Atomics.wait(sleeper, 0, 0, Math.min(remainingMs, 0.2));
-          tick();
-        });
-      };
-      setTimeout(tick, Math.max(0, Math.floor(Number(t0 - monotonicNs()) / 1e6) - 1));
+    runSchedule({
+      t0,
+      rate: task.rate,
+      // 0.25 s past the window, so the window's last messages meet the same load as the rest.
+      stopAtNs: Number(go.windowEnd - t0) + 0.25e9,
+      send(i, intendedNs) {
+        const body = Buffer.allocUnsafe(template.byteLength);
+        template.copy(body);
+        body.writeBigInt64LE(t0 + BigInt(intendedNs), 0);
+        body.writeUInt32LE(i >>> 0, 8);
+        const inWindow = intendedNs >= windowStartNs && intendedNs < windowEndNs;
+        outstanding++;
+        channel.sendToQueue(task.queue, body, { persistent: true }, (error: unknown) => settle(error, inWindow ? intendedNs : null));
+        report.sent = i + 1;
+      },
+      progress: (sent) => Atomics.store(counters, base + SLOT.sent, sent),
     }),
   ]);
   report.seconds = now() - began;
+  report.behind = schedule.behind;
   if (outstanding > 0) await Promise.race([failure, new Promise<void>((resolve) => (drained = resolve))]);
-  const load = await meter.stop();
+  const { elu, gcShare } = await meter.stop();
   await channel.close().catch(() => {});
-  report.sendLag = { p50Ms: lag.getValueAtPercentile(50) / 1000, p99Ms: lag.getValueAtPercentile(99) / 1000, maxMs: lag.maxValue / 1000 };
-  report.confirmLatency = summary(confirmed);
-  return { ...report, ...load };
+  report.sendLag = schedule.sendLag;
+  report.confirmLatency = latencySummary(confirmed);
+  return { ...report, elu, gcShare };
 }
 
-// ---- the main-thread side -------------------------------------------------------------------------------------------
-
-/** Client workers, started and connected before `go`, counting progress in shared memory. */
-export class ClientPool {
-  private readonly counters: Int32Array;
-
-  private constructor(
-    private readonly workers: Worker[],
-    counters: SharedArrayBuffer,
-    private readonly reports: Array<Promise<ClientReport>>,
-  ) {
-    this.counters = new Int32Array(counters);
-  }
-
-  static async start(tasks: readonly ClientTask[]): Promise<ClientPool> {
-    const counters = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * tasks.length * SLOTS);
-    // Workers do not inherit tsx's loader hooks on Node 20: register them in the worker, then load this very module.
-    const boot =
-      `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
-      `.then(({ register }) => { register(); return import(${JSON.stringify(import.meta.url)}); })` +
-      `.catch((error) => { console.error(error); process.exit(1); });`;
-    const workers: Worker[] = [];
-    const ready: Array<Promise<void>> = [];
-    const reports: Array<Promise<ClientReport>> = [];
-    tasks.forEach((task, index) => {
-      const worker = new Worker(boot, { eval: true, workerData: { role: WORKER_ROLE, task, index, counters } });
-      workers.push(worker);
-      let markReady!: () => void;
-      let failReady!: (error: Error) => void;
-      ready.push(
-        new Promise<void>((resolve, reject) => {
-          markReady = resolve;
-          failReady = reject;
-        }),
-      );
-      const report = new Promise<ClientReport>((resolve, reject) => {
-        const fail = (error: Error): void => {
-          failReady(error);
-          reject(error);
-        };
-        worker.on('message', (message: FromClient) => {
-          if (message.type === 'ready') markReady();
-          else if (message.type === 'done') resolve(message.report);
-          else fail(new Error(`${task.kind} client: ${message.error}`));
-        });
-        worker.once('error', (error) => fail(error));
-        worker.once('exit', (code) => fail(new Error(`${task.kind} client exited (code ${code}) before reporting`)));
-      });
-      report.catch(() => {});
-      reports.push(report);
-    });
-    const pool = new ClientPool(workers, counters, reports);
-    try {
-      await Promise.all(ready);
-    } catch (error) {
-      await pool.terminate();
-      throw error;
-    }
-    return pool;
-  }
-
-  go(t0 = monotonicNs(), windowStart = 0n, windowEnd = 0n): void {
-    for (const worker of this.workers) worker.postMessage({ type: 'go', t0, windowStart, windowEnd } satisfies ToClient);
-  }
-
-  finish(): void {
-    for (const worker of this.workers) worker.postMessage({ type: 'finish' } satisfies ToClient);
-  }
-
-  /** Confirmed (publishers) or received (consumers) so far, summed over the workers. */
-  done(): number {
-    return this.sum(DONE);
-  }
-
-  sent(): number {
-    return this.sum(SENT);
-  }
-
-  failed(): number {
-    return this.sum(FAILED);
-  }
-
-  private sum(slot: number): number {
-    let total = 0;
-    for (let index = 0; index < this.workers.length; index++) total += Atomics.load(this.counters, index * SLOTS + slot);
-    return total;
-  }
-
-  /** Every worker's report; a worker that fails rejects it. Terminates them after `timeoutMs`. */
-  async reportsWithin(timeoutMs: number): Promise<ClientReport[]> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`the clients did not finish within ${timeoutMs / 1000} s`)), timeoutMs);
-    });
-    try {
-      return await Promise.race([Promise.all(this.reports), timeout]);
-    } finally {
-      clearTimeout(timer);
-      await this.terminate();
-    }
-  }
-
-  async terminate(): Promise<void> {
-    await Promise.all(this.workers.map((worker) => worker.terminate().catch(() => 0)));
-  }
-}
-
-if (!isMainThread && (workerData as { role?: string } | null)?.role === WORKER_ROLE) {
-  void clientWorker(workerData as { task: ClientTask; index: number; counters: SharedArrayBuffer });
-}
+serveWorker(POOL.role, clientWorker);

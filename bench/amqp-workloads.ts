@@ -3,13 +3,15 @@
  * (amqp-client.ts). Each declares a durable queue of its own (with the broker's queue arguments: the RabbitMQ queue
  * type), measures, checks what the queue holds afterwards, and deletes it.
  */
-import { type Dirent, readdirSync, readFileSync, statSync } from 'node:fs';
+import { type Dirent, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Channel } from 'amqplib';
-import { ClientPool, type ClientReport, connectWithin, monotonicNs } from './amqp-client.js';
+import { type ClientPool, type ClientReport, connectWithin, SLOT, startClients } from './amqp-client.js';
 import type { Broker } from './amqp-brokers.js';
-import { CLOCK_TICKS } from './broker-process.js';
+import { mark, windowResourceNotes, windowResources, type WindowResources } from './broker-process.js';
+import { monotonicNs } from './client-workers.js';
+import { scheduledGo } from './schedule.js';
 import { errorText, formatBytes, formatMiB, formatMs, formatNumber, formatPercent, KiB, MB, now } from './report.js';
 
 export interface WorkloadParameters {
@@ -26,23 +28,6 @@ export interface WorkloadParameters {
   prefetch: number;
   /** Seconds without progress before a measurement is given up. */
   stallSeconds: number;
-}
-
-/** CPU as a share of one core (1 = one core busy) and the broker's RSS, over one measured window. */
-export interface WindowResources {
-  seconds: number;
-  brokerCpu: number;
-  /** This process, every thread: the client workers and the orchestrating thread. */
-  clientCpu: number;
-  /**
-   * Everything else on the machine: busy CPU of all processes minus broker and clients. The 2 cores are shared with
-   * whatever else runs; more than a few percent here means the figures were disturbed.
-   */
-  otherCpu: number;
-  brokerRssStartBytes: number;
-  brokerRssEndBytes: number;
-  /** Largest sampled RSS in the window (sampled every sampleIntervalMs). */
-  brokerRssPeakBytes: number;
 }
 
 export interface Measurement {
@@ -68,56 +53,6 @@ export interface Workload {
 }
 
 // ---- helpers --------------------------------------------------------------------------------------------------------
-
-interface Mark {
-  time: number;
-  brokerCpuSeconds: number;
-  clientCpuSeconds: number;
-  /** CPU seconds the whole machine spent busy (every core, every process), from /proc/stat. */
-  machineCpuSeconds: number;
-  rssBytes: number;
-}
-
-/** Busy CPU seconds of the whole machine since boot: user nice system irq softirq steal (not idle, not iowait). */
-function machineCpuSeconds(): number {
-  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
-  return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS;
-}
-
-function mark(broker: Broker): Mark {
-  const sample = broker.sample();
-  const usage = process.cpuUsage();
-  return {
-    time: now(),
-    brokerCpuSeconds: sample?.cpuSeconds ?? NaN,
-    clientCpuSeconds: (usage.user + usage.system) / 1e6,
-    machineCpuSeconds: machineCpuSeconds(),
-    rssBytes: sample?.rssBytes ?? NaN,
-  };
-}
-
-function windowResources(broker: Broker, from: Mark, to: Mark): WindowResources {
-  const seconds = to.time - from.time;
-  let peak = Math.max(from.rssBytes, to.rssBytes);
-  for (const sample of broker.samples) if (sample.time >= from.time && sample.time <= to.time) peak = Math.max(peak, sample.rssBytes);
-  return {
-    seconds,
-    brokerCpu: (to.brokerCpuSeconds - from.brokerCpuSeconds) / seconds,
-    clientCpu: (to.clientCpuSeconds - from.clientCpuSeconds) / seconds,
-    otherCpu: Math.max(0, (to.machineCpuSeconds - from.machineCpuSeconds - (to.brokerCpuSeconds - from.brokerCpuSeconds) - (to.clientCpuSeconds - from.clientCpuSeconds)) / seconds),
-    brokerRssStartBytes: from.rssBytes,
-    brokerRssEndBytes: to.rssBytes,
-    brokerRssPeakBytes: peak,
-  };
-}
-
-/** Other processes' CPU (share of one core) from which a window counts as disturbed. */
-export const OTHER_CPU_WARNING = 0.1;
-
-function resourceNotes(r: WindowResources): string {
-  return `broker CPU ${formatPercent(r.brokerCpu)}, clients CPU ${formatPercent(r.clientCpu)}${r.otherCpu >= OTHER_CPU_WARNING ? `, OTHER processes CPU ${formatPercent(r.otherCpu)}` : ''}, broker RSS peak ${formatMiB(r.brokerRssPeakBytes)}`;
-}
 
 function sizeLabel(bytes: number): string {
   return bytes % KiB === 0 ? `${bytes / KiB} KiB` : `${bytes} B`;
@@ -166,13 +101,13 @@ async function queueDepth(broker: Broker, queue: string): Promise<number> {
  * when the counter stands still for `stallSeconds` or the broker process is gone.
  */
 async function watch(pool: ClientPool, broker: Broker, label: string, total: number, stallSeconds: number, log: (text: string) => void): Promise<ClientReport[]> {
-  const reports = pool.reportsWithin(24 * 3600 * 1000);
+  const reports = pool.results(24 * 3600 * 1000);
   let settled = false;
   void reports.then(
     () => (settled = true),
     () => (settled = true),
   );
-  let last = pool.done();
+  let last = pool.sum(SLOT.done);
   let lastChange = now();
   let lastLog = now();
   let lastLogged = last;
@@ -180,7 +115,7 @@ async function watch(pool: ClientPool, broker: Broker, label: string, total: num
     // Short: the window's closing mark comes after this wait, and an idle tail would dilute its CPU figures.
     await sleep(20);
     const time = now();
-    const done = pool.done();
+    const done = pool.sum(SLOT.done);
     if (done !== last) {
       last = done;
       lastChange = time;
@@ -234,9 +169,9 @@ function directoryBytes(path: string): number {
 
 /** Publishes `count` messages of `bodyBytes` with confirms into `queue`; returns the publisher's report and the window's resources. */
 async function publishPhase(broker: Broker, queue: string, count: number, bodyBytes: number, params: WorkloadParameters, label: string, log: (text: string) => void) {
-  const pool = await ClientPool.start([{ kind: 'publish', url: broker.url, queue, count, bodyBytes, window: params.window }]);
+  const pool = await startClients([{ kind: 'publish', url: broker.url, queue, count, bodyBytes, window: params.window }]);
   const from = mark(broker);
-  pool.go();
+  pool.post(scheduledGo());
   const [report] = (await watch(pool, broker, label, count, params.stallSeconds, log)) as [ClientReport];
   const to = mark(broker);
   return { report, resources: windowResources(broker, from, to) };
@@ -244,9 +179,9 @@ async function publishPhase(broker: Broker, queue: string, count: number, bodyBy
 
 /** Consumes (prefetch, ack each) until `expected` arrived; returns the consumer's report and the window's resources. */
 async function consumePhase(broker: Broker, queue: string, expected: number, params: WorkloadParameters, label: string, log: (text: string) => void) {
-  const pool = await ClientPool.start([{ kind: 'consume', url: broker.url, queue, expected, prefetch: params.prefetch }]);
+  const pool = await startClients([{ kind: 'consume', url: broker.url, queue, expected, prefetch: params.prefetch }]);
   const from = mark(broker);
-  pool.go();
+  pool.post(scheduledGo());
   const [report] = (await watch(pool, broker, label, expected, params.stallSeconds, log)) as [ClientReport];
   const to = mark(broker);
   return { report, resources: windowResources(broker, from, to) };
@@ -277,7 +212,7 @@ function publishWorkload(bodyBytes: number): Workload {
           error: null,
           figures: { perSecond, mbPerSecond: (perSecond * bodyBytes) / MB },
           problems,
-          notes: `${formatNumber(perSecond)} msg/s (${formatNumber((perSecond * bodyBytes) / MB, 1)} MB/s); ${resourceNotes(resources)}; publisher loop busy ${formatPercent(report.elu)}`,
+          notes: `${formatNumber(perSecond)} msg/s (${formatNumber((perSecond * bodyBytes) / MB, 1)} MB/s); ${windowResourceNotes(resources)}; publisher loop busy ${formatPercent(report.elu)}`,
           resources,
           details: { messages: params.count, bodyBytes, confirmed: report.done, seconds: report.seconds, stored, window: params.window, publisherThread: clientThread(report), firstError: report.firstError },
         };
@@ -310,7 +245,7 @@ const consumeWorkload = (bodyBytes: number): Workload => ({
         error: null,
         figures: { perSecond, mbPerSecond: (perSecond * bodyBytes) / MB },
         problems,
-        notes: `${formatNumber(perSecond)} msg/s; ${resourceNotes(resources)}; consumer loop busy ${formatPercent(report.elu)}; filled at ${formatNumber(fill.report.done / fill.report.seconds)} msg/s`,
+        notes: `${formatNumber(perSecond)} msg/s; ${windowResourceNotes(resources)}; consumer loop busy ${formatPercent(report.elu)}; filled at ${formatNumber(fill.report.done / fill.report.seconds)} msg/s`,
         resources,
         details: {
           messages: fill.report.done,
@@ -338,16 +273,16 @@ function latencyWorkload(rate: number, bodyBytes: number): Workload {
     title: `latency at ${formatNumber(rate)} msg/s, ${sizeLabel(bodyBytes)}`,
     async run(broker, params, log) {
       return withQueue(broker, id, async (queue) => {
-        const consumers = await ClientPool.start([{ kind: 'latency', url: broker.url, queue, prefetch: params.prefetch }]);
+        const consumers = await startClients([{ kind: 'latency', url: broker.url, queue, prefetch: params.prefetch }]);
         let publishers: ClientPool | null = null;
         try {
-          publishers = await ClientPool.start([{ kind: 'paced', url: broker.url, queue, rate, bodyBytes }]);
+          publishers = await startClients([{ kind: 'paced', url: broker.url, queue, rate, bodyBytes }]);
           // The consumer subscribes on `go`; the schedule begins 300 ms later, after its basic.consume-ok.
           const t0 = monotonicNs() + 300_000_000n;
           const windowStart = t0 + BigInt(Math.round(params.warmupSeconds * 1e9));
           const windowEnd = windowStart + BigInt(Math.round(params.durationSeconds * 1e9));
-          consumers.go(t0, windowStart, windowEnd);
-          publishers.go(t0, windowStart, windowEnd);
+          consumers.post(scheduledGo(t0, windowStart, windowEnd));
+          publishers.post(scheduledGo(t0, windowStart, windowEnd));
           log(`${broker.name} ${id}: ${formatNumber(params.warmupSeconds)} s warm-up, then ${formatNumber(params.durationSeconds)} s measured …`);
           await sleep(Number(windowStart - monotonicNs()) / 1e6);
           const from = mark(broker);
@@ -357,9 +292,9 @@ function latencyWorkload(rate: number, bodyBytes: number): Workload {
           const [publisher] = (await watch(publishers, broker, `${broker.name} ${id} publisher`, scheduled, params.stallSeconds, log)) as [ClientReport];
           // The consumer has what it gets within a few seconds of the last send; then it stops.
           const drainStart = now();
-          while (consumers.done() < publisher.sent && now() - drainStart < 10 && broker.alive()) await sleep(20);
+          while (consumers.sum(SLOT.done) < publisher.sent && now() - drainStart < 10 && broker.alive()) await sleep(20);
           const drainSeconds = now() - drainStart;
-          consumers.finish();
+          consumers.post({ type: 'finish' });
           const [consumer] = (await watch(consumers, broker, `${broker.name} ${id} consumer`, publisher.sent, params.stallSeconds, log)) as [ClientReport];
           const resources = windowResources(broker, from, to);
           const expected = Math.round(params.durationSeconds * rate);
@@ -378,7 +313,7 @@ function latencyWorkload(rate: number, bodyBytes: number): Workload {
             problems,
             notes:
               `p50 ${formatMs(latency.p50Ms)}, p99 ${formatMs(latency.p99Ms)}, p99.9 ${formatMs(latency.p999Ms)}, max ${formatMs(latency.maxMs)}; ` +
-              `confirm p50 ${formatMs(publisher.confirmLatency!.p50Ms)}, p99 ${formatMs(publisher.confirmLatency!.p99Ms)}; send lag p99 ${formatMs(sendLag.p99Ms)}; ${resourceNotes(resources)}`,
+              `confirm p50 ${formatMs(publisher.confirmLatency!.p50Ms)}, p99 ${formatMs(publisher.confirmLatency!.p99Ms)}; send lag p99 ${formatMs(sendLag.p99Ms)}; ${windowResourceNotes(resources)}`,
             resources,
             details: {
               rate,

@@ -43,8 +43,8 @@
  */
 import os from 'node:os';
 import { BROKER_NAMES, type Broker, type BrokerName, type BrokerStopInfo, startBroker } from './amqp-brokers.js';
-import { failedMeasurement, type Measurement, OTHER_CPU_WARNING, rateId, sizeId, warmUp, workloads, type WorkloadParameters } from './amqp-workloads.js';
-import { type Code, machineBusy } from './broker-process.js';
+import { failedMeasurement, type Measurement, rateId, sizeId, warmUp, workloads, type WorkloadParameters } from './amqp-workloads.js';
+import { type Code, machineBusy, OTHER_CPU_WARNING } from './broker-process.js';
 import {
   type Column,
   commitInfo,

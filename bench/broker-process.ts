@@ -2,7 +2,8 @@
  * A broker (`weir serve`) in a child process of its own, for the suites that measure it over TCP (native, queue):
  * started on port 0 with its own data directory (the port is read from its "listening on" log line), its RSS and CPU
  * sampled from /proc, stopped with SIGTERM; plus the build step that compiles it first, and a check of how busy the
- * machine is. Linux only (/proc).
+ * machine is. Also the resource windows every suite measures between two marks (CPU shares, RSS), for any broker
+ * that can be sampled: RabbitMQ too. Linux only (/proc).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -292,36 +293,74 @@ export function buildBroker(): number {
   return now() - began;
 }
 
-/** Share of the machine's CPU time that was not idle over `ms` milliseconds (from /proc/stat). */
+/** The machine's CPU ticks since boot (/proc/stat): all, and idle (idle + iowait; guest time is already in user). */
+function machineTicks(): { idle: number; total: number } {
+  // user nice system idle iowait irq softirq steal
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.slice(0, 8).reduce((sum, value) => sum + value, 0);
+  return { idle: fields[3]! + fields[4]!, total };
+}
+
+/** Share of the machine's CPU time that was not idle over `ms` milliseconds. */
 export async function machineBusy(ms: number): Promise<number> {
-  const read = (): { idle: number; total: number } => {
-    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    // user nice system idle iowait irq softirq steal (guest time is already inside user)
-    const total = fields.slice(0, 8).reduce((sum, value) => sum + value, 0);
-    return { idle: fields[3]! + fields[4]!, total };
-  };
-  const before = read();
+  const before = machineTicks();
   await sleep(ms);
-  const after = read();
+  const after = machineTicks();
   const total = after.total - before.total;
   return total > 0 ? 1 - (after.idle - before.idle) / total : 0;
 }
 
 // ---- resource windows -----------------------------------------------------------------------------------------------
 
-/** CPU counters at one moment, for the CPU a window used. */
+/** What a mark reads of a broker: BrokerProcess, or the amqp suite's Broker (RabbitMQ's summed over its processes). */
+export interface Sampled {
+  /** Samples now (and keeps the sample); null when the process is gone. */
+  sample(): ProcessSample | null;
+  /** Every sample so far, oldest first. */
+  readonly samples: readonly ProcessSample[];
+}
+
+/** CPU counters and the broker's RSS at one moment: a window between two marks has its CPU shares and RSS. */
 export interface Mark {
   time: number;
   brokerCpuSeconds: number;
   clientCpuSeconds: number;
+  /**
+   * CPU seconds the whole machine spent busy (every core, every process). Minus broker and clients, this is what else
+   * ran on the shared cores meanwhile.
+   */
+  machineCpuSeconds: number;
+  /** NaN once the broker is gone. */
+  rssBytes: number;
 }
 
-export function mark(broker: BrokerProcess): Mark {
+export function mark(broker: Sampled): Mark {
   const sample = broker.sample();
   const usage = process.cpuUsage();
-  return { time: now(), brokerCpuSeconds: sample?.cpuSeconds ?? NaN, clientCpuSeconds: (usage.user + usage.system) / 1e6 };
+  const ticks = machineTicks();
+  return {
+    time: now(),
+    brokerCpuSeconds: sample?.cpuSeconds ?? NaN,
+    clientCpuSeconds: (usage.user + usage.system) / 1e6,
+    machineCpuSeconds: (ticks.total - ticks.idle) / CLOCK_TICKS,
+    rssBytes: sample?.rssBytes ?? NaN,
+  };
 }
 
+/** CPU over the window between two marks, each as a share of one core (1 = one core busy). */
+function cpuShares(from: Mark, to: Mark): { seconds: number; brokerCpu: number; clientCpu: number; otherCpu: number } {
+  const seconds = to.time - from.time;
+  const broker = to.brokerCpuSeconds - from.brokerCpuSeconds;
+  const clients = to.clientCpuSeconds - from.clientCpuSeconds;
+  return {
+    seconds,
+    brokerCpu: broker / seconds,
+    clientCpu: clients / seconds,
+    otherCpu: Math.max(0, (to.machineCpuSeconds - from.machineCpuSeconds - broker - clients) / seconds),
+  };
+}
+
+/** A window's CPU with the figures of a broker that has stopped since (native and queue suites). */
 export interface Resources {
   /** CPU over the measured window, as a share of one core (1 = one core busy). */
   brokerCpu: number;
@@ -336,10 +375,10 @@ export interface Resources {
 }
 
 export function resources(broker: BrokerProcess, from: Mark, to: Mark, stop: BrokerStop): Resources {
-  const seconds = to.time - from.time;
+  const { brokerCpu, clientCpu } = cpuShares(from, to);
   return {
-    brokerCpu: (to.brokerCpuSeconds - from.brokerCpuSeconds) / seconds,
-    clientCpu: (to.clientCpuSeconds - from.clientCpuSeconds) / seconds,
+    brokerCpu,
+    clientCpu,
     brokerRssBytes: stop.rssBytes,
     brokerPeakRssBytes: stop.peakRssBytes,
     brokerStartSeconds: broker.startSeconds,
@@ -351,6 +390,39 @@ export function resources(broker: BrokerProcess, from: Mark, to: Mark, stop: Bro
 
 export function resourceNotes(r: Resources): string {
   return `broker CPU ${formatPercent(r.brokerCpu)}, clients CPU ${formatPercent(r.clientCpu)}; broker RSS ${formatMiB(r.brokerRssBytes)} (peak ${formatMiB(r.brokerPeakRssBytes)})`;
+}
+
+/**
+ * One window's CPU and RSS, from the marks and the samples between them: no broker stop needed, so RabbitMQ has
+ * them too (amqp suite).
+ */
+export interface WindowResources {
+  seconds: number;
+  brokerCpu: number;
+  /** This process, every thread: the client workers and the orchestrating thread. */
+  clientCpu: number;
+  /**
+   * Everything else on the machine: busy CPU of all processes minus broker and clients. The 2 cores are shared with
+   * whatever else runs; more than a few percent here means the figures were disturbed.
+   */
+  otherCpu: number;
+  brokerRssStartBytes: number;
+  brokerRssEndBytes: number;
+  /** Largest sampled RSS in the window (sampled every sampleIntervalMs). */
+  brokerRssPeakBytes: number;
+}
+
+export function windowResources(broker: Sampled, from: Mark, to: Mark): WindowResources {
+  let peak = Math.max(from.rssBytes, to.rssBytes);
+  for (const sample of broker.samples) if (sample.time >= from.time && sample.time <= to.time) peak = Math.max(peak, sample.rssBytes);
+  return { ...cpuShares(from, to), brokerRssStartBytes: from.rssBytes, brokerRssEndBytes: to.rssBytes, brokerRssPeakBytes: peak };
+}
+
+/** Other processes' CPU (share of one core) from which a window counts as disturbed. */
+export const OTHER_CPU_WARNING = 0.1;
+
+export function windowResourceNotes(r: WindowResources): string {
+  return `broker CPU ${formatPercent(r.brokerCpu)}, clients CPU ${formatPercent(r.clientCpu)}${r.otherCpu >= OTHER_CPU_WARNING ? `, OTHER processes CPU ${formatPercent(r.otherCpu)}` : ''}, broker RSS peak ${formatMiB(r.brokerRssPeakBytes)}`;
 }
 
 /** Latencies in microseconds, 1 µs to 1 hour, 3 significant digits. */

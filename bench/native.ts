@@ -37,13 +37,27 @@ import { readdirSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join, relative } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import type { Histogram } from 'hdr-histogram-js';
 import { WeirClient, type Acks, type ProducerMessage } from 'weir-client';
-import { RECORD_BATCH_HEADER_BYTES, type Message } from 'weir-protocol';
+import { RECORD_BATCH_HEADER_BYTES } from 'weir-protocol';
 import { type BrokerStop, BrokerProcess, buildBroker, type Code, machineBusy, mark, type Mark, newHistogram, resourceNotes, resources, type Resources } from './broker-process.js';
+import {
+  expectGo,
+  expectMessage,
+  latencySummary,
+  type LatencySummary,
+  monotonicNs,
+  serveWorker,
+  signalReady,
+  STOP_SLOT,
+  threadMeter,
+  workerInbox,
+  type WorkerIdentity,
+  type WorkerInput,
+  WorkerPool,
+} from './client-workers.js';
+import { messagesPerBatch, prebuiltBatch } from './prebuilt-batch.js';
+import { runSchedule, type ScheduledGo, scheduledGo, type SendLag } from './schedule.js';
 import {
   commitInfo,
   Flags,
@@ -56,7 +70,6 @@ import {
   formatNumber,
   formatProfileSummary,
   formatTable,
-  GcMeter,
   KiB,
   machineInfo,
   MB,
@@ -179,26 +192,23 @@ function rateLabel(rate: number): string {
   return rate >= 1000 && rate % 1000 === 0 ? `${rate / 1000}k` : String(rate);
 }
 
-/** Monotonic nanoseconds, machine-wide: the same clock in every thread of this process (unlike performance.now()). */
-function monotonicNs(): bigint {
-  return process.hrtime.bigint();
-}
-
 // ---- clients in worker threads --------------------------------------------------------------------------------------
 
 const WORKER_ROLE = 'weir-bench-native-client';
-/** Int32 slots in a pool's shared counters: [0] is the stop flag, then per worker: done (acked/received), failed, sent. */
-const STOP_SLOT = 0;
-const SLOTS_PER_WORKER = 3;
 
-interface WorkerBase {
-  role: typeof WORKER_ROLE;
-  index: number;
+/** Int32 counters per worker (after the pool's stop flag). */
+const SLOT = {
+  /** Messages acknowledged (producer) or received (consumer). */
+  done: 0,
+  failed: 1,
+  sent: 2,
+} as const;
+
+interface WorkerBase extends WorkerIdentity {
   /** `dist`: the worker runs without the development condition, so weir-client and weir-protocol load compiled. */
   code: Code;
   broker: string;
   topic: string;
-  counters: SharedArrayBuffer;
 }
 
 interface ProducerConfig extends WorkerBase {
@@ -246,7 +256,7 @@ interface WorkerStats {
   /** Share of that time in garbage-collection pauses. */
   gcShare: number;
   /** Paced producer: how late `send` was called relative to the schedule (the load generator's own lag). */
-  sendLag: { p50Ms: number; p99Ms: number; maxMs: number } | null;
+  sendLag: SendLag | null;
   /**
    * Paced producer, messages intended inside the window: intended send time → acknowledgement (durable append), the
    * produce half of the end-to-end latency.
@@ -265,34 +275,11 @@ interface WorkerStats {
   flushSeconds: number;
 }
 
-interface LatencySummary {
-  count: number;
-  p50Ms: number;
-  p99Ms: number;
-  p999Ms: number;
-  maxMs: number;
-  meanMs: number;
-}
-
-type ToWorker = { type: 'go'; t0: bigint; windowStart: bigint; windowEnd: bigint } | { type: 'finish'; expected: number };
-type FromWorker = { type: 'ready' } | { type: 'done'; stats: WorkerStats } | { type: 'failed'; error: string };
+type ToWorker = ScheduledGo | { type: 'finish'; expected: number };
 
 /** Random bytes for message bodies. */
 function randomBody(bytes: number): Buffer {
   return randomFillSync(Buffer.allocUnsafe(bytes));
-}
-
-
-function latencySummary(histogram: Histogram): LatencySummary {
-  const toMs = (micros: number) => micros / 1000;
-  return {
-    count: histogram.totalCount,
-    p50Ms: toMs(histogram.getValueAtPercentile(50)),
-    p99Ms: toMs(histogram.getValueAtPercentile(99)),
-    p999Ms: toMs(histogram.getValueAtPercentile(99.9)),
-    maxMs: toMs(histogram.maxValue),
-    meanMs: toMs(histogram.mean),
-  };
 }
 
 function emptyStats(): WorkerStats {
@@ -300,49 +287,22 @@ function emptyStats(): WorkerStats {
 }
 
 /** Runs in a worker thread: one client, one producer or consumer, driven by the main thread's messages. */
-async function clientWorker(config: WorkerConfig): Promise<void> {
-  const port = parentPort!;
+async function clientWorker(config: WorkerConfig): Promise<WorkerStats> {
+  const receive = workerInbox<ToWorker>();
   const counters = new Int32Array(config.counters);
-  const base = 1 + config.index * SLOTS_PER_WORKER;
-  const inbox: ToWorker[] = [];
-  const waiters: Array<(message: ToWorker) => void> = [];
-  port.on('message', (message: ToWorker) => {
-    const waiter = waiters.shift();
-    if (waiter !== undefined) waiter(message);
-    else inbox.push(message);
-  });
-  const receive = (): Promise<ToWorker> => (inbox.length > 0 ? Promise.resolve(inbox.shift()!) : new Promise((resolve) => waiters.push(resolve)));
   const client = new WeirClient({ brokers: [config.broker], clientId: `bench-${config.kind}-${config.index}` });
   try {
-    const stats = config.kind === 'producer' ? await runProducer(config, client, counters, base, receive) : await runConsumer(config, client, counters, base, receive);
+    const stats = config.kind === 'producer' ? await runProducer(config, client, counters, receive) : await runConsumer(config, client, counters, receive);
     await client.close();
-    port.postMessage({ type: 'done', stats } satisfies FromWorker);
+    return stats;
   } catch (error) {
     client.abort();
-    port.postMessage({ type: 'failed', error: error instanceof Error ? (error.stack ?? error.message) : String(error) } satisfies FromWorker);
+    throw error;
   }
 }
 
-/** Runs `work`, measuring its wall time and this thread's event-loop utilisation and GC share meanwhile. */
-async function threadLoad<T>(work: () => Promise<T>): Promise<{ value: T; seconds: number; elu: number; gcShare: number }> {
-  const gcMeter = new GcMeter();
-  gcMeter.start();
-  const eluStart = performance.eventLoopUtilization();
-  const began = now();
-  const value = await work();
-  const seconds = now() - began;
-  const elu = performance.eventLoopUtilization(eluStart).utilization;
-  const gc = await gcMeter.stop();
-  return { value, seconds, elu, gcShare: gc.share };
-}
-
-async function runProducer(
-  config: ProducerConfig,
-  client: WeirClient,
-  counters: Int32Array,
-  base: number,
-  receive: () => Promise<ToWorker>,
-): Promise<WorkerStats> {
+async function runProducer(config: ProducerConfig, client: WeirClient, counters: Int32Array, receive: () => Promise<ToWorker>): Promise<WorkerStats> {
+  const { base } = config;
   const producer = client.producer({ acks: config.acks, ...(config.lingerMs === null ? {} : { lingerMs: config.lingerMs }) });
   const stats = emptyStats();
   let outstanding = 0;
@@ -357,125 +317,99 @@ async function runProducer(
     }
   };
   const onAck = (count: number) => (): void => {
-    Atomics.add(counters, base, count);
+    Atomics.add(counters, base + SLOT.done, count);
     settled(count);
   };
   const onFail = (count: number) => (error: unknown): void => {
     stats.firstError ??= errorText(error);
-    Atomics.add(counters, base + 1, count);
+    Atomics.add(counters, base + SLOT.failed, count);
     settled(count);
   };
   // Connect and learn the partition count before the clock starts; InitProducer follows with the first batch.
   await client.metadata.partitionCount(config.topic);
-  parentPort!.postMessage({ type: 'ready' } satisfies FromWorker);
-  const go = await receive();
-  if (go.type !== 'go') throw new Error(`expected go, got ${go.type}`);
+  signalReady();
+  const go = await expectGo(receive);
   const t0 = go.t0;
   let sent = 0;
 
-  const load = await threadLoad(async () => {
-    if (config.mode === 'wire') {
-      sent = await wireProduce(config, client, counters, base, stopped, stats);
-    } else if (config.mode === 'throughput') {
-      const body = randomBody(config.bodyBytes);
-      const one: ProducerMessage = { body };
-      const many: ProducerMessage[] = Array.from({ length: config.perSend }, () => ({ body }));
-      const ackFull = onAck(config.perSend);
-      const failFull = onFail(config.perSend);
-      const limit = config.limit ?? Infinity;
-      while (!stopped() && sent < limit) {
-        if (outstanding + config.perSend > config.window) {
-          await new Promise<void>((resolve) => (wake = resolve));
-          continue;
-        }
-        const count = Math.min(config.perSend, limit - sent);
-        if (count === 1) producer.send(config.topic, one).then(ackFull, failFull);
-        else if (count === config.perSend) producer.send(config.topic, many).then(ackFull, failFull);
-        else producer.send(config.topic, many.slice(0, count)).then(onAck(count), onFail(count));
-        outstanding += count;
-        sent += count;
-        Atomics.store(counters, base + 2, sent);
+  const meter = threadMeter();
+  if (config.mode === 'wire') {
+    sent = await wireProduce(config, client, counters, stopped, stats);
+  } else if (config.mode === 'throughput') {
+    const body = randomBody(config.bodyBytes);
+    const one: ProducerMessage = { body };
+    const many: ProducerMessage[] = Array.from({ length: config.perSend }, () => ({ body }));
+    const ackFull = onAck(config.perSend);
+    const failFull = onFail(config.perSend);
+    const limit = config.limit ?? Infinity;
+    while (!stopped() && sent < limit) {
+      if (outstanding + config.perSend > config.window) {
+        await new Promise<void>((resolve) => (wake = resolve));
+        continue;
       }
-    } else {
-      // Paced: send every message that has come due, each carrying its intended send time, so lateness of this loop
-      // counts as latency too. Timers only resolve whole milliseconds, so the last stretch before a due time is slept
-      // in Atomics.wait (sub-millisecond) from a setImmediate callback, after the event loop has done its I/O.
-      const intervalNs = 1e9 / config.rate;
-      const stopAtNs = Number(go.windowEnd - t0) + 0.25e9;
-      const template = randomBody(config.bodyBytes);
-      const lag = newHistogram();
-      const acked = newHistogram();
-      const windowStartNs = Number(go.windowStart - t0);
-      const windowEndNs = Number(go.windowEnd - t0);
-      const sleeper = new Int32Array(new SharedArrayBuffer(4));
-      const ack = onAck(1);
-      const fail = onFail(1);
-      await new Promise<void>((resolve) => {
-        const tick = (): void => {
-          const elapsed = Number(monotonicNs() - t0);
-          const due = elapsed < 0 ? 0 : Math.min(Math.floor(elapsed / intervalNs) + 1, Math.ceil(stopAtNs / intervalNs));
-          while (sent < due) {
-            const intendedOffset = Math.round(sent * intervalNs);
-            const body = Buffer.allocUnsafe(config.bodyBytes);
-            template.copy(body);
-            body.writeBigInt64LE(t0 + BigInt(intendedOffset), 0);
-            body.writeUInt32LE(sent >>> 0, 8);
-            const sending = producer.send(config.topic, { body });
-            if (intendedOffset >= windowStartNs && intendedOffset < windowEndNs) {
-              sending.then(() => {
-                acked.recordValue(Math.max(1, Math.round((Number(monotonicNs() - t0) - intendedOffset) / 1000)));
-                ack();
-              }, fail);
-            } else {
-              sending.then(ack, fail);
-            }
-            outstanding++;
-            lag.recordValue(Math.max(1, Math.round((elapsed - intendedOffset) / 1000)));
-            sent++;
-          }
-          Atomics.store(counters, base + 2, sent);
-          if (sent * intervalNs >= stopAtNs || stopped()) {
-            stats.behind = Math.max(0, Math.min(Math.floor(Number(monotonicNs() - t0) / intervalNs) + 1, Math.ceil(stopAtNs / intervalNs)) - sent);
-            resolve();
-            return;
-          }
-          const untilNextMs = (sent * intervalNs - Number(monotonicNs() - t0)) / 1e6;
-          if (untilNextMs > 2) {
-            setTimeout(tick, Math.floor(untilNextMs) - 1);
-            return;
-          }
-          setImmediate(() => {
-            const remainingMs = (sent * intervalNs - Number(monotonicNs() - t0)) / 1e6;
-            if (remainingMs > 0.02) Atomics.wait(sleeper, 0, 0, Math.min(remainingMs, 0.2));
-            tick();
-          });
-        };
-        setTimeout(tick, Math.max(0, Math.floor(Number(t0 - monotonicNs()) / 1e6) - 1));
-      });
-      stats.sendLag = { p50Ms: lag.getValueAtPercentile(50) / 1000, p99Ms: lag.getValueAtPercentile(99) / 1000, maxMs: lag.maxValue / 1000 };
-      stats.ackLatency = latencySummary(acked);
+      const count = Math.min(config.perSend, limit - sent);
+      if (count === 1) producer.send(config.topic, one).then(ackFull, failFull);
+      else if (count === config.perSend) producer.send(config.topic, many).then(ackFull, failFull);
+      else producer.send(config.topic, many.slice(0, count)).then(onAck(count), onFail(count));
+      outstanding += count;
+      sent += count;
+      Atomics.store(counters, base + SLOT.sent, sent);
     }
-    const flushStart = now();
-    await producer.flush();
-    stats.flushSeconds = now() - flushStart;
-  });
-  return { ...stats, sent, done: Atomics.load(counters, base), failed: Atomics.load(counters, base + 1), seconds: load.seconds, elu: load.elu, gcShare: load.gcShare };
+  } else {
+    // Paced (schedule.ts): each message carries its intended send time, so lateness of this loop counts as latency too.
+    const template = randomBody(config.bodyBytes);
+    const acked = newHistogram();
+    const windowStartNs = Number(go.windowStart - t0);
+    const windowEndNs = Number(go.windowEnd - t0);
+    const ack = onAck(1);
+    const fail = onFail(1);
+    const schedule = await runSchedule({
+      t0,
+      rate: config.rate,
+      // 0.25 s past the window, so the window's last messages meet the same load as the rest.
+      stopAtNs: Number(go.windowEnd - t0) + 0.25e9,
+      send(i, intendedNs) {
+        const body = Buffer.allocUnsafe(config.bodyBytes);
+        template.copy(body);
+        body.writeBigInt64LE(t0 + BigInt(intendedNs), 0);
+        body.writeUInt32LE(i >>> 0, 8);
+        const sending = producer.send(config.topic, { body });
+        if (intendedNs >= windowStartNs && intendedNs < windowEndNs) {
+          sending.then(() => {
+            acked.recordValue(Math.max(1, Math.round((Number(monotonicNs() - t0) - intendedNs) / 1000)));
+            ack();
+          }, fail);
+        } else {
+          sending.then(ack, fail);
+        }
+        outstanding++;
+      },
+      progress: (count) => Atomics.store(counters, base + SLOT.sent, count),
+      stopped,
+    });
+    sent = schedule.sent;
+    stats.behind = schedule.behind;
+    stats.sendLag = schedule.sendLag;
+    stats.ackLatency = latencySummary(acked);
+  }
+  const flushStart = now();
+  await producer.flush();
+  stats.flushSeconds = now() - flushStart;
+  const load = await meter.stop();
+  return { ...stats, sent, done: Atomics.load(counters, base + SLOT.done), failed: Atomics.load(counters, base + SLOT.failed), ...load };
 }
 
-/** Encoded size of a message without id, key, tag and headers in a Produce request (what the Producer counts). */
-const MESSAGE_WIRE_OVERHEAD = 26;
-
 /**
- * The `wire` producer: InitProducer, then idempotent, durable Produce requests of one pre-built batch (the Producer's
- * default limits: 256 KiB or 10,000 messages), partitions in turn, at most `window` messages unacknowledged.
+ * The `wire` producer: InitProducer, then idempotent, durable Produce requests of one pre-built batch (prebuilt-batch.ts),
+ * partitions in turn, at most `window` messages unacknowledged.
  */
-async function wireProduce(config: ProducerConfig, client: WeirClient, counters: Int32Array, base: number, stopped: () => boolean, stats: WorkerStats): Promise<number> {
+async function wireProduce(config: ProducerConfig, client: WeirClient, counters: Int32Array, stopped: () => boolean, stats: WorkerStats): Promise<number> {
+  const { base } = config;
   const connection = await client.connection();
   const partitions = await client.metadata.partitionCount(config.topic);
   const { producerId, producerEpoch } = await connection.request('InitProducer', { producerId: -1 });
-  const perBatch = Math.max(1, Math.min(10_000, Math.floor((256 * 1024) / (config.bodyBytes + MESSAGE_WIRE_OVERHEAD))));
-  const body = randomBody(config.bodyBytes);
-  const messages: Message[] = Array.from({ length: perBatch }, () => ({ id: null, key: null, tag: null, headers: [], timestamp: -1, body }));
+  const messages = prebuiltBatch(config.bodyBytes);
+  const perBatch = messages.length;
   const sequences = new Array<number>(partitions).fill(0);
   const window = Math.max(config.window, perBatch);
   let outstanding = 0;
@@ -489,16 +423,16 @@ async function wireProduce(config: ProducerConfig, client: WeirClient, counters:
     resume?.();
   };
   const ack = (): void => {
-    Atomics.add(counters, base, perBatch);
+    Atomics.add(counters, base + SLOT.done, perBatch);
     settled();
   };
   const partial = (count: number): void => {
-    Atomics.add(counters, base, count);
+    Atomics.add(counters, base + SLOT.done, count);
     settled();
   };
   const fail = (error: unknown): void => {
     stats.firstError ??= errorText(error);
-    Atomics.add(counters, base + 1, perBatch);
+    Atomics.add(counters, base + SLOT.failed, perBatch);
     settled();
   };
   const limit = config.limit ?? Infinity;
@@ -517,7 +451,7 @@ async function wireProduce(config: ProducerConfig, client: WeirClient, counters:
     partition = (partition + 1) % partitions;
     outstanding += perBatch;
     sent += count;
-    Atomics.store(counters, base + 2, sent);
+    Atomics.store(counters, base + SLOT.sent, sent);
   }
   while (outstanding > 0) await new Promise<void>((resolve) => (wake = resolve));
   return sent;
@@ -527,7 +461,8 @@ async function wireProduce(config: ProducerConfig, client: WeirClient, counters:
  * The `wire` consumer: Fetch requests (1 MiB, no waiting) on the client's Connection, one in flight per partition,
  * until every partition's end offset is reached; messages are counted from the batch headers, nothing is decoded.
  */
-async function wireConsume(config: ConsumerConfig, client: WeirClient, counters: Int32Array, base: number, stats: WorkerStats): Promise<number> {
+async function wireConsume(config: ConsumerConfig, client: WeirClient, counters: Int32Array): Promise<number> {
+  const { base } = config;
   const connection = await client.connection();
   const description = await client.metadata.describe(config.topic, true);
   let received = 0;
@@ -553,53 +488,48 @@ async function wireConsume(config: ConsumerConfig, client: WeirClient, counters:
           at += length;
         }
         if (position === before) throw new Error(`a Fetch of partition ${partition} at offset ${position} returned nothing below the end offset ${endOffset}`);
-        Atomics.store(counters, base, received);
+        Atomics.store(counters, base + SLOT.done, received);
       }
     }),
   );
   return received;
 }
 
-async function runConsumer(
-  config: ConsumerConfig,
-  client: WeirClient,
-  counters: Int32Array,
-  base: number,
-  receive: () => Promise<ToWorker>,
-): Promise<WorkerStats> {
+async function runConsumer(config: ConsumerConfig, client: WeirClient, counters: Int32Array, receive: () => Promise<ToWorker>): Promise<WorkerStats> {
+  const { base } = config;
   const stats = emptyStats();
   await client.metadata.partitionCount(config.topic); // connect before the clock starts
   const consumer = client.consumer({ from: 'earliest' });
   if (config.mode === 'latency') await consumer.subscribe(config.topic);
   if (config.mode === 'wire') await client.connection();
-  parentPort!.postMessage({ type: 'ready' } satisfies FromWorker);
-  const go = await receive();
-  if (go.type !== 'go') throw new Error(`expected go, got ${go.type}`);
+  signalReady();
+  const go = await expectGo(receive);
 
   if (config.mode === 'wire') {
-    const load = await threadLoad(() => wireConsume(config, client, counters, base, stats));
+    const meter = threadMeter();
+    const received = await wireConsume(config, client, counters);
+    const load = await meter.stop();
     await consumer.close();
-    return { ...stats, done: load.value, seconds: load.seconds, elu: load.elu, gcShare: load.gcShare };
+    return { ...stats, done: received, ...load };
   }
 
   if (config.mode === 'drain') {
-    const load = await threadLoad(async () => {
-      await consumer.subscribe(config.topic);
-      const nextOffset = new Map<number, number>();
-      let received = 0;
-      for await (const message of consumer) {
-        received++;
-        stats.bytes += message.body.byteLength;
-        if (message.offset !== (nextOffset.get(message.partition) ?? 0)) stats.inOrder = false;
-        nextOffset.set(message.partition, message.offset + 1);
-        if ((received & 0x3ff) === 0) Atomics.store(counters, base, received);
-        if (received >= config.expected) break;
-      }
-      Atomics.store(counters, base, received);
-      return received;
-    });
+    const meter = threadMeter();
+    await consumer.subscribe(config.topic);
+    const nextOffset = new Map<number, number>();
+    let received = 0;
+    for await (const message of consumer) {
+      received++;
+      stats.bytes += message.body.byteLength;
+      if (message.offset !== (nextOffset.get(message.partition) ?? 0)) stats.inOrder = false;
+      nextOffset.set(message.partition, message.offset + 1);
+      if ((received & 0x3ff) === 0) Atomics.store(counters, base + SLOT.done, received);
+      if (received >= config.expected) break;
+    }
+    Atomics.store(counters, base + SLOT.done, received);
+    const load = await meter.stop();
     await consumer.close();
-    return { ...stats, done: load.value, seconds: load.seconds, elu: load.elu, gcShare: load.gcShare };
+    return { ...stats, done: received, ...load };
   }
 
   // Latency: record receive − intended send time for messages intended inside the window; read until told how many
@@ -608,168 +538,78 @@ async function runConsumer(
   const { windowStart, windowEnd } = go;
   let received = 0;
   let expected = Infinity;
-  let finished: (() => void) | null = null;
-  const load = await threadLoad(async () => {
-    const reading = (async () => {
-      for await (const message of consumer) {
-        const arrived = monotonicNs();
-        received++;
-        Atomics.store(counters, base, received);
-        const intended = message.body.readBigInt64LE(0);
-        if (intended >= windowStart && intended < windowEnd) {
-          stats.inWindow++;
-          histogram.recordValue(Math.max(1, Number((arrived - intended) / 1000n)));
-        }
-        if (received >= expected) finished?.();
+  /** Wakes the drain below once `expected` arrived; nothing to wake before it waits. */
+  let finished = (): void => {};
+  const meter = threadMeter();
+  const reading = (async () => {
+    for await (const message of consumer) {
+      const arrived = monotonicNs();
+      received++;
+      Atomics.store(counters, base + SLOT.done, received);
+      const intended = message.body.readBigInt64LE(0);
+      if (intended >= windowStart && intended < windowEnd) {
+        stats.inWindow++;
+        histogram.recordValue(Math.max(1, Number((arrived - intended) / 1000n)));
       }
-    })();
-    const finish = await receive();
-    if (finish.type !== 'finish') throw new Error(`expected finish, got ${finish.type}`);
-    expected = finish.expected;
-    const drainStart = now();
-    if (received < expected) {
-      await new Promise<void>((resolve) => {
-        finished = resolve;
-        setTimeout(resolve, 10_000);
-      });
+      if (received >= expected) finished();
     }
-    stats.drainSeconds = now() - drainStart;
-    await consumer.close();
-    await reading;
-  });
-  return { ...stats, done: received, latency: latencySummary(histogram), seconds: load.seconds, elu: load.elu, gcShare: load.gcShare };
+  })();
+  const finish = await expectMessage(receive, 'finish');
+  expected = finish.expected;
+  const drainStart = now();
+  if (received < expected) {
+    await new Promise<void>((resolve) => {
+      finished = resolve;
+      setTimeout(resolve, 10_000);
+    });
+  }
+  stats.drainSeconds = now() - drainStart;
+  await consumer.close();
+  await reading;
+  const load = await meter.stop();
+  return { ...stats, done: received, latency: latencySummary(histogram), ...load };
 }
 
-/**
- * Client workers (one event loop each, as separate applications would have): started and connected before `go`,
- * counting progress in shared memory so the main thread can read a rate at any moment.
- */
-class ClientPool {
-  private readonly counters: Int32Array;
+type ClientPool = WorkerPool<WorkerConfig, WorkerStats, ToWorker>;
 
-  private constructor(
-    private readonly workers: Worker[],
-    counters: SharedArrayBuffer,
-    private readonly reports: Array<Promise<WorkerStats>>,
-    private readonly labels: Map<number, string>,
-    private readonly profileDir: string | null,
-  ) {
-    this.counters = new Int32Array(counters);
-  }
-
-  /** `profileDir`: run every worker under --cpu-prof, writing there (one file per thread, named by thread id). */
-  static async start(configs: ReadonlyArray<DistributiveOmit<WorkerConfig, 'role' | 'index' | 'counters'>>, profileDir: string | null = null): Promise<ClientPool> {
-    if (profileDir !== null) await mkdir(profileDir, { recursive: true });
-    const counters = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * (1 + configs.length * SLOTS_PER_WORKER));
-    // Workers do not inherit tsx's loader hooks on Node 20: register them in the worker, then load this very module.
-    const boot =
-      `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
-      `.then(({ register }) => { register(); return import(${JSON.stringify(import.meta.url)}); })` +
-      `.catch((error) => { console.error(error); process.exit(1); });`;
-    const workers: Worker[] = [];
-    const labels = new Map<number, string>();
-    const ready: Array<Promise<void>> = [];
-    const results: Array<Promise<WorkerStats>> = [];
-    configs.forEach((partial, index) => {
-      const config = { ...partial, role: WORKER_ROLE, index, counters } as WorkerConfig;
+/** `profileDir`: run every worker under --cpu-prof, writing there (one file per thread, named by thread id). */
+async function startClients(configs: ReadonlyArray<WorkerInput<WorkerConfig>>, profileDir: string | null = null): Promise<ClientPool> {
+  if (profileDir !== null) await mkdir(profileDir, { recursive: true });
+  return WorkerPool.start<WorkerConfig, WorkerStats, ToWorker>(
+    {
+      module: import.meta.url,
+      role: WORKER_ROLE,
+      slotsPerWorker: 3,
+      stopSlot: true,
+      name: (config) => `${config.kind} ${config.index}`,
       // Compiled code: no development condition, so weir-client and weir-protocol resolve to their dist folders.
-      const execArgv = [...(config.code === 'dist' ? [] : ['--conditions=development']), ...(profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir])];
-      const worker = new Worker(boot, { eval: true, workerData: config, execArgv });
-      workers.push(worker);
-      labels.set(worker.threadId, `${config.kind} ${index}${'mode' in config ? ` (${config.mode})` : ''}`);
-      let markReady!: () => void;
-      let failReady!: (error: Error) => void;
-      ready.push(
-        new Promise<void>((resolve, reject) => {
-          markReady = resolve;
-          failReady = reject;
-        }),
-      );
-      const result = new Promise<WorkerStats>((resolve, reject) => {
-        const fail = (error: Error): void => {
-          failReady(error);
-          reject(error);
-        };
-        worker.on('message', (message: FromWorker) => {
-          if (message.type === 'ready') markReady();
-          else if (message.type === 'done') resolve(message.stats);
-          else fail(new Error(`${config.kind} ${index} failed: ${message.error}`));
-        });
-        worker.once('error', (error) => fail(error));
-        worker.once('exit', (code) => fail(new Error(`${config.kind} ${index} exited (code ${code}) before reporting`)));
-      });
-      result.catch(() => {});
-      results.push(result);
-    });
-    const pool = new ClientPool(workers, counters, results, labels, profileDir);
-    try {
-      await Promise.all(ready);
-    } catch (error) {
-      await pool.terminate();
-      throw error;
-    }
-    return pool;
-  }
+      execArgv: (config) => [...(config.code === 'dist' ? [] : ['--conditions=development']), ...(profileDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir])],
+      resultsTimeoutMs: 180_000,
+    },
+    configs,
+  );
+}
 
-  go(t0: bigint = monotonicNs(), windowStart = 0n, windowEnd = 0n): void {
-    for (const worker of this.workers) worker.postMessage({ type: 'go', t0, windowStart, windowEnd } satisfies ToWorker);
+/** Summaries of the CPU profiles a pool's workers wrote to `profileDir` (after results() or terminate()), labelled by role. */
+async function clientProfiles(pool: ClientPool, profileDir: string | null): Promise<ClientProfile[]> {
+  if (profileDir === null) return [];
+  const files = readdirSync(profileDir).filter((file) => file.endsWith('.cpuprofile'));
+  const profiles: ClientProfile[] = [];
+  for (const { threadId, config } of pool.threads) {
+    // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: this process's file of that thread, not an earlier run's.
+    const file = files.find((name) => name.split('.')[3] === String(process.pid) && name.split('.')[4] === String(threadId));
+    if (file === undefined) continue;
+    const path = join(profileDir, file);
+    const profile = JSON.parse(await readFile(path, 'utf8')) as CpuProfile;
+    profiles.push({ thread: `${config.kind} ${config.index} (${config.mode})`, summary: summarizeCpuProfile(profile, { root: repoRoot, top: 15, file: relative(repoRoot, path) }) });
   }
-
-  post(message: ToWorker): void {
-    for (const worker of this.workers) worker.postMessage(message);
-  }
-
-  /** Messages acknowledged (producers) or received (consumers) so far, all workers. */
-  done(): number {
-    let total = 0;
-    for (let index = 0; index < this.workers.length; index++) total += Atomics.load(this.counters, 1 + index * SLOTS_PER_WORKER);
-    return total;
-  }
-
-  stop(): void {
-    Atomics.store(this.counters, STOP_SLOT, 1);
-  }
-
-  /** Waits for every worker's report (after `stop()`, or work that ends by itself); terminates them after `timeoutMs`. */
-  async results(timeoutMs = 180_000): Promise<WorkerStats[]> {
-    let timer: NodeJS.Timeout | null = null;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`client workers did not finish within ${timeoutMs / 1000} s`)), timeoutMs);
-    });
-    try {
-      return await Promise.race([Promise.all(this.reports), timeout]);
-    } finally {
-      if (timer !== null) clearTimeout(timer);
-      await this.terminate();
-    }
-  }
-
-  async terminate(): Promise<void> {
-    await Promise.all(this.workers.map((worker) => worker.terminate().catch(() => 0)));
-  }
-
-  /** Summaries of the workers' CPU profiles (after `results()` or `terminate()`), labelled by role. */
-  async profiles(): Promise<ClientProfile[]> {
-    if (this.profileDir === null) return [];
-    const files = readdirSync(this.profileDir).filter((file) => file.endsWith('.cpuprofile'));
-    const profiles: ClientProfile[] = [];
-    for (const [threadId, label] of this.labels) {
-      const file = files.find((name) => name.split('.')[4] === String(threadId)); // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile
-      if (file === undefined) continue;
-      const path = join(this.profileDir, file);
-      const profile = JSON.parse(await readFile(path, 'utf8')) as CpuProfile;
-      profiles.push({ thread: label, summary: summarizeCpuProfile(profile, { root: repoRoot, top: 15, file: relative(repoRoot, path) }) });
-    }
-    return profiles;
-  }
+  return profiles;
 }
 
 interface ClientProfile {
   thread: string;
   summary: ProfileSummary;
 }
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 function sumStats(stats: readonly WorkerStats[]): { sent: number; done: number; failed: number; firstError: string | null; elu: string; gc: string } {
   return {
@@ -847,7 +687,7 @@ async function storedMessages(address: string, topic: string): Promise<{ total: 
   }
 }
 
-function producerConfig(context: Context, broker: BrokerProcess, topic: string, overrides: Partial<ProducerConfig>): DistributiveOmit<ProducerConfig, 'role' | 'index' | 'counters'> {
+function producerConfig(context: Context, broker: BrokerProcess, topic: string, overrides: Partial<ProducerConfig>): WorkerInput<ProducerConfig> {
   return {
     kind: 'producer',
     code: context.params.code,
@@ -875,7 +715,7 @@ async function produceScenario(context: Context, id: string, bodyBytes: number, 
     try {
       const topic = 'bench';
       await createTopic(broker.address, topic, params.partitions);
-      const pool = await ClientPool.start(
+      const pool = await startClients(
         Array.from({ length: producers }, () => producerConfig(context, broker, topic, { bodyBytes, mode })),
         clientProfileDir(context, id),
       );
@@ -883,11 +723,11 @@ async function produceScenario(context: Context, id: string, bodyBytes: number, 
       let first: Mark & { acked: number };
       let last: Mark & { acked: number };
       try {
-        pool.go();
+        pool.post(scheduledGo());
         await sleep(params.warmupSeconds * 1000);
-        first = { ...mark(broker), acked: pool.done() };
+        first = { ...mark(broker), acked: pool.sum(SLOT.done) };
         await sleep(params.durationSeconds * 1000);
-        last = { ...mark(broker), acked: pool.done() };
+        last = { ...mark(broker), acked: pool.sum(SLOT.done) };
         pool.stop();
         stats = await pool.results();
       } catch (error) {
@@ -898,7 +738,7 @@ async function produceScenario(context: Context, id: string, bodyBytes: number, 
       const stored = await storedMessages(broker.address, topic);
       stop = await broker.stop();
       const profile = params.profile ? await profileOf(stop, id) : null;
-      const clientProfiles = await pool.profiles();
+      const threadProfiles = await clientProfiles(pool, clientProfileDir(context, id));
 
       const seconds = last.time - first.time;
       const count = last.acked - first.acked;
@@ -922,7 +762,7 @@ async function produceScenario(context: Context, id: string, bodyBytes: number, 
         resources: r,
         latency: null,
         profile,
-        clientProfiles,
+        clientProfiles: threadProfiles,
         details: {
           bodyBytes,
           producers,
@@ -931,7 +771,7 @@ async function produceScenario(context: Context, id: string, bodyBytes: number, 
           mode,
           perSend: mode === 'wire' ? null : params.perSend,
           lingerMs: mode === 'wire' ? null : 'client default (5)',
-          messagesPerRequest: mode === 'wire' ? Math.max(1, Math.min(10_000, Math.floor((256 * 1024) / (bodyBytes + MESSAGE_WIRE_OVERHEAD)))) : null,
+          messagesPerRequest: mode === 'wire' ? messagesPerBatch(bodyBytes) : null,
           acks: 'durable',
           flushPolicy: 'sync',
           acked: totals.done,
@@ -971,8 +811,8 @@ async function consumeScenarios(context: Context, readers: ReadonlyArray<{ id: s
     try {
       await createTopic(filler.address, topic, params.partitions);
       const fillStart = now();
-      const pool = await ClientPool.start([producerConfig(context, filler, topic, { bodyBytes, limit: total, mode: 'wire' })]);
-      pool.go();
+      const pool = await startClients([producerConfig(context, filler, topic, { bodyBytes, limit: total, mode: 'wire' })]);
+      pool.post(scheduledGo());
       const totals = sumStats(await pool.results(600_000));
       fillSeconds = now() - fillStart;
       if (totals.done !== total) throw new Error(`filling the backlog: ${totals.done} of ${total} acknowledged, ${totals.failed} failed (${totals.firstError})`);
@@ -1007,7 +847,7 @@ async function consumeOnce(
   const broker = await startBroker(context, id, dataDir, params.profile);
   let stop: BrokerStop | null = null;
   try {
-    const pool = await ClientPool.start(
+    const pool = await startClients(
       [{ kind: 'consumer', code: params.code, broker: broker.address, topic, mode: reader === 'wire' ? 'wire' : 'drain', expected: stored.total }],
       clientProfileDir(context, id),
     );
@@ -1016,7 +856,7 @@ async function consumeOnce(
     let last: Mark;
     try {
       first = mark(broker);
-      pool.go();
+      pool.post(scheduledGo());
       [stats] = (await pool.results(Math.max(180_000, total / 5))) as [WorkerStats];
       last = mark(broker);
     } catch (error) {
@@ -1025,7 +865,7 @@ async function consumeOnce(
     }
     stop = await broker.stop();
     const profile = params.profile ? await profileOf(stop, id) : null;
-    const clientProfiles = await pool.profiles();
+    const threadProfiles = await clientProfiles(pool, clientProfileDir(context, id));
     const seconds = stats.seconds;
     const r = resources(broker, first, last, stop);
     // The wire reader counts messages from batch headers and does not look at bodies.
@@ -1047,7 +887,7 @@ async function consumeOnce(
       resources: r,
       latency: null,
       profile,
-      clientProfiles,
+      clientProfiles: threadProfiles,
       details: {
         reader,
         bodyBytes,
@@ -1085,22 +925,22 @@ async function latencyScenario(context: Context, id: string, rate: number, linge
     try {
       const topic = 'latency';
       await createTopic(broker.address, topic, params.partitions);
-      const consumers = await ClientPool.start([{ kind: 'consumer', code: params.code, broker: broker.address, topic, mode: 'latency', expected: 0 }], clientProfileDir(context, id));
+      const consumers = await startClients([{ kind: 'consumer', code: params.code, broker: broker.address, topic, mode: 'latency', expected: 0 }], clientProfileDir(context, id));
       let producers: ClientPool | null = null;
       let producerStats: WorkerStats;
       let consumerStats: WorkerStats;
       let first: Mark;
       let last: Mark;
       try {
-        producers = await ClientPool.start(
+        producers = await startClients(
           [producerConfig(context, broker, topic, { bodyBytes, lingerMs, mode: 'paced', rate, window: Number.MAX_SAFE_INTEGER, perSend: 1 })],
           clientProfileDir(context, id),
         );
         const t0 = monotonicNs() + 20_000_000n;
         const windowStart = t0 + BigInt(Math.round(params.latencyWarmupSeconds * 1e9));
         const windowEnd = windowStart + BigInt(Math.round(params.latencySeconds * 1e9));
-        consumers.go(t0, windowStart, windowEnd);
-        producers.go(t0, windowStart, windowEnd);
+        consumers.post(scheduledGo(t0, windowStart, windowEnd));
+        producers.post(scheduledGo(t0, windowStart, windowEnd));
         await sleep(Number(windowStart - monotonicNs()) / 1e6);
         first = mark(broker);
         await sleep(Number(windowEnd - monotonicNs()) / 1e6);
@@ -1116,7 +956,7 @@ async function latencyScenario(context: Context, id: string, rate: number, linge
       }
       stop = await broker.stop();
       const profile = params.profile ? await profileOf(stop, id) : null;
-      const clientProfiles = [...(await producers!.profiles()), ...(await consumers.profiles())];
+      const threadProfiles = [...(await clientProfiles(producers!, clientProfileDir(context, id))), ...(await clientProfiles(consumers, clientProfileDir(context, id)))];
 
       const seconds = last.time - first.time;
       const expected = Math.round(params.latencySeconds * rate);
@@ -1151,7 +991,7 @@ async function latencyScenario(context: Context, id: string, rate: number, linge
         resources: r,
         latency: { ...summary, rate, sustained, lingerMs },
         profile,
-        clientProfiles,
+        clientProfiles: threadProfiles,
         details: {
           rate,
           bodyBytes,
@@ -1389,6 +1229,4 @@ export const nativeSuite: Suite = { run };
 
 // ---- worker entry ---------------------------------------------------------------------------------------------------
 
-if (!isMainThread && (workerData as { role?: string } | null)?.role === WORKER_ROLE) {
-  void clientWorker(workerData as WorkerConfig);
-}
+serveWorker(WORKER_ROLE, clientWorker);

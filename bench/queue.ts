@@ -43,10 +43,22 @@ import os from 'node:os';
 import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { WeirClient, isWeirClientError, type QueueConsumer, type QueueMessage, type SettleApplied } from 'weir-client';
-import type { Message } from 'weir-protocol';
 import { type BrokerStop, BrokerProcess, buildBroker, type Code, machineBusy, mark, type Mark, newHistogram, resourceNotes, resources, type Resources } from './broker-process.js';
+import {
+  expectGo,
+  expectMessage,
+  latencySummary,
+  type LatencySummary,
+  serveWorker,
+  signalReady,
+  threadMeter,
+  workerInbox,
+  type WorkerIdentity,
+  type WorkerInput,
+  WorkerPool,
+} from './client-workers.js';
+import { prebuiltBatch } from './prebuilt-batch.js';
 import {
   commitInfo,
   Flags,
@@ -60,7 +72,6 @@ import {
   formatNumber,
   formatProfileSummary,
   formatTable,
-  GcMeter,
   machineInfo,
   MB,
   MiB,
@@ -199,16 +210,12 @@ const SLOT = {
   published: 4,
   publishFailed: 5,
 } as const;
-const SLOTS_PER_WORKER = 6;
 
-interface WorkerBase {
-  role: typeof WORKER_ROLE;
-  index: number;
+interface WorkerBase extends WorkerIdentity {
   /** `dist`: the worker runs without the development condition, so weir-client and weir-protocol load compiled. */
   code: Code;
   broker: string;
   topic: string;
-  counters: SharedArrayBuffer;
 }
 
 interface ConsumerWorkerConfig extends WorkerBase {
@@ -240,17 +247,8 @@ interface PublisherWorkerConfig extends WorkerBase {
 }
 
 type WorkerConfig = ConsumerWorkerConfig | PublisherWorkerConfig;
-type WorkerInput = DistributiveOmit<WorkerConfig, 'role' | 'index' | 'counters'>;
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
-interface LatenessSummary {
-  count: number;
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-  p999Ms: number;
-  maxMs: number;
-  meanMs: number;
+interface LatenessSummary extends LatencySummary {
   /** Smallest lateness seen (negative: early, by the high-resolution clock). */
   minMs: number;
 }
@@ -283,7 +281,6 @@ interface WorkerStats {
 }
 
 type ToWorker = { type: 'go'; dueStartMs: number; dueWindowMs: number } | { type: 'finish' };
-type FromWorker = { type: 'ready' } | { type: 'done'; stats: WorkerStats } | { type: 'failed'; error: string };
 
 function emptyStats(): WorkerStats {
   return {
@@ -314,52 +311,22 @@ function wallMs(): number {
 }
 
 /** Runs in a worker thread: queue consumers or the delayed publisher, driven by the main thread's messages. */
-async function clientWorker(config: WorkerConfig): Promise<void> {
-  const port = parentPort!;
+async function clientWorker(config: WorkerConfig): Promise<WorkerStats> {
+  const receive = workerInbox<ToWorker>();
   const counters = new Int32Array(config.counters);
-  const base = 1 + config.index * SLOTS_PER_WORKER;
-  const inbox: ToWorker[] = [];
-  const waiters: Array<(message: ToWorker) => void> = [];
-  port.on('message', (message: ToWorker) => {
-    const waiter = waiters.shift();
-    if (waiter !== undefined) waiter(message);
-    else inbox.push(message);
-  });
-  const receive = (): Promise<ToWorker> => (inbox.length > 0 ? Promise.resolve(inbox.shift()!) : new Promise((resolve) => waiters.push(resolve)));
   const clients: WeirClient[] = [];
   try {
-    const stats = config.kind === 'publisher' ? await runPublisher(config, clients, counters, base, receive) : await runConsumers(config, clients, counters, base, receive);
+    const stats = config.kind === 'publisher' ? await runPublisher(config, clients, counters, receive) : await runConsumers(config, clients, counters, receive);
     await Promise.all(clients.map((client) => client.close()));
-    port.postMessage({ type: 'done', stats } satisfies FromWorker);
+    return stats;
   } catch (error) {
     for (const client of clients) client.abort();
-    port.postMessage({ type: 'failed', error: error instanceof Error ? (error.stack ?? error.message) : String(error) } satisfies FromWorker);
+    throw error;
   }
 }
 
-/** Measures wall time, event-loop utilisation and GC share of this thread between `start` and `stop`. */
-function threadMeter(): { stop(): Promise<{ seconds: number; elu: number; gcShare: number }> } {
-  const gcMeter = new GcMeter();
-  gcMeter.start();
-  const eluStart = performance.eventLoopUtilization();
-  const began = now();
-  return {
-    async stop() {
-      const seconds = now() - began;
-      const elu = performance.eventLoopUtilization(eluStart).utilization;
-      const gc = await gcMeter.stop();
-      return { seconds, elu, gcShare: gc.share };
-    },
-  };
-}
-
-async function expectGo(receive: () => Promise<ToWorker>): Promise<Extract<ToWorker, { type: 'go' }>> {
-  const go = await receive();
-  if (go.type !== 'go') throw new Error(`expected go, got ${go.type}`);
-  return go;
-}
-
-async function runConsumers(config: ConsumerWorkerConfig, clients: WeirClient[], counters: Int32Array, base: number, receive: () => Promise<ToWorker>): Promise<WorkerStats> {
+async function runConsumers(config: ConsumerWorkerConfig, clients: WeirClient[], counters: Int32Array, receive: () => Promise<ToWorker>): Promise<WorkerStats> {
+  const { base } = config;
   const stats = emptyStats();
   const seen = new Uint8Array(config.seen);
   const histogram = config.mode === 'delayed' ? newHistogram() : null;
@@ -416,7 +383,7 @@ async function runConsumers(config: ConsumerWorkerConfig, clients: WeirClient[],
     }
   };
 
-  parentPort!.postMessage({ type: 'ready' } satisfies FromWorker);
+  signalReady();
   await expectGo(receive);
   let meter = threadMeter();
   const loops = consumers.map((consumer) =>
@@ -424,25 +391,12 @@ async function runConsumers(config: ConsumerWorkerConfig, clients: WeirClient[],
       stats.firstError ??= `consumer: ${errorText(error)}`;
     }),
   );
-  const finish = await receive();
-  if (finish.type !== 'finish') throw new Error(`expected finish, got ${finish.type}`);
+  await expectMessage(receive, 'finish');
   // Outcomes still unsent go out with the Unsubscribe; then every loop ends.
   await Promise.all(consumers.map((consumer) => consumer.close()));
   await Promise.all(loops);
   const load = await meter.stop();
-  if (histogram !== null) {
-    const toMs = (micros: number): number => micros / 1000;
-    stats.lateness = {
-      count: histogram.totalCount,
-      p50Ms: toMs(histogram.getValueAtPercentile(50)),
-      p90Ms: toMs(histogram.getValueAtPercentile(90)),
-      p99Ms: toMs(histogram.getValueAtPercentile(99)),
-      p999Ms: toMs(histogram.getValueAtPercentile(99.9)),
-      maxMs: toMs(histogram.maxValue),
-      meanMs: toMs(histogram.mean),
-      minMs: histogram.totalCount === 0 ? 0 : minLateness,
-    };
-  }
+  if (histogram !== null) stats.lateness = { ...latencySummary(histogram), minMs: histogram.totalCount === 0 ? 0 : minLateness };
   return { ...stats, ...load };
 }
 
@@ -452,13 +406,14 @@ async function runConsumers(config: ConsumerWorkerConfig, clients: WeirClient[],
  * i (uint32). Failed sends are counted (the first error kept), and sending goes on until all are sent or the budget
  * is spent.
  */
-async function runPublisher(config: PublisherWorkerConfig, clients: WeirClient[], counters: Int32Array, base: number, receive: () => Promise<ToWorker>): Promise<WorkerStats> {
+async function runPublisher(config: PublisherWorkerConfig, clients: WeirClient[], counters: Int32Array, receive: () => Promise<ToWorker>): Promise<WorkerStats> {
+  const { base } = config;
   const stats = emptyStats();
   const client = new WeirClient({ brokers: [config.broker], clientId: 'bench-queue-publisher' });
   clients.push(client);
   const producer = client.producer({ idempotent: false });
   await client.metadata.partitionCount(config.topic);
-  parentPort!.postMessage({ type: 'ready' } satisfies FromWorker);
+  signalReady();
   const go = await expectGo(receive);
   const meter = threadMeter();
   const template = randomFillSync(Buffer.allocUnsafe(config.bodyBytes));
@@ -501,95 +456,22 @@ async function runPublisher(config: PublisherWorkerConfig, clients: WeirClient[]
   return { ...stats, ...load };
 }
 
-/** Client workers, started and connected before `go`, counting progress in shared memory. */
-class ClientPool {
-  private readonly counters: Int32Array;
+type ClientPool = WorkerPool<WorkerConfig, WorkerStats, ToWorker>;
 
-  private constructor(
-    private readonly workers: Worker[],
-    counters: SharedArrayBuffer,
-    private readonly reports: Array<Promise<WorkerStats>>,
-  ) {
-    this.counters = new Int32Array(counters);
-  }
-
-  static async start(configs: readonly WorkerInput[]): Promise<ClientPool> {
-    const counters = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * (1 + configs.length * SLOTS_PER_WORKER));
-    // Workers do not inherit tsx's loader hooks on Node 20: register them in the worker, then load this very module.
-    const boot =
-      `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
-      `.then(({ register }) => { register(); return import(${JSON.stringify(import.meta.url)}); })` +
-      `.catch((error) => { console.error(error); process.exit(1); });`;
-    const workers: Worker[] = [];
-    const ready: Array<Promise<void>> = [];
-    const results: Array<Promise<WorkerStats>> = [];
-    configs.forEach((input, index) => {
-      const config = { ...input, role: WORKER_ROLE, index, counters } as WorkerConfig;
+function startClients(configs: ReadonlyArray<WorkerInput<WorkerConfig>>): Promise<ClientPool> {
+  return WorkerPool.start<WorkerConfig, WorkerStats, ToWorker>(
+    {
+      module: import.meta.url,
+      role: WORKER_ROLE,
+      slotsPerWorker: 6,
+      // The consumers end on `finish`, the publisher when done or out of budget: nothing polls a stop flag.
+      stopSlot: false,
+      name: (config) => `${config.kind} worker ${config.index}`,
       // Compiled code: no development condition, so weir-client and weir-protocol resolve to their dist folders.
-      const worker = new Worker(boot, { eval: true, workerData: config, execArgv: config.code === 'dist' ? [] : ['--conditions=development'] });
-      workers.push(worker);
-      let markReady!: () => void;
-      let failReady!: (error: Error) => void;
-      ready.push(
-        new Promise<void>((resolve, reject) => {
-          markReady = resolve;
-          failReady = reject;
-        }),
-      );
-      const result = new Promise<WorkerStats>((resolve, reject) => {
-        const fail = (error: Error): void => {
-          failReady(error);
-          reject(error);
-        };
-        worker.on('message', (message: FromWorker) => {
-          if (message.type === 'ready') markReady();
-          else if (message.type === 'done') resolve(message.stats);
-          else fail(new Error(`${config.kind} worker ${index} failed: ${message.error}`));
-        });
-        worker.once('error', (error) => fail(error));
-        worker.once('exit', (code) => fail(new Error(`${config.kind} worker ${index} exited (code ${code}) before reporting`)));
-      });
-      result.catch(() => {});
-      results.push(result);
-    });
-    const pool = new ClientPool(workers, counters, results);
-    try {
-      await Promise.all(ready);
-    } catch (error) {
-      await pool.terminate();
-      throw error;
-    }
-    return pool;
-  }
-
-  post(message: ToWorker): void {
-    for (const worker of this.workers) worker.postMessage(message);
-  }
-
-  /** A counter summed over every worker. */
-  sum(slot: number): number {
-    let total = 0;
-    for (let index = 0; index < this.workers.length; index++) total += Atomics.load(this.counters, 1 + index * SLOTS_PER_WORKER + slot);
-    return total;
-  }
-
-  /** Waits for every worker's report (after `finish`, or work that ends by itself); terminates them after `timeoutMs`. */
-  async results(timeoutMs = 120_000): Promise<WorkerStats[]> {
-    let timer: NodeJS.Timeout | null = null;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`client workers did not finish within ${timeoutMs / 1000} s`)), timeoutMs);
-    });
-    try {
-      return await Promise.race([Promise.all(this.reports), timeout]);
-    } finally {
-      if (timer !== null) clearTimeout(timer);
-      await this.terminate();
-    }
-  }
-
-  async terminate(): Promise<void> {
-    await Promise.all(this.workers.map((worker) => worker.terminate().catch(() => 0)));
-  }
+      execArgv: (config) => (config.code === 'dist' ? [] : ['--conditions=development']),
+    },
+    configs,
+  );
 }
 
 function sumStats(stats: readonly WorkerStats[], field: 'delivered' | 'acked' | 'ackNotApplied' | 'ackFailed' | 'duplicates' | 'redelivered' | 'unexpected' | 'early'): number {
@@ -681,22 +563,18 @@ async function createTopic(address: string, topic: string, partitions: number): 
   await withAdmin(address, (client) => client.admin().createTopic(topic, { partitions, flushPolicy: 'sync' }));
 }
 
-/** Encoded size of a message without id, key, tag and headers in a Produce request. */
-const MESSAGE_WIRE_OVERHEAD = 26;
-
 /**
  * Writes `total` messages of `bodyBytes` (random bytes, the same for all) into `topic`: durable, non-idempotent Produce
- * requests of pre-built batches (256 KiB, the Producer's default) on a bare connection, partitions in turn, one batch
- * in flight per partition. Untimed preparation; returns the messages stored per partition.
+ * requests of pre-built batches (prebuilt-batch.ts) on a bare connection, partitions in turn, one batch in flight per
+ * partition. Untimed preparation; returns the messages stored per partition.
  */
 async function fillBacklog(address: string, topic: string, total: number, bodyBytes: number): Promise<{ seconds: number; perPartition: number[] }> {
   return withAdmin(address, async (client) => {
     const began = now();
     const connection = await client.connection();
     const partitions = await client.metadata.partitionCount(topic);
-    const perBatch = Math.max(1, Math.min(10_000, Math.floor((256 * 1024) / (bodyBytes + MESSAGE_WIRE_OVERHEAD))));
-    const body = randomFillSync(Buffer.allocUnsafe(bodyBytes));
-    const messages: Message[] = Array.from({ length: perBatch }, () => ({ id: null, key: null, tag: null, headers: [], timestamp: -1, body }));
+    const messages = prebuiltBatch(bodyBytes);
+    const perBatch = messages.length;
     let next = 0;
     await Promise.all(
       Array.from({ length: partitions }, async (_, partition) => {
@@ -812,9 +690,9 @@ async function sharedAckScenario(context: Context, id: string, consumers: number
       const seenBuffer = new SharedArrayBuffer(total);
       const perWorker = spread(consumers, params.threads);
       let first = 0;
-      const pool = await ClientPool.start(
+      const pool = await startClients(
         perWorker.map((count) => {
-          const config: WorkerInput = {
+          const config: WorkerInput<WorkerConfig> = {
             kind: 'consumers',
             code: params.code,
             broker: broker.address,
@@ -978,7 +856,7 @@ async function delayedScenario(context: Context, id: string): Promise<Result> {
       }
 
       const seenBuffer = new SharedArrayBuffer(total);
-      const consumers = await ClientPool.start([
+      const consumers = await startClients([
         { kind: 'consumers', code: params.code, broker: broker.address, topic, mode: 'delayed', group, prefetch: params.prefetch, consumers: 1, firstConsumer: 0, seen: seenBuffer, partitionBase: [], partitionCount: [] },
       ]);
       let publisher: ClientPool | null = null;
@@ -995,7 +873,7 @@ async function delayedScenario(context: Context, id: string): Promise<Result> {
       let dueWindowMs: number;
       let complete: boolean;
       try {
-        publisher = await ClientPool.start([{ kind: 'publisher', code: params.code, broker: broker.address, topic, messages: total, bodyBytes, window: params.window, budgetSeconds: params.publishBudgetSeconds }]);
+        publisher = await startClients([{ kind: 'publisher', code: params.code, broker: broker.address, topic, messages: total, bodyBytes, window: params.window, budgetSeconds: params.publishBudgetSeconds }]);
         baselineRss = broker.sample()?.rssBytes ?? 0;
         const goEpochMs = Date.now();
         const goTime = now();
@@ -1366,6 +1244,4 @@ export const queueSuite: Suite = { run };
 
 // ---- worker entry ---------------------------------------------------------------------------------------------------
 
-if (!isMainThread && (workerData as { role?: string } | null)?.role === WORKER_ROLE) {
-  void clientWorker(workerData as WorkerConfig);
-}
+serveWorker(WORKER_ROLE, clientWorker);
