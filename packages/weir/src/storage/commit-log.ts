@@ -1,5 +1,6 @@
 import { ErrorCode, WeirError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { numberedFileName, parseNumberedFileName } from './file-names.js';
 import { type FileHandle, type FileSystem, joinPath, readFully } from './io/file-system.js';
 import { BatchCheck, checkBatch, RECORD_HEADER_BYTES } from './record-batch.js';
 
@@ -36,7 +37,7 @@ export interface CommitLogOptions {
   /** Largest batch accepted, and the bound on any length read from disk. */
   maxBatchBytes: number;
   /** Most bytes one write cycle takes from the pending appends (a single larger batch still goes whole). */
-  maxWriteBytes?: number;
+  maxWriteBytes: number;
   logger: Logger;
 }
 
@@ -65,13 +66,12 @@ const PENDING_CHUNK_BYTES = 1 << 20;
 const MAX_FREE_CHUNKS = 4;
 /** Written chunks kept readable in memory (4 MiB). */
 const RECENT_CHUNKS = 4;
-const DEFAULT_MAX_WRITE_BYTES = 1 << 20;
 const MAX_QUEUED_SYNCS = 2;
 const RECOVERY_READ_BYTES = 4 << 20;
 const SEGMENT_SUFFIX = '.log';
 
 export function segmentFileName(position: number): string {
-  return `${String(position).padStart(20, '0')}${SEGMENT_SUFFIX}`;
+  return numberedFileName(position, SEGMENT_SUFFIX);
 }
 
 class Segment {
@@ -132,7 +132,6 @@ export class CommitLog {
   private syncChain: Promise<void> = Promise.resolve();
   /** Sync steps queued or running, oldest first. */
   private readonly syncSteps: Promise<void>[] = [];
-  private readonly maxWriteBytes: number;
   /** Segments written since their last fdatasync. */
   private readonly unsynced = new Set<Segment>();
   private failure: WeirError | null = null;
@@ -152,7 +151,6 @@ export class CommitLog {
     this.appendPosition = this.activeSegment.endPosition;
     this.writtenPositionValue = this.appendPosition;
     this.durablePositionValue = this.appendPosition;
-    this.maxWriteBytes = options.maxWriteBytes ?? DEFAULT_MAX_WRITE_BYTES;
   }
 
   /**
@@ -161,10 +159,10 @@ export class CommitLog {
    */
   static async open(fs: FileSystem, directory: string, options: CommitLogOptions, recoveryPosition: number, visit: RecoveredBatchVisitor): Promise<CommitLog> {
     await fs.mkdirp(directory);
-    const names = (await fs.list(directory)).filter((name) => /^\d{20}\.log$/.test(name)).sort();
+    const names = (await fs.list(directory)).filter((name) => parseNumberedFileName(name, SEGMENT_SUFFIX) !== null).sort();
     const segments: Segment[] = [];
     for (const name of names) {
-      const segment = new Segment(Number(name.slice(0, 20)), joinPath(directory, name));
+      const segment = new Segment(parseNumberedFileName(name, SEGMENT_SUFFIX)!, joinPath(directory, name));
       segment.handle = await fs.open(segment.path, 'write');
       segment.writtenBytes = await segment.handle.size();
       segments.push(segment);
@@ -201,9 +199,9 @@ export class CommitLog {
 
   /**
    * Reserves `size` bytes at the end of the log, lets `encode` fill them (given the buffer, the offset in it and the
-   * batch's global position), and queues `waiter` for the next flush cycle. Returns the position.
+   * batch's global position), and queues `waiter` for the next flush cycle; the waiter learns its position.
    */
-  enqueue(size: number, encode: (target: Buffer, at: number, position: number) => void, waiter: PendingAppend): number {
+  enqueue(size: number, encode: (target: Buffer, at: number, position: number) => void, waiter: PendingAppend): void {
     if (this.closed) throw new WeirError(ErrorCode.StoreClosed, 'the commit log is closed');
     if (this.failure) throw this.failure;
     if (size > this.options.maxBatchBytes) {
@@ -230,7 +228,6 @@ export class CommitLog {
     waiter.size = size;
     this.pendingWaiters.push(waiter);
     this.scheduleFlush();
-    return position;
   }
 
   /** Resolves once every byte enqueued before the call is covered by an fdatasync. */
@@ -272,7 +269,7 @@ export class CommitLog {
     const waiters = this.pendingWaiters;
     let bytes = 0;
     let count = 0;
-    while (count < waiters.length && (count === 0 || bytes + waiters[count]!.size <= this.maxWriteBytes)) {
+    while (count < waiters.length && (count === 0 || bytes + waiters[count]!.size <= this.options.maxWriteBytes)) {
       bytes += waiters[count]!.size;
       count++;
     }

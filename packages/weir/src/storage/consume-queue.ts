@@ -1,6 +1,8 @@
 import { ErrorCode, WeirError } from '../core/errors.js';
 import type { HandleCache } from './handle-cache.js';
+import { numberedFileName, parseNumberedFileName } from './file-names.js';
 import { type FileSystem, joinPath, readFully } from './io/file-system.js';
+import { readU64, setU64 } from './u64.js';
 
 /**
  * The index of one queue: entry n describes the queue's n-th message, so any offset is found in O(1).
@@ -16,14 +18,15 @@ import { type FileSystem, joinPath, readFully } from './io/file-system.js';
  * are derived data: appended in memory as batches are written, flushed lazily, and rebuilt from the commit log past
  * the store's checkpoint after a crash (the checkpoint records how many entries each queue had flushed and synced).
  *
- * Concurrency: `append` is synchronous; `read`, `flush` and `truncateTo` are async. One flush at a time (a second
- * call waits for the first); entries appended meanwhile stay in memory until the next flush. `truncateTo` and
- * `deleteBelow` must not overlap a flush (the store calls them only during recovery and retention, serialised).
+ * Concurrency: `append` is synchronous; `read`, `countBelow` and `flush` are async. One flush at a time (a second
+ * call waits for the first); entries appended meanwhile stay in memory until the next flush. `deleteBelow` must not
+ * overlap `countBelow` (the store runs both as serialised maintenance).
  */
 export const ENTRY_BYTES = 32;
 export const DAMAGED_POSITION = Number.MAX_SAFE_INTEGER;
-const TWO_32 = 0x1_0000_0000;
 const SUFFIX = '.cq';
+/** The smallest in-memory tail, in entries: a quiet queue keeps 512 bytes. */
+const MIN_TAIL_ENTRIES = 16;
 
 export interface ConsumeQueueEntry {
   position: number;
@@ -36,17 +39,16 @@ export interface ConsumeQueueEntry {
 export function entryAt(entries: Buffer, index: number): ConsumeQueueEntry {
   const at = index * ENTRY_BYTES;
   return {
-    position: entries.readUInt32LE(at + 4) * TWO_32 + entries.readUInt32LE(at),
+    position: readU64(entries, at),
     batchSize: entries.readUInt32LE(at + 8),
     tagHash: entries.readUInt32LE(at + 12),
-    storeTimestamp: entries.readUInt32LE(at + 20) * TWO_32 + entries.readUInt32LE(at + 16),
-    queueBytes: entries.readUInt32LE(at + 28) * TWO_32 + entries.readUInt32LE(at + 24),
+    storeTimestamp: readU64(entries, at + 16),
+    queueBytes: readU64(entries, at + 24),
   };
 }
 
 export function positionAt(entries: Buffer, index: number): number {
-  const at = index * ENTRY_BYTES;
-  return entries.readUInt32LE(at + 4) * TWO_32 + entries.readUInt32LE(at);
+  return readU64(entries, index * ENTRY_BYTES);
 }
 
 export function batchSizeAt(entries: Buffer, index: number): number {
@@ -54,7 +56,12 @@ export function batchSizeAt(entries: Buffer, index: number): number {
 }
 
 function fileName(baseOffset: number): string {
-  return `${String(baseOffset).padStart(20, '0')}${SUFFIX}`;
+  return numberedFileName(baseOffset, SUFFIX);
+}
+
+/** Whether a checkpoint at commit-log `position` may count the entry at `entryPosition` (see countBelow). */
+function countsBelow(entryPosition: number, position: number): boolean {
+  return entryPosition < position || entryPosition === DAMAGED_POSITION;
 }
 
 export class ConsumeQueue {
@@ -67,6 +74,11 @@ export class ConsumeQueue {
   private tailView: DataView;
   private tailEntries = 0;
   private flushing: Promise<void> | null = null;
+  /**
+   * Largest batch position among the entries written to the files, or -1 while every written entry lies below the
+   * recovery point the queue was opened at (then any later checkpoint counts them all).
+   */
+  private writtenPosition = -1;
   /** Files written since their last datasync. */
   private readonly unsyncedFiles = new Set<number>();
   private createdFiles = false;
@@ -81,15 +93,16 @@ export class ConsumeQueue {
   ) {
     this.files = files;
     this.flushedEnd = flushedEnd;
-    this.tail = Buffer.alloc(ENTRY_BYTES * 16);
+    this.tail = Buffer.alloc(ENTRY_BYTES * MIN_TAIL_ENTRIES);
     this.tailView = new DataView(this.tail.buffer, this.tail.byteOffset, this.tail.byteLength);
   }
 
-  private growTail(entries: number): void {
-    const grown = Buffer.alloc(entries * ENTRY_BYTES);
-    this.tail.copy(grown, 0, 0, this.tailEntries * ENTRY_BYTES);
-    this.tail = grown;
-    this.tailView = new DataView(grown.buffer, grown.byteOffset, grown.byteLength);
+  /** Moves the entries [from, from + count) of the tail to the front of a new tail of `capacity` entries. */
+  private reallocateTail(capacity: number, from: number, count: number): void {
+    const next = Buffer.alloc(capacity * ENTRY_BYTES);
+    this.tail.copy(next, 0, from * ENTRY_BYTES, (from + count) * ENTRY_BYTES);
+    this.tail = next;
+    this.tailView = new DataView(next.buffer, next.byteOffset, next.byteLength);
   }
 
   /**
@@ -99,8 +112,8 @@ export class ConsumeQueue {
   static async open(fs: FileSystem, handles: HandleCache, directory: string, entriesPerFile: number, end: number): Promise<ConsumeQueue> {
     await fs.mkdirp(directory);
     const files = (await fs.list(directory))
-      .filter((name) => /^\d{20}\.cq$/.test(name))
-      .map((name) => Number(name.slice(0, 20)))
+      .map((name) => parseNumberedFileName(name, SUFFIX))
+      .filter((base) => base !== null)
       .sort((a, b) => a - b);
     const queue = new ConsumeQueue(fs, handles, directory, entriesPerFile, files, 0);
     await queue.cutFilesTo(end);
@@ -117,23 +130,25 @@ export class ConsumeQueue {
     return this.tailEntries;
   }
 
+  /** Bytes of memory held for entries not yet flushed (the tail buffer, with its spare room). */
+  get memoryBytes(): number {
+    return this.tail.byteLength;
+  }
+
   /** Offset of the first entry still on disk or in memory. */
   get firstOffset(): number {
     return this.files[0] ?? this.flushedEnd;
   }
 
   append(position: number, batchSize: number, tagHash: number, storeTimestamp: number, queueBytes: number): void {
-    if ((this.tailEntries + 1) * ENTRY_BYTES > this.tail.byteLength) this.growTail(this.tailEntries * 2);
+    if ((this.tailEntries + 1) * ENTRY_BYTES > this.tail.byteLength) this.reallocateTail(this.tailEntries * 2, 0, this.tailEntries);
     const view = this.tailView;
     const at = this.tailEntries * ENTRY_BYTES;
-    view.setUint32(at, position % TWO_32, true);
-    view.setUint32(at + 4, position / TWO_32, true);
+    setU64(view, at, position);
     view.setUint32(at + 8, batchSize, true);
     view.setUint32(at + 12, tagHash, true);
-    view.setUint32(at + 16, storeTimestamp % TWO_32, true);
-    view.setUint32(at + 20, storeTimestamp / TWO_32, true);
-    view.setUint32(at + 24, queueBytes % TWO_32, true);
-    view.setUint32(at + 28, queueBytes / TWO_32, true);
+    setU64(view, at + 16, storeTimestamp);
+    setU64(view, at + 24, queueBytes);
     this.tailEntries++;
   }
 
@@ -166,11 +181,28 @@ export class ConsumeQueue {
     return entryAt(await this.read(offset, 1), 0);
   }
 
-  /** Number of entries whose batch lies below commit-log `position` (positions only grow along the queue). */
-  countBelow(position: number): number {
-    let end = this.tailEntries;
-    while (end > 0 && positionAt(this.tail, end - 1) >= position && positionAt(this.tail, end - 1) !== DAMAGED_POSITION) end--;
-    return this.flushedEnd + end;
+  /**
+   * Number of entries, from the first, whose batch lies below commit-log `position`: what a checkpoint at `position`
+   * may record, since after a power loss the log may end there. Positions only grow along a queue; DAMAGED_POSITION
+   * entries count as below, as recovery adds them only below the log's end at open, before any entry a later
+   * checkpoint could leave out.
+   */
+  async countBelow(position: number): Promise<number> {
+    if (this.writtenPosition < position) {
+      let end = this.tailEntries;
+      while (end > 0 && !countsBelow(positionAt(this.tail, end - 1), position)) end--;
+      return this.flushedEnd + end;
+    }
+    // A background flush (or an earlier checkpoint's) wrote entries of batches the log has not synced yet: the first
+    // of them is somewhere in the files.
+    let low = this.firstOffset;
+    let high = this.flushedEnd;
+    while (low < high) {
+      const middle = Math.floor((low + high) / 2);
+      if (countsBelow(positionAt(await this.read(middle, 1), 0), position)) low = middle + 1;
+      else high = middle;
+    }
+    return low;
   }
 
   private fileBaseOf(offset: number): number {
@@ -204,9 +236,20 @@ export class ConsumeQueue {
       this.unsyncedFiles.add(base);
       written += entries;
     }
-    // Drop what was written from memory; entries appended during the writes move to the front.
-    this.tail.copy(this.tail, 0, count * ENTRY_BYTES, this.tailEntries * ENTRY_BYTES);
-    this.tailEntries -= count;
+    for (let index = count - 1; index >= 0; index--) {
+      const position = positionAt(this.tail, index);
+      if (position === DAMAGED_POSITION) continue;
+      this.writtenPosition = Math.max(this.writtenPosition, position);
+      break;
+    }
+    // Drop what was written from memory; entries appended during the writes move to the front. A burst may have
+    // grown the tail far past what is left: give that memory back, so thousands of quiet queues stay small.
+    const remaining = this.tailEntries - count;
+    let capacity = MIN_TAIL_ENTRIES;
+    while (capacity <= remaining) capacity *= 2;
+    if (capacity * ENTRY_BYTES < this.tail.byteLength) this.reallocateTail(capacity, count, remaining);
+    else this.tail.copy(this.tail, 0, count * ENTRY_BYTES, this.tailEntries * ENTRY_BYTES);
+    this.tailEntries = remaining;
     this.flushedEnd += count;
     if (!sync) return;
     for (const base of [...this.unsyncedFiles]) {
@@ -217,18 +260,6 @@ export class ConsumeQueue {
       this.createdFiles = false;
       await this.fs.syncDirectory(this.directory);
     }
-  }
-
-  /** Drops every entry at or past `end` (recovery, or undoing entries of a failed write). */
-  async truncateTo(end: number): Promise<void> {
-    while (this.flushing) await this.flushing;
-    if (end >= this.flushedEnd) {
-      this.tailEntries = Math.min(this.tailEntries, end - this.flushedEnd);
-      return;
-    }
-    this.tailEntries = 0;
-    await this.cutFilesTo(end);
-    this.flushedEnd = end;
   }
 
   private async cutFilesTo(end: number): Promise<void> {

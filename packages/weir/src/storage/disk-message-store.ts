@@ -1,12 +1,12 @@
 import { type Clock, systemClock } from '../core/clock.js';
-import { ErrorCode, WeirError } from '../core/errors.js';
+import { ErrorCode, isWeirError, WeirError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
 import { CommitLog, type PendingAppend } from './commit-log.js';
 import { ConsumeQueue, DAMAGED_POSITION, ENTRY_BYTES, batchSizeAt, positionAt } from './consume-queue.js';
 import { HandleCache } from './handle-cache.js';
 import { type FileSystem, joinPath, readWholeFile, writeFileAtomic } from './io/file-system.js';
 import { NodeFileSystem } from './io/node-file-system.js';
-import { IndexKind, MessageIndex } from './message-index.js';
+import { batchIndexer, IndexKind, MessageIndex } from './message-index.js';
 import {
   type AppendListener,
   type AppendOptions,
@@ -19,15 +19,19 @@ import {
   type ReadOptions,
   type ReadResult,
   checkedQueueSettings,
+  checkLowWaterMark,
   checkQueueName,
   checkReadOffset,
+  keyLookupLimit,
   prepareBatch,
   queueExists,
-  unknownQueue,
+  readLimits,
   type RetentionReport,
+  storeClosed,
   tagHash,
 } from './message-store.js';
 import { MetadataStore } from './metadata-store.js';
+import { type QueueRecord, QueueTable } from './queue-table.js';
 import {
   BatchCheck,
   batchBytes,
@@ -43,6 +47,7 @@ import {
   readBatchHeader,
   RECORD_HEADER_BYTES,
   type StoredMessage,
+  toBytes,
 } from './record-batch.js';
 
 export interface DiskMessageStoreOptions {
@@ -58,6 +63,8 @@ export interface DiskMessageStoreOptions {
   maxWriteBytes?: number;
   /** Entries per consume-queue file (default 1,048,576: 32 MiB). */
   consumeQueueEntriesPerFile?: number;
+  /** Entries a consume queue keeps in memory before it writes them out in the background (default 2,048: 64 KiB). */
+  consumeQueueFlushEntries?: number;
   /**
    * How often derived data (consume queues, indexes) is synced and the recovery point moved (default 60 s); 0 disables
    * the timer. A crash re-derives everything after the recovery point, so this bounds the work of a restart.
@@ -76,8 +83,6 @@ export interface DiskMessageStoreOptions {
 const CHECKPOINT_VERSION = 1;
 const QUEUE_KEY_PREFIX = 'queue/';
 const NEXT_QUEUE_ID_KEY = 'store/next-queue-id';
-/** Entries kept in memory per queue before a background write (64 KiB). */
-const CONSUME_QUEUE_FLUSH_ENTRIES = 2048;
 
 interface Checkpoint {
   version: number;
@@ -93,13 +98,15 @@ interface StoredQueueDefinition {
   settings: QueueSettings;
 }
 
-class QueueState {
+class QueueState implements QueueRecord {
   /** Next offset to hand out (ahead of the consume queue while appends are in flight). */
   nextOffset: number;
   /** One past the last acknowledged message. */
   visibleEnd: number;
-  /** Cumulative bytes of every message appended (queueBytes of the last entry). */
+  /** Cumulative bytes of every message written (queueBytes of the last entry). */
   totalBytes: number;
+  /** Cumulative bytes of the messages below visibleEnd: what QueueInfo.bytes and retention count. */
+  visibleBytes: number;
   /** Bytes of the messages below startOffset. */
   bytesBeforeStart: number;
   damaged = false;
@@ -116,7 +123,16 @@ class QueueState {
     this.nextOffset = consumeQueue.endOffset;
     this.visibleEnd = consumeQueue.endOffset;
     this.totalBytes = bytesBeforeStart;
+    this.visibleBytes = bytesBeforeStart;
     this.bytesBeforeStart = bytesBeforeStart;
+  }
+
+  get endOffset(): number {
+    return this.visibleEnd;
+  }
+
+  get bytes(): number {
+    return this.visibleBytes - this.bytesBeforeStart;
   }
 }
 
@@ -126,6 +142,8 @@ class AppendOperation implements PendingAppend {
   size = 0;
   readonly sync: boolean;
   readonly promise: Promise<AppendResult>;
+  /** The queue's cumulative bytes once this batch is counted (known once it is written). */
+  private bytesThrough = 0;
   private resolve!: (result: AppendResult) => void;
   private reject!: (error: Error) => void;
 
@@ -145,7 +163,7 @@ class AppendOperation implements PendingAppend {
   }
 
   written(): void {
-    this.store.indexWrittenBatch(this.queue, this.messages, this.position, this.size, this.storeTimestamp);
+    this.bytesThrough = this.store.indexWrittenBatch(this.queue, this.messages, this.position, this.size, this.storeTimestamp);
     this.onWritten?.(this.result());
   }
 
@@ -162,8 +180,7 @@ class AppendOperation implements PendingAppend {
       this.reject(error);
       return;
     }
-    const end = this.baseOffset + this.messages.length;
-    this.store.publishVisible(this.queue, end);
+    this.store.publishVisible(this.queue, this.baseOffset + this.messages.length, this.bytesThrough);
     this.resolve(this.result());
   }
 }
@@ -179,13 +196,13 @@ class AppendOperation implements PendingAppend {
  * commit log serialises writes; checkpoints and retention passes are serialised with each other by `maintenance`.
  */
 export class DiskMessageStore implements MessageStore {
-  private readonly queuesById = new Map<number, QueueState>();
-  private readonly queuesByName = new Map<string, QueueState>();
-  private readonly listeners = new Set<AppendListener>();
+  private readonly queues = new QueueTable<QueueState>();
   private lastStoreTimestamp = 0;
   private checkpointPosition: number;
   private lastCheckpointAt: number;
-  private checkpointRunning = false;
+  /** A timer queued this work and it has not finished: a slow maintenance task must not gather one per tick. */
+  private checkpointQueued = false;
+  private retentionQueued = false;
   /** Names of queues being created, so two concurrent creates of one name cannot both succeed. */
   private readonly creating = new Set<string>();
   private maintenance: Promise<unknown> = Promise.resolve();
@@ -219,6 +236,7 @@ export class DiskMessageStore implements MessageStore {
       maxBatchBytes: options.maxBatchBytes ?? 16 << 20,
       maxWriteBytes: options.maxWriteBytes ?? 1 << 20,
       consumeQueueEntriesPerFile: options.consumeQueueEntriesPerFile ?? 1 << 20,
+      consumeQueueFlushEntries: options.consumeQueueFlushEntries ?? 2048,
       checkpointIntervalMs: options.checkpointIntervalMs ?? 60_000,
       checkpointBytes: options.checkpointBytes ?? 1 << 30,
       retentionIntervalMs: options.retentionIntervalMs ?? 60_000,
@@ -243,12 +261,12 @@ export class DiskMessageStore implements MessageStore {
       const saved = fromCheckpoint.get(definition.id);
       const consumeQueue = await ConsumeQueue.open(fs, handles, store.queueDirectory(definition.id), resolved.consumeQueueEntriesPerFile, saved?.[1] ?? 0);
       const queue = new QueueState(definition.id, definition.name, { ...defaultQueueSettings, ...definition.settings }, consumeQueue, saved?.[2] ?? 0, saved?.[3] ?? 0);
-      store.register(queue);
+      store.queues.add(queue);
     }
     // Cumulative sizes continue from the last flushed entry; recovery adds what it re-derives.
-    for (const queue of store.queuesById.values()) {
+    for (const queue of store.queues.values()) {
       const end = queue.consumeQueue.endOffset;
-      if (end > queue.startOffset && end > queue.consumeQueue.firstOffset) {
+      if (end > queue.consumeQueue.firstOffset) {
         const last = await queue.consumeQueue.entry(end - 1);
         queue.totalBytes = last.queueBytes;
         store.lastStoreTimestamp = Math.max(store.lastStoreTimestamp, last.storeTimestamp);
@@ -262,16 +280,21 @@ export class DiskMessageStore implements MessageStore {
       (batch, position) => store.recoverBatch(batch, position),
     );
     store.log.onRewind = () => {
-      for (const queue of store.queuesById.values()) queue.nextOffset = queue.consumeQueue.endOffset;
+      for (const queue of store.queues.values()) queue.nextOffset = queue.consumeQueue.endOffset;
     };
     for (const range of store.log.damagedRanges) await store.markDamagedRange(range.start, range.end);
-    for (const queue of store.queuesById.values()) {
+    for (const queue of store.queues.values()) {
       queue.nextOffset = queue.consumeQueue.endOffset;
       queue.visibleEnd = queue.nextOffset;
-      if (queue.startOffset > queue.visibleEnd) queue.startOffset = queue.visibleEnd;
+      queue.visibleBytes = queue.totalBytes;
+      // The checkpoint may have recorded a low-water mark past what survived a power loss.
+      if (queue.startOffset > queue.visibleEnd) {
+        queue.startOffset = queue.visibleEnd;
+        queue.bytesBeforeStart = queue.totalBytes;
+      }
     }
     store.startTimers();
-    logger.info({ dataDir: dir, queues: store.queuesById.size, recoveredFrom: checkpoint.position, end: store.log.endPosition }, 'storage opened');
+    logger.info({ dataDir: dir, queues: store.queues.size, recoveredFrom: checkpoint.position, end: store.log.endPosition }, 'storage opened');
     return store;
   }
 
@@ -279,21 +302,31 @@ export class DiskMessageStore implements MessageStore {
     return joinPath(this.options.dataDir, 'queues', String(id));
   }
 
-  private register(queue: QueueState): void {
-    this.queuesById.set(queue.id, queue);
-    this.queuesByName.set(queue.name, queue);
-  }
-
   private startTimers(): void {
     if (this.options.checkpointIntervalMs > 0) {
       const timer = setInterval(() => {
-        if (this.checkpointDue()) void this.runMaintenance(() => this.checkpoint());
+        if (this.checkpointQueued || !this.checkpointDue()) return;
+        this.checkpointQueued = true;
+        void this.runMaintenance(async () => {
+          try {
+            // A checkpoint run by flush() while this one waited may have made it unnecessary.
+            if (this.checkpointDue()) await this.checkpoint();
+          } finally {
+            this.checkpointQueued = false;
+          }
+        });
       }, Math.min(1000, this.options.checkpointIntervalMs));
       timer.unref();
       this.timers.push(timer);
     }
     if (this.options.retentionIntervalMs > 0) {
-      const timer = setInterval(() => void this.enforceRetention().catch((error) => this.logger.error({ err: error }, 'retention pass failed')), this.options.retentionIntervalMs);
+      const timer = setInterval(() => {
+        if (this.retentionQueued) return;
+        this.retentionQueued = true;
+        void this.enforceRetention()
+          .catch((error) => this.logger.error({ err: error }, 'retention pass failed'))
+          .finally(() => (this.retentionQueued = false));
+      }, this.options.retentionIntervalMs);
       timer.unref();
       this.timers.push(timer);
     }
@@ -305,7 +338,7 @@ export class DiskMessageStore implements MessageStore {
     if (this.intervalTimer) clearInterval(this.intervalTimer);
     this.intervalTimer = null;
     let shortest = Infinity;
-    for (const queue of this.queuesById.values()) {
+    for (const queue of this.queues.values()) {
       if (queue.settings.flushPolicy === 'interval') shortest = Math.min(shortest, queue.settings.flushIntervalMs);
     }
     if (shortest === Infinity || this.closed) return;
@@ -328,7 +361,7 @@ export class DiskMessageStore implements MessageStore {
   async createQueue(name: string, settings: Partial<QueueSettings> = {}): Promise<QueueInfo> {
     this.assertOpen();
     checkQueueName(name);
-    if (this.queuesByName.has(name) || this.creating.has(name)) throw queueExists(name);
+    if (this.queues.named(name) || this.creating.has(name)) throw queueExists(name);
     const resolved = checkedQueueSettings(defaultQueueSettings, settings);
     this.creating.add(name);
     try {
@@ -349,27 +382,26 @@ export class DiskMessageStore implements MessageStore {
     const consumeQueue = await ConsumeQueue.open(this.fs, this.handles, this.queueDirectory(id), this.options.consumeQueueEntriesPerFile, 0);
     await this.fs.syncDirectory(joinPath(this.options.dataDir, 'queues'));
     const queue = new QueueState(id, name, resolved, consumeQueue, 0, 0);
-    this.register(queue);
+    this.queues.add(queue);
     if (resolved.flushPolicy === 'interval') this.rescheduleIntervalSync();
-    return this.info(queue);
+    return this.queues.info(queue);
   }
 
   async updateQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueInfo> {
     this.assertOpen();
-    const queue = this.queueByNameOrThrow(name);
+    const queue = this.queues.requireNamed(name);
     const resolved = checkedQueueSettings(queue.settings, settings);
     await this.metadata.put(QUEUE_KEY_PREFIX + name, { id: queue.id, name, settings: resolved } satisfies StoredQueueDefinition);
     queue.settings = resolved;
     this.rescheduleIntervalSync();
-    return this.info(queue);
+    return this.queues.info(queue);
   }
 
   async deleteQueue(name: string): Promise<void> {
     this.assertOpen();
-    const queue = this.queueByNameOrThrow(name);
+    const queue = this.queues.requireNamed(name);
     queue.deleted = true;
-    this.queuesById.delete(queue.id);
-    this.queuesByName.delete(name);
+    this.queues.remove(queue);
     await this.metadata.delete(QUEUE_KEY_PREFIX + name);
     await this.runMaintenance(async () => {
       await queue.consumeQueue.close();
@@ -380,45 +412,19 @@ export class DiskMessageStore implements MessageStore {
   }
 
   queue(name: string): QueueInfo | null {
-    const queue = this.queuesByName.get(name);
-    return queue ? this.info(queue) : null;
+    return this.queues.infoNamed(name);
   }
 
   queueById(id: number): QueueInfo | null {
-    const queue = this.queuesById.get(id);
-    return queue ? this.info(queue) : null;
+    return this.queues.infoById(id);
   }
 
   listQueues(): QueueInfo[] {
-    return [...this.queuesById.values()].map((queue) => this.info(queue));
-  }
-
-  private info(queue: QueueState): QueueInfo {
-    return {
-      id: queue.id,
-      name: queue.name,
-      settings: { ...queue.settings },
-      startOffset: queue.startOffset,
-      endOffset: queue.visibleEnd,
-      bytes: queue.totalBytes - queue.bytesBeforeStart,
-      damaged: queue.damaged,
-    };
-  }
-
-  private queueByNameOrThrow(name: string): QueueState {
-    const queue = this.queuesByName.get(name);
-    if (!queue) throw unknownQueue(name);
-    return queue;
-  }
-
-  private queueOrThrow(id: number): QueueState {
-    const queue = this.queuesById.get(id);
-    if (!queue) throw unknownQueue(id);
-    return queue;
+    return this.queues.list();
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new WeirError(ErrorCode.StoreClosed, 'the store is closed');
+    if (this.closed) throw storeClosed();
   }
 
   // ---- append -----------------------------------------------------------------------------------------------------
@@ -426,15 +432,16 @@ export class DiskMessageStore implements MessageStore {
   append(queueId: number, messages: readonly MessageInput[], attributes: AppendOptions = {}): Promise<AppendResult> {
     try {
       this.assertOpen();
-      const queue = this.queueOrThrow(queueId);
+      const queue = this.queues.require(queueId);
       const prepared = prepareBatch(queue.name, queue.settings, messages);
       const storeTimestamp = Math.max(this.lastStoreTimestamp, this.clock.now());
       this.lastStoreTimestamp = storeTimestamp;
       const baseOffset = queue.nextOffset;
       const operation = new AppendOperation(this, queue, prepared, baseOffset, storeTimestamp, attributes.onWritten);
+      const length = batchBytes(prepared);
       this.log.enqueue(
-        batchBytes(prepared),
-        (target, at, position) => encodeBatch(target, at, queue.id, baseOffset, storeTimestamp, position, prepared, attributes),
+        length,
+        (target, at, position) => encodeBatch(target, at, queue.id, baseOffset, storeTimestamp, position, prepared, attributes, length),
         operation,
       );
       queue.nextOffset += prepared.length;
@@ -444,43 +451,48 @@ export class DiskMessageStore implements MessageStore {
     }
   }
 
-  /** Called by the commit log, in position order, once a batch is in the file: extend the consume queue and indexes. */
-  indexWrittenBatch(queue: QueueState, messages: readonly PreparedMessage[], position: number, size: number, storeTimestamp: number): void {
-    if (queue.deleted) return;
+  /**
+   * Called by the commit log, in position order, once a batch is in the file: extend the consume queue and indexes.
+   * Returns the queue's cumulative bytes through this batch.
+   */
+  indexWrittenBatch(queue: QueueState, messages: readonly PreparedMessage[], position: number, size: number, storeTimestamp: number): number {
+    if (queue.deleted) return queue.totalBytes;
     const consumeQueue = queue.consumeQueue;
+    const index = batchIndexer(this.index, position, messages.length);
     for (const message of messages) {
       queue.totalBytes += message.encodedBytes;
       consumeQueue.append(position, size, tagHash(message.tag), storeTimestamp, queue.totalBytes);
       // Generated ids carry their position and need no index entry (see findById).
-      if (message.id !== null) this.index.add(IndexKind.MessageId, message.id, position);
-      if (message.key !== null) this.index.add(IndexKind.Key, message.key, position);
+      if (message.id !== null) index(IndexKind.MessageId, message.id);
+      if (message.key !== null) index(IndexKind.Key, message.key);
     }
-    if (consumeQueue.unflushedEntries >= CONSUME_QUEUE_FLUSH_ENTRIES && !this.backgroundFlushes.has(queue)) {
+    if (consumeQueue.unflushedEntries >= this.options.consumeQueueFlushEntries && !this.backgroundFlushes.has(queue)) {
       this.backgroundFlushes.add(queue);
       consumeQueue
         .flush(false)
         .catch((error) => this.logger.warn({ err: error, queue: queue.name }, 'consume queue flush failed; will retry at the next checkpoint'))
         .finally(() => this.backgroundFlushes.delete(queue));
     }
+    return queue.totalBytes;
   }
 
-  publishVisible(queue: QueueState, end: number): void {
+  /** Moves the queue's visible end (and the bytes it counts, `bytesThrough` being cumulative) once an append resolves. */
+  publishVisible(queue: QueueState, end: number, bytesThrough: number): void {
     if (end <= queue.visibleEnd) return;
     queue.visibleEnd = end;
-    for (const listener of this.listeners) listener(queue.id, end);
+    queue.visibleBytes = bytesThrough;
+    this.queues.appended(queue.id, end);
   }
 
   onAppend(listener: AppendListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.queues.onAppend(listener);
   }
 
   // ---- read -------------------------------------------------------------------------------------------------------
 
   async read(queueId: number, offset: number, options: ReadOptions = {}): Promise<ReadResult> {
-    const maxMessages = options.maxMessages ?? 1000;
-    if (!Number.isSafeInteger(maxMessages) || maxMessages < 1) throw new WeirError(ErrorCode.InvalidArgument, 'maxMessages must be a positive integer');
-    const { queue, batches, positions } = await this.readBatchViews(queueId, offset, maxMessages, options.maxBytes ?? 1 << 20);
+    const { maxMessages, maxBytes } = readLimits(options);
+    const { queue, batches, positions } = await this.readBatchViews(queueId, offset, maxMessages, maxBytes);
     const result: ReadResult = { messages: [], nextOffset: offset, startOffset: queue.startOffset, endOffset: queue.visibleEnd };
     let next = offset;
     for (let index = 0; index < batches.length && next - offset < maxMessages; index++) {
@@ -491,7 +503,7 @@ export class DiskMessageStore implements MessageStore {
   }
 
   async readBatches(queueId: number, offset: number, options: { maxBytes?: number } = {}): Promise<BatchReadResult> {
-    const { queue, batches, nextOffset } = await this.readBatchViews(queueId, offset, Infinity, options.maxBytes ?? 1 << 20);
+    const { queue, batches, nextOffset } = await this.readBatchViews(queueId, offset, Infinity, readLimits(options).maxBytes);
     return { batches, nextOffset, startOffset: queue.startOffset, endOffset: queue.visibleEnd };
   }
 
@@ -502,7 +514,7 @@ export class DiskMessageStore implements MessageStore {
    */
   private async readBatchViews(queueId: number, offset: number, maxMessages: number, maxBytes: number): Promise<{ queue: QueueState; batches: Buffer[]; positions: number[]; nextOffset: number }> {
     this.assertOpen();
-    const queue = this.queueOrThrow(queueId);
+    const queue = this.queues.require(queueId);
     checkReadOffset(queue.name, offset, queue.startOffset, queue.visibleEnd);
     const end = Math.min(queue.visibleEnd, offset + maxMessages);
     // Plan reads: consecutive entries of one batch share a position; batches adjacent in one segment share a read.
@@ -576,7 +588,7 @@ export class DiskMessageStore implements MessageStore {
 
   async offsetForTimestamp(queueId: number, timestamp: number): Promise<number> {
     this.assertOpen();
-    const queue = this.queueOrThrow(queueId);
+    const queue = this.queues.require(queueId);
     let low = queue.startOffset;
     let high = queue.visibleEnd;
     while (low < high) {
@@ -592,7 +604,7 @@ export class DiskMessageStore implements MessageStore {
 
   async findById(id: Uint8Array | string): Promise<StoredMessage | null> {
     this.assertOpen();
-    const wanted = typeof id === 'string' ? Buffer.from(id, 'utf8') : Buffer.from(id);
+    const wanted = toBytes(id);
     // A committed transactional message keeps the id of its half copy, which must never be the answer.
     const matches = (message: StoredMessage) => message.id.equals(wanted) && (message.flags & RecordFlag.Transactional) === 0;
     // A generated id is [storeTimestamp:6][position:8][index:2]: try the position it names first.
@@ -610,21 +622,28 @@ export class DiskMessageStore implements MessageStore {
 
   async findByKey(key: Uint8Array | string, options: { queueIds?: readonly number[]; limit?: number } = {}): Promise<StoredMessage[]> {
     this.assertOpen();
-    const wanted = typeof key === 'string' ? Buffer.from(key, 'utf8') : Buffer.from(key);
-    const limit = options.limit ?? 32;
+    const wanted = toBytes(key);
+    const limit = keyLookupLimit(options);
     const queues = options.queueIds ? new Set(options.queueIds) : null;
+    const matches = (message: StoredMessage) => message.key !== null && message.key.equals(wanted) && (queues === null || queues.has(message.queueId));
     const results: StoredMessage[] = [];
-    let lastPosition = -1;
-    for (const position of await this.index.lookup(IndexKind.Key, wanted, limit * 4)) {
-      if (position === lastPosition) continue;
-      lastPosition = position;
-      const found = await this.findInBatchAt(position, (message) => message.key !== null && message.key.equals(wanted) && (queues === null || queues.has(message.queueId)));
-      for (const message of found.reverse()) {
-        if (results.length < limit) results.push(message);
+    if (limit === 0) return results;
+    // Candidates are batch positions, newest first, and many may hold no match (other queues, hash collisions): ask
+    // the index for more until `limit` messages are found or it has no more. Batches written meanwhile are left out,
+    // so results stay newest first.
+    const ceiling = this.log.writtenPosition;
+    const visited = new Set<number>();
+    for (let wantedCandidates = limit * 4; ; wantedCandidates *= 2) {
+      const candidates = await this.index.lookup(IndexKind.Key, wanted, wantedCandidates);
+      for (const position of candidates) {
+        if (position >= ceiling || visited.has(position)) continue;
+        visited.add(position);
+        const found = await this.findInBatchAt(position, matches);
+        for (let index = found.length - 1; index >= 0 && results.length < limit; index--) results.push(found[index]!);
+        if (results.length === limit) return results;
       }
-      if (results.length >= limit) break;
+      if (candidates.length < wantedCandidates) return results;
     }
-    return results;
   }
 
   /** Reads the batch at `position` (if it still exists and is visible) and returns its matching messages. */
@@ -647,10 +666,14 @@ export class DiskMessageStore implements MessageStore {
     }
     if (checkBatch(batch, 0, batch.byteLength, this.options.maxBatchBytes) !== BatchCheck.Valid) return [];
     const header = readBatchHeader(batch, 0);
-    const queue = this.queuesById.get(header.queueId);
+    const queue = this.queues.get(header.queueId);
     if (!queue) return [];
     const messages: StoredMessage[] = [];
-    decodeMessages(batch, 0, position, header.baseOffset, header.count, messages);
+    try {
+      decodeMessages(batch, 0, position, header.baseOffset, header.count, messages);
+    } catch {
+      return []; // malformed though its CRC matched: no candidate to offer (a read of it reports the damage)
+    }
     return messages.filter((message) => message.offset >= queue.startOffset && message.offset < queue.visibleEnd && matches(message));
   }
 
@@ -660,7 +683,7 @@ export class DiskMessageStore implements MessageStore {
   private recoverBatch(batch: Buffer, position: number): void {
     const header = readBatchHeader(batch, 0);
     this.lastStoreTimestamp = Math.max(this.lastStoreTimestamp, header.storeTimestamp);
-    const queue = this.queuesById.get(header.queueId);
+    const queue = this.queues.get(header.queueId);
     if (!queue) return;
     const consumeQueue = queue.consumeQueue;
     if (header.baseOffset + header.count <= consumeQueue.endOffset) return;
@@ -668,13 +691,22 @@ export class DiskMessageStore implements MessageStore {
       this.fillDamaged(queue, header.baseOffset);
     }
     const skip = consumeQueue.endOffset - header.baseOffset;
-    forEachMessageSummary(batch, 0, (index, encodedBytes, id, key, tag) => {
-      if (index < skip) return;
-      queue.totalBytes += encodedBytes;
-      consumeQueue.append(position, header.length, tagHash(tag), header.storeTimestamp, queue.totalBytes);
-      if (positionOfGeneratedId(id) !== position) this.index.add(IndexKind.MessageId, id, position);
-      if (key !== null) this.index.add(IndexKind.Key, key, position);
-    });
+    const index = batchIndexer(this.index, position, header.count);
+    try {
+      forEachMessageSummary(batch, 0, (offset, encodedBytes, id, key, tag) => {
+        if (offset < skip) return;
+        queue.totalBytes += encodedBytes;
+        consumeQueue.append(position, header.length, tagHash(tag), header.storeTimestamp, queue.totalBytes);
+        if (positionOfGeneratedId(id) !== position) index(IndexKind.MessageId, id);
+        if (key !== null) index(IndexKind.Key, key);
+      });
+    } catch (error) {
+      // A batch that passed its CRC but does not parse (a writer's bug, or a 1-in-2^32 accident) is damage like any
+      // other: its offsets are lost, and recovery goes on. forEachMessageSummary visited nothing.
+      if (!isWeirError(error, ErrorCode.DataDamaged)) throw error;
+      this.logger.error({ err: error, position }, 'storage: a batch passed its checksum but is malformed');
+      this.fillDamaged(queue, header.baseOffset + header.count);
+    }
   }
 
   /** Marks the queue's offsets up to `end` as lost to damage, so they are never served nor reused. */
@@ -698,15 +730,18 @@ export class DiskMessageStore implements MessageStore {
       return;
     }
     const header = readBatchHeader(head, 0);
-    const queue = this.queuesById.get(header.queueId);
+    const queue = this.queues.get(header.queueId);
     if (!queue || header.baseOffset !== queue.consumeQueue.endOffset || header.count === 0) return;
     this.fillDamaged(queue, header.baseOffset + header.count);
   }
 
   // ---- retention and checkpoints -------------------------------------------------------------------------------------
 
-  advanceLowWaterMark(queueId: number, offset: number): Promise<void> {
-    return this.runMaintenance(() => this.moveLowWaterMark(this.queueOrThrow(queueId), offset));
+  async advanceLowWaterMark(queueId: number, offset: number): Promise<void> {
+    this.assertOpen();
+    checkLowWaterMark(offset);
+    const queue = this.queues.require(queueId);
+    await this.runMaintenance(() => this.moveLowWaterMark(queue, offset));
   }
 
   private async moveLowWaterMark(queue: QueueState, offset: number): Promise<void> {
@@ -717,25 +752,26 @@ export class DiskMessageStore implements MessageStore {
     await queue.consumeQueue.deleteBelow(Math.min(target, queue.consumeQueue.endOffset));
   }
 
-  enforceRetention(): Promise<RetentionReport> {
+  async enforceRetention(): Promise<RetentionReport> {
+    this.assertOpen();
     return this.runMaintenance(async () => {
       const report: RetentionReport = { queuesTrimmed: 0, segmentsDeleted: 0 };
       const now = this.clock.now();
-      for (const queue of [...this.queuesById.values()]) {
+      for (const queue of [...this.queues.values()]) {
         const before = queue.startOffset;
         let target = before;
         if (queue.settings.retentionMs !== null) {
           target = Math.max(target, await this.offsetForTimestamp(queue.id, now - queue.settings.retentionMs));
         }
-        if (queue.settings.retentionBytes !== null && queue.totalBytes - queue.bytesBeforeStart > queue.settings.retentionBytes) {
-          target = Math.max(target, (await this.firstOffsetWithQueueBytes(queue, queue.totalBytes - queue.settings.retentionBytes)) + 1);
+        if (queue.settings.retentionBytes !== null && queue.bytes > queue.settings.retentionBytes) {
+          target = Math.max(target, (await this.firstOffsetWithQueueBytes(queue, queue.visibleBytes - queue.settings.retentionBytes)) + 1);
         }
         await this.moveLowWaterMark(queue, target);
         if (queue.startOffset > before) report.queuesTrimmed++;
       }
       // A segment may go once no queue needs any batch in it, and recovery will not start inside it.
       let needed = Math.min(this.checkpointPosition, this.log.durablePosition);
-      for (const queue of this.queuesById.values()) {
+      for (const queue of this.queues.values()) {
         if (queue.startOffset >= queue.visibleEnd) continue;
         const position = (await queue.consumeQueue.entry(queue.startOffset)).position;
         if (position !== DAMAGED_POSITION) needed = Math.min(needed, position);
@@ -762,7 +798,6 @@ export class DiskMessageStore implements MessageStore {
   }
 
   private checkpointDue(): boolean {
-    if (this.checkpointRunning) return false;
     return (
       this.clock.monotonic() - this.lastCheckpointAt >= this.options.checkpointIntervalMs ||
       this.log.durablePosition - this.checkpointPosition >= this.options.checkpointBytes
@@ -775,25 +810,23 @@ export class DiskMessageStore implements MessageStore {
    */
   private async checkpoint(): Promise<void> {
     if (this.closed) return;
-    this.checkpointRunning = true;
     try {
       await this.checkpointOnce();
     } finally {
-      this.checkpointRunning = false;
       this.lastCheckpointAt = this.clock.monotonic();
     }
   }
 
   private async checkpointOnce(): Promise<void> {
     const position = this.log.durablePosition;
-    if (position === this.checkpointPosition && ![...this.queuesById.values()].some((queue) => queue.consumeQueue.unflushedEntries > 0)) return;
+    if (position === this.checkpointPosition && ![...this.queues.values()].some((queue) => queue.consumeQueue.unflushedEntries > 0)) return;
     const queues: Checkpoint['queues'] = [];
-    for (const queue of this.queuesById.values()) {
-      queues.push([queue.id, queue.consumeQueue.countBelow(position), queue.startOffset, queue.bytesBeforeStart]);
+    for (const queue of this.queues.values()) {
+      queues.push([queue.id, await queue.consumeQueue.countBelow(position), queue.startOffset, queue.bytesBeforeStart]);
     }
     // Two syncs in flight let the file system share journal commits, and leave libuv's other two threads to the
     // commit log, whose appends are waiting on them.
-    const pending = [...this.queuesById.values()];
+    const pending = [...this.queues.values()];
     const worker = async (): Promise<void> => {
       for (let queue = pending.pop(); queue !== undefined; queue = pending.pop()) await queue.consumeQueue.flush(true);
     };
@@ -818,7 +851,7 @@ export class DiskMessageStore implements MessageStore {
     await this.runMaintenance(() => this.checkpoint());
     this.closed = true;
     await this.maintenance;
-    for (const queue of this.queuesById.values()) await queue.consumeQueue.close();
+    for (const queue of this.queues.values()) await queue.consumeQueue.close();
     await this.index.close();
     await this.handles.closeAll();
     await this.metadata.close();

@@ -40,20 +40,23 @@ export class HandleCache {
    */
   async forgetDirectory(directory: string): Promise<void> {
     const prefix = directory.endsWith('/') ? directory : `${directory}/`;
-    for (const [path, entry] of [...this.entries]) {
-      if (!path.startsWith(prefix)) continue;
-      this.entries.delete(path);
-      if (entry.users > 0) entry.retired = true;
-      else await (await entry.handle).close();
+    for (const path of [...this.entries.keys()]) {
+      if (path.startsWith(prefix)) await this.retire(path);
     }
   }
 
-  /** Closes the handle for `path` (if idle) so the file can be removed or replaced. */
-  async forget(path: string): Promise<void> {
+  /** Closes the handle for `path` (before the file is removed or replaced), once its users are done. */
+  forget(path: string): Promise<void> {
+    return this.retire(path);
+  }
+
+  /** Drops `path`'s entry, so the next use opens the file afresh, and closes its handle now or after its last user. */
+  private async retire(path: string): Promise<void> {
     const entry = this.entries.get(path);
-    if (entry === undefined || entry.users > 0) return;
+    if (entry === undefined) return;
     this.entries.delete(path);
-    await (await entry.handle).close();
+    if (entry.users > 0) entry.retired = true;
+    else await (await entry.handle).close();
   }
 
   private async evict(): Promise<void> {

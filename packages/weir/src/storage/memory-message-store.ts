@@ -1,5 +1,4 @@
 import { type Clock, systemClock } from '../core/clock.js';
-import { ErrorCode, WeirError } from '../core/errors.js';
 import {
   type AppendListener,
   type AppendOptions,
@@ -14,13 +13,18 @@ import {
   type ReadOptions,
   type ReadResult,
   checkedQueueSettings,
+  checkLowWaterMark,
   checkQueueName,
   checkReadOffset,
+  keyLookupLimit,
   prepareBatch,
   queueExists,
-  unknownQueue,
+  readLimits,
   type RetentionReport,
+  storeClosed,
 } from './message-store.js';
+import { checkOps } from './metadata-store.js';
+import { type QueueRecord, QueueTable } from './queue-table.js';
 import {
   batchBytes,
   RecordFlag,
@@ -28,6 +32,7 @@ import {
   encodeBatch,
   type MessageInput,
   type StoredMessage,
+  toBytes,
 } from './record-batch.js';
 
 interface MemoryBatch {
@@ -40,9 +45,7 @@ interface MemoryBatch {
   sizes: number[];
 }
 
-interface MemoryQueue {
-  id: number;
-  name: string;
+interface MemoryQueue extends QueueRecord {
   settings: QueueSettings;
   batches: MemoryBatch[];
   startOffset: number;
@@ -51,7 +54,11 @@ interface MemoryQueue {
   bytes: number;
 }
 
-/** A KeyValueStore that lives only in memory. */
+/**
+ * A KeyValueStore that lives only in memory. Values are checked and kept as MetadataStore keeps them (what JSON gives
+ * back, deep-frozen; INVALID_ARGUMENT for what JSON cannot represent), so code tested against it behaves the same on
+ * disk.
+ */
 export class MemoryKeyValueStore implements KeyValueStore {
   private readonly map = new Map<string, unknown>();
 
@@ -64,16 +71,16 @@ export class MemoryKeyValueStore implements KeyValueStore {
   entries(prefix = ''): Array<[string, unknown]> {
     return [...this.map.entries()].filter(([key]) => key.startsWith(prefix)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   }
-  async put(key: string, value: unknown): Promise<void> {
-    this.map.set(key, JSON.parse(JSON.stringify(value)));
+  put(key: string, value: unknown): Promise<void> {
+    return this.apply([{ key, value }]);
   }
-  async delete(key: string): Promise<void> {
-    this.map.delete(key);
+  delete(key: string): Promise<void> {
+    return this.apply([{ key, delete: true }]);
   }
   async apply(ops: readonly MetadataOp[]): Promise<void> {
-    for (const op of ops) {
+    for (const op of checkOps(ops)) {
       if (op.delete) this.map.delete(op.key);
-      else this.map.set(op.key, JSON.parse(JSON.stringify(op.value)));
+      else this.map.set(op.key, op.value);
     }
   }
 }
@@ -85,9 +92,7 @@ export class MemoryKeyValueStore implements KeyValueStore {
  */
 export class MemoryMessageStore implements MessageStore {
   readonly metadata = new MemoryKeyValueStore();
-  private readonly queuesById = new Map<number, MemoryQueue>();
-  private readonly queuesByName = new Map<string, MemoryQueue>();
-  private readonly listeners = new Set<AppendListener>();
+  private readonly queues = new QueueTable<MemoryQueue>();
   private nextQueueId = 1;
   private nextPosition = 0;
   private lastStoreTimestamp = 0;
@@ -98,69 +103,63 @@ export class MemoryMessageStore implements MessageStore {
   async createQueue(name: string, settings: Partial<QueueSettings> = {}): Promise<QueueInfo> {
     this.assertOpen();
     checkQueueName(name);
-    if (this.queuesByName.has(name)) throw queueExists(name);
+    if (this.queues.named(name)) throw queueExists(name);
     const resolved = checkedQueueSettings(defaultQueueSettings, settings);
-    const queue: MemoryQueue = { id: this.nextQueueId++, name, settings: resolved, batches: [], startOffset: 0, endOffset: 0, bytes: 0 };
-    this.queuesById.set(queue.id, queue);
-    this.queuesByName.set(name, queue);
-    return this.info(queue);
+    const queue: MemoryQueue = { id: this.nextQueueId++, name, settings: resolved, batches: [], startOffset: 0, endOffset: 0, bytes: 0, damaged: false };
+    this.queues.add(queue);
+    return this.queues.info(queue);
   }
 
   async updateQueue(name: string, settings: Partial<QueueSettings>): Promise<QueueInfo> {
     this.assertOpen();
-    const queue = this.byName(name);
+    const queue = this.queues.requireNamed(name);
     queue.settings = checkedQueueSettings(queue.settings, settings);
-    return this.info(queue);
+    return this.queues.info(queue);
   }
 
   async deleteQueue(name: string): Promise<void> {
     this.assertOpen();
-    const queue = this.byName(name);
-    this.queuesById.delete(queue.id);
-    this.queuesByName.delete(name);
+    this.queues.remove(this.queues.requireNamed(name));
   }
 
   queue(name: string): QueueInfo | null {
-    const queue = this.queuesByName.get(name);
-    return queue ? this.info(queue) : null;
+    return this.queues.infoNamed(name);
   }
 
   queueById(id: number): QueueInfo | null {
-    const queue = this.queuesById.get(id);
-    return queue ? this.info(queue) : null;
+    return this.queues.infoById(id);
   }
 
   listQueues(): QueueInfo[] {
-    return [...this.queuesById.values()].map((queue) => this.info(queue));
+    return this.queues.list();
   }
 
   async append(queueId: number, inputs: readonly MessageInput[], attributes: AppendOptions = {}): Promise<AppendResult> {
     this.assertOpen();
-    const queue = this.byId(queueId);
+    const queue = this.queues.require(queueId);
     const prepared = prepareBatch(queue.name, queue.settings, inputs);
     const storeTimestamp = Math.max(this.lastStoreTimestamp, this.clock.now());
     this.lastStoreTimestamp = storeTimestamp;
     const position = this.nextPosition++;
     const baseOffset = queue.endOffset;
-    const buffer = Buffer.allocUnsafe(batchBytes(prepared));
-    encodeBatch(buffer, 0, queue.id, baseOffset, storeTimestamp, position, prepared, attributes);
+    const length = batchBytes(prepared);
+    const buffer = Buffer.allocUnsafe(length);
+    encodeBatch(buffer, 0, queue.id, baseOffset, storeTimestamp, position, prepared, attributes, length);
     const sizes = prepared.map((message) => message.encodedBytes);
     queue.batches.push({ baseOffset, buffer, position, storeTimestamp, sizes });
     queue.endOffset += prepared.length;
     for (const size of sizes) queue.bytes += size;
     const result: AppendResult = { queueId: queue.id, baseOffset, count: prepared.length, position, storeTimestamp };
     attributes.onWritten?.(result);
-    for (const listener of this.listeners) listener(queue.id, queue.endOffset);
+    this.queues.appended(queue.id, queue.endOffset);
     return result;
   }
 
   async read(queueId: number, offset: number, options: ReadOptions = {}): Promise<ReadResult> {
     this.assertOpen();
-    const queue = this.byId(queueId);
-    const maxMessages = options.maxMessages ?? 1000;
-    const maxBytes = options.maxBytes ?? 1 << 20;
+    const queue = this.queues.require(queueId);
     this.checkOffset(queue, offset);
-    if (!Number.isSafeInteger(maxMessages) || maxMessages < 1) throw new WeirError(ErrorCode.InvalidArgument, 'maxMessages must be a positive integer');
+    const { maxMessages, maxBytes } = readLimits(options);
     const messages: StoredMessage[] = [];
     let next = offset;
     let bytes = 0;
@@ -175,8 +174,8 @@ export class MemoryMessageStore implements MessageStore {
 
   async readBatches(queueId: number, offset: number, options: { maxBytes?: number } = {}): Promise<BatchReadResult> {
     this.assertOpen();
-    const queue = this.byId(queueId);
-    const maxBytes = options.maxBytes ?? 1 << 20;
+    const queue = this.queues.require(queueId);
+    const { maxBytes } = readLimits(options);
     this.checkOffset(queue, offset);
     const batches: Buffer[] = [];
     let next = offset;
@@ -210,14 +209,14 @@ export class MemoryMessageStore implements MessageStore {
 
   async offsetForTimestamp(queueId: number, timestamp: number): Promise<number> {
     this.assertOpen();
-    const queue = this.byId(queueId);
+    const queue = this.queues.require(queueId);
     const index = queue.batches.findIndex((batch) => batch.storeTimestamp >= timestamp);
     return index < 0 ? queue.endOffset : Math.max(queue.startOffset, queue.batches[index]!.baseOffset);
   }
 
   async findById(id: Uint8Array | string): Promise<StoredMessage | null> {
     this.assertOpen();
-    const wanted = typeof id === 'string' ? Buffer.from(id, 'utf8') : Buffer.from(id);
+    const wanted = toBytes(id);
     // Newest first, and never an uncommitted (half) copy: a committed transactional message keeps its half copy's id.
     const found = this.allMessages().filter((message) => message.id.equals(wanted) && (message.flags & RecordFlag.Transactional) === 0);
     found.sort((a, b) => b.position - a.position || b.offset - a.offset);
@@ -226,24 +225,27 @@ export class MemoryMessageStore implements MessageStore {
 
   async findByKey(key: Uint8Array | string, options: { queueIds?: readonly number[]; limit?: number } = {}): Promise<StoredMessage[]> {
     this.assertOpen();
-    const wanted = typeof key === 'string' ? Buffer.from(key, 'utf8') : Buffer.from(key);
+    const wanted = toBytes(key);
+    const limit = keyLookupLimit(options);
     const allowed = options.queueIds ? new Set(options.queueIds) : null;
     const found = this.allMessages().filter((message) => message.key !== null && message.key.equals(wanted) && (allowed === null || allowed.has(message.queueId)));
     // Newest first: by position, then by offset within a batch.
     found.sort((a, b) => b.position - a.position || b.offset - a.offset);
-    return found.slice(0, options.limit ?? 32);
+    return found.slice(0, limit);
   }
 
   private allMessages(): StoredMessage[] {
     const all: StoredMessage[] = [];
-    for (const queue of this.queuesById.values()) {
+    for (const queue of this.queues.values()) {
       for (const batch of queue.batches) decodeMessages(batch.buffer, 0, batch.position, queue.startOffset, Infinity, all);
     }
     return all;
   }
 
   async advanceLowWaterMark(queueId: number, offset: number): Promise<void> {
-    this.trim(this.byId(queueId), offset);
+    this.assertOpen();
+    checkLowWaterMark(offset);
+    this.trim(this.queues.require(queueId), offset);
   }
 
   private trim(queue: MemoryQueue, offset: number): boolean {
@@ -264,7 +266,7 @@ export class MemoryMessageStore implements MessageStore {
     this.assertOpen();
     const report: RetentionReport = { queuesTrimmed: 0, segmentsDeleted: 0 };
     const now = this.clock.now();
-    for (const queue of this.queuesById.values()) {
+    for (const queue of this.queues.values()) {
       let target = queue.startOffset;
       if (queue.settings.retentionMs !== null) target = Math.max(target, await this.offsetForTimestamp(queue.id, now - queue.settings.retentionMs));
       if (queue.settings.retentionBytes !== null) {
@@ -280,8 +282,7 @@ export class MemoryMessageStore implements MessageStore {
   }
 
   onAppend(listener: AppendListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.queues.onAppend(listener);
   }
 
   async flush(): Promise<void> {
@@ -292,31 +293,7 @@ export class MemoryMessageStore implements MessageStore {
     this.closed = true;
   }
 
-  private info(queue: MemoryQueue): QueueInfo {
-    return {
-      id: queue.id,
-      name: queue.name,
-      settings: { ...queue.settings },
-      startOffset: queue.startOffset,
-      endOffset: queue.endOffset,
-      bytes: queue.bytes,
-      damaged: false,
-    };
-  }
-
-  private byName(name: string): MemoryQueue {
-    const queue = this.queuesByName.get(name);
-    if (!queue) throw unknownQueue(name);
-    return queue;
-  }
-
-  private byId(id: number): MemoryQueue {
-    const queue = this.queuesById.get(id);
-    if (!queue) throw unknownQueue(id);
-    return queue;
-  }
-
   private assertOpen(): void {
-    if (this.closed) throw new WeirError(ErrorCode.StoreClosed, 'the store is closed');
+    if (this.closed) throw storeClosed();
   }
 }

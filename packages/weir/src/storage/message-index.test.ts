@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { ErrorCode, isWeirError } from '../core/errors.js';
 import { RecordingLogger } from '../core/logger.js';
 import { NodeFileSystem } from './io/node-file-system.js';
-import { IndexKind, MessageIndex, hashIndexKey, type MessageIndexOptions } from './message-index.js';
+import { IndexKind, MessageIndex, batchIndexer, hashIndexKey, type MessageIndexOptions } from './message-index.js';
 
 const fs = new NodeFileSystem();
 
@@ -556,3 +556,20 @@ test('storage: message index returns exactly the model positions for distinct ke
     { numRuns: 100 },
   );
 });
+
+test('storage: message index takes one entry per distinct (kind, key) of a batch', () =>
+  withIndex({ slotCount: 64, maxEntries: 1024 }, async (index) => {
+    const first = batchIndexer(index, 100, 200);
+    for (let message = 0; message < 200; message++) {
+      first(IndexKind.Key, bytes('k'));
+      first(IndexKind.MessageId, bytes(`id-${message % 3}`));
+    }
+    first(IndexKind.MessageId, bytes('k'));
+    const second = batchIndexer(index, 200, 2);
+    second(IndexKind.Key, bytes('k'));
+    second(IndexKind.Key, bytes('k'));
+    assert.equal(index.entryCount, 1 + 3 + 1 + 1);
+    assert.deepEqual(await index.lookup(IndexKind.Key, bytes('k')), [200, 100]);
+    assert.deepEqual(await index.lookup(IndexKind.MessageId, bytes('k')), [100]);
+    assert.deepEqual(await index.lookup(IndexKind.MessageId, bytes('id-2')), [100]);
+  }));

@@ -1,6 +1,8 @@
 import { ErrorCode, WeirError, isWeirError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
+import { numberedFileName, parseNumberedFileName } from './file-names.js';
 import { joinPath, readFully, type FileHandle, type FileSystem } from './io/file-system.js';
+import { getU64, setU64, TWO_32 } from './u64.js';
 
 /** What an index entry's key is: the message id, or one of the message's keys. Part of the hash and of the entry. */
 export const IndexKind = {
@@ -8,6 +10,22 @@ export const IndexKind = {
   Key: 1,
 } as const;
 export type IndexKind = (typeof IndexKind)[keyof typeof IndexKind];
+
+/**
+ * Adds the index entries of one batch at `position`: one per distinct (kind, key), since a lookup reads the whole
+ * batch and finds every message of it that matches. A batch of 200 messages with one key costs one entry, and leaves
+ * room in a lookup's candidates for other batches.
+ */
+export function batchIndexer(index: MessageIndex, position: number, messages: number): (kind: IndexKind, key: Uint8Array) => void {
+  if (messages === 1) return (kind, key) => index.add(kind, key, position);
+  const seen = new Set<string>();
+  return (kind, key) => {
+    const text = kind + Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+    if (seen.has(text)) return;
+    seen.add(text);
+    index.add(kind, key, position);
+  };
+}
 
 export interface MessageIndexOptions {
   /** Hash slots per new file (default 2^18). Files keep the slot count they were created with. */
@@ -21,12 +39,11 @@ const MAGIC = 0x58444957; // 'WIDX' read as a little-endian u32
 const VERSION = 1;
 const HEADER_SIZE = 64;
 const ENTRY_SIZE = 20;
-const TWO_POW_32 = 4294967296;
+const SUFFIX = '.idx';
 const DEFAULT_SLOT_COUNT = 1 << 18;
 const DEFAULT_MAX_ENTRIES = 1 << 20;
 /** Keeps a file's size well inside what one Buffer and one positional read can address. */
 const MAX_FILE_SIZE = 2 ** 31 - 1;
-const FILE_NAME = /^\d{20}\.idx$/;
 
 // Header field offsets.
 const H_MAGIC = 0;
@@ -147,22 +164,12 @@ function fileSize(slotCount: number, maxEntries: number): number {
   return HEADER_SIZE + slotCount * 4 + maxEntries * ENTRY_SIZE;
 }
 
-function readU64(view: DataView, offset: number): number {
-  return view.getUint32(offset + 4, true) * TWO_POW_32 + view.getUint32(offset, true);
-}
-
-function writeU64(view: DataView, offset: number, value: number): void {
-  const low = value >>> 0;
-  view.setUint32(offset, low, true);
-  view.setUint32(offset + 4, (value - low) / TWO_POW_32, true);
-}
-
 function viewOf(buffer: Buffer): DataView {
   return new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
 }
 
 function fileName(name: number): string {
-  return `${String(name).padStart(20, '0')}.idx`;
+  return numberedFileName(name, SUFFIX);
 }
 
 function ioError(message: string, cause: unknown): WeirError {
@@ -286,7 +293,7 @@ export class MessageIndex {
     const slot = HEADER_SIZE + (hash % file.slotCount) * 4;
     const at = file.entriesOffset + (entry - 1) * ENTRY_SIZE;
     const low = position >>> 0;
-    const high = (position - low) / TWO_POW_32;
+    const high = (position - low) / TWO_32;
     view.setUint32(at + E_HASH, hash, true);
     view.setUint32(at + E_POSITION, low, true);
     view.setUint32(at + E_POSITION + 4, high, true);
@@ -401,12 +408,12 @@ export class MessageIndex {
 
   private async load(): Promise<void> {
     await this.fs.mkdirp(this.directory);
-    const names = (await this.fs.list(this.directory)).filter((name) => FILE_NAME.test(name)).sort();
+    const names = (await this.fs.list(this.directory)).filter((name) => parseNumberedFileName(name, SUFFIX) !== null).sort();
     let removed = 0;
     for (const name of names) {
       const path = joinPath(this.directory, name);
       const previous = this.files.at(-1);
-      const problem = await this.inspect(path, Number(name.slice(0, 20)), previous);
+      const problem = await this.inspect(path, parseNumberedFileName(name, SUFFIX)!, previous);
       if (typeof problem === 'string') {
         if (problem !== 'empty') this.logger.warn({ path, problem }, 'deleting damaged message index file (derived data; re-index from the log)');
         await this.fs.remove(path);
@@ -437,8 +444,8 @@ export class MessageIndex {
     const slotCount = view.getUint32(H_SLOT_COUNT, true);
     const maxEntries = view.getUint32(H_MAX_ENTRIES, true);
     const entryCount = view.getUint32(H_ENTRY_COUNT, true);
-    const firstPosition = readU64(view, H_FIRST_POSITION);
-    const lastPosition = readU64(view, H_LAST_POSITION);
+    const firstPosition = getU64(view, H_FIRST_POSITION);
+    const lastPosition = getU64(view, H_LAST_POSITION);
     if (slotCount === 0 || maxEntries === 0 || fileSize(slotCount, maxEntries) > MAX_FILE_SIZE) return 'bad geometry';
     if (entryCount > maxEntries) return 'entry count above capacity';
     if (entryCount === 0) return 'empty';
@@ -532,8 +539,8 @@ export class MessageIndex {
     view.setUint16(H_VERSION, VERSION, true);
     view.setUint32(H_SLOT_COUNT, this.slotCount, true);
     view.setUint32(H_MAX_ENTRIES, this.maxEntries, true);
-    writeU64(view, H_FIRST_POSITION, position);
-    writeU64(view, H_LAST_POSITION, position);
+    setU64(view, H_FIRST_POSITION, position);
+    setU64(view, H_LAST_POSITION, position);
     const file: IndexFile = {
       name,
       path: joinPath(this.directory, fileName(name)),
@@ -569,7 +576,7 @@ export class MessageIndex {
     while (entry !== 0 && entry < bound && result.length < limit) {
       const at = file.entriesOffset + (entry - 1) * ENTRY_SIZE;
       if (view.getUint32(at + E_HASH, true) === hash && view.getUint8(at + E_KIND) === kind) {
-        result.push(readU64(view, at + E_POSITION));
+        result.push(getU64(view, at + E_POSITION));
       }
       bound = entry;
       entry = view.getUint32(at + E_PREVIOUS, true);
@@ -587,7 +594,7 @@ export class MessageIndex {
       let entry = view.getUint32(0, true);
       while (entry !== 0 && entry < bound && result.length < limit) {
         if ((await readFully(handle, scratch, 0, ENTRY_SIZE, entryOffset(file, entry))) < ENTRY_SIZE) return;
-        if (view.getUint32(E_HASH, true) === hash && view.getUint8(E_KIND) === kind) result.push(readU64(view, E_POSITION));
+        if (view.getUint32(E_HASH, true) === hash && view.getUint8(E_KIND) === kind) result.push(getU64(view, E_POSITION));
         bound = entry;
         entry = view.getUint32(E_PREVIOUS, true);
       }
@@ -642,7 +649,7 @@ export class MessageIndex {
             const provisional = Buffer.from(job.header);
             const view = viewOf(provisional);
             view.setUint32(H_ENTRY_COUNT, 0, true);
-            writeU64(view, H_LAST_POSITION, job.file.firstPosition);
+            setU64(view, H_LAST_POSITION, job.file.firstPosition);
             parts.push(provisional);
           }
           parts.push(job.slots);
@@ -696,7 +703,7 @@ export class MessageIndex {
     // Walking back from the newest entry, each dropped entry is the head of its slot: restore the previous head.
     while (entry > 0) {
       const at = entryOffset(file, entry);
-      if (readU64(view, at + E_POSITION) < position) break;
+      if (getU64(view, at + E_POSITION) < position) break;
       const slot = HEADER_SIZE + (view.getUint32(at + E_HASH, true) % file.slotCount) * 4;
       if (view.getUint32(slot, true) === entry) view.setUint32(slot, view.getUint32(at + E_PREVIOUS, true), true);
       else consistent = false;
@@ -708,9 +715,9 @@ export class MessageIndex {
       rebuildSlots(file, view, buffer);
       file.durableCount = 0; // previous links may have changed: rewrite every entry
     }
-    file.lastPosition = entry > 0 ? readU64(view, entryOffset(file, entry) + E_POSITION) : file.firstPosition;
+    file.lastPosition = entry > 0 ? getU64(view, entryOffset(file, entry) + E_POSITION) : file.firstPosition;
     view.setUint32(H_ENTRY_COUNT, entry, true);
-    writeU64(view, H_LAST_POSITION, file.lastPosition);
+    setU64(view, H_LAST_POSITION, file.lastPosition);
     if (consistent) file.durableCount = Math.min(file.durableCount, entry);
     file.metaDirty = true;
     file.sealed = false;

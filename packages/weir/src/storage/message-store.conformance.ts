@@ -133,6 +133,18 @@ export function runMessageStoreConformance(target: ConformanceTarget): void {
         return reopened;
       }));
 
+    it('storage conformance: metadata values are what JSON gives back, frozen, and what JSON cannot hold is refused', () =>
+      withStore(async (store) => {
+        await store.metadata.put('topic/a', { partitions: [1, 2], at: new Date(0), skipped: undefined });
+        const value = store.metadata.get('topic/a') as { partitions: number[] };
+        assert.deepEqual(value, { partitions: [1, 2], at: '1970-01-01T00:00:00.000Z' });
+        assert.throws(() => value.partitions.push(3), TypeError, 'frozen: copy, change, then put');
+        await expectCode(store.metadata.put('topic/b', undefined), ErrorCode.InvalidArgument);
+        await expectCode(store.metadata.put('topic/b', 10n), ErrorCode.InvalidArgument);
+        await expectCode(store.metadata.apply([{ key: 'topic/b', value: 1 }, { key: 'topic/c', value: () => 1 }]), ErrorCode.InvalidArgument);
+        assert.equal(store.metadata.has('topic/b'), false, 'a refused apply changes nothing');
+      }));
+
     it('storage conformance: maxBytes bounds a read but always returns at least one message', () =>
       withStore(async (store) => {
         const queue = await store.createQueue('big');
@@ -208,6 +220,28 @@ export function runMessageStoreConformance(target: ConformanceTarget): void {
         assert.equal(await store.offsetForTimestamp(a.id, clock.now() + 1), store.queueById(a.id)!.endOffset);
       }));
 
+    it('storage conformance: findByKey finds matches behind many newer messages with the key in other queues', () =>
+      withStore(async (store) => {
+        const a = await store.createQueue('a');
+        const b = await store.createQueue('b');
+        await store.append(b.id, [{ key: 'k', body: 'in b' }]);
+        // One big batch, then many small ones: either way, far more candidates than the limit belong to queue a.
+        await store.append(a.id, Array.from({ length: 200 }, () => ({ key: 'k', body: 'in a' })));
+        assert.deepEqual((await store.findByKey('k', { queueIds: [b.id] })).map((message) => message.body.toString()), ['in b']);
+        await store.append(b.id, [{ key: 'k', body: 'in b again' }]);
+        for (let index = 0; index < 300; index++) await store.append(a.id, [{ key: 'k', body: `a${index}` }]);
+        assert.deepEqual(
+          (await store.findByKey('k', { queueIds: [b.id], limit: 5 })).map((message) => message.body.toString()),
+          ['in b again', 'in b'],
+          'newest first, every match found although the limit was not reached',
+        );
+        const all = await store.findByKey('k', { limit: 1000 });
+        assert.equal(all.length, 502);
+        assert.deepEqual(all.slice(0, 2).map((message) => message.body.toString()), ['a299', 'a298']);
+        assert.deepEqual(await store.findByKey('k', { limit: 0 }), []);
+        await expectCode(store.findByKey('k', { limit: -1 }), ErrorCode.InvalidArgument);
+      }));
+
     it('storage conformance: retention by age and by size moves the low-water mark and reclaims files', () =>
       withStore(async (store, clock) => {
         const aged = await store.createQueue('aged', { retentionMs: 60_000 });
@@ -259,6 +293,26 @@ export function runMessageStoreConformance(target: ConformanceTarget): void {
         assert.equal((await store.read(queue.id, 4)).messages[0]!.body.toString(), 'm4');
         await store.advanceLowWaterMark(queue.id, 1000);
         assert.equal(store.queueById(queue.id)!.startOffset, 10, 'never past the end');
+      }));
+
+    it('storage conformance: a low-water mark must be a non-negative integer', () =>
+      withStore(async (store) => {
+        const queue = await store.createQueue('acked');
+        await store.append(queue.id, [{ body: 'a' }, { body: 'b' }]);
+        for (const offset of [Number.NaN, -1, 1.5, Infinity]) await expectCode(store.advanceLowWaterMark(queue.id, offset), ErrorCode.InvalidArgument);
+        const info = store.queueById(queue.id)!;
+        assert.equal(info.startOffset, 0);
+        assert.equal((await store.read(queue.id, 0)).messages.length, 2);
+        await expectCode(store.advanceLowWaterMark(9999, 1), ErrorCode.UnknownQueue);
+      }));
+
+    it('storage conformance: a closed store refuses to move low-water marks or enforce retention', () =>
+      withStore(async (store) => {
+        const queue = await store.createQueue('q');
+        await store.append(queue.id, [{ body: 'a' }]);
+        await store.close();
+        await expectCode(store.advanceLowWaterMark(queue.id, 1), ErrorCode.StoreClosed);
+        await expectCode(store.enforceRetention(), ErrorCode.StoreClosed);
       }));
 
     it('storage conformance: listeners hear about appends once they are visible', () =>

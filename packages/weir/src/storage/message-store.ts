@@ -190,6 +190,29 @@ export function prepareBatch(queueName: string, settings: QueueSettings, message
   return prepared;
 }
 
+/** Throws INVALID_ARGUMENT unless `offset` can be a low-water mark: a non-negative integer. */
+export function checkLowWaterMark(offset: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new WeirError(ErrorCode.InvalidArgument, `a low-water mark must be a non-negative integer, not ${offset}`);
+}
+
+/** `read`'s limits with their defaults (1,000 messages, 1 MiB); throws INVALID_ARGUMENT for a bad maxMessages. */
+export function readLimits(options: ReadOptions): { maxMessages: number; maxBytes: number } {
+  const maxMessages = options.maxMessages ?? 1000;
+  if (!Number.isSafeInteger(maxMessages) || maxMessages < 1) throw new WeirError(ErrorCode.InvalidArgument, 'maxMessages must be a positive integer');
+  return { maxMessages, maxBytes: options.maxBytes ?? 1 << 20 };
+}
+
+/** `findByKey`'s limit (default 32); throws INVALID_ARGUMENT unless it is a non-negative integer. */
+export function keyLookupLimit(options: { limit?: number }): number {
+  const limit = options.limit ?? 32;
+  if (!Number.isSafeInteger(limit) || limit < 0) throw new WeirError(ErrorCode.InvalidArgument, `a lookup limit must be a non-negative integer, not ${limit}`);
+  return limit;
+}
+
+export function storeClosed(): WeirError {
+  return new WeirError(ErrorCode.StoreClosed, 'the store is closed');
+}
+
 export function unknownQueue(nameOrId: string | number): WeirError {
   return new WeirError(ErrorCode.UnknownQueue, typeof nameOrId === 'string' ? `queue "${nameOrId}" does not exist` : `queue id ${nameOrId} does not exist`);
 }

@@ -448,11 +448,19 @@ interface DecodedOp {
   value: unknown;
 }
 
-/** Validates a write call's ops and builds its log record. Throws InvalidArgument. */
-function encodeOps(ops: readonly MetadataOp[]): { ops: DecodedOp[]; record: [Buffer, Buffer] | null } {
+/** A write call's op as `checkOps` accepted it, with its log form. */
+export interface CheckedOp extends DecodedOp {
+  /** The op as one element of a log record's JSON array. */
+  json: string;
+}
+
+/**
+ * Validates a write call's ops, turning each value into what JSON gives back, deep-frozen: the values every
+ * KeyValueStore keeps (see the class comment). Throws InvalidArgument.
+ */
+export function checkOps(ops: readonly MetadataOp[]): CheckedOp[] {
   if (!Array.isArray(ops)) throw new WeirError(ErrorCode.InvalidArgument, 'ops must be an array');
-  const decoded: DecodedOp[] = [];
-  const parts: string[] = [];
+  const checked: CheckedOp[] = [];
   for (const op of ops as readonly unknown[]) {
     if (typeof op !== 'object' || op === null) throw new WeirError(ErrorCode.InvalidArgument, 'each op must be an object');
     const { key, value, delete: remove } = op as MetadataOp;
@@ -460,8 +468,7 @@ function encodeOps(ops: readonly MetadataOp[]): { ops: DecodedOp[]; record: [Buf
     if (remove !== undefined && typeof remove !== 'boolean') throw new WeirError(ErrorCode.InvalidArgument, `op delete flag for ${JSON.stringify(key)} must be a boolean`);
     if (remove === true) {
       if (value !== undefined) throw new WeirError(ErrorCode.InvalidArgument, `op for ${JSON.stringify(key)} has both delete and a value`);
-      decoded.push({ key, delete: true, value: undefined });
-      parts.push(`{"key":${JSON.stringify(key)},"delete":true}`);
+      checked.push({ key, delete: true, value: undefined, json: `{"key":${JSON.stringify(key)},"delete":true}` });
       continue;
     }
     let json: string | undefined;
@@ -471,11 +478,16 @@ function encodeOps(ops: readonly MetadataOp[]): { ops: DecodedOp[]; record: [Buf
       throw new WeirError(ErrorCode.InvalidArgument, `value for ${JSON.stringify(key)} is not JSON-serialisable: ${describe(error)}`, { cause: error });
     }
     if (json === undefined) throw new WeirError(ErrorCode.InvalidArgument, `value for ${JSON.stringify(key)} is not JSON-serialisable (${typeof value})`);
-    decoded.push({ key, delete: false, value: deepFreeze(JSON.parse(json)) });
-    parts.push(`{"key":${JSON.stringify(key)},"value":${json}}`);
+    checked.push({ key, delete: false, value: deepFreeze(JSON.parse(json)), json: `{"key":${JSON.stringify(key)},"value":${json}}` });
   }
-  if (decoded.length === 0) return { ops: decoded, record: null };
-  return { ops: decoded, record: encodeRecord(Buffer.from(`[${parts.join(',')}]`, 'utf8')) };
+  return checked;
+}
+
+/** Validates a write call's ops and builds its log record. Throws InvalidArgument. */
+function encodeOps(ops: readonly MetadataOp[]): { ops: CheckedOp[]; record: [Buffer, Buffer] | null } {
+  const checked = checkOps(ops);
+  if (checked.length === 0) return { ops: checked, record: null };
+  return { ops: checked, record: encodeRecord(Buffer.from(`[${checked.map((op) => op.json).join(',')}]`, 'utf8')) };
 }
 
 function encodeRecord(payload: Buffer): [Buffer, Buffer] {

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DiskMessageStore } from './disk-message-store.js';
+import { ManualClock } from '../core/clock.js';
+import { DiskMessageStore, type DiskMessageStoreOptions } from './disk-message-store.js';
 import { FaultFileSystem, seededRandom } from './io/fault-file-system.js';
+import { prepareMessage } from './record-batch.js';
+import { HookedFileSystem, pause } from './test-support.js';
 
 /**
  * Power loss through the fault-injecting file system: a random workload runs against the store, the "machine loses
@@ -10,7 +13,9 @@ import { FaultFileSystem, seededRandom } from './io/fault-file-system.js';
  * - `sync` queue: every append whose promise resolved is there, intact, in order, once.
  * - `interval` and `none` queues: what survives is a prefix of what was appended (no hole in the middle), and every
  *   append that resolved before the last completed `flush()` is in it.
- * 50 seeds × 4 consecutive crashes = 200 crash points (WEIR_CHAOS: 250 seeds).
+ * 50 seeds × 4 consecutive crashes = 200 crash points (WEIR_CHAOS: 250 seeds); then the same with checkpoints on a
+ * timer and consume queues writing their entries out every few messages, so checkpoints run while the log has
+ * written but unsynced batches.
  */
 const SEEDS = Number(process.env.WEIR_POWER_SEEDS ?? (process.env.WEIR_CHAOS ? 250 : 50));
 const CRASHES_PER_SEED = 4;
@@ -27,7 +32,11 @@ interface History {
   flushed: Map<string, number>;
 }
 
-async function openStore(fs: FaultFileSystem): Promise<DiskMessageStore> {
+type StoreVariant = Partial<DiskMessageStoreOptions>;
+
+const TIMER_CHECKPOINTS: StoreVariant = { checkpointIntervalMs: 1, consumeQueueFlushEntries: 2 };
+
+async function openStore(fs: HookedFileSystem, variant: StoreVariant = {}): Promise<DiskMessageStore> {
   return DiskMessageStore.open({
     dataDir: '/data',
     fs,
@@ -37,10 +46,16 @@ async function openStore(fs: FaultFileSystem): Promise<DiskMessageStore> {
     retentionIntervalMs: 0,
     indexMaxEntries: 256,
     indexSlotCount: 64,
+    ...variant,
   });
 }
 
-async function runUntilCrash(store: DiskMessageStore, random: () => number, history: History, round: number): Promise<void> {
+/** Resolves once a checkpoint is written, or after `ms` (a checkpoint with nothing new writes nothing). */
+async function checkpointWritten(fs: HookedFileSystem, ms: number): Promise<void> {
+  await Promise.race([fs.renamedTo('/data/checkpoint'), pause(ms)]);
+}
+
+async function runUntilCrash(fs: HookedFileSystem, store: DiskMessageStore, random: () => number, history: History, round: number, variant: StoreVariant): Promise<void> {
   let stop = false;
   const queues = QUEUES.map((queue) => store.queue(queue.name)!);
   const worker = async (id: number): Promise<void> => {
@@ -69,9 +84,15 @@ async function runUntilCrash(store: DiskMessageStore, random: () => number, hist
   };
   const workers = Array.from({ length: 4 }, (_, id) => worker(id));
   const turns = 1 + Math.floor(random() * 8);
-  for (let turn = 0; turn < turns; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
+  for (let turn = 0; turn < turns; turn++) {
+    // Timers only fire when time passes: give the checkpoint timer milliseconds, not just turns of the event loop.
+    if (variant.checkpointIntervalMs) await pause(Math.floor(random() * 3));
+    else await new Promise<void>((resolve) => setImmediate(resolve));
+  }
   stop = true;
   await Promise.race([Promise.all(workers), new Promise((resolve) => setImmediate(resolve))]);
+  // Right after a checkpoint is the moment a checkpoint that counted unsynced batches would be caught out.
+  if (variant.checkpointIntervalMs && random() < 0.5) await checkpointWritten(fs, 20);
 }
 
 async function verify(store: DiskMessageStore, history: History, label: string): Promise<void> {
@@ -111,25 +132,95 @@ async function verify(store: DiskMessageStore, history: History, label: string):
   }
 }
 
-test('storage: power loss at 200 random points keeps every acknowledged append', { timeout: 600_000 }, async () => {
+async function crashRepeatedly(seeds: number, variant: StoreVariant): Promise<void> {
   const baseSeed = Number(process.env.WEIR_SEED ?? 1);
-  for (let seed = baseSeed; seed < baseSeed + SEEDS; seed++) {
+  for (let seed = baseSeed; seed < baseSeed + seeds; seed++) {
     const random = seededRandom(seed);
-    let fs = new FaultFileSystem();
-    let store = await openStore(fs);
+    let fs = new HookedFileSystem(new FaultFileSystem());
+    let store = await openStore(fs, variant);
     for (const queue of QUEUES) await store.createQueue(queue.name, queue.settings);
     const history: History = {
       acked: new Map(QUEUES.map((queue) => [queue.name, []])),
       flushed: new Map(QUEUES.map((queue) => [queue.name, 0])),
     };
     for (let crash = 0; crash < CRASHES_PER_SEED; crash++) {
-      await runUntilCrash(store, random, history, crash);
-      const crashed = fs.crash({ random });
+      await runUntilCrash(fs, store, random, history, crash, variant);
+      const crashed = fs.disk.crash({ random });
       await store.abandon();
-      fs = crashed;
-      store = await openStore(fs);
+      fs = new HookedFileSystem(crashed);
+      store = await openStore(fs, variant);
       await verify(store, history, `seed ${seed} crash ${crash}`);
     }
     await store.close();
   }
+}
+
+test('storage: power loss at 200 random points keeps every acknowledged append', { timeout: 600_000 }, () => crashRepeatedly(SEEDS, {}));
+
+test('storage: power loss at random points with timer checkpoints keeps every acknowledged append', { timeout: 600_000 }, () =>
+  crashRepeatedly(Math.ceil(SEEDS / 2), TIMER_CHECKPOINTS));
+
+/** A store on a hooked disk whose checkpoint timer fires when the test moves the clock. */
+async function timerStore(variant: StoreVariant = {}) {
+  const clock = new ManualClock();
+  const disk = new FaultFileSystem();
+  const fs = new HookedFileSystem(disk);
+  const options = { dataDir: '/data', clock, checkpointIntervalMs: 2, retentionIntervalMs: 0, ...variant };
+  const store = await DiskMessageStore.open({ ...options, fs });
+  return {
+    store,
+    /** Runs one timer checkpoint and waits until its file is written. */
+    checkpoint: async () => {
+      const written = fs.renamedTo('/data/checkpoint');
+      const alive = setInterval(() => {}, 1000); // the store's timer is unref'd and would not keep the test running
+      clock.advance(2);
+      await written;
+      clearInterval(alive);
+    },
+    /** Power loss that keeps exactly what was synced, and the store reopened on it. */
+    crashAndReopen: async () => {
+      const crashed = disk.crash({ keepUnsyncedPrefix: false });
+      await store.abandon();
+      return DiskMessageStore.open({ ...options, fs: crashed });
+    },
+  };
+}
+
+/** Every offset the queue reports readable is, and returns how many there are. */
+async function readableCount(store: DiskMessageStore, name: string): Promise<number> {
+  const info = store.queue(name)!;
+  let offset = info.startOffset;
+  while (offset < info.endOffset) offset = (await store.read(info.id, offset)).nextOffset;
+  return info.endOffset - info.startOffset;
+}
+
+test('storage: a timer checkpoint never counts entries an earlier checkpoint wrote past the synced log', async () => {
+  const { store, checkpoint, crashAndReopen } = await timerStore();
+  const queue = await store.createQueue('q', { flushPolicy: 'none' });
+  await store.append(queue.id, [{ body: 'a' }]);
+  await checkpoint(); // writes the entry of 'a', whose batch is not synced
+  await store.append(queue.id, [{ body: 'b' }]);
+  await store.advanceLowWaterMark(queue.id, 2); // recorded, though the messages below it will not survive
+  await checkpoint();
+  const reopened = await crashAndReopen();
+  assert.equal(await readableCount(reopened, 'q'), 0, 'nothing of the none queue was synced');
+  assert.equal(reopened.queue('q')!.bytes, 0);
+  const next = await reopened.append(queue.id, [{ body: 'c' }]);
+  assert.equal(next.baseOffset, 0);
+  assert.equal(reopened.queue('q')!.bytes, prepareMessage({ body: 'c' }).encodedBytes);
+  await reopened.close();
+});
+
+test('storage: a timer checkpoint never counts entries a background flush wrote past the synced log', async () => {
+  const { store, checkpoint, crashAndReopen } = await timerStore({ consumeQueueFlushEntries: 2 });
+  const synced = await store.createQueue('s');
+  const unsynced = await store.createQueue('n', { flushPolicy: 'none' });
+  await store.append(synced.id, [{ body: 's1' }]);
+  await store.append(unsynced.id, [{ body: 'n1' }, { body: 'n2' }, { body: 'n3' }]);
+  await pause(5); // the background flush writes the none queue's entries
+  await checkpoint(); // the synced queue moved the durable position, so this one runs
+  const reopened = await crashAndReopen();
+  assert.equal(await readableCount(reopened, 's'), 1);
+  assert.equal(await readableCount(reopened, 'n'), 0);
+  await reopened.close();
 });

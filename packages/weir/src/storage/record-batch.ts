@@ -1,5 +1,6 @@
 import { ErrorCode, WeirError } from '../core/errors.js';
 import { crc32c } from './crc.js';
+import { readU64, TWO_32 } from './u64.js';
 
 /**
  * The record batch: the unit the commit log stores. One batch holds one or more messages appended together to one
@@ -26,7 +27,6 @@ export const RECORD_VERSION = 1;
 export const MAX_MESSAGES_PER_BATCH = 0xffff;
 const MESSAGE_FIXED_BYTES = 4 + 8 + 1 + 2 + 1 + 4;
 const NO_KEY = 0xffff;
-const TWO_32 = 0x1_0000_0000;
 
 export const RecordFlag = {
   /** A transactional (half) message: stored, but invisible until its transaction commits. */
@@ -108,8 +108,10 @@ export interface PreparedMessage {
 
 const GENERATED_ID_BYTES = 16;
 
-function toBytes(value: Uint8Array | string): Uint8Array {
-  return typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+/** A string's UTF-8 bytes, or a Buffer over the given bytes (no copy). */
+export function toBytes(value: Uint8Array | string): Buffer {
+  if (typeof value === 'string') return Buffer.from(value, 'utf8');
+  return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 }
 
 /** Validates and measures one message. Throws InvalidArgument for fields over their wire limits. */
@@ -174,13 +176,10 @@ function writeU64(target: Buffer, at: number, value: number): void {
   putU32(target, at + 4, Math.floor(value / TWO_32));
 }
 
-function readU64(source: Buffer, at: number): number {
-  return source.readUInt32LE(at + 4) * TWO_32 + source.readUInt32LE(at);
-}
-
 /**
- * Encodes a batch into `target` at `at` (which must have `batchBytes(messages)` bytes free) and returns its length.
- * Generated ids are `[storeTimestamp:6][position:8][index:2]`: unique (positions are), and time-ordered.
+ * Encodes a batch into `target` at `at` (which must have `batchBytes(messages)` bytes free) and returns its length;
+ * callers that already measured the batch pass `length`. Generated ids are `[storeTimestamp:6][position:8][index:2]`:
+ * unique (positions are), and time-ordered.
  */
 export function encodeBatch(
   target: Buffer,
@@ -191,8 +190,8 @@ export function encodeBatch(
   position: number,
   messages: readonly PreparedMessage[],
   attributes: BatchAttributes = {},
+  length: number = batchBytes(messages),
 ): number {
-  const length = batchBytes(messages);
   putU32(target, at, length);
   target[at + 8] = RECORD_VERSION;
   target[at + 9] = attributes.flags ?? 0;
@@ -369,35 +368,59 @@ class BatchMessage implements StoredMessage {
   }
 }
 
+/** Where the fields of one message lie in its batch. Filled by `locateMessage`; reused, so a walk allocates nothing. */
+class MessageLayout {
+  /** Start of the timestamp field, just past the message's length. */
+  fieldsAt = 0;
+  keyAt = 0;
+  tagAt = 0;
+  headersAt = 0;
+  bodyAt = 0;
+  end = 0;
+}
+
+/**
+ * Locates the fields of the message at `cursor` into `layout`. Every length is checked against the message and the
+ * message against `batchEnd`, so even a batch that passed its CRC by accident (or was written by a buggy writer)
+ * fails with DATA_DAMAGED instead of reading outside it.
+ */
+function locateMessage(source: Buffer, cursor: number, batchEnd: number, layout: MessageLayout): void {
+  if (cursor + 4 > batchEnd) throw damaged('message length runs past the batch');
+  const end = cursor + 4 + source.readUInt32LE(cursor);
+  if (end > batchEnd || end - cursor < MESSAGE_FIXED_BYTES) throw damaged('message runs past the batch');
+  const fieldsAt = cursor + 4;
+  const keyAt = fieldsAt + 9 + source[fieldsAt + 8]!;
+  if (keyAt + 2 > end) throw damaged('id runs past the message');
+  const keyLength = source.readUInt16LE(keyAt);
+  const tagAt = keyAt + 2 + (keyLength === NO_KEY ? 0 : keyLength);
+  if (tagAt + 1 > end) throw damaged('key runs past the message');
+  const headersAt = tagAt + 1 + source[tagAt]!;
+  if (headersAt + 4 > end) throw damaged('tag runs past the message');
+  const bodyAt = headersAt + 4 + source.readUInt32LE(headersAt);
+  if (bodyAt > end) throw damaged('headers run past the message');
+  layout.fieldsAt = fieldsAt;
+  layout.keyAt = keyAt;
+  layout.tagAt = tagAt;
+  layout.headersAt = headersAt;
+  layout.bodyAt = bodyAt;
+  layout.end = end;
+}
+
 /**
  * Decodes the messages of a CRC-checked batch at `at`, appending those with offset >= `fromOffset` to `out` (at most
- * `limit` of them). Every length is bounded by the batch, so even a batch that passed its CRC by accident cannot make
- * this read outside it.
+ * `limit` of them). Throws DATA_DAMAGED when a length does not fit (see locateMessage).
  */
 export function decodeMessages(source: Buffer, at: number, position: number, fromOffset: number, limit: number, out: StoredMessage[]): number {
   const header = readBatchHeader(source, at);
   const end = at + header.length;
+  const layout = new MessageLayout();
   let cursor = at + RECORD_HEADER_BYTES;
   let added = 0;
   for (let index = 0; index < header.count && added < limit; index++) {
-    if (cursor + 4 > end) throw damaged('message length runs past the batch');
-    const messageEnd = cursor + 4 + source.readUInt32LE(cursor);
-    if (messageEnd > end || messageEnd - cursor < MESSAGE_FIXED_BYTES) throw damaged('message runs past the batch');
+    locateMessage(source, cursor, end, layout);
+    cursor = layout.end;
     const offset = header.baseOffset + index;
-    if (offset < fromOffset) {
-      cursor = messageEnd;
-      continue;
-    }
-    const fieldsAt = cursor + 4;
-    const keyAt = fieldsAt + 9 + source.readUInt8(fieldsAt + 8);
-    if (keyAt + 2 > messageEnd) throw damaged('key length runs past the message');
-    const keyLength = source.readUInt16LE(keyAt);
-    const tagAt = keyAt + 2 + (keyLength === NO_KEY ? 0 : keyLength);
-    if (tagAt + 1 > messageEnd) throw damaged('tag length runs past the message');
-    const headersAt = tagAt + 1 + source.readUInt8(tagAt);
-    if (headersAt + 4 > messageEnd) throw damaged('headers length runs past the message');
-    const bodyAt = headersAt + 4 + source.readUInt32LE(headersAt);
-    if (bodyAt > messageEnd) throw damaged('headers run past the message');
+    if (offset < fromOffset) continue;
     out.push(
       new BatchMessage(
         source,
@@ -409,21 +432,23 @@ export function decodeMessages(source: Buffer, at: number, position: number, fro
         header.producerId,
         header.producerEpoch,
         header.baseSequence < 0 ? -1 : header.baseSequence + index,
-        fieldsAt,
-        keyAt,
-        tagAt,
-        headersAt,
-        bodyAt,
-        messageEnd,
+        layout.fieldsAt,
+        layout.keyAt,
+        layout.tagAt,
+        layout.headersAt,
+        layout.bodyAt,
+        layout.end,
       ),
     );
     added++;
-    cursor = messageEnd;
   }
   return added;
 }
 
-/** Calls `visit` with the encoded size, key and id of each message of a batch; used to rebuild indexes. */
+/**
+ * Calls `visit` with the encoded size, id, key and tag of each message of a batch; used to rebuild indexes. The whole
+ * batch is checked before the first call, so a damaged one throws DATA_DAMAGED having visited nothing.
+ */
 export function forEachMessageSummary(
   source: Buffer,
   at: number,
@@ -431,27 +456,25 @@ export function forEachMessageSummary(
 ): void {
   const header = readBatchHeader(source, at);
   const end = at + header.length;
+  const layout = new MessageLayout();
   let cursor = at + RECORD_HEADER_BYTES;
   for (let index = 0; index < header.count; index++) {
-    if (cursor + MESSAGE_FIXED_BYTES > end) throw damaged('message runs past the batch');
-    const messageEnd = cursor + 4 + source.readUInt32LE(cursor);
-    if (messageEnd > end) throw damaged('message runs past the batch');
-    let field = cursor + 12;
-    const idEnd = field + 1 + source.readUInt8(field);
-    const id = source.subarray(field + 1, idEnd);
-    field = idEnd;
-    const keyLength = source.readUInt16LE(field);
-    let key: Buffer | null = null;
-    if (keyLength === NO_KEY) field += 2;
-    else {
-      key = source.subarray(field + 2, field + 2 + keyLength);
-      field += 2 + keyLength;
-    }
-    const tagLength = source.readUInt8(field);
-    const tag = tagLength === 0 ? null : source.subarray(field + 1, field + 1 + tagLength);
-    if (field + 1 + tagLength > messageEnd) throw damaged('tag runs past the message');
-    visit(index, messageEnd - cursor, id, key, tag);
-    cursor = messageEnd;
+    locateMessage(source, cursor, end, layout);
+    cursor = layout.end;
+  }
+  cursor = at + RECORD_HEADER_BYTES;
+  for (let index = 0; index < header.count; index++) {
+    locateMessage(source, cursor, end, layout);
+    const keyLength = source.readUInt16LE(layout.keyAt);
+    const tagLength = source[layout.tagAt]!;
+    visit(
+      index,
+      layout.end - cursor,
+      source.subarray(layout.fieldsAt + 9, layout.keyAt),
+      keyLength === NO_KEY ? null : source.subarray(layout.keyAt + 2, layout.tagAt),
+      tagLength === 0 ? null : source.subarray(layout.tagAt + 1, layout.headersAt),
+    );
+    cursor = layout.end;
   }
 }
 
@@ -481,9 +504,12 @@ export function encodeHeaders(headers: Headers): Uint8Array {
   return out;
 }
 
-export function decodeHeaders(encoded: Buffer): Record<string, string | Buffer> {
-  const result: Record<string, string | Buffer> = {};
-  if (encoded.byteLength === 0) return result;
+/**
+ * Walks an encoded header list, checking every length against the buffer, and calls `visit` with each header's
+ * bounds (its value runs from `nameEnd + 5` to `valueEnd`). Throws DATA_DAMAGED when a length runs past the end.
+ */
+function walkHeaders(encoded: Buffer, visit: (nameAt: number, nameEnd: number, isString: boolean, valueEnd: number) => void): void {
+  if (encoded.byteLength === 0) return;
   if (encoded.byteLength < 2) throw damaged('headers are truncated');
   const count = encoded.readUInt16LE(0);
   let cursor = 2;
@@ -491,12 +517,72 @@ export function decodeHeaders(encoded: Buffer): Record<string, string | Buffer> 
     if (cursor + 2 > encoded.byteLength) throw damaged('header name length is truncated');
     const nameEnd = cursor + 2 + encoded.readUInt16LE(cursor);
     if (nameEnd + 5 > encoded.byteLength) throw damaged('header is truncated');
-    const name = encoded.toString('utf8', cursor + 2, nameEnd);
-    const type = encoded.readUInt8(nameEnd);
     const valueEnd = nameEnd + 5 + encoded.readUInt32LE(nameEnd + 1);
     if (valueEnd > encoded.byteLength) throw damaged('header value is truncated');
-    result[name] = type === 0 ? encoded.toString('utf8', nameEnd + 5, valueEnd) : encoded.subarray(nameEnd + 5, valueEnd);
+    visit(cursor + 2, nameEnd, encoded[nameEnd] === 0, valueEnd);
     cursor = valueEnd;
   }
+}
+
+/** Decodes every header; when a name repeats, the last one wins. Throws DATA_DAMAGED on a malformed list. */
+export function decodeHeaders(encoded: Buffer): Record<string, string | Buffer> {
+  const result: Record<string, string | Buffer> = {};
+  walkHeaders(encoded, (nameAt, nameEnd, isString, valueEnd) => {
+    const value = isString ? encoded.toString('utf8', nameEnd + 5, valueEnd) : encoded.subarray(nameEnd + 5, valueEnd);
+    const name = encoded.toString('utf8', nameAt, nameEnd);
+    // An assignment to "__proto__" would replace the object's prototype instead of adding the header.
+    if (name === '__proto__') Object.defineProperty(result, name, { value, enumerable: true, writable: true, configurable: true });
+    else result[name] = value;
+  });
   return result;
+}
+
+/** The last name looked up and its UTF-8 bytes: callers ask for the same few names over and over. */
+let wantedName = '';
+let wantedBytes = Buffer.alloc(0);
+
+/**
+ * The value of header `name` (the last one when it repeats, as in decodeHeaders), found by comparing name bytes
+ * without decoding the other headers; undefined when absent. Bytes values are views into `encoded`. Throws
+ * DATA_DAMAGED on a malformed list.
+ */
+export function encodedHeader(encoded: Buffer, name: string): string | Buffer | undefined {
+  if (name !== wantedName) {
+    wantedBytes = Buffer.from(name, 'utf8');
+    wantedName = name;
+  }
+  const wanted = wantedBytes;
+  let found = -1;
+  let foundEnd = 0;
+  let foundString = false;
+  walkHeaders(encoded, (nameAt, nameEnd, isString, valueEnd) => {
+    if (nameEnd - nameAt !== wanted.byteLength || wanted.compare(encoded, nameAt, nameEnd) !== 0) return;
+    found = nameEnd + 5;
+    foundEnd = valueEnd;
+    foundString = isString;
+  });
+  if (found < 0) return undefined;
+  return foundString ? encoded.toString('utf8', found, foundEnd) : encoded.subarray(found, foundEnd);
+}
+
+/** One header as stored: its value is a view into the encoded list (UTF-8 text when `isString`). */
+export interface EncodedHeaderEntry {
+  name: string;
+  isString: boolean;
+  value: Buffer;
+}
+
+const NO_HEADERS: EncodedHeaderEntry[] = Object.freeze([]) as unknown as EncodedHeaderEntry[];
+
+/**
+ * Every header in stored order, repeats included, values as views into `encoded` (no copies). A list without headers
+ * gives one shared, frozen empty array: do not modify the result. Throws DATA_DAMAGED on a malformed list.
+ */
+export function decodeHeaderList(encoded: Buffer): EncodedHeaderEntry[] {
+  let list: EncodedHeaderEntry[] | null = null;
+  walkHeaders(encoded, (nameAt, nameEnd, isString, valueEnd) => {
+    list ??= [];
+    list.push({ name: encoded.toString('utf8', nameAt, nameEnd), isString, value: encoded.subarray(nameEnd + 5, valueEnd) });
+  });
+  return list ?? NO_HEADERS;
 }

@@ -3,9 +3,11 @@ import { describe, it } from 'node:test';
 import { ErrorCode, isWeirError } from '../core/errors.js';
 import { DiskMessageStore } from './disk-message-store.js';
 import { FaultFileSystem } from './io/fault-file-system.js';
+import type { FileSystem } from './io/file-system.js';
 import type { MessageStore } from './message-store.js';
+import { HookedFileSystem, pause } from './test-support.js';
 
-const open = (fs: FaultFileSystem) =>
+const open = (fs: FileSystem) =>
   DiskMessageStore.open({ dataDir: '/data', fs, segmentBytes: 4096, checkpointIntervalMs: 0, retentionIntervalMs: 0 });
 
 async function bodies(store: MessageStore, name: string): Promise<string[]> {
@@ -72,11 +74,16 @@ describe('storage: failed writes', () => {
   });
 
   it('storage: onWritten fires once the batch is written, before a sync append resolves', async () => {
-    const fs = new FaultFileSystem();
+    const fs = new HookedFileSystem(new FaultFileSystem());
     const store = await open(fs);
     const queue = await store.createQueue('q');
     const events: string[] = [];
+    // With the fdatasync held back, the append can only be written: onWritten must not wait for the sync.
+    const release = fs.hold('datasync');
     const done = store.append(queue.id, [{ body: 'x' }], { onWritten: (result) => events.push(`written ${result.baseOffset}`) }).then(() => events.push('resolved'));
+    await pause(20);
+    assert.deepEqual(events, ['written 0'], 'written while the append still waits for its sync');
+    release();
     await done;
     assert.deepEqual(events, ['written 0', 'resolved']);
     await store.close();

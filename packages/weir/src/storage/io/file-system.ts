@@ -48,15 +48,8 @@ export async function readWholeFile(fs: FileSystem, path: string): Promise<Buffe
   if (!(await fs.exists(path))) return null;
   const handle = await fs.open(path, 'read');
   try {
-    const size = await handle.size();
-    const buffer = Buffer.allocUnsafe(size);
-    let done = 0;
-    while (done < size) {
-      const n = await handle.read(buffer, done, size - done, done);
-      if (n === 0) break;
-      done += n;
-    }
-    return buffer.subarray(0, done);
+    const buffer = Buffer.allocUnsafe(await handle.size());
+    return buffer.subarray(0, await readFully(handle, buffer, 0, buffer.byteLength, 0));
   } finally {
     await handle.close();
   }

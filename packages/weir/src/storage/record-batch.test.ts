@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { ErrorCode, isWeirError } from '../core/errors.js';
+import { crc32c } from './crc.js';
+import {
+  batchBytes,
+  decodeHeaderList,
+  decodeHeaders,
+  decodeMessages,
+  encodeBatch,
+  encodedHeader,
+  encodeHeaders,
+  forEachMessageSummary,
+  prepareMessage,
+  RECORD_HEADER_BYTES,
+  type MessageInput,
+} from './record-batch.js';
+
+function batchOf(messages: readonly MessageInput[]): Buffer {
+  const prepared = messages.map(prepareMessage);
+  const batch = Buffer.alloc(batchBytes(prepared));
+  encodeBatch(batch, 0, 1, 0, 1_700_000_000_000, 0, prepared);
+  return batch;
+}
+
+/** Fixes the CRC after a change, as a buggy writer (or a 1-in-2^32 accident) would leave it. */
+function resealed(batch: Buffer): Buffer {
+  batch.writeUInt32LE(crc32c(batch.subarray(8, batch.readUInt32LE(0))), 4);
+  return batch;
+}
+
+/** What a decoder did with a batch: how many messages it produced, or the code it failed with. */
+function outcome(decode: () => number): number | string {
+  try {
+    return decode();
+  } catch (error) {
+    if (isWeirError(error)) return error.code;
+    throw error;
+  }
+}
+
+/** One header in stored form; names may repeat, which `encodeHeaders` (taking an object) cannot produce. */
+type RawHeader = { name: string; isString: boolean; value: Buffer };
+
+function encodeRawHeaders(headers: readonly RawHeader[]): Buffer {
+  const parts: Buffer[] = [Buffer.from([headers.length & 0xff, headers.length >> 8])];
+  for (const header of headers) {
+    const name = Buffer.from(header.name, 'utf8');
+    const fields = Buffer.alloc(2 + name.byteLength + 5);
+    fields.writeUInt16LE(name.byteLength, 0);
+    name.copy(fields, 2);
+    fields[2 + name.byteLength] = header.isString ? 0 : 1;
+    fields.writeUInt32LE(header.value.byteLength, 3 + name.byteLength);
+    parts.push(fields, header.value);
+  }
+  return Buffer.concat(parts);
+}
+
+const headerName = fc.oneof(fc.constantFrom('a', 'b', 'weir.deliverAt', '__proto__', 'constructor', ''), fc.string({ unit: 'grapheme', maxLength: 12 }));
+const rawHeader: fc.Arbitrary<RawHeader> = fc.oneof(
+  fc.record({ name: headerName, isString: fc.constant(true), value: fc.string({ unit: 'grapheme', maxLength: 16 }).map((text) => Buffer.from(text, 'utf8')) }),
+  fc.record({ name: headerName, isString: fc.constant(false), value: fc.uint8Array({ maxLength: 16 }).map((bytes) => Buffer.from(bytes)) }),
+);
+/** Well-formed lists, and damaged ones: cut short, or with bytes changed. */
+const encodedList = fc.oneof(
+  fc.array(rawHeader, { maxLength: 6 }).map(encodeRawHeaders),
+  fc.tuple(fc.array(rawHeader, { minLength: 1, maxLength: 6 }).map(encodeRawHeaders), fc.nat(), fc.nat(255)).map(([encoded, at, value]) => {
+    const damaged = Buffer.from(encoded);
+    damaged[at % damaged.byteLength] = value;
+    return damaged;
+  }),
+  fc.tuple(fc.array(rawHeader, { minLength: 1, maxLength: 6 }).map(encodeRawHeaders), fc.nat()).map(([encoded, cut]) => encoded.subarray(0, cut % encoded.byteLength)),
+);
+
+/** decodeHeaders' answer for one name: an own property, or what it failed with. */
+function decodedValue(encoded: Buffer, name: string): string | Buffer | undefined | { failed: string } {
+  try {
+    const all = decodeHeaders(encoded);
+    return Object.hasOwn(all, name) ? all[name] : undefined;
+  } catch (error) {
+    return { failed: isWeirError(error) ? error.code : String(error) };
+  }
+}
+
+describe('storage: record batch', () => {
+  it('storage: a CRC-valid batch whose id length runs past the message fails with DATA_DAMAGED in every decoder', () => {
+    const batch = batchOf([{ id: 'abc', body: 'x' }]);
+    batch[RECORD_HEADER_BYTES + 12] = 200;
+    resealed(batch);
+    assert.equal(outcome(() => decodeMessages(batch, 0, 0, 0, 10, [])), ErrorCode.DataDamaged);
+    assert.equal(outcome(() => (forEachMessageSummary(batch, 0, () => {}), 1)), ErrorCode.DataDamaged);
+  });
+
+  it('storage: decoders agree on any CRC-valid batch: the same messages, or DATA_DAMAGED having visited nothing (property)', () => {
+    const message = fc.record({
+      id: fc.option(fc.string({ minLength: 1, maxLength: 8 }), { nil: undefined }),
+      key: fc.option(fc.string({ maxLength: 8 }), { nil: undefined }),
+      tag: fc.option(fc.string({ maxLength: 8 }), { nil: undefined }),
+      headers: fc.option(fc.dictionary(fc.string({ maxLength: 4 }), fc.string({ maxLength: 4 }), { maxKeys: 2 }), { nil: undefined }),
+      body: fc.string({ maxLength: 16 }),
+    });
+    fc.assert(
+      fc.property(fc.array(message, { minLength: 1, maxLength: 4 }), fc.nat(), fc.nat(255), (messages, at, value) => {
+        const batch = batchOf(messages);
+        batch[RECORD_HEADER_BYTES + (at % (batch.byteLength - RECORD_HEADER_BYTES))] = value;
+        resealed(batch);
+        const decoded = outcome(() => decodeMessages(batch, 0, 0, 0, Infinity, []));
+        let visited = 0;
+        const summarised = outcome(() => {
+          forEachMessageSummary(batch, 0, () => visited++);
+          return visited;
+        });
+        assert.equal(summarised, decoded);
+        if (decoded === ErrorCode.DataDamaged) assert.equal(visited, 0);
+        else assert.equal(decoded, messages.length);
+      }),
+    );
+  });
+
+  it('storage: encodedHeader finds what decodeHeaders finds, on any list, damaged or not (property)', () => {
+    fc.assert(
+      fc.property(encodedList, headerName, (encoded, name) => {
+        const expected = decodedValue(encoded, name);
+        let actual: ReturnType<typeof decodedValue>;
+        try {
+          actual = encodedHeader(encoded, name);
+        } catch (error) {
+          actual = { failed: isWeirError(error) ? error.code : String(error) };
+        }
+        assert.deepEqual(actual, expected);
+      }),
+    );
+  });
+
+  it('storage: encodedHeader reads objects encodeHeaders wrote, bytes values as views', () => {
+    const encoded = Buffer.from(encodeHeaders({ a: 'x', 'weir.deliverAt': '1700000000000', bin: Buffer.from([0, 255]) }));
+    assert.equal(encodedHeader(encoded, 'weir.deliverAt'), '1700000000000');
+    const bin = encodedHeader(encoded, 'bin') as Buffer;
+    assert.deepEqual(bin, Buffer.from([0, 255]));
+    assert.equal(bin.buffer, encoded.buffer, 'not a copy');
+    assert.equal(encodedHeader(encoded, 'missing'), undefined);
+    assert.equal(encodedHeader(Buffer.alloc(0), 'a'), undefined);
+  });
+
+  it('storage: decodeHeaderList lists every header in order as views, agreeing with decodeHeaders (property)', () => {
+    fc.assert(
+      fc.property(encodedList, (encoded) => {
+        let list: ReturnType<typeof decodeHeaderList>;
+        try {
+          list = decodeHeaderList(encoded);
+        } catch (error) {
+          assert.ok(isWeirError(error, ErrorCode.DataDamaged));
+          assert.throws(() => decodeHeaders(encoded), (other) => isWeirError(other, ErrorCode.DataDamaged));
+          return;
+        }
+        const rebuilt: Record<string, string | Buffer> = {};
+        for (const header of list) {
+          assert.equal(header.value.buffer, encoded.buffer, 'a view into the encoded list');
+          Object.defineProperty(rebuilt, header.name, { value: header.isString ? header.value.toString('utf8') : header.value, enumerable: true, writable: true, configurable: true });
+        }
+        assert.deepEqual(rebuilt, decodeHeaders(encoded));
+        if (encoded.byteLength >= 2) assert.equal(list.length, encoded.readUInt16LE(0));
+      }),
+    );
+  });
+
+  it('storage: decodeHeaderList without headers is one shared frozen empty list', () => {
+    const none = decodeHeaderList(Buffer.alloc(0));
+    assert.equal(decodeHeaderList(Buffer.from(encodeHeaders({}))), none);
+    assert.equal(none.length, 0);
+    assert.ok(Object.isFrozen(none));
+  });
+
+  it('storage: a header named __proto__ decodes as a header, not as the prototype', () => {
+    const encoded = encodeRawHeaders([{ name: '__proto__', isString: false, value: Buffer.from([1]) }]);
+    const decoded = decodeHeaders(encoded);
+    assert.equal(Object.getPrototypeOf(decoded), Object.prototype);
+    assert.deepEqual(Object.keys(decoded), ['__proto__']);
+    assert.deepEqual(encodedHeader(encoded, '__proto__'), Buffer.from([1]));
+  });
+});
