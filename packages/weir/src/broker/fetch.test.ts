@@ -87,6 +87,32 @@ describe('broker: fetch and long polling', () => {
     await broker.close();
   });
 
+  it('broker: on disk, a minBytes fetch that starts between the write and the fsync wakes when the batch becomes visible', async () => {
+    const { dataDir, cleanup } = await tempDirectory();
+    const store = await openDiskStore(dataDir, new ManualClock());
+    const broker = await BrokerCore.open({ store });
+    try {
+      await broker.createTopic('t', 1);
+      const queue = store.queue('t/0')!;
+      let fetched: Promise<unknown> | null = null;
+      let answered = false;
+      // The fetch starts in onWritten: the batch is in the file but not yet visible (its fsync is pending).
+      await store.append(queue.id, [{ body: 'x'.repeat(2000) }], {
+        onWritten: () => {
+          fetched = broker.fetch({ topic: 't', partition: 0, offset: 0, maxBytes: 1 << 20, minBytes: 100, maxWaitMs: 600_000 }).then(() => (answered = true));
+        },
+      });
+      // The manual clock never fires the 10-minute timeout: only the batch becoming visible can answer.
+      await settle();
+      assert.equal(answered, true);
+      await fetched;
+    } finally {
+      await broker.close();
+      await store.close();
+      await cleanup();
+    }
+  });
+
   it('broker: aborting a waiting fetch rejects it with the reason and removes its waiter', async () => {
     const { broker, scheduler } = await memoryBroker();
     await broker.createTopic('abort', 1);
