@@ -537,9 +537,18 @@ export function decodeHeaders(encoded: Buffer): Record<string, string | Buffer> 
   return result;
 }
 
-/** The last name looked up and its UTF-8 bytes: callers ask for the same few names over and over. */
-let wantedName = '';
-let wantedBytes = Buffer.alloc(0);
+/** UTF-8 bytes of the names looked up: callers ask for the same few names (several per message) over and over. */
+const nameBytes = new Map<string, Buffer>();
+const MAX_CACHED_NAMES = 256;
+
+function bytesOfName(name: string): Buffer {
+  let bytes = nameBytes.get(name);
+  if (bytes === undefined) {
+    bytes = Buffer.from(name, 'utf8');
+    if (nameBytes.size < MAX_CACHED_NAMES) nameBytes.set(name, bytes);
+  }
+  return bytes;
+}
 
 /**
  * The value of header `name` (the last one when it repeats, as in decodeHeaders), found by comparing name bytes
@@ -547,11 +556,7 @@ let wantedBytes = Buffer.alloc(0);
  * DATA_DAMAGED on a malformed list.
  */
 export function encodedHeader(encoded: Buffer, name: string): string | Buffer | undefined {
-  if (name !== wantedName) {
-    wantedBytes = Buffer.from(name, 'utf8');
-    wantedName = name;
-  }
-  const wanted = wantedBytes;
+  const wanted = bytesOfName(name);
   let found = -1;
   let foundEnd = 0;
   let foundString = false;

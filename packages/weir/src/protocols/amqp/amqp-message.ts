@@ -1,6 +1,6 @@
 import { Attribute } from '../../broker/queue/message-attributes.js';
 import type { DeadLetterCause, DeadLetterFormatter } from '../../broker/vhost/virtual-hosts.js';
-import { decodeHeaders, type HeaderValue, type MessageInput, type StoredMessage } from '../../storage/record-batch.js';
+import { decodeHeaders, encodedHeader, type HeaderValue, type MessageInput, type StoredMessage } from '../../storage/record-batch.js';
 import { type BasicProperties, decodeProperties, encodeProperties, Field, type FieldTable, type FieldValue, fieldToJs, tableToJs } from './codec/index.js';
 
 /**
@@ -61,15 +61,16 @@ const EMPTY_PROPERTIES = encodeProperties({});
  */
 export function deliveryParts(message: StoredMessage, topic: string): DeliveryParts {
   if (message.headers.length === 0) return { exchange: '', routingKey: topic, rawProperties: EMPTY_PROPERTIES };
-  const headers = decodeHeaders(message.headers);
-  const raw = headers[StoredHeader.properties];
+  // The delivery hot path: three headers found in place, not the whole list decoded into a record.
+  const raw = encodedHeader(message.headers, StoredHeader.properties);
   if (raw !== undefined) {
     return {
-      exchange: String(headers[StoredHeader.exchange] ?? ''),
-      routingKey: String(headers[StoredHeader.routingKey] ?? ''),
+      exchange: String(encodedHeader(message.headers, StoredHeader.exchange) ?? ''),
+      routingKey: String(encodedHeader(message.headers, StoredHeader.routingKey) ?? ''),
       rawProperties: Buffer.isBuffer(raw) ? raw : Buffer.from(raw),
     };
   }
+  const headers = decodeHeaders(message.headers);
   const table: FieldTable = new Map();
   for (const [name, value] of Object.entries(headers)) {
     if (name.startsWith('weir.')) continue;
