@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Accumulator, SEQUENCE_MODULUS, sequenceDistance, type AccumulatorOptions, type PartitionQueue, type PendingMessage } from './accumulator.js';
+import { Accumulator, SEQUENCE_MODULUS, type AccumulatorOptions, type PartitionQueue, type PendingMessage } from './accumulator.js';
 
 function message(bytes: number): PendingMessage {
   return {
@@ -16,7 +16,12 @@ function message(bytes: number): PendingMessage {
 function setup(options: Partial<AccumulatorOptions> = {}): { accumulator: Accumulator; queue: PartitionQueue; woken: PartitionQueue[] } {
   const woken: PartitionQueue[] = [];
   const accumulator = new Accumulator({ lingerMs: 1000, maxBatchBytes: 1000, maxBatchMessages: 10, ...options }, (queue) => woken.push(queue));
-  return { accumulator, queue: accumulator.queue('t', 0), woken };
+  return { accumulator, queue: accumulator.queueOf(accumulator.topic('t'), 0), woken };
+}
+
+/** How far sequence `later` lies after `earlier`, modulo the sequence space. */
+function sequenceDistance(earlier: number, later: number): number {
+  return (((later - earlier) % SEQUENCE_MODULUS) + SEQUENCE_MODULUS) % SEQUENCE_MODULUS;
 }
 
 const tick = (): Promise<void> => new Promise((resolve) => process.nextTick(resolve));

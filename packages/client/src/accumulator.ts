@@ -60,7 +60,6 @@ export class Batch {
     readonly partition: number,
     readonly acks: AcksLevel,
     readonly idempotent: boolean,
-    readonly createdAt: number,
     /** Delayed messages (held by the broker until due): the broker takes a produce of only delayed messages, or none. */
     readonly delayed = false,
   ) {}
@@ -96,11 +95,6 @@ export class PartitionQueue {
     readonly topic: string,
     readonly partition: number,
   ) {}
-
-  /** Batches not yet acknowledged. */
-  get pendingBatches(): number {
-    return (this.open === null ? 0 : 1) + this.ready.length + this.inFlight.length + this.failed.length;
-  }
 }
 
 /** The partition queues of one topic. */
@@ -140,7 +134,6 @@ export class Accumulator {
     readonly options: AccumulatorOptions,
     /** Called when a partition may have a batch to send. */
     private readonly onSendable: (queue: PartitionQueue) => void,
-    private readonly now: () => number = Date.now,
   ) {}
 
   /** The queues of one topic (look it up once, then take partitions from it with `queueOf`). */
@@ -164,10 +157,6 @@ export class Accumulator {
     return queue;
   }
 
-  queue(topic: string, partition: number): PartitionQueue {
-    return this.queueOf(this.topic(topic), partition);
-  }
-
   allQueues(): IterableIterator<PartitionQueue> {
     return this.queues.values();
   }
@@ -187,7 +176,7 @@ export class Accumulator {
       batch = null;
     }
     if (batch === null) {
-      batch = new Batch(queue.topic, queue.partition, acks, idempotent, this.now(), delayed);
+      batch = new Batch(queue.topic, queue.partition, acks, idempotent, delayed);
       queue.open = batch;
       queue.openDue = false;
       this.startLinger(queue);
@@ -259,9 +248,4 @@ export class Accumulator {
     if (this.options.lingerMs > 0) queue.lingerTimer = setTimeout(due, this.options.lingerMs);
     else if (this.flushing === 0) process.nextTick(due);
   }
-}
-
-/** How far sequence `later` lies after `earlier`, modulo the sequence space. */
-export function sequenceDistance(earlier: number, later: number): number {
-  return (((later - earlier) % SEQUENCE_MODULUS) + SEQUENCE_MODULUS) % SEQUENCE_MODULUS;
 }

@@ -239,6 +239,8 @@ export class Admin {
   }
 
   // ---- users, virtual hosts, permissions, definitions (RabbitMQ's model) --------------------------------------------
+  // The broker answers these only over a loopback connection (ACCESS_REFUSED otherwise): the native protocol has no
+  // authentication yet (docs/access-control.md).
 
   async listUsers(): Promise<UserInfo[]> {
     const { users } = await this.client.requestWithRetry('ListUsers', {});

@@ -619,7 +619,9 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements AsyncItera
       .request(
         'Fetch',
         { topic: state.topic, partition: state.partition, offset, maxBytes: this.maxBytes, minBytes: 1, maxWaitMs: this.maxWaitMs },
-        { timeoutMs: this.client.requestTimeoutMs + this.maxWaitMs, signal: AbortSignal.any([this.stopping.signal, controller.signal]) },
+        // The partition's own controller is enough: close(), abort(), seeks and rebalances all abort it. Combining it
+        // with `stopping` through AbortSignal.any would cost a signal per fetch that Node 20 does not free.
+        { timeoutMs: this.client.requestTimeoutMs + this.maxWaitMs, signal: controller.signal },
       )
       .then(
         (response) => {

@@ -468,7 +468,7 @@ export class Producer {
       const earlier = this.flushed;
       const settled = group.unsettled === 0 ? earlier : Promise.all([earlier, group.whenSettled()]).then(noop);
       this.flushed = settled;
-      for (const queue of this.accumulator.allQueues()) this.drain(queue);
+      this.drainAll();
       await settled;
     } finally {
       this.accumulator.flushing--;

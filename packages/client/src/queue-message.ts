@@ -257,16 +257,39 @@ export class Delivered implements QueueMessage, PeekedMessage {
     return this.#channel !== null && this.#channel.dead === null;
   }
 
+  // Each outcome checks the lease first, then its arguments (a bad one throws and leaves the message unsettled).
   ack(): Promise<SettleApplied> {
-    return this.settle('ack', () => [OutcomeCode.ack, -1, null]);
+    const channel = this.leased('ack');
+    if (channel instanceof WeirClientError) return Promise.reject(channel);
+    this.#settled = true;
+    return channel.settle(this.partition, this.offset, OutcomeCode.ack, -1, null);
   }
 
   nack(options: NackOptions = {}): Promise<SettleApplied> {
-    return this.settle('nack', () => [OutcomeCode.nack, options.delayMs === undefined ? -1 : checkMs('nack delayMs', options.delayMs, 0), checkErrorText('nack error', options.error)]);
+    const channel = this.leased('nack');
+    if (channel instanceof WeirClientError) return Promise.reject(channel);
+    let delayMs: number, error: string | null;
+    try {
+      delayMs = options.delayMs === undefined ? -1 : checkMs('nack delayMs', options.delayMs, 0);
+      error = checkErrorText('nack error', options.error);
+    } catch (failure) {
+      return Promise.reject(failure);
+    }
+    this.#settled = true;
+    return channel.settle(this.partition, this.offset, OutcomeCode.nack, delayMs, error);
   }
 
   reject(options: RejectOptions = {}): Promise<SettleApplied> {
-    return this.settle('reject', () => [OutcomeCode.reject, -1, checkErrorText('reject reason', options.reason)]);
+    const channel = this.leased('reject');
+    if (channel instanceof WeirClientError) return Promise.reject(channel);
+    let reason: string | null;
+    try {
+      reason = checkErrorText('reject reason', options.reason);
+    } catch (failure) {
+      return Promise.reject(failure);
+    }
+    this.#settled = true;
+    return channel.settle(this.partition, this.offset, OutcomeCode.reject, -1, reason);
   }
 
   extend(ms: number): Promise<boolean> {
@@ -278,20 +301,6 @@ export class Delivered implements QueueMessage, PeekedMessage {
       return Promise.reject(failure);
     }
     return channel.extend(this.partition, this.offset, ms);
-  }
-
-  /** Checks the lease, then the arguments (`outcome` throws for bad ones; the message stays unsettled then). */
-  private settle(what: string, outcome: () => [OutcomeValue, number, string | null]): Promise<SettleApplied> {
-    const channel = this.leased(what);
-    if (channel instanceof WeirClientError) return Promise.reject(channel);
-    let code: OutcomeValue, delayMs: number, error: string | null;
-    try {
-      [code, delayMs, error] = outcome();
-    } catch (failure) {
-      return Promise.reject(failure);
-    }
-    this.#settled = true;
-    return channel.settle(this.partition, this.offset, code, delayMs, error);
   }
 
   private leased(what: string): LeaseChannel | WeirClientError {

@@ -31,6 +31,22 @@ describe('protocol: crc32c', () => {
     assert.equal(crc32c(large), nativeCrc32c(large) >>> 0);
   });
 
+  it('protocol: crc32c gives the same result on the word path and the byte path, at every alignment', () => {
+    // Lengths on both sides of where the aligned-word path starts, each at the four alignments of the memory, in
+    // Buffers and plain Uint8Arrays over a larger ArrayBuffer (as batches inside a Fetch response are).
+    const source = randomBytes(8192 + 8);
+    for (const length of [0, 1, 63, 64, 65, 255, 256, 257, 259, 260, 1023, 1024, 1027, 4099, 8192]) {
+      for (let offset = 0; offset < 4; offset++) {
+        const view = source.subarray(offset, offset + length);
+        const expected = nativeCrc32c(view) >>> 0;
+        assert.equal(crc32c(view), expected, `Buffer, length ${length}, offset ${offset}`);
+        const plain = new Uint8Array(source.buffer, source.byteOffset + offset, length);
+        assert.equal(crc32c(plain), expected, `Uint8Array, length ${length}, offset ${offset}`);
+        assert.equal(crc32c(view, 0x12345678), nativeCrc32c(view, 0x12345678) >>> 0, `continued, length ${length}, offset ${offset}`);
+      }
+    }
+  });
+
   it('protocol: crc32c continues a checksum across pieces like the native one', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ maxLength: 300 }), (first, second) => {

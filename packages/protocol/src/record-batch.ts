@@ -113,7 +113,7 @@ function locateRecordBatches(records: Buffer, fromOffset: number, options: Decod
     }
     if (verifyCrc) {
       const expected = loadUint32(records, at + 4);
-      const actual = batchCrc(records, at + 8, end);
+      const actual = crc32c(records.subarray(at + 8, end));
       if (actual !== expected) throw damaged(`batch at byte ${at} (offset ${baseOffset}) fails its CRC: stored ${hex(expected)}, computed ${hex(actual)}`);
     }
     const first = baseOffset >= fromOffset ? 0 : fromOffset - baseOffset;
@@ -434,76 +434,6 @@ function readHeaders(source: Buffer, start: number, end: number, texts: TextCach
     cursor = valueEnd;
   }
   return headers;
-}
-
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
-/** CRC-32C's reflected polynomial (Castagnoli), as in crc32c.ts. */
-const CRC32C_POLYNOMIAL = 0x82f63b78;
-/** Built on first use: 16 KiB that a process without consumers never needs. */
-let WORD_TABLE: Int32Array | null = null;
-
-/**
- * CRC-32C of `records[start, end)`, equal to `crc32c(records.subarray(start, end))` but about 1.5 times as fast on
- * the batch sizes a Fetch returns: on a little-endian machine it reads the data as aligned 32-bit words and folds 16
- * bytes per step (slicing-by-16), where `crc32c` assembles every word from single bytes and folds 8.
- */
-function batchCrc(records: Buffer, start: number, end: number): number {
-  if (!LITTLE_ENDIAN || end - start < 64) return crc32c(records.subarray(start, end));
-  const table = (WORD_TABLE ??= sliceBy16Table());
-  let crc = ~0;
-  let at = start;
-  // Bytes up to a 4-byte boundary of the underlying memory, then whole words, then the rest.
-  const head = start + ((4 - ((records.byteOffset + start) & 3)) & 3);
-  while (at < head) crc = table[(crc ^ records[at++]!) & 0xff]! ^ (crc >>> 8);
-  const wordCount = (end - at) >>> 2;
-  const words = new Int32Array(records.buffer, records.byteOffset + at, wordCount);
-  const blocks = wordCount - (wordCount & 3);
-  let word = 0;
-  while (word < blocks) {
-    const a = crc ^ words[word]!;
-    const b = words[word + 1]!;
-    const c = words[word + 2]!;
-    const d = words[word + 3]!;
-    crc =
-      table[3840 + (a & 0xff)]! ^
-      table[3584 + ((a >>> 8) & 0xff)]! ^
-      table[3328 + ((a >>> 16) & 0xff)]! ^
-      table[3072 + (a >>> 24)]! ^
-      table[2816 + (b & 0xff)]! ^
-      table[2560 + ((b >>> 8) & 0xff)]! ^
-      table[2304 + ((b >>> 16) & 0xff)]! ^
-      table[2048 + (b >>> 24)]! ^
-      table[1792 + (c & 0xff)]! ^
-      table[1536 + ((c >>> 8) & 0xff)]! ^
-      table[1280 + ((c >>> 16) & 0xff)]! ^
-      table[1024 + (c >>> 24)]! ^
-      table[768 + (d & 0xff)]! ^
-      table[512 + ((d >>> 8) & 0xff)]! ^
-      table[256 + ((d >>> 16) & 0xff)]! ^
-      table[d >>> 24]!;
-    word += 4;
-  }
-  at += word * 4;
-  while (at < end) crc = table[(crc ^ records[at++]!) & 0xff]! ^ (crc >>> 8);
-  return ~crc >>> 0;
-}
-
-/** `table[k * 256 + b]`: the CRC-32C contribution of byte `b` followed by `k` zero bytes, for k < 16. */
-function sliceBy16Table(): Int32Array {
-  const table = new Int32Array(16 * 256);
-  for (let byte = 0; byte < 256; byte++) {
-    let crc = byte;
-    for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? (crc >>> 1) ^ CRC32C_POLYNOMIAL : crc >>> 1;
-    table[byte] = crc;
-  }
-  for (let byte = 0; byte < 256; byte++) {
-    let crc = table[byte]!;
-    for (let slice = 1; slice < 16; slice++) {
-      crc = table[crc & 0xff]! ^ (crc >>> 8);
-      table[slice * 256 + byte] = crc;
-    }
-  }
-  return table;
 }
 
 function hex(value: number): string {

@@ -95,6 +95,18 @@ export const errorCodes = [
   { code: 27, name: 'USER_EXISTS', retriable: false, doc: 'A user with that name already exists.' },
   { code: 28, name: 'UNKNOWN_VHOST', retriable: false, doc: 'The virtual host does not exist.' },
   { code: 29, name: 'VHOST_EXISTS', retriable: false, doc: 'A virtual host with that name already exists.' },
+  {
+    code: 30,
+    name: 'ACCESS_REFUSED',
+    retriable: false,
+    doc: 'User management (ListUsers … ImportDefinitions) was asked for over a connection that is not from the broker\'s machine: the native protocol has no authentication yet, so these APIs answer loopback peers only.',
+  },
+  {
+    code: 31,
+    name: 'RESOURCE_ALARM',
+    retriable: true,
+    doc: 'The broker\'s memory or disk watermark is crossed: the produce was refused and nothing was stored; retry once the alarm clears.',
+  },
 ] as const;
 
 export type ErrorName = (typeof errorCodes)[number]['name'];
@@ -328,7 +340,7 @@ export const apis = [
     key: 8,
     name: 'Produce',
     version: 1,
-    doc: 'Appends messages to one partition as one batch. With acks 0 the broker sends no response.',
+    doc: 'Appends messages to one partition as one batch. With acks 0 the broker sends no response. RESOURCE_ALARM while a memory or disk watermark is crossed (with acks 0 the messages are dropped).',
     request: [
       { name: 'topic', type: 'string', doc: 'Topic name.' },
       { name: 'partition', type: 'int32', doc: 'Partition, or -1: by the key of the first message (murmur2, as docs/protocol.md defines), else round-robin.' },
@@ -605,7 +617,7 @@ export const apis = [
     key: 28,
     name: 'TransactionProduce',
     version: 1,
-    doc: 'Stores messages in a transaction (durably, invisible to consumers until commit).',
+    doc: 'Stores messages in a transaction (durably, invisible to consumers until commit). RESOURCE_ALARM while a memory or disk watermark is crossed.',
     request: [
       { name: 'transactionId', type: 'string', doc: 'From BeginTransaction.' },
       { name: 'topic', type: 'string', doc: 'Topic name.' },
@@ -656,7 +668,7 @@ export const apis = [
     key: 33,
     name: 'ListUsers',
     version: 1,
-    doc: 'Users and their tags, by name.',
+    doc: 'Users and their tags, by name. Loopback connections only: ACCESS_REFUSED from elsewhere.',
     request: [],
     response: [{ name: 'users', type: { array: { struct: 'UserInfo' } }, doc: 'By name.' }],
   },
@@ -664,7 +676,7 @@ export const apis = [
     key: 34,
     name: 'AddUser',
     version: 1,
-    doc: 'Creates a user; the broker keeps only a salted hash of the password. USER_EXISTS, INVALID_ARGUMENT.',
+    doc: 'Creates a user; the broker keeps only a salted hash of the password. USER_EXISTS, INVALID_ARGUMENT. Loopback connections only: ACCESS_REFUSED from elsewhere.',
     request: [
       { name: 'name', type: 'string', doc: 'User name (1–255 bytes, no control characters).' },
       { name: 'password', type: 'string', doc: 'Password (not empty).' },
@@ -676,7 +688,7 @@ export const apis = [
     key: 35,
     name: 'DeleteUser',
     version: 1,
-    doc: 'Deletes a user and its permissions. UNKNOWN_USER.',
+    doc: 'Deletes a user and its permissions. UNKNOWN_USER. Loopback connections only: ACCESS_REFUSED from elsewhere.',
     request: [{ name: 'name', type: 'string', doc: 'User name.' }],
     response: [],
   },
@@ -684,7 +696,7 @@ export const apis = [
     key: 36,
     name: 'ChangePassword',
     version: 1,
-    doc: 'Sets a new password. UNKNOWN_USER.',
+    doc: 'Sets a new password. UNKNOWN_USER. Loopback connections only: ACCESS_REFUSED from elsewhere.',
     request: [
       { name: 'name', type: 'string', doc: 'User name.' },
       { name: 'password', type: 'string', doc: 'New password (not empty).' },
@@ -695,7 +707,7 @@ export const apis = [
     key: 37,
     name: 'SetUserTags',
     version: 1,
-    doc: 'Replaces a user\'s tags. UNKNOWN_USER.',
+    doc: 'Replaces a user\'s tags. UNKNOWN_USER. Loopback connections only: ACCESS_REFUSED from elsewhere.',
     request: [
       { name: 'name', type: 'string', doc: 'User name.' },
       { name: 'tags', type: { array: 'string' }, doc: 'The new tags (empty: none).' },
@@ -706,7 +718,7 @@ export const apis = [
     key: 38,
     name: 'ListVhosts',
     version: 1,
-    doc: 'Virtual hosts, by name.',
+    doc: 'Virtual hosts, by name. Loopback connections only: ACCESS_REFUSED from elsewhere.',
     request: [],
     response: [{ name: 'vhosts', type: { array: 'string' }, doc: 'By name.' }],
   },
@@ -714,7 +726,7 @@ export const apis = [
     key: 39,
     name: 'AddVhost',
     version: 1,
-    doc: 'Creates a virtual host. VHOST_EXISTS, INVALID_ARGUMENT.',
+    doc: 'Creates a virtual host. VHOST_EXISTS, INVALID_ARGUMENT. Loopback connections only: ACCESS_REFUSED from elsewhere.',
     request: [{ name: 'name', type: 'string', doc: 'Virtual host name (1–255 bytes, no control characters).' }],
     response: [],
   },
@@ -722,7 +734,7 @@ export const apis = [
     key: 40,
     name: 'DeleteVhost',
     version: 1,
-    doc: 'Deletes a virtual host, everything in it and every permission on it. UNKNOWN_VHOST.',
+    doc: 'Deletes a virtual host, everything in it and every permission on it. UNKNOWN_VHOST. Loopback connections only: ACCESS_REFUSED from elsewhere.',
     request: [{ name: 'name', type: 'string', doc: 'Virtual host name.' }],
     response: [],
   },
@@ -730,7 +742,7 @@ export const apis = [
     key: 41,
     name: 'ListPermissions',
     version: 1,
-    doc: 'Permissions, by virtual host then user. UNKNOWN_USER or UNKNOWN_VHOST when a filter names one that does not exist.',
+    doc: 'Permissions, by virtual host then user. UNKNOWN_USER or UNKNOWN_VHOST when a filter names one that does not exist. Loopback connections only: ACCESS_REFUSED from elsewhere.',
     request: [
       { name: 'user', type: 'nullableString', doc: 'Only this user\'s, or null.' },
       { name: 'vhost', type: 'nullableString', doc: 'Only this virtual host\'s, or null.' },
@@ -741,7 +753,7 @@ export const apis = [
     key: 42,
     name: 'SetPermissions',
     version: 1,
-    doc: 'Sets a user\'s permissions on a virtual host: three regular expressions matched anywhere in resource names (anchor with `^…$`); the empty string grants nothing. INVALID_ARGUMENT names an invalid expression; UNKNOWN_USER, UNKNOWN_VHOST.',
+    doc: 'Sets a user\'s permissions on a virtual host: three regular expressions matched anywhere in resource names (anchor with `^…$`); the empty string grants nothing. INVALID_ARGUMENT names an invalid expression; UNKNOWN_USER, UNKNOWN_VHOST. Loopback connections only: ACCESS_REFUSED from elsewhere.',
     request: [
       { name: 'user', type: 'string', doc: 'User name.' },
       { name: 'vhost', type: 'string', doc: 'Virtual host.' },
@@ -755,7 +767,7 @@ export const apis = [
     key: 43,
     name: 'ClearPermissions',
     version: 1,
-    doc: 'Removes a user\'s permissions on a virtual host (the user can no longer use it). UNKNOWN_USER, UNKNOWN_VHOST.',
+    doc: 'Removes a user\'s permissions on a virtual host (the user can no longer use it). UNKNOWN_USER, UNKNOWN_VHOST. Loopback connections only: ACCESS_REFUSED from elsewhere.',
     request: [
       { name: 'user', type: 'string', doc: 'User name.' },
       { name: 'vhost', type: 'string', doc: 'Virtual host.' },
@@ -766,7 +778,7 @@ export const apis = [
     key: 44,
     name: 'ExportDefinitions',
     version: 1,
-    doc: 'The broker\'s definitions (users with password hashes, virtual hosts, permissions, and what protocol layers add) as a JSON document in RabbitMQ\'s definitions format.',
+    doc: 'The broker\'s definitions (users with password hashes, virtual hosts, permissions, and what protocol layers add) as a JSON document in RabbitMQ\'s definitions format. Loopback connections only: ACCESS_REFUSED from elsewhere.',
     request: [],
     response: [{ name: 'definitions', type: 'bytes', doc: 'The JSON document, UTF-8.' }],
   },
@@ -774,7 +786,7 @@ export const apis = [
     key: 45,
     name: 'ImportDefinitions',
     version: 1,
-    doc: 'Creates or updates what a definitions document (RabbitMQ\'s format, e.g. a RabbitMQ export) describes; deletes nothing. The whole document is checked first: INVALID_ARGUMENT names the bad entry (`users[2].name: must be a string`) and nothing changes.',
+    doc: 'Creates or updates what a definitions document (RabbitMQ\'s format, e.g. a RabbitMQ export) describes; deletes nothing. The whole document is checked first: INVALID_ARGUMENT names the bad entry (`users[2].name: must be a string`) and nothing changes. Loopback connections only: ACCESS_REFUSED from elsewhere.',
     request: [{ name: 'definitions', type: 'bytes', doc: 'The JSON document, UTF-8.' }],
     response: [
       { name: 'applied', type: { array: { struct: 'DefinitionsCount' } }, doc: 'Entries imported per key.' },

@@ -151,6 +151,7 @@ describe('cli: the quick start and the CLI tour', { timeout: 120_000 }, () => {
     assert.equal(rest.code, 0, rest.stderr);
     const last = JSON.parse(rest.stdout.trim()) as { body: string; deliveryCount: number };
     assert.deepEqual([last.body, last.deliveryCount], ['low-2', 1]);
+    assert.match(rest.stderr, /^1 message\(s\) acknowledged$/m, 'counted without --count too');
 
     assert.equal((await run(['topic', 'create', 'reminders', '--server', address])).code, 0);
     const dueAt = Date.now() + 2500;

@@ -5,12 +5,15 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { WeirClient } from 'weir-client';
 import {
   type ApiName,
   decodeRecordBatches,
   decodeResponse,
   encodeRequest,
+  errorCodeOf,
   FrameReader,
+  isRetriable,
   type RequestOf,
 } from 'weir-protocol';
 import { WeirServer } from '../src/server/weir-server.js';
@@ -102,6 +105,28 @@ describe('native protocol server', () => {
     client.socket.destroy();
   });
 
+  it('native: produced headers keep their names and values, a header named __proto__ included', async () => {
+    const client = await RawClient.open(server.port);
+    await client.handshake();
+    await client.request('CreateTopic', { name: 'headers', partitions: 1, config });
+    const headers = [
+      { name: '__proto__', isString: true, value: Buffer.from('polluted?') },
+      { name: 'text', isString: true, value: Buffer.from('héllo') },
+      { name: 'raw', isString: false, value: Buffer.from([0, 1, 2]) },
+    ];
+    const produced = await client.request('Produce', { topic: 'headers', partition: 0, acks: 2, producerId: -1, producerEpoch: -1, baseSequence: -1, messages: [{ id: null, key: null, tag: null, headers, timestamp: -1, body: Buffer.from('h') }] });
+    assert.equal(produced.errorCode, 0, produced.errorMessage ?? '');
+    const fetched = await client.request('Fetch', { topic: 'headers', partition: 0, offset: 0, maxBytes: 1 << 20, minBytes: 1, maxWaitMs: 100 });
+    const [message] = decodeRecordBatches((fetched.body as { records: Buffer }).records, 0);
+    assert.deepEqual(Object.entries(message!.headers), [
+      ['__proto__', 'polluted?'],
+      ['text', 'héllo'],
+      ['raw', Buffer.from([0, 1, 2])],
+    ]);
+    assert.equal(Object.getPrototypeOf(message!.headers), Object.prototype);
+    client.socket.destroy();
+  });
+
   it('native: a long poll is answered by the append that arrives, not by its timeout', async () => {
     const consumer = await RawClient.open(server.port);
     const producer = await RawClient.open(server.port);
@@ -167,5 +192,43 @@ describe('native protocol server', () => {
     assert.equal((await healthy.request('ListTopics', {})).errorCode, 0, 'still serving');
     unknown.socket.destroy();
     healthy.socket.destroy();
+  });
+
+  it('native: while a watermark is crossed, produces are refused as retriable with nothing stored, and a producer retries through it', async () => {
+    const raw = await RawClient.open(server.port);
+    await raw.handshake();
+    await raw.request('CreateTopic', { name: 'alarm', partitions: 1, config });
+    const message = (body: string) => ({ id: null, key: null, tag: null, headers: [], timestamp: -1, body: Buffer.from(body) });
+    const produce = (acks: number, body: string): RequestOf<'Produce'> => ({ topic: 'alarm', partition: 0, acks, producerId: -1, producerEpoch: -1, baseSequence: -1, messages: [message(body)] });
+    const client = new WeirClient({ brokers: [`127.0.0.1:${server.port}`], clientId: 'alarm-test', retry: { initialMs: 20, maxMs: 100, retries: 100 } });
+    const producesBefore = server.requestCounts.get('Produce') ?? 0;
+    try {
+      await server.resources.setLimits({ memoryHighWatermarkBytes: 1 });
+      const refused = await raw.request('Produce', produce(2, 'refused'));
+      assert.equal(refused.errorCode, errorCodeOf('RESOURCE_ALARM'));
+      assert.ok(isRetriable(refused.errorCode));
+      assert.match(refused.errorMessage ?? '', /nothing was stored: memory: resident .* above the high watermark/);
+      // Acks 0 gets no answer either way; it must not be stored.
+      raw.socket.write(encodeRequest('Produce', 999_999, produce(0, 'dropped')));
+      const { body: begun } = await raw.request('BeginTransaction', { producerGroup: 'alarm-group' });
+      const inTransaction = await raw.request('TransactionProduce', { transactionId: (begun as { transactionId: string }).transactionId, topic: 'alarm', partition: 0, messages: [message('half')] });
+      assert.equal(inTransaction.errorCode, errorCodeOf('RESOURCE_ALARM'));
+
+      const sent = client.producer({ lingerMs: 0 }).send('alarm', { body: 'after the alarm' });
+      let settled = false;
+      void sent.then(() => (settled = true), () => (settled = true));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(settled, false, 'the producer keeps retrying while the alarm is on');
+      assert.ok((server.requestCounts.get('Produce') ?? 0) - producesBefore >= 4, 'refused, dropped, and the producer tried more than once');
+
+      await server.resources.setLimits({ memoryHighWatermarkBytes: 0 });
+      assert.equal((await sent).offset, 0, 'stored once the alarm cleared, and nothing before it');
+      const latest = await raw.request('ListOffsets', { topic: 'alarm', partition: 0, timestamp: -1 });
+      assert.equal((latest.body as { offset: number }).offset, 1);
+    } finally {
+      await server.resources.setLimits({ memoryHighWatermarkBytes: 0 });
+      await client.close();
+      raw.socket.destroy();
+    }
   });
 });

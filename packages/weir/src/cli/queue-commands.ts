@@ -110,23 +110,27 @@ export async function consumeQueue(topic: string, options: CommonOptions & Consu
   await withClient(options, async (client) => {
     const consumer = client.queueConsumer(consumerOptions);
     await consumer.subscribe(topic);
+    // Outcomes not yet awaited; `taken` counts every message, so the list can be emptied as it is awaited.
     const outcomes: Promise<unknown>[] = [];
+    let taken = 0;
     try {
-      while (max === undefined || outcomes.length < max) {
+      while (max === undefined || taken < max) {
         const next = await nextWithin(consumer.next(), options.exitWhenIdle);
         if (next === null || next.done) break;
         const message: QueueMessage = next.value;
         printMessage(message, options.json === true);
         outcomes.push(outcome === 'ack' ? message.ack() : outcome === 'nack' ? message.nack({ error: 'nacked with weir consume --nack' }) : message.reject({ reason: 'rejected with weir consume --reject' }));
-        // Keep memory flat on long runs.
-        if (outcomes.length % 10_000 === 0) await Promise.all(outcomes.slice(-10_000));
+        taken++;
+        // Keep memory flat on long runs: a settled outcome's promise is not kept.
+        if (outcomes.length >= 10_000) await Promise.all(outcomes.splice(0));
       }
     } finally {
       // Closing at once sends the last outcomes together with the Unsubscribe, so the broker hands nothing more to
       // this consumer only to take it back (see QueueConsumer.close).
       const closed = consumer.close();
       try {
-        settled = (await Promise.all(outcomes)).length;
+        await Promise.all(outcomes.splice(0));
+        settled = taken;
       } finally {
         await closed;
       }

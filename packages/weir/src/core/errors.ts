@@ -57,6 +57,10 @@ export const ErrorCode = {
   UnknownVhost: 'UNKNOWN_VHOST',
   /** A virtual host with that name already exists. */
   VhostExists: 'VHOST_EXISTS',
+  /** The request is not allowed from where it came (user management over a connection that is not from loopback). */
+  AccessRefused: 'ACCESS_REFUSED',
+  /** A memory or disk watermark is crossed: the produce was refused, nothing was stored (retriable once it clears). */
+  ResourceAlarm: 'RESOURCE_ALARM',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

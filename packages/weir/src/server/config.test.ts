@@ -25,6 +25,13 @@ describe('server: configuration', () => {
     assert.throws(() => resolveConfig({ port: 70000 }, {}), /at most 65535/);
   });
 
+  it('server: defaultPartitions is gone (nothing read it): a config file naming it is refused, not silently ignored', () => {
+    assert.equal('defaultPartitions' in defaultConfig, false);
+    const file = join(mkdtempSync(join(tmpdir(), 'weir-config-')), 'weir.json');
+    writeFileSync(file, JSON.stringify({ defaultPartitions: 4 }));
+    assert.throws(() => resolveConfig({}, {}, file), /unknown setting "defaultPartitions"/);
+  });
+
   it('server: every setting is documented with its flag and variable', () => {
     const doc = readFileSync(new URL('../../../../docs/configuration.md', import.meta.url), 'utf8');
     for (const spec of settings) {

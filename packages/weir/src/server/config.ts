@@ -22,8 +22,6 @@ export interface BrokerConfig {
   maxInFlightPerConnection: number;
   /** Commit-log segment size. */
   segmentBytes: number;
-  /** Default partition count for topics created without one. */
-  defaultPartitions: number;
   /** How often shared groups write their ack state: after kill -9, at most this much is delivered again. */
   ackFlushIntervalMs: number;
   /**
@@ -51,9 +49,9 @@ export interface BrokerConfig {
   amqpHeartbeatSeconds: number;
   /** Largest AMQP message body accepted. */
   amqpMaxMessageBytes: number;
-  /** Above this resident memory, publishing connections are blocked; 0: 40% of the machine's memory. */
+  /** Above this resident memory, publishing is paused (AMQP connections blocked, native produces refused); 0: 40% of the machine's memory. */
   memoryHighWatermarkBytes: number;
-  /** Below this much free disk space in the data directory, publishing connections are blocked. */
+  /** Below this much free disk space in the data directory, publishing is paused as above. */
   diskFreeLimitBytes: number;
 }
 
@@ -67,7 +65,6 @@ export const defaultConfig: BrokerConfig = {
   maxConnections: 10_000,
   maxInFlightPerConnection: 1024,
   segmentBytes: 1024 * 1024 * 1024,
-  defaultPartitions: 1,
   ackFlushIntervalMs: 1000,
   trace: 0,
   traceRetentionMs: 3 * 86_400_000,
@@ -101,7 +98,6 @@ export const settings: readonly SettingSpec[] = [
   { key: 'maxConnections', env: 'WEIR_MAX_CONNECTIONS', kind: 'integer', doc: 'Connections accepted at once.' },
   { key: 'maxInFlightPerConnection', env: 'WEIR_MAX_IN_FLIGHT', kind: 'integer', doc: 'Requests in flight per connection before reading pauses.' },
   { key: 'segmentBytes', env: 'WEIR_SEGMENT_BYTES', kind: 'integer', doc: 'Commit-log segment size in bytes.' },
-  { key: 'defaultPartitions', env: 'WEIR_DEFAULT_PARTITIONS', kind: 'integer', doc: 'Partitions of a topic created without a count.' },
   { key: 'ackFlushIntervalMs', env: 'WEIR_ACK_FLUSH_INTERVAL_MS', kind: 'integer', doc: 'How often shared groups write ack state (what kill -9 may redeliver).' },
   { key: 'trace', env: 'WEIR_TRACE', kind: 'integer', doc: '1 records the message trace, 0 turns it off.' },
   { key: 'traceRetentionMs', env: 'WEIR_TRACE_RETENTION_MS', kind: 'integer', doc: 'How long trace records are kept.' },

@@ -82,9 +82,9 @@ export class WeirServer {
       await store.close();
       throw error;
     }
-    const handlers = nativeHandlers(core);
-    const servers: { current: WeirServer | null } = { current: null };
     const resources = new ResourceMonitor(inMemory ? null : dataDir, config, logger);
+    const handlers = nativeHandlers(core, { blockedReason: () => resources.blockedReason });
+    const servers: { current: WeirServer | null } = { current: null };
     let listener: TcpListener | null = null;
     let vhosts: VirtualHosts | null = null;
     let amqp: AmqpServer;

@@ -1,6 +1,8 @@
+import { isLoopbackAddress } from '../../broker/access/loopback.js';
 import type { BrokerCore } from '../../broker/broker-core.js';
 import { invalidArgument } from '../../broker/errors.js';
-import type { HandlerTable } from './native-connection.js';
+import { ErrorCode, WeirError } from '../../core/errors.js';
+import type { ConnectionContext, Handler, HandlerTable } from './native-connection.js';
 
 type AccessApi =
   | 'ListUsers'
@@ -17,8 +19,34 @@ type AccessApi =
   | 'ExportDefinitions'
   | 'ImportDefinitions';
 
-/** Users, virtual hosts, permissions and definitions (broker/access) over the native protocol. */
+/**
+ * The native protocol has no authentication yet, and the listener binds every interface by default: anyone who can
+ * reach the port could otherwise add an administrator or export the password hashes. Until it authenticates, user
+ * management is served only to peers on the broker's own machine. ACCESS_REFUSED otherwise.
+ */
+export function requireLoopbackPeer(api: AccessApi, context: Pick<ConnectionContext, 'peerAddress'>): void {
+  if (isLoopbackAddress(context.peerAddress)) return;
+  throw new WeirError(
+    ErrorCode.AccessRefused,
+    `${api} refused: user management is allowed only from the broker's machine (a loopback connection), and this connection comes from ${context.peerAddress || 'an unknown address'}; the native protocol has no authentication yet`,
+  );
+}
+
+/** Users, virtual hosts, permissions and definitions (broker/access) over the native protocol, to loopback peers only. */
 export function accessHandlers(broker: BrokerCore): Pick<HandlerTable, AccessApi> {
+  const handlers = unguardedAccessHandlers(broker);
+  const guarded: Partial<Record<AccessApi, Handler<AccessApi>>> = {};
+  for (const api of Object.keys(handlers) as AccessApi[]) {
+    const handler = handlers[api] as Handler<AccessApi>;
+    guarded[api] = (body, context) => {
+      requireLoopbackPeer(api, context);
+      return handler(body, context);
+    };
+  }
+  return guarded as Pick<HandlerTable, AccessApi>;
+}
+
+function unguardedAccessHandlers(broker: BrokerCore): Pick<HandlerTable, AccessApi> {
   const { access, definitions } = broker;
   return {
     ListUsers: () => ({ users: access.listUsers() }),

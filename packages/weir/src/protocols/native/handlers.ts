@@ -1,7 +1,7 @@
 import { type Delivery as WireDelivery, encodePush, type Header, type Message, type ResponseOf, type TopicConfig as WireTopicConfig, type TopicDescription as WireTopicDescription } from 'weir-protocol';
 import { defaultSharedGroupSettings, type SettleOutcome, type SharedGroupSettings, type SharedMode } from '../../broker/queue/shared-subscription.js';
 import type { FilterDefinition } from '../../broker/queue/work-queues.js';
-import { decodeHeaders, type StoredMessage } from '../../storage/record-batch.js';
+import { decodeHeaderList, type StoredMessage } from '../../storage/record-batch.js';
 import type { ConnectionContext } from './native-connection.js';
 import type { BrokerCore } from '../../broker/broker-core.js';
 import type { Acks } from '../../broker/partition-writer.js';
@@ -51,7 +51,13 @@ function toMessageInput(message: Message): MessageInput {
   let headers: Record<string, string | Uint8Array> | null = null;
   if (message.headers.length > 0) {
     headers = {};
-    for (const header of message.headers) headers[header.name] = header.isString ? Buffer.from(header.value).toString('utf8') : header.value;
+    for (const header of message.headers) {
+      // Decoded header values are Buffer views of the frame: decode them in place instead of copying first.
+      const value = header.isString ? (header.value as Buffer).toString('utf8') : header.value;
+      // A plain store of "__proto__" would replace the object's prototype instead of adding a header.
+      if (header.name === '__proto__') Object.defineProperty(headers, header.name, { value, enumerable: true, writable: true, configurable: true });
+      else headers[header.name] = value;
+    }
   }
   // One fixed shape per message: null id and negative timestamp mean "let the store choose", as on the wire.
   return { id: message.id, key: message.key, tag: message.tag, headers, timestamp: message.timestamp, body: message.body };
@@ -77,7 +83,9 @@ function toWireDelivery(partition: number, deliveryCount: number, message: Store
     id: message.id,
     key: message.key,
     tag: message.tag,
-    headers: message.headers.length === 0 ? [] : toWireHeaders(decodeHeaders(message.headers)),
+    // The stored list already holds what the wire carries (name, string flag, value bytes, in stored order): its
+    // entries go out as they are, values as views of the stored batch, without decoding strings only to encode them.
+    headers: decodeHeaderList(message.headers),
     body: message.body,
   };
 }
@@ -121,7 +129,20 @@ function invalid(message: string): WeirError {
   return new WeirError(ErrorCode.InvalidArgument, message);
 }
 
-export function nativeHandlers(broker: BrokerCore): HandlerTable {
+export interface NativeHandlerOptions {
+  /**
+   * Null while publishing is allowed, else why not (a memory or disk watermark is crossed: the server's
+   * ResourceMonitor). AMQP blocks its publishing connections then; the native protocol refuses Produce and
+   * TransactionProduce with the retriable RESOURCE_ALARM, so producers back off and retry instead of filling memory or
+   * disk further.
+   */
+  blockedReason?: () => string | null;
+}
+
+export function nativeHandlers(broker: BrokerCore, options: NativeHandlerOptions = {}): HandlerTable {
+  const blockedReason = options.blockedReason ?? (() => null);
+  const resourceAlarm = (reason: string): WeirError =>
+    new WeirError(ErrorCode.ResourceAlarm, `publishing is paused, nothing was stored: ${reason}; retry once the alarm clears`, { retriable: true });
   /** Pull consumers per connection ("group\ntopic"), so each is detached once when its connection closes. */
   const pullConsumers = new WeakMap<ConnectionContext, Set<string>>();
   /** Pushed consumers per connection ("group\ntopic\nconsumerId"): what Unsubscribe must stop watching for. */
@@ -142,6 +163,12 @@ export function nativeHandlers(broker: BrokerCore): HandlerTable {
     Produce: async (body): Promise<ResponseOf<'Produce'> | null> => {
       const acks = ACKS[body.acks];
       if (acks === undefined) throw invalid(`Produce.acks must be 0, 1 or 2, got ${body.acks}`);
+      const blocked = blockedReason();
+      if (blocked !== null) {
+        // Acks 0 gets no response, not even an error: the messages are dropped, as on any failure of such a produce.
+        if (acks === 'none') return null;
+        throw resourceAlarm(blocked);
+      }
       const result = broker.produce({
         topic: body.topic,
         partition: body.partition,
@@ -307,7 +334,11 @@ export function nativeHandlers(broker: BrokerCore): HandlerTable {
       };
     },
     BeginTransaction: async (body) => ({ transactionId: await broker.beginTransaction(body.producerGroup) }),
-    TransactionProduce: async (body) => broker.transactionProduce(body.transactionId, body.topic, body.partition, body.messages.map(toMessageInput)),
+    TransactionProduce: async (body) => {
+      const blocked = blockedReason();
+      if (blocked !== null) throw resourceAlarm(blocked);
+      return broker.transactionProduce(body.transactionId, body.topic, body.partition, body.messages.map(toMessageInput));
+    },
     EndTransaction: async (body) => {
       const outcome = TRANSACTION_OUTCOMES[body.outcome];
       if (outcome === undefined) throw invalid(`EndTransaction.outcome is 0 (commit), 1 (rollback) or 2 (unknown), not ${body.outcome}`);

@@ -23,7 +23,10 @@ import { protocolErrorOf } from './error-mapping.js';
 export interface ConnectionContext {
   readonly connectionId: string;
   readonly clientId: string;
+  /** `address:port`, for logs and group descriptions. */
   readonly remoteAddress: string;
+  /** The peer's IP address alone (as `socket.remoteAddress` gives it; '' when unknown), for address checks. */
+  readonly peerAddress: string;
   /** Aborted when the connection closes, so long polls and joins stop waiting for it. */
   readonly closed: AbortSignal;
   /** Sends a frame the client did not ask for (a push, e.g. Deliver); dropped once the connection is closing. */
@@ -67,6 +70,7 @@ let nextConnectionNumber = 1;
 export class NativeConnection implements ConnectionContext {
   readonly connectionId = `c${nextConnectionNumber++}`;
   readonly remoteAddress: string;
+  readonly peerAddress: string;
   clientId = '';
   private readonly reader: FrameReader;
   private readonly abort = new AbortController();
@@ -86,6 +90,7 @@ export class NativeConnection implements ConnectionContext {
     private readonly handlers: HandlerTable,
     private readonly options: NativeConnectionOptions,
   ) {
+    this.peerAddress = socket.remoteAddress ?? '';
     this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     this.reader = new FrameReader(Math.min(DEFAULT_MAX_FRAME_BYTES, options.maxFrameBytes));
     this.heartbeatMs = options.heartbeatMs;
