@@ -179,6 +179,32 @@ describe('AMQP queue features', () => {
     assert.equal(held.length, 4);
   });
 
+  test('deleting a queue gives back the channel-wide prefetch its unacknowledged deliveries held', async () => {
+    const ch = await channel();
+    const admin = await channel();
+    await ch.assertQueue('pooled-a');
+    await ch.assertQueue('pooled-b');
+    for (let i = 0; i < 3; i++) ch.sendToQueue('pooled-a', Buffer.from(`a${i}`));
+    await ch.waitForConfirms();
+    await ch.prefetch(2, true);
+    const fromA: string[] = [];
+    let reachedA: () => void = () => {};
+    const twoFromA = new Promise<void>((resolve) => (reachedA = resolve));
+    await ch.consume('pooled-a', (message) => {
+      if (message !== null && fromA.push(message.content.toString()) === 2) reachedA();
+    });
+    await twoFromA;
+    await admin.deleteQueue('pooled-a');
+    let gotB: (body: string) => void = () => {};
+    const fromB = new Promise<string>((resolve) => (gotB = resolve));
+    await ch.consume('pooled-b', (message) => message !== null && gotB(message.content.toString()), { noAck: false });
+    ch.sendToQueue('pooled-b', Buffer.from('b0'));
+    await ch.waitForConfirms();
+    const late = new Promise<string>((resolve) => setTimeout(() => resolve('nothing within 2 s'), 2000).unref());
+    assert.equal(await Promise.race([fromB, late]), 'b0', 'the deleted queue holds none of the channel\'s prefetch');
+    assert.deepEqual(fromA, ['a0', 'a1']);
+  });
+
   test('basic.get: one message at a time, get-empty when none, message count of the rest', async () => {
     const ch = await channel();
     await ch.assertQueue('gettable');

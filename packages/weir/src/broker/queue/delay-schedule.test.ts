@@ -165,6 +165,8 @@ describe('delay schedule: entries', () => {
       }),
     );
     assert.equal(encodedDeliverAt(Buffer.alloc(0)), undefined);
+    // A damaged list reads as no due time (the message goes with its bucket) rather than failing the bucket's load.
+    assert.equal(encodedDeliverAt(Buffer.from([3, 0, 200, 0])), undefined);
   });
 });
 

@@ -2,7 +2,7 @@ import type { Clock } from '../../core/clock.js';
 import { ErrorCode, isWeirError, WeirError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { checkQueueName, type MessageStore, type QueueInfo, type QueueSettings } from '../../storage/message-store.js';
-import { decodeHeaders, type HeaderValue, type MessageInput, type StoredMessage } from '../../storage/record-batch.js';
+import { decodeHeaders, encodedHeader, type HeaderValue, type MessageInput, type StoredMessage } from '../../storage/record-batch.js';
 import type { Scheduler, TimerHandle } from '../scheduler.js';
 import { DelayEntries, EntryBuffer, sortOrder } from './delay-entries.js';
 import { Attribute } from './message-attributes.js';
@@ -153,29 +153,17 @@ export function parseDeliverAt(value: HeaderValue | undefined): number | null {
   return Number.isSafeInteger(ms) ? ms : null;
 }
 
-const DELIVER_AT_NAME = Buffer.from(DELIVER_AT_HEADER);
-
 /**
- * `weir.deliverAt` straight from encoded headers (format in record-batch.ts), without building the headers object:
- * a bucket load looks at nothing else. Undefined when absent or malformed.
+ * `weir.deliverAt` straight from encoded headers, without building the headers object: a bucket load looks at nothing
+ * else. Undefined when absent, and when the list is malformed (the message is then due with its bucket, see keyOf).
  */
 export function encodedDeliverAt(encoded: Buffer): HeaderValue | undefined {
-  if (encoded.byteLength < 2) return undefined;
-  const count = encoded.readUInt16LE(0);
-  let cursor = 2;
-  for (let index = 0; index < count; index++) {
-    if (cursor + 2 > encoded.byteLength) return undefined;
-    const nameLength = encoded.readUInt16LE(cursor);
-    const nameEnd = cursor + 2 + nameLength;
-    if (nameEnd + 5 > encoded.byteLength) return undefined;
-    const valueEnd = nameEnd + 5 + encoded.readUInt32LE(nameEnd + 1);
-    if (valueEnd > encoded.byteLength) return undefined;
-    if (nameLength === DELIVER_AT_NAME.byteLength && DELIVER_AT_NAME.equals(encoded.subarray(cursor + 2, nameEnd))) {
-      return encoded.toString('latin1', nameEnd + 5, valueEnd);
-    }
-    cursor = valueEnd;
+  try {
+    return encodedHeader(encoded, DELIVER_AT_HEADER);
+  } catch (error) {
+    if (isWeirError(error, ErrorCode.DataDamaged)) return undefined;
+    throw error;
   }
-  return undefined;
 }
 
 function cursorKey(bucket: string): string {

@@ -45,20 +45,34 @@ export class Deque<T> {
     return this.items[(this.head + index) % this.items.length] as T;
   }
 
-  /** Keeps the items for which `keep` is true, in order; returns how many were removed. */
-  retain(keep: (item: T) => boolean): number {
-    const kept: T[] = [];
-    for (let i = 0; i < this.count; i++) {
-      const item = this.at(i);
-      if (keep(item)) kept.push(item);
+  /**
+   * Keeps the items for which `keep` is true, in order, compacting in place; returns how many were removed. With
+   * `stop`, the walk ends as soon as `stop()` holds and the items not reached stay as they are, unvisited: the cost is
+   * the part walked, not the whole deque. `keep` must not change the deque.
+   */
+  retain(keep: (item: T) => boolean, stop?: () => boolean): number {
+    const items = this.items;
+    const capacity = items.length;
+    let read = 0;
+    let write = 0;
+    for (; read < this.count; read++) {
+      if (stop !== undefined && stop()) break;
+      const item = items[(this.head + read) % capacity] as T;
+      if (!keep(item)) continue;
+      if (write !== read) items[(this.head + write) % capacity] = item;
+      write++;
     }
-    const removed = this.count - kept.length;
-    if (removed > 0) {
-      this.items = new Array<T | undefined>(Math.max(16, kept.length * 2));
-      for (let i = 0; i < kept.length; i++) this.items[i] = kept[i];
-      this.head = 0;
-      this.count = kept.length;
+    const removed = read - write;
+    if (removed === 0) return 0;
+    if (read === this.count) {
+      for (let i = write; i < read; i++) items[(this.head + i) % capacity] = undefined;
+    } else {
+      // Stopped early: slide the kept part of the walk up against the unvisited rest (cheaper than moving the rest).
+      for (let i = write - 1; i >= 0; i--) items[(this.head + i + removed) % capacity] = items[(this.head + i) % capacity];
+      for (let i = 0; i < removed; i++) items[(this.head + i) % capacity] = undefined;
+      this.head = (this.head + removed) % capacity;
     }
+    this.count -= removed;
     return removed;
   }
 

@@ -87,7 +87,7 @@ export function prepareProduced(message: MessageInput, now: number): { message: 
   return { message: { ...message, headers: out as Headers }, deliverAt: delayed ? Math.max(deliverAt, now) : 0, delayed };
 }
 
-/** The attributes the dispatcher needs, read from a stored message's decoded headers. */
+/** The attributes the dispatcher needs from a stored message's headers. */
 export interface DeliveryAttributes {
   priority: number;
   /** ms since the epoch, or Infinity. */
@@ -96,9 +96,10 @@ export interface DeliveryAttributes {
 
 const NO_ATTRIBUTES: DeliveryAttributes = Object.freeze({ priority: 0, expiresAt: Number.POSITIVE_INFINITY });
 
-export function deliveryAttributes(headers: Readonly<Record<string, string | Buffer>>): DeliveryAttributes {
-  const priority = headers[Attribute.priority];
-  const expiresAt = headers[Attribute.expiresAt];
+/** Reads the two attributes through `header`, so a caller can find them without decoding the other headers. */
+export function deliveryAttributes(header: (name: string) => string | Buffer | undefined): DeliveryAttributes {
+  const priority = header(Attribute.priority);
+  const expiresAt = header(Attribute.expiresAt);
   if (priority === undefined && expiresAt === undefined) return NO_ATTRIBUTES;
   return {
     priority: priority === undefined ? 0 : Math.min(MAX_PRIORITY, Math.max(0, Number(priority.toString()) || 0)),

@@ -2,11 +2,15 @@ import type { Clock } from '../../core/clock.js';
 import { ErrorCode, isWeirError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { MessageStore } from '../../storage/message-store.js';
-import { decodeHeaders, type StoredMessage } from '../../storage/record-batch.js';
-import type { Scheduler, TimerHandle } from '../scheduler.js';
+import type { StoredMessage } from '../../storage/record-batch.js';
+import type { CompiledFilter } from '../filter/index.js';
+import type { Scheduler } from '../scheduler.js';
 import { AckSet } from './ack-set.js';
+import { DeadlineTimer } from './deadline-timer.js';
 import { Deque } from './deque.js';
 import { deliveryAttributes, MAX_PRIORITY } from './message-attributes.js';
+import { Smallest } from './smallest.js';
+import { StoredHeaders } from './stored-headers.js';
 
 export type SharedMode = 'shared' | 'key_shared';
 export type DeadLetterReason = 'rejected' | 'max-deliveries' | 'expired' | 'overflow';
@@ -59,16 +63,6 @@ export const defaultSharedGroupSettings: Readonly<SharedGroupSettings> = Object.
   externalDeadLetters: false,
 });
 
-/** What a subscription's filter sees of a message. */
-export interface FilterInput {
-  readonly tag: string | null;
-  header(name: string): string | Uint8Array | undefined;
-}
-
-export interface MessageMatcher {
-  matches(message: FilterInput): boolean;
-}
-
 /** One message handed to a consumer. */
 export interface Delivery {
   readonly topic: string;
@@ -82,6 +76,8 @@ export interface Delivery {
 /** Where a consumer's deliveries go: the protocol layer encodes them onto its connection. */
 export interface DeliverySink {
   deliver(deliveries: Delivery[]): void;
+  /** The consumer is gone (detached, its group or topic deleted, the broker closing): nothing more will come. */
+  ended?(): void;
 }
 
 export interface ConsumerOptions {
@@ -95,6 +91,8 @@ export interface ConsumerOptions {
   sink: DeliverySink;
   /** A limit shared with other consumers (AMQP's channel-wide prefetch, `basic.qos` with `global`). */
   pool?: CreditPool;
+  /** A pull consumer (pull-consumer.ts): its credit is what a waiting Receive wants, none between Receives. */
+  pull?: boolean;
 }
 
 /**
@@ -138,10 +136,20 @@ export class CreditPool {
   }
 }
 
+/** A message on its way to the dead-letter topic (or the broker's dead-letter handler). */
+export interface DeadLetterEntry {
+  partition: number;
+  message: StoredMessage;
+  reason: DeadLetterReason;
+  deliveries: number;
+  /** The last error text a consumer passed to nack or reject, if any. */
+  error: string | null;
+}
+
 /** What the subscription tells the rest of the broker (dead letters, the trace, the ack-state writer). */
 export interface SubscriptionHooks {
   /** Appends a dead letter durably; the message is settled once this resolves. */
-  deadLetter(entry: { partition: number; message: StoredMessage; reason: DeadLetterReason; deliveries: number; error: string | null }): Promise<void>;
+  deadLetter(entry: DeadLetterEntry): Promise<void>;
   /** A trace event; must not throw. Dead-lettering is traced by whoever appends the dead letter. */
   trace?(event: SubscriptionTraceEvent): void;
   /** A cursor changed and should be written with the next ack-state flush. */
@@ -245,11 +253,13 @@ export class ConsumerState {
   /** Deliveries of the current dispatch pass, handed to the sink in one call. */
   outbox: Delivery[] = [];
   closed = false;
-  /** Pull consumers: the deliveries the current Receive may still take (null for pushed consumers). */
-  pullCredit: number | null = null;
+  /** Pull consumers: the deliveries the waiting Receive may still take, 0 while none waits (null for pushed ones). */
+  pullCredit: number | null;
   leavePool: (() => void) | null = null;
 
-  constructor(readonly options: ConsumerOptions) {}
+  constructor(readonly options: ConsumerOptions) {
+    this.pullCredit = options.pull === true ? 0 : null;
+  }
 
   get id(): string {
     return this.options.consumerId;
@@ -298,6 +308,16 @@ export interface SubscriptionStats {
 const VIRTUAL_NODES = 64;
 const READ_BATCH = 1000;
 
+/** Returned messages are pushed to the front of their lists one by one: newest first, so the oldest ends up in front. */
+function newestFirst(a: Entry, b: Entry): number {
+  return b.cursor.partition - a.cursor.partition || b.offset - a.offset;
+}
+
+/** Oldest first, whatever the priority (RabbitMQ drops from the head the same way). */
+function oldestStored(a: Entry, b: Entry): number {
+  return a.message.storeTimestamp - b.message.storeTimestamp || a.offset - b.offset;
+}
+
 function hashString(text: string): number {
   // FNV-1a: cheap and well spread for the consistent-hash ring; not security relevant.
   let hash = 0x811c9dc5;
@@ -331,34 +351,37 @@ export class SharedSubscription {
   private readonly ready: Array<Deque<Entry>> = Array.from({ length: MAX_PRIORITY + 1 }, () => new Deque<Entry>());
   private readyCount = 0;
   private inflightCount = 0;
-  private readonly waiting = new Set<Entry>();
   private readonly keys = new Map<string, KeyState>();
   private ring: Array<{ point: number; consumer: ConsumerState }> = [];
   private roundRobin = 0;
   private dispatchScheduled = false;
-  private waitTimer: TimerHandle | null = null;
-  private waitTimerDue = Number.POSITIVE_INFINITY;
-  private leaseTimer: TimerHandle | null = null;
-  private leaseTimerDue = Number.POSITIVE_INFINITY;
-  private expiryTimer: TimerHandle | null = null;
-  private expiryTimerDue = Number.POSITIVE_INFINITY;
+  /** In-flight entries by lease end. */
+  private readonly leases: DeadlineTimer<Entry>;
+  /** Waiting (nacked) entries by due time: the keys are exactly the entries in state `waiting`. */
+  private readonly waits: DeadlineTimer<Entry>;
+  /** Ready list (by priority) → when its head expires (see armExpiry). */
+  private readonly expiries: DeadlineTimer<number>;
   private staleAcks = 0;
   private closed = false;
-  /** Pull requests waiting for messages. */
-  private readonly pullWaiters = new Set<() => void>();
+  /** The read-ahead's view of each message's headers (one reader, reused). */
+  private readonly headers = new StoredHeaders();
 
   constructor(
     readonly group: string,
     readonly topic: string,
     readonly mode: SharedMode,
     public settings: SharedGroupSettings,
-    private readonly filter: MessageMatcher | null,
+    private readonly filter: CompiledFilter | null,
     private readonly store: MessageStore,
     private readonly clock: Clock,
-    private readonly scheduler: Scheduler,
+    scheduler: Scheduler,
     private readonly logger: Logger,
     private readonly hooks: SubscriptionHooks,
-  ) {}
+  ) {
+    this.leases = new DeadlineTimer(clock, scheduler, (entries) => this.leasesEnded(entries));
+    this.waits = new DeadlineTimer(clock, scheduler, (entries) => this.waitsEnded(entries));
+    this.expiries = new DeadlineTimer(clock, scheduler, (priorities) => this.headsDue(priorities));
+  }
 
   /** Adds a partition (on open, and when the topic grows). */
   addPartition(partition: number, queueId: number, stored: StoredCursor | null): void {
@@ -403,12 +426,13 @@ export class SharedSubscription {
     consumer.leavePool?.();
     this.consumers.delete(consumerId);
     this.consumerList = [...this.consumers.values()];
-    const returned = [...consumer.inflight].sort((a, b) => b.cursor.partition - a.cursor.partition || b.offset - a.offset);
+    const returned = [...consumer.inflight].sort(newestFirst);
     for (const entry of returned) this.endLease(entry, null);
     if (this.mode === 'key_shared') {
       for (const [key, state] of this.keys) if (state.owner === consumer && state.inflight === 0) this.releaseKey(key, state);
       this.rebuildRing();
     }
+    consumer.options.sink.ended?.();
     this.scheduleDispatch();
   }
 
@@ -456,6 +480,7 @@ export class SharedSubscription {
       const entry = this.cursors[partition]?.entries.get(offset);
       if (entry === undefined || entry.state !== 'inflight' || entry.consumer?.id !== consumerId) continue;
       entry.deadline = Math.max(entry.deadline, deadline);
+      this.leases.set(entry, entry.deadline);
       applied++;
     }
     return applied;
@@ -472,12 +497,11 @@ export class SharedSubscription {
    * were removed.
    */
   purge(): number {
-    let removed = 0;
     const gone = new Set<Entry>();
     for (const list of this.ready) for (const entry of list) gone.add(entry);
     this.removeReady(gone);
     for (const entry of gone) this.settleEntry(entry);
-    removed += gone.size;
+    let removed = gone.size;
     for (const cursor of this.cursors) {
       if (cursor === undefined) continue;
       const end = this.store.queueById(cursor.queueId)?.endOffset ?? cursor.readHead;
@@ -492,24 +516,6 @@ export class SharedSubscription {
       this.hooks.dirty(cursor);
     }
     return removed;
-  }
-
-  // ---- pull ---------------------------------------------------------------------------------------------------------
-
-  /** Resolves once something may be ready (or after `waitMs`, or on abort); the caller then attaches a pull consumer. */
-  waitForMessages(waitMs: number, signal?: AbortSignal): Promise<void> {
-    if (this.readyCount > 0 || waitMs <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        this.pullWaiters.delete(done);
-        this.scheduler.clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = this.scheduler.setTimeout(done, waitMs);
-      signal?.addEventListener('abort', done, { once: true });
-      this.pullWaiters.add(done);
-    });
   }
 
   // ---- reading ------------------------------------------------------------------------------------------------------
@@ -544,26 +550,28 @@ export class SharedSubscription {
     try {
       const from = cursor.acks.nextUnsettled(cursor.readHead);
       const result = await this.store.read(cursor.queueId, from, { maxMessages: max, maxBytes: 4 << 20 });
-      if (this.closed || this.cursors[cursor.partition] !== cursor) return;
+      if (this.closed) return;
       const ttl = this.settings.messageTtlMs;
       const now = this.clock.now();
       for (const message of result.messages) {
         if (message.offset < cursor.readHead || cursor.acks.has(message.offset) || cursor.entries.has(message.offset)) continue;
-        const headers = message.headers.length > 0 ? decodeHeaders(message.headers) : null;
-        if (this.filter !== null && !this.filter.matches({ tag: message.tag, header: (name) => headers?.[name] })) {
+        // Headers stay encoded: the two attributes are found without decoding the rest, and only a filter that reads
+        // headers (SQL; a tag filter does not) has the list decoded, once.
+        const headers = this.headers.of(message.headers);
+        if (this.filter !== null && !this.filter.matches({ tag: message.tag, header: headers.decodedHeader })) {
           cursor.acks.add(message.offset);
           this.hooks.dirty(cursor);
           continue;
         }
-        const attributes = headers === null ? null : deliveryAttributes(headers);
-        let expiresAt = attributes?.expiresAt ?? Number.POSITIVE_INFINITY;
+        const attributes = deliveryAttributes(headers.header);
+        let expiresAt = attributes.expiresAt;
         if (ttl !== null) expiresAt = Math.min(expiresAt, message.storeTimestamp + ttl);
         const deliveries = cursor.counts.get(message.offset) ?? 0;
         const waitUntil = cursor.waits.get(message.offset);
         cursor.counts.delete(message.offset);
         cursor.waits.delete(message.offset);
         const key = this.mode === 'key_shared' && message.key !== null ? message.key.toString('latin1') : null;
-        const entry = new Entry(cursor, message, this.mode === 'shared' ? (attributes?.priority ?? 0) : 0, expiresAt, key, deliveries);
+        const entry = new Entry(cursor, message, this.mode === 'shared' ? attributes.priority : 0, expiresAt, key, deliveries);
         cursor.entries.set(message.offset, entry);
         if (expiresAt <= now) {
           this.expire(entry);
@@ -573,10 +581,11 @@ export class SharedSubscription {
           this.wait(entry, waitUntil - now);
           continue;
         }
-        this.ready[entry.priority]!.pushBack(entry);
+        const list = this.ready[entry.priority]!;
+        list.pushBack(entry);
         this.readyCount++;
         added++;
-        if (expiresAt !== Number.POSITIVE_INFINITY) this.armExpiryTimer(expiresAt);
+        if (list.length === 1) this.armExpiry(entry.priority);
       }
       cursor.readHead = Math.max(cursor.readHead, result.nextOffset);
     } catch (error) {
@@ -589,10 +598,7 @@ export class SharedSubscription {
     } finally {
       cursor.reading = false;
     }
-    if (added > 0) {
-      this.scheduleDispatch();
-      this.wakePullers();
-    }
+    if (added > 0) this.scheduleDispatch();
     this.enforceMaxLength();
     this.fill();
   }
@@ -613,7 +619,8 @@ export class SharedSubscription {
 
   // ---- dispatch -----------------------------------------------------------------------------------------------------
 
-  private scheduleDispatch(): void {
+  /** Runs dispatch in a microtask: once, however many changes asked for it meanwhile. */
+  scheduleDispatch(): void {
     if (this.dispatchScheduled || this.closed) return;
     this.dispatchScheduled = true;
     queueMicrotask(() => {
@@ -637,59 +644,69 @@ export class SharedSubscription {
       consumer.outbox = [];
       if (batch.length > 0) consumer.options.sink.deliver(batch);
     }
-    if (this.inflightCount > 0) this.armLeaseTimer(this.clock.monotonic() + this.settings.ackTimeoutMs);
     this.fill();
   }
 
   private dispatchShared(now: number, touched: Set<ConsumerState>): void {
     for (let priority = MAX_PRIORITY; priority >= 0 && this.readyCount > 0; priority--) {
       const list = this.ready[priority]!;
+      let taken = 0;
       while (list.length > 0) {
         const entry = list.peekFront()!;
         if (entry.expiresAt <= now) {
           list.popFront();
           this.readyCount--;
+          taken++;
           this.expire(entry);
           continue;
         }
         const consumer = this.pickConsumer();
-        if (consumer === null) return;
+        if (consumer === null) break;
         list.popFront();
         this.readyCount--;
+        taken++;
         this.lease(entry, consumer, touched);
       }
+      if (taken > 0) this.armExpiry(priority);
+      if (list.length > 0) return;
     }
   }
 
+  /**
+   * Walks the ready list from the front, leasing each message whose key may go to a consumer with credit and skipping
+   * the others. The walk stops as soon as no consumer has credit left (credit changes only by a lease, so that is when
+   * it is checked): an ack that frees one slot costs a walk to the first message that slot can take, not the list.
+   */
   private dispatchKeyShared(now: number, touched: Set<ConsumerState>): void {
     const list = this.ready[0]!;
-    let anyCredit = true;
-    list.retain((entry) => {
-      if (!anyCredit) return true;
-      if (entry.expiresAt <= now) {
+    let anyCredit = this.pickConsumer(true) !== null;
+    const removed = list.retain(
+      (entry) => {
+        if (entry.expiresAt <= now) {
+          this.readyCount--;
+          this.expire(entry);
+          return false;
+        }
+        let consumer: ConsumerState | null;
+        if (entry.key === null) consumer = this.pickConsumer();
+        else {
+          const state = this.keys.get(entry.key);
+          // An earlier message of this key is waiting for redelivery: nothing of the key may overtake it.
+          if (state !== undefined && state.waiting > 0) return true;
+          // An owned key stays with its owner; a free key goes to its place on the ring, or past a consumer without
+          // credit to the next one that has some (nothing of the key is outstanding, so no order is at stake).
+          consumer = state?.owner ?? this.ringOwner(entry.key);
+          if (consumer !== null && consumer.credit <= 0) consumer = null;
+        }
+        if (consumer === null) return true;
         this.readyCount--;
-        this.expire(entry);
-        return false;
-      }
-      let consumer: ConsumerState | null;
-      if (entry.key === null) consumer = this.pickConsumer();
-      else {
-        const state = this.keys.get(entry.key);
-        // An earlier message of this key is waiting for redelivery: nothing of the key may overtake it.
-        if (state !== undefined && state.waiting > 0) return true;
-        // An owned key stays with its owner; a free key goes to its place on the ring, or past a consumer without
-        // credit to the next one that has some (nothing of the key is outstanding, so no order is at stake).
-        consumer = state?.owner ?? this.ringOwner(entry.key);
-        if (consumer !== null && consumer.credit <= 0) consumer = null;
-      }
-      if (consumer === null) {
+        this.lease(entry, consumer, touched);
         anyCredit = this.pickConsumer(true) !== null;
-        return true;
-      }
-      this.readyCount--;
-      this.lease(entry, consumer, touched);
-      return false;
-    });
+        return false;
+      },
+      () => !anyCredit,
+    );
+    if (removed > 0) this.armExpiry(0);
   }
 
   /** The consumer with credit next in turn among those of the highest priority; null when none has credit. */
@@ -745,6 +762,7 @@ export class SharedSubscription {
     entry.consumer = consumer;
     entry.deliveries++;
     entry.deadline = this.clock.monotonic() + this.settings.ackTimeoutMs;
+    this.leases.set(entry, entry.deadline);
     consumer.inflight.add(entry);
     consumer.options.pool?.taken();
     if (consumer.pullCredit !== null) consumer.pullCredit--;
@@ -765,6 +783,7 @@ export class SharedSubscription {
   private releaseLease(entry: Entry): void {
     const consumer = entry.consumer;
     if (consumer !== null && consumer.inflight.delete(entry)) consumer.options.pool?.returned();
+    this.leases.delete(entry);
     entry.consumer = null;
     this.inflightCount--;
     if (entry.key !== null) {
@@ -802,14 +821,13 @@ export class SharedSubscription {
   private wait(entry: Entry, delayMs: number): void {
     entry.state = 'waiting';
     entry.deadline = this.clock.monotonic() + delayMs;
-    this.waiting.add(entry);
+    if (!this.closed) this.waits.set(entry, entry.deadline);
     this.hooks.dirty(entry.cursor);
     if (entry.key !== null) {
       let state = this.keys.get(entry.key);
       if (state === undefined) this.keys.set(entry.key, (state = { owner: null, inflight: 0, waiting: 0 }));
       state.waiting++;
     }
-    this.armWaitTimer(entry.deadline);
   }
 
   private requeueFront(entry: Entry): void {
@@ -817,8 +835,7 @@ export class SharedSubscription {
     entry.consumer = null;
     this.ready[entry.priority]!.pushFront(entry);
     this.readyCount++;
-    if (entry.expiresAt !== Number.POSITIVE_INFINITY) this.armExpiryTimer(entry.expiresAt);
-    this.wakePullers();
+    this.armExpiry(entry.priority);
   }
 
   private settleEntry(entry: Entry): void {
@@ -848,10 +865,11 @@ export class SharedSubscription {
       .deadLetter({ partition: entry.cursor.partition, message: entry.message, reason, deliveries: entry.deliveries, error: entry.lastError })
       .then(
         () => {
-          if (this.cursors[entry.cursor.partition] === entry.cursor) this.settleEntry(entry);
+          // A subscription ended meanwhile keeps nothing: its successor (if any) reads the message again.
+          if (!this.closed) this.settleEntry(entry);
         },
         (error: unknown) => {
-          if (this.closed || this.cursors[entry.cursor.partition] !== entry.cursor) return;
+          if (this.closed) return;
           this.logger.warn({ err: error, group: this.group, topic: this.topic, partition: entry.cursor.partition, offset: entry.offset }, 'dead-lettering failed; retrying');
           // Back to ready after a pause; its next lease end dead-letters it again (the count already says so).
           this.wait(entry, Math.max(100, this.settings.backoffInitialMs));
@@ -865,21 +883,18 @@ export class SharedSubscription {
 
   // ---- timers -------------------------------------------------------------------------------------------------------
 
-  private armWaitTimer(due: number): void {
-    if (this.closed || due >= this.waitTimerDue) return;
-    if (this.waitTimer !== null) this.scheduler.clearTimeout(this.waitTimer);
-    this.waitTimerDue = due;
-    this.waitTimer = this.scheduler.setTimeout(() => this.onWaitTimer(), due - this.clock.monotonic(), { background: true });
+  /** Leases that ran out: the messages are redelivered (oldest first at the front of their lists). */
+  private leasesEnded(entries: Entry[]): void {
+    entries.sort(newestFirst);
+    for (const entry of entries) if (entry.state === 'inflight') this.endLease(entry, null);
+    this.logger.debug({ group: this.group, topic: this.topic, count: entries.length }, 'leases expired; redelivering');
+    this.scheduleDispatch();
   }
 
-  private onWaitTimer(): void {
-    this.waitTimer = null;
-    this.waitTimerDue = Number.POSITIVE_INFINITY;
-    const now = this.clock.monotonic();
-    let next = Number.POSITIVE_INFINITY;
-    const due = [...this.waiting].filter((entry) => entry.deadline <= now).sort((a, b) => b.cursor.partition - a.cursor.partition || b.offset - a.offset);
-    for (const entry of due) {
-      this.waiting.delete(entry);
+  /** Nack delays that ended: the messages are ready again, ahead of the rest (oldest first). */
+  private waitsEnded(entries: Entry[]): void {
+    entries.sort(newestFirst);
+    for (const entry of entries) {
       if (entry.key !== null) {
         const state = this.keys.get(entry.key);
         if (state !== undefined) {
@@ -889,69 +904,41 @@ export class SharedSubscription {
       }
       this.requeueFront(entry);
     }
-    for (const entry of this.waiting) next = Math.min(next, entry.deadline);
-    if (next !== Number.POSITIVE_INFINITY) this.armWaitTimer(next);
     this.scheduleDispatch();
   }
 
-  private armLeaseTimer(due: number): void {
-    if (this.closed || (this.leaseTimer !== null && due >= this.leaseTimerDue)) return;
-    if (this.leaseTimer !== null) this.scheduler.clearTimeout(this.leaseTimer);
-    this.leaseTimerDue = due;
-    this.leaseTimer = this.scheduler.setTimeout(() => this.onLeaseTimer(), due - this.clock.monotonic(), { background: true });
-  }
-
-  /** Redelivers every delivery whose lease ran out, and sets the timer for the next lease to end. */
-  private onLeaseTimer(): void {
-    this.leaseTimer = null;
-    const now = this.clock.monotonic();
-    const expired: Entry[] = [];
-    let next = Number.POSITIVE_INFINITY;
-    for (const consumer of this.consumers.values()) {
-      for (const entry of consumer.inflight) {
-        if (entry.deadline <= now) expired.push(entry);
-        else if (entry.deadline < next) next = entry.deadline;
-      }
-    }
-    expired.sort((a, b) => b.cursor.partition - a.cursor.partition || b.offset - a.offset);
-    for (const entry of expired) this.endLease(entry, null);
-    if (expired.length > 0) {
-      this.logger.debug({ group: this.group, topic: this.topic, count: expired.length }, 'leases expired; redelivering');
-      this.scheduleDispatch();
-    }
-    if (next !== Number.POSITIVE_INFINITY) this.armLeaseTimer(next);
-  }
-
   /**
-   * Ready messages expire when their time comes even with no consumer to offer them to (a TTL'd queue nobody reads
-   * dead-letters on time, as RabbitMQ's does). Timers are in wall time, like TTLs; one timer for the earliest.
+   * Ready messages expire without a consumer to offer them to, as in RabbitMQ: when a message at the head of its ready
+   * list is due, it and every expired one right behind it are dropped (or dead-lettered). Each list keeps one deadline,
+   * its head's. That is exact wherever a list is in expiry order — a group's `messageTtlMs`, or one TTL for all —
+   * and costs nothing per message; a per-message TTL shorter than a message ahead of it waits, as in RabbitMQ, until
+   * that one leaves the head (dispatch never hands out an expired message either way). Expiry is wall time: the
+   * deadline is converted to the monotonic clock when set and checked against the wall clock when it comes.
    */
-  private armExpiryTimer(expiresAt: number): void {
-    if (this.closed || expiresAt >= this.expiryTimerDue) return;
-    if (this.expiryTimer !== null) this.scheduler.clearTimeout(this.expiryTimer);
-    this.expiryTimerDue = expiresAt;
-    this.expiryTimer = this.scheduler.setTimeout(() => this.onExpiryTimer(), Math.max(1, expiresAt - this.clock.now()), { background: true });
+  private armExpiry(priority: number): void {
+    const head = this.ready[priority]!.peekFront();
+    if (this.closed || head === undefined || head.expiresAt === Number.POSITIVE_INFINITY) return;
+    const due = this.clock.monotonic() + Math.max(0, head.expiresAt - this.clock.now());
+    // A later head keeps the earlier deadline: that firing finds its head not due and moves on to the current one.
+    const armed = this.expiries.get(priority);
+    if (armed === undefined || due < armed) this.expiries.set(priority, due);
   }
 
-  private onExpiryTimer(): void {
-    this.expiryTimer = null;
-    this.expiryTimerDue = Number.POSITIVE_INFINITY;
+  private headsDue(priorities: number[]): void {
     const now = this.clock.now();
-    const expired = new Set<Entry>();
-    let next = Number.POSITIVE_INFINITY;
-    for (const list of this.ready) {
-      for (const entry of list) {
-        if (entry.expiresAt <= now) expired.add(entry);
-        else if (entry.expiresAt < next) next = entry.expiresAt;
+    let expired = 0;
+    for (const priority of priorities) {
+      const list = this.ready[priority]!;
+      for (let head = list.peekFront(); head !== undefined && head.expiresAt <= now; head = list.peekFront()) {
+        list.popFront();
+        this.readyCount--;
+        expired++;
+        this.expire(head);
       }
+      this.armExpiry(priority);
     }
-    this.removeReady(expired);
-    for (const entry of expired) this.expire(entry);
-    if (next !== Number.POSITIVE_INFINITY) this.armExpiryTimer(next);
-  }
-
-  private wakePullers(): void {
-    for (const wake of [...this.pullWaiters]) wake();
+    // Room in the read-ahead: messages behind these may be expired too.
+    if (expired > 0) this.fill();
   }
 
   // ---- length limits ------------------------------------------------------------------------------------------------
@@ -979,9 +966,10 @@ export class SharedSubscription {
     let excess = this.readyLength() - max;
     if (excess <= 0) return;
     // Oldest first, whatever their priority (RabbitMQ drops from the head the same way): the ones already read come
-    // before everything unread.
-    const candidates = this.ready.flatMap((list) => [...list]).sort((a, b) => a.message.storeTimestamp - b.message.storeTimestamp || a.offset - b.offset);
-    const dropped = new Set(candidates.slice(0, excess));
+    // before everything unread. One pass picks them, however many are ready.
+    const oldest = new Smallest<Entry>(excess, oldestStored);
+    for (const list of this.ready) for (let i = 0; i < list.length; i++) oldest.offer(list.at(i));
+    const dropped = new Set(oldest.take());
     this.removeReady(dropped);
     for (const entry of dropped) this.overflowOne(entry);
     excess -= dropped.size;
@@ -1003,10 +991,24 @@ export class SharedSubscription {
     // dead-letter overflow for unread messages happens as they are read (fill runs again).
   }
 
-  /** Takes ready entries out of their lists: one pass per list, however many go. */
+  /**
+   * Takes ready entries out of their lists: one pass per list, however many go, and no further than the last of them
+   * (the oldest, which overflow takes, are near the front).
+   */
   private removeReady(entries: ReadonlySet<Entry>): void {
-    if (entries.size === 0) return;
-    for (const list of this.ready) this.readyCount -= list.retain((entry) => !entries.has(entry));
+    let left = entries.size;
+    for (let priority = 0; priority <= MAX_PRIORITY && left > 0; priority++) {
+      const removed = this.ready[priority]!.retain(
+        (entry) => {
+          if (!entries.has(entry)) return true;
+          left--;
+          return false;
+        },
+        () => left === 0,
+      );
+      this.readyCount -= removed;
+      if (removed > 0) this.armExpiry(priority);
+    }
   }
 
   private overflowOne(entry: Entry): void {
@@ -1032,7 +1034,7 @@ export class SharedSubscription {
     return {
       ready: this.readyCount,
       inflight: this.inflightCount,
-      waiting: this.waiting.size,
+      waiting: this.waits.size,
       consumers: this.consumers.size,
       unread: this.readyLength() - this.readyCount,
       staleAcks: this.staleAcks,
@@ -1049,13 +1051,36 @@ export class SharedSubscription {
     }));
   }
 
-  /** Stops timers and pull waits; in-flight state stays as persisted by the last flush (the caller flushes). */
+  /**
+   * Stops the timers and ends waiting Receives; in-flight state stays as the last flush persisted it (the caller
+   * flushes). For a broker that closes: the subscription resumes from its cursors when the broker opens again.
+   */
   close(): void {
     this.closed = true;
-    if (this.waitTimer !== null) this.scheduler.clearTimeout(this.waitTimer);
-    if (this.leaseTimer !== null) this.scheduler.clearTimeout(this.leaseTimer);
-    if (this.expiryTimer !== null) this.scheduler.clearTimeout(this.expiryTimer);
-    this.waitTimer = this.leaseTimer = this.expiryTimer = null;
-    this.wakePullers();
+    this.leases.clear();
+    this.waits.clear();
+    this.expiries.clear();
+    for (const consumer of this.consumers.values()) consumer.options.sink.ended?.();
+  }
+
+  /**
+   * Ends the subscription for good: its group or topic was deleted, or its filter changed (a successor takes over the
+   * cursors). Every consumer is closed and leaves its credit pool, and what it held in flight gives that credit back
+   * without being redelivered, so a channel-wide prefetch shared with other queues is not used up by a dead one.
+   */
+  dispose(): void {
+    for (const consumer of this.consumers.values()) {
+      consumer.closed = true;
+      consumer.leavePool?.();
+      consumer.leavePool = null;
+      const pool = consumer.options.pool;
+      if (pool !== undefined) for (let held = consumer.inflight.size; held > 0; held--) pool.returned();
+      consumer.inflight.clear();
+    }
+    this.inflightCount = 0;
+    this.close();
+    this.consumers.clear();
+    this.consumerList = [];
+    this.ring = [];
   }
 }

@@ -5,6 +5,7 @@ import type { MessageStore, QueueInfo, QueueSettings } from '../../storage/messa
 import type { MessageInput, StoredMessage } from '../../storage/record-batch.js';
 import { invalidArgument } from '../errors.js';
 import type { Scheduler, TimerHandle } from '../scheduler.js';
+import type { DeadLetterReason } from './shared-subscription.js';
 
 /** The storage queue of trace records. No '/', so it can never be a topic partition's queue (`<topic>/<n>`). */
 export const TRACE_QUEUE = '__trace';
@@ -103,7 +104,7 @@ export interface DeadLetteredTrace extends TraceBase, TraceLocation {
   kind: 'dead-lettered';
   group: string;
   /** As in the copy's `weir.dlq.reason` header. */
-  reason: 'rejected' | 'max-deliveries' | 'expired' | 'overflow';
+  reason: DeadLetterReason;
   deliveryCount: number;
   to: TraceLocation;
   /** The last error text a consumer gave, if any. */

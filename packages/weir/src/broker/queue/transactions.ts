@@ -6,7 +6,7 @@ import { defaultQueueSettings, type KeyValueStore, type MessageStore, prepareBat
 import { decodeHeaders, generatedMessageId, type MessageInput, RecordFlag, type StoredMessage } from '../../storage/record-batch.js';
 import { brokerError, invalidArgument, shuttingDown } from '../errors.js';
 import type { Scheduler, TimerHandle } from '../scheduler.js';
-import { DeadlineTimer } from './transaction-timers.js';
+import { DeadlineTimer } from './deadline-timer.js';
 import { Attribute } from './message-attributes.js';
 
 /**
@@ -43,7 +43,7 @@ import { Attribute } from './message-attributes.js';
  *
  * **Time.** Deadlines run on the monotonic clock; the record keeps them as wall-clock times (`nextCheckAt`) so they
  * survive a restart, where the remaining wait is clamped to [0, max(checkAfterMs, maxCheckIntervalMs)] in case the
- * wall clock stepped. All deadlines share one scheduler timer (transaction-timers.ts).
+ * wall clock stepped. All deadlines share one scheduler timer (deadline-timer.ts).
  *
  * **Space.** The half queue's low-water mark follows the lowest half offset a live transaction still needs (its
  * first undelivered entry), or the queue's end when there is none, so retention reclaims settled half messages.
@@ -210,7 +210,9 @@ export class TransactionManager {
     this.scheduler = options.scheduler;
     this.logger = options.logger;
     this.limits = resolveOptions(options);
-    this.timers = new DeadlineTimer(this.clock, this.scheduler, (id) => this.due(id));
+    this.timers = new DeadlineTimer(this.clock, this.scheduler, (ids) => {
+      for (const id of ids) this.due(id);
+    });
   }
 
   /**

@@ -10,11 +10,11 @@ import { decodeBatches, settle } from '../test-support.js';
 import type { Delivery } from './shared-subscription.js';
 
 /**
- * A model-based test of shared groups: random publish / subscribe / ack / nack / reject / consumer crash / broker
- * restart / clock advance sequences against a small reference model. After every step: nothing settled is delivered
- * again, nothing is held by two consumers, prefetch holds, no delivery is early or expired, delivery counts match. At
- * the end everything is drained: each message was acknowledged, dead-lettered for the right reason, or expired —
- * none lost.
+ * A model-based test of shared groups: random publish / subscribe / pull / ack / nack / reject / consumer crash /
+ * purge / failed ack-state write / broker restart / clock advance sequences against a small reference model. After
+ * every step: nothing settled is delivered again, nothing is held by two consumers, prefetch holds, no delivery is
+ * early or expired, delivery counts match. At the end everything is drained: each message was acknowledged,
+ * dead-lettered for the right reason, expired or purged — none lost.
  */
 
 const MAX_DELIVERIES = 3;
@@ -25,6 +25,9 @@ const TOPIC = 'work';
 type Op =
   | { kind: 'publish'; count: number; ttlMs: number | null; priority: number; partition: number }
   | { kind: 'subscribe'; prefetch: number }
+  | { kind: 'pull'; maxMessages: number }
+  | { kind: 'purge' }
+  | { kind: 'failWrite' }
   | { kind: 'ack' | 'reject'; consumer: number; pick: number }
   | { kind: 'nack'; consumer: number; pick: number; delayMs: number }
   | { kind: 'crash'; consumer: number }
@@ -34,6 +37,9 @@ type Op =
 const opArbitrary: fc.Arbitrary<Op> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('publish' as const), count: fc.integer({ min: 1, max: 5 }), ttlMs: fc.option(fc.integer({ min: 1, max: 3000 }), { freq: 4 }), priority: fc.integer({ min: 0, max: 9 }), partition: fc.integer({ min: 0, max: 1 }) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('subscribe' as const), prefetch: fc.integer({ min: 1, max: 6 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('pull' as const), maxMessages: fc.integer({ min: 1, max: 4 }) }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'purge' as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'failWrite' as const }) },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('ack' as const), consumer: fc.nat(5), pick: fc.nat(10) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('nack' as const), consumer: fc.nat(5), pick: fc.nat(10), delayMs: fc.integer({ min: 0, max: 2000 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('reject' as const), consumer: fc.nat(5), pick: fc.nat(10) }) },
@@ -46,7 +52,7 @@ interface ModelMessage {
   body: string;
   expiresAt: number;
   deliveries: number;
-  state: 'pending' | 'acked' | 'dead' | 'expired';
+  state: 'pending' | 'acked' | 'dead' | 'expired' | 'purged';
   deadReason: string | null;
   /** Not to be delivered before this wall time (a nack delay). */
   notBefore: number;
@@ -135,6 +141,39 @@ class Harness {
     });
   }
 
+  /**
+   * A Receive that does not wait, by the one pull consumer (it stays attached, holding what it pulled, until it
+   * crashes or the broker restarts).
+   */
+  async pull(maxMessages: number): Promise<void> {
+    const consumerId = 'puller';
+    if (!this.consumers.has(consumerId)) this.consumers.set(consumerId, { prefetch: Infinity, held: [] });
+    const deliveries = await this.broker.receive({ group: GROUP, topic: TOPIC, mode: 'shared', consumerId, clientId: 'model', address: 'test', maxMessages, waitMs: 0 });
+    assert.ok(deliveries.length <= maxMessages, `${deliveries.length} pulled, ${maxMessages} asked for`);
+    this.onDeliver(consumerId, deliveries);
+  }
+
+  /** Ready messages go (read or not); held and waiting ones stay. */
+  purge(): void {
+    // Before the first subscribe or pull the group does not exist yet (INVALID_GROUP): nothing to purge.
+    if (!this.broker.internals.workQueues.settingsOf(GROUP)) return;
+    this.broker.purgeSharedGroup(GROUP, TOPIC);
+    const now = this.clock.now();
+    for (const message of this.messages.values()) if (message.state === 'pending' && message.holder === null && message.notBefore <= now) message.state = 'purged';
+  }
+
+  /** An ack-state write fails (a full disk, once): what it had to write must still reach the disk later. */
+  async failWrite(): Promise<void> {
+    const metadata = this.store.metadata;
+    const apply = metadata.apply;
+    metadata.apply = () => Promise.reject(new Error('disk full'));
+    try {
+      await this.broker.internals.workQueues.flush();
+    } finally {
+      metadata.apply = apply;
+    }
+  }
+
   pickConsumer(index: number): [string, { prefetch: number; held: Delivery[] }] | null {
     const live = [...this.consumers];
     return live.length === 0 ? null : live[index % live.length]!;
@@ -184,10 +223,12 @@ class Harness {
 
   /** Acks everything until nothing more arrives. */
   async drain(): Promise<void> {
-    if (this.consumers.size === 0) await this.subscribe(1000);
+    // A pushed consumer takes everything; the puller, if attached, gets its share only by asking.
+    if (![...this.consumers.keys()].some((id) => id !== 'puller')) await this.subscribe(1000);
     for (let round = 0; round < 50; round++) {
       this.advance(2000);
       await settle(5);
+      if (this.consumers.has('puller')) await this.pull(100);
       let acked = 0;
       for (const [consumerId, consumer] of this.consumers) {
         const held = consumer.held.splice(0);
@@ -232,6 +273,15 @@ test('shared groups agree with the reference model (property)', async () => {
               break;
             case 'subscribe':
               await harness.subscribe(op.prefetch);
+              break;
+            case 'pull':
+              await harness.pull(op.maxMessages);
+              break;
+            case 'purge':
+              harness.purge();
+              break;
+            case 'failWrite':
+              await harness.failWrite();
               break;
             case 'ack':
             case 'reject':

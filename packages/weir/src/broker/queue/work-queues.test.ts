@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { systemClock } from '../../core/clock.js';
 import { ErrorCode } from '../../core/errors.js';
+import { MemoryMessageStore } from '../../storage/memory-message-store.js';
+import type { MetadataOp } from '../../storage/message-store.js';
 import { decodeHeaders } from '../../storage/record-batch.js';
-import { memoryBroker, openDiskStore, rejectsWith, settle, tempDirectory, type TestBroker } from '../test-support.js';
+import { decodeBatches, memoryBroker, openDiskStore, rejectsWith, settle, tempDirectory, type TestBroker } from '../test-support.js';
 import { BrokerCore } from '../broker-core.js';
-import type { Delivery } from './shared-subscription.js';
+import { CreditPool, type Delivery } from './shared-subscription.js';
 import type { SharedGroupSettings } from './shared-subscription.js';
+import type { DeadLetter } from './work-queues.js';
 
 /** A consumer that records its deliveries. */
 function recorder(): { deliveries: Delivery[]; sink: { deliver: (batch: Delivery[]) => void }; take: () => Delivery[] } {
@@ -113,7 +117,6 @@ test('nack waits its delay, then redelivers; reject and max deliveries dead-lett
   await broker.settle('workers', 'jobs', 'c1', [{ partition: 0, offset: x!.offset, outcome: 'nack', error: 'still busy' }]);
   await settle();
   const dead = await broker.fetch({ topic: 'workers.dlq', partition: 0, offset: 0, maxBytes: 1 << 20, minBytes: 0, maxWaitMs: 0 });
-  const { decodeBatches } = await import('../test-support.js');
   const letters = decodeBatches(dead.batches).map((message) => ({ body: message.body.toString(), headers: decodeHeaders(message.headers) }));
   assert.deepEqual(
     letters.map((letter) => [letter.body, letter.headers['weir.dlq.reason'], letter.headers['weir.dlq.deliveries'], letter.headers['weir.dlq.error']]),
@@ -331,5 +334,383 @@ test('an unsubscribe naming an older consumer leaves a newer one with the same i
   assert.equal(newer.deliveries.length, 1);
   broker.unsubscribe('workers', 'jobs', 'w1', state);
   assert.equal((await broker.describeSharedGroup('workers')).topics[0]!.consumers.length, 1);
+  await broker.close();
+});
+
+// ---- pull -----------------------------------------------------------------------------------------------------------
+
+const pullCall = { group: 'pullers', topic: 'jobs', mode: 'shared' as const, consumerId: 'pull-1', clientId: 't', address: 'a' };
+
+test('pull: a key_shared Receive whose ready messages are all blocked waits without holding the event loop', async () => {
+  // Real timers: a Receive that spun on the microtask queue would starve them (and its own wait) until waitMs.
+  const broker = await BrokerCore.open({ store: new MemoryMessageStore(systemClock), traceEnabled: false });
+  try {
+    await broker.createTopic('jobs', 1);
+    await produce(broker, 'jobs', ['a1', 'a2'], { key: 'k' });
+    const call = { ...pullCall, mode: 'key_shared' as const };
+    const [first] = await broker.receive({ ...call, maxMessages: 1, waitMs: 1000 });
+    assert.equal(first?.message.body.toString(), 'a1');
+    // a1 waits 50 ms for its redelivery; a2 is ready but may not overtake it.
+    broker.settle('pullers', 'jobs', 'pull-1', [{ partition: 0, offset: first!.offset, outcome: 'nack', delayMs: 50 }]);
+    let ticks = 0;
+    const interval = setInterval(() => ticks++, 5);
+    const started = Date.now();
+    const second = await broker.receive({ ...call, maxMessages: 1, waitMs: 3000 });
+    clearInterval(interval);
+    assert.deepEqual(bodies(second), ['a1'], 'the Receive gets a1 once its delay ends');
+    assert.equal(second[0]!.deliveryCount, 2);
+    assert.ok(Date.now() - started < 2000, 'not at the end of waitMs');
+    assert.ok(ticks > 0, 'timers ran while the Receive waited');
+  } finally {
+    await broker.close();
+  }
+});
+
+test('pull: Receives of one consumer are answered in order; one that times out leaves the leases held', async () => {
+  const { broker, scheduler } = await setup();
+  const one = broker.receive({ ...pullCall, maxMessages: 5, waitMs: 1000 });
+  const two = broker.receive({ ...pullCall, maxMessages: 5, waitMs: 5000 });
+  await settle();
+  await produce(broker, 'jobs', ['m1']);
+  await settle();
+  assert.deepEqual(bodies(await one), ['m1']);
+  await produce(broker, 'jobs', ['m2']);
+  assert.deepEqual(bodies(await two), ['m2']);
+  const three = broker.receive({ ...pullCall, maxMessages: 5, waitMs: 100 });
+  scheduler.advance(100);
+  assert.deepEqual(await three, []);
+  // Between Receives the consumer stays attached with no credit: a new message waits for the next Receive.
+  await produce(broker, 'jobs', ['m3']);
+  await settle();
+  assert.equal(broker.sharedGroupStats('pullers', 'jobs')?.ready, 1);
+  assert.deepEqual(bodies(await broker.receive({ ...pullCall, maxMessages: 5, waitMs: 0 })), ['m3']);
+  const held = [...(await one), ...(await two)].map((delivery) => ({ partition: 0, offset: delivery.offset, outcome: 'ack' as const }));
+  assert.equal(await broker.settle('pullers', 'jobs', 'pull-1', held), 2, 'still leased to the pull consumer');
+  await broker.close();
+});
+
+test('pull: a Receive whose connection closes ends, and the connection\'s leases go to others', async () => {
+  const { broker } = await setup();
+  await produce(broker, 'jobs', ['m1']);
+  await settle();
+  const [held] = await broker.receive({ ...pullCall, maxMessages: 1, waitMs: 1000 });
+  assert.equal(held?.message.body.toString(), 'm1');
+  const connection = new AbortController();
+  const waiting = broker.receive({ ...pullCall, maxMessages: 1, waitMs: 10_000, signal: connection.signal });
+  await settle();
+  connection.abort();
+  assert.deepEqual(await waiting, []);
+  const other = await subscribe(broker, 'c1', { group: 'pullers' });
+  assert.deepEqual(bodies(other.deliveries), ['m1']);
+  assert.equal(other.deliveries[0]!.deliveryCount, 2);
+  await broker.close();
+});
+
+test('pull: a waiting Receive ends with nothing when the broker closes or the group is deleted', async () => {
+  const { broker } = await setup();
+  const deleted = broker.receive({ ...pullCall, group: 'doomed', maxMessages: 1, waitMs: 60_000 });
+  const closing = broker.receive({ ...pullCall, maxMessages: 1, waitMs: 60_000 });
+  await settle();
+  await broker.deleteSharedGroup('doomed');
+  assert.deepEqual(await deleted, []);
+  await broker.close();
+  assert.deepEqual(await closing, []);
+});
+
+test('pull: an id subscribed as a pushed consumer cannot pull', async () => {
+  const { broker } = await setup();
+  await subscribe(broker, 'pull-1', { group: 'pullers' });
+  await rejectsWith(broker.receive({ ...pullCall, maxMessages: 1, waitMs: 0 }), ErrorCode.InvalidArgument);
+  await broker.close();
+});
+
+// ---- credit -----------------------------------------------------------------------------------------------------------
+
+test('a paused consumer gets nothing until it is resumed', async () => {
+  const { broker } = await setup();
+  const record = recorder();
+  const state = broker.subscribe({ group: 'workers', topic: 'jobs', mode: 'shared', consumerId: 'c1', prefetch: 10, clientId: 't', address: 'a', sink: record.sink });
+  state.paused = true;
+  await produce(broker, 'jobs', ['m1', 'm2']);
+  await settle();
+  assert.equal(record.deliveries.length, 0);
+  broker.resumeConsumer('workers', 'jobs', state);
+  await settle();
+  assert.deepEqual(bodies(record.deliveries), ['m1', 'm2']);
+  await broker.close();
+});
+
+test('a CreditPool limits consumers of several groups together; credit coming back lets the others go on', async () => {
+  const { broker } = await setup();
+  await broker.createTopic('other', 1);
+  const pool = new CreditPool(2);
+  const a = recorder();
+  const b = recorder();
+  const base = { mode: 'shared' as const, prefetch: 0, pool, clientId: 't', address: 'a' };
+  broker.subscribe({ ...base, group: 'ga', topic: 'jobs', consumerId: 'a', sink: a.sink });
+  broker.subscribe({ ...base, group: 'gb', topic: 'other', consumerId: 'b', sink: b.sink });
+  await produce(broker, 'jobs', ['a1', 'a2', 'a3']);
+  await produce(broker, 'other', ['b1']);
+  await settle();
+  assert.deepEqual(bodies(a.deliveries), ['a1', 'a2']);
+  assert.equal(b.deliveries.length, 0, 'the pool is full');
+  assert.equal(await ack(broker, 'a', a.take(), 'ga'), 2);
+  await settle();
+  assert.equal(a.deliveries.length + b.deliveries.length, 2, 'two freed, two taken');
+  pool.setLimit(10);
+  await settle();
+  assert.deepEqual([...bodies(a.deliveries), ...bodies(b.deliveries)].sort(), ['a3', 'b1']);
+  await broker.close();
+});
+
+test('deleting a group gives back the pool credit its consumers held, without redelivering', async () => {
+  const { broker } = await setup();
+  await broker.createTopic('other', 1);
+  const pool = new CreditPool(2);
+  const a = recorder();
+  const b = recorder();
+  const base = { mode: 'shared' as const, prefetch: 0, pool, clientId: 't', address: 'a' };
+  broker.subscribe({ ...base, group: 'ga', topic: 'jobs', consumerId: 'a', sink: a.sink });
+  broker.subscribe({ ...base, group: 'gb', topic: 'other', consumerId: 'b', sink: b.sink });
+  await produce(broker, 'jobs', ['a1', 'a2', 'a3']);
+  await settle();
+  assert.equal(pool.inflight, 2);
+  await broker.deleteSharedGroup('ga');
+  assert.equal(pool.inflight, 0);
+  await produce(broker, 'other', ['b1']);
+  await settle();
+  assert.deepEqual(bodies(b.deliveries), ['b1']);
+  assert.deepEqual(bodies(a.deliveries), ['a1', 'a2'], 'nothing more for a consumer of a deleted group');
+  await broker.close();
+});
+
+// ---- groups -----------------------------------------------------------------------------------------------------------
+
+test('createGroup applies its settings before any consumer comes, and leaves an existing group\'s filter alone', async () => {
+  const { broker } = await setup();
+  await broker.createSharedGroup('workers', 'jobs', { maxLength: 2 });
+  await produce(broker, 'jobs', ['m1', 'm2', 'm3']);
+  await settle();
+  assert.deepEqual((await broker.peek('workers', 'jobs', 10)).map((entry) => entry.message.body.toString()), ['m2', 'm3']);
+  await broker.createTopic('orders', 1);
+  await subscribe(broker, 'c1', { group: 'orders', topic: 'orders', filter: { kind: 'tag', expression: 'paid' } });
+  broker.unsubscribe('orders', 'orders', 'c1');
+  await broker.createSharedGroup('orders', 'orders', { maxLength: 5 });
+  assert.deepEqual((await broker.describeSharedGroup('orders')).filter, { kind: 'tag', expression: 'paid' });
+  await rejectsWith(broker.createSharedGroup('orders', 'orders', {}).then(() => subscribe(broker, 'k1', { group: 'orders', topic: 'orders', mode: 'key_shared' })), ErrorCode.InvalidGroup);
+  await broker.close();
+});
+
+test('a new filter keeps what the old one settled and the delivery counts, even before the ack state is written', async () => {
+  const { broker } = await setup();
+  await produce(broker, 'jobs', ['m1', 'm2', 'm3']);
+  const first = await subscribe(broker, 'c1');
+  const [m1] = first.take();
+  assert.equal(await ack(broker, 'c1', [m1!]), 1);
+  broker.unsubscribe('workers', 'jobs', 'c1'); // m2 and m3 go back, delivered once
+  const second = await subscribe(broker, 'c2', { filter: { kind: 'tag', expression: '*' } });
+  assert.deepEqual(bodies(second.deliveries), ['m2', 'm3']);
+  assert.deepEqual(second.deliveries.map((delivery) => delivery.deliveryCount), [2, 2]);
+  assert.deepEqual((await broker.describeSharedGroup('workers')).filter, { kind: 'tag', expression: '*' });
+  await broker.close();
+});
+
+test('deleting a group drops its consumers without redelivery, deletes its state once per key, and frees the name', async () => {
+  const { broker, store } = await setup(2);
+  await produce(broker, 'jobs', ['m1', 'm2']);
+  const consumer = await subscribe(broker, 'c1');
+  assert.equal(consumer.take().length, 2);
+  await broker.internals.workQueues.flush();
+  const applied: MetadataOp[][] = [];
+  const apply = store.metadata.apply.bind(store.metadata);
+  store.metadata.apply = (ops) => (applied.push([...ops]), apply(ops));
+  await broker.deleteSharedGroup('workers');
+  const keys = applied.flat().map((op) => op.key);
+  assert.deepEqual(keys.sort(), ['group/workers', 'qcursor/workers/jobs/0', 'qcursor/workers/jobs/1']);
+  assert.deepEqual(store.metadata.entries('qcursor/workers/'), []);
+  await produce(broker, 'jobs', ['m3']);
+  await settle();
+  assert.equal(consumer.deliveries.length, 0);
+  const again = await subscribe(broker, 'k1', { mode: 'key_shared' });
+  assert.deepEqual(bodies(again.deliveries).sort(), ['m1', 'm2', 'm3'], 'a new group of the name starts from the beginning');
+  await broker.close();
+});
+
+test('purge removes ready messages, read or not, and leaves in-flight and waiting ones', async () => {
+  const { broker, scheduler } = await setup();
+  await produce(broker, 'jobs', ['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);
+  const consumer = await subscribe(broker, 'c1', { prefetch: 2, settings: { readAhead: 2 } });
+  const [m0, m1] = consumer.take();
+  await broker.settle('workers', 'jobs', 'c1', [{ partition: 0, offset: m1!.offset, outcome: 'nack', delayMs: 1000 }]);
+  await settle();
+  const [m2] = consumer.take();
+  assert.equal(m2?.message.body.toString(), 'm2');
+  assert.equal(broker.purgeSharedGroup('workers', 'jobs'), 3, 'm3 read ahead, m4 and m5 unread');
+  assert.deepEqual(broker.sharedGroupStats('workers', 'jobs'), { ready: 0, inflight: 2, waiting: 1, consumers: 1, unread: 0, staleAcks: 0 });
+  await ack(broker, 'c1', [m0!, m2!]);
+  scheduler.advance(1000);
+  await settle();
+  assert.deepEqual(bodies(consumer.take()), ['m1']);
+  await produce(broker, 'jobs', ['m6']);
+  await settle();
+  assert.deepEqual(bodies(consumer.take()), ['m6']);
+  await broker.close();
+});
+
+test('a failed ack-state write is retried: after a clean restart nothing acknowledged comes back', async () => {
+  const { broker, store, clock, scheduler } = await setup();
+  await produce(broker, 'jobs', ['m1', 'm2', 'm3']);
+  const consumer = await subscribe(broker, 'c1');
+  await broker.internals.workQueues.flush();
+  await ack(broker, 'c1', consumer.take().slice(0, 2));
+  const apply = store.metadata.apply.bind(store.metadata);
+  let failures = 1;
+  store.metadata.apply = (ops) => (failures-- > 0 ? Promise.reject(new Error('disk full, once')) : apply(ops));
+  await broker.internals.workQueues.flush();
+  assert.equal(failures, 0, 'the write was tried');
+  await broker.close();
+  const reopened = await BrokerCore.open({ store, clock, scheduler });
+  const again = await subscribe(reopened, 'c2');
+  assert.deepEqual(bodies(again.deliveries), ['m3']);
+  await reopened.close();
+});
+
+// ---- expiry, overflow, dead letters ----------------------------------------------------------------------------------
+
+test('with no consumer, a group TTL expires messages on time, dead-lettering them in order', async () => {
+  const { broker, clock, scheduler } = await setup();
+  await broker.createSharedGroup('workers', 'jobs', { messageTtlMs: 1000, deadLetterExpired: true });
+  for (let i = 0; i < 300; i++) {
+    await produce(broker, 'jobs', [`m${i}`]);
+    clock.advance(1);
+  }
+  await settle();
+  scheduler.advance(1000 - 300 - 1);
+  await settle();
+  assert.equal(broker.sharedGroupStats('workers', 'jobs')?.ready, 300);
+  scheduler.advance(150); // m0 … m149 are due
+  await settle();
+  assert.equal(broker.sharedGroupStats('workers', 'jobs')?.ready, 150);
+  scheduler.advance(1000);
+  await settle(10);
+  assert.equal(broker.sharedGroupStats('workers', 'jobs')?.ready, 0);
+  const dead = await broker.fetch({ topic: 'workers.dlq', partition: 0, offset: 0, maxBytes: 1 << 20, minBytes: 0, maxWaitMs: 0 });
+  const letters = decodeBatches(dead.batches);
+  assert.deepEqual(letters.map((message) => message.body.toString()), Array.from({ length: 300 }, (_, i) => `m${i}`));
+  assert.ok(letters.every((message) => decodeHeaders(message.headers)['weir.dlq.reason'] === 'expired'));
+  await broker.close();
+});
+
+test('expiry follows the wall clock: a step back delays it', async () => {
+  const { broker, clock, scheduler } = await setup();
+  await broker.createSharedGroup('workers', 'jobs', { messageTtlMs: 1000 });
+  await produce(broker, 'jobs', ['m1']);
+  await settle();
+  clock.jumpWall(-500);
+  scheduler.advance(1000);
+  await settle();
+  assert.equal(broker.sharedGroupStats('workers', 'jobs')?.ready, 1, 'the wall clock says 500 ms to go');
+  scheduler.advance(500);
+  await settle();
+  assert.equal(broker.sharedGroupStats('workers', 'jobs')?.ready, 0);
+  await broker.close();
+});
+
+test('a per-message TTL behind a longer one expires when it reaches the head (as in RabbitMQ), never delivered', async () => {
+  const { broker, scheduler } = await setup();
+  await broker.createSharedGroup('workers', 'jobs', {});
+  await produce(broker, 'jobs', ['long'], { headers: { 'weir.ttlMs': '100000' } });
+  await produce(broker, 'jobs', ['short'], { headers: { 'weir.ttlMs': '100' } });
+  await settle();
+  scheduler.advance(200);
+  await settle();
+  assert.equal(broker.sharedGroupStats('workers', 'jobs')?.ready, 2);
+  const consumer = await subscribe(broker, 'c1');
+  assert.deepEqual(bodies(consumer.deliveries), ['long']);
+  assert.equal(broker.sharedGroupStats('workers', 'jobs')?.ready, 0);
+  await broker.close();
+});
+
+test('overflow takes the oldest ready messages whatever their priority', async () => {
+  const { broker, clock } = await setup();
+  await broker.createSharedGroup('workers', 'jobs', { maxLength: 2, overflow: 'dead-letter' });
+  await produce(broker, 'jobs', ['old-high'], { headers: { 'weir.priority': '9' } });
+  clock.advance(1);
+  await produce(broker, 'jobs', ['mid-low'], { headers: { 'weir.priority': '0' } });
+  clock.advance(1);
+  await produce(broker, 'jobs', ['new-mid'], { headers: { 'weir.priority': '5' } });
+  await settle(5);
+  assert.deepEqual((await broker.peek('workers', 'jobs', 10)).map((entry) => entry.message.body.toString()), ['new-mid', 'mid-low']);
+  const dead = await broker.fetch({ topic: 'workers.dlq', partition: 0, offset: 0, maxBytes: 1 << 20, minBytes: 0, maxWaitMs: 0 });
+  assert.deepEqual(decodeBatches(dead.batches).map((message) => [message.body.toString(), decodeHeaders(message.headers)['weir.dlq.reason']]), [['old-high', 'overflow']]);
+  await broker.close();
+});
+
+test('externalDeadLetters: dead letters go to the handler, those before it is set wait for it, and settle once stored', async () => {
+  const { broker, store } = await setup();
+  await broker.createSharedGroup('ext', 'jobs', { externalDeadLetters: true });
+  await produce(broker, 'jobs', ['bad', 'good']);
+  const consumer = await subscribe(broker, 'c1', { group: 'ext' });
+  const [bad, good] = consumer.take();
+  await broker.settle('ext', 'jobs', 'c1', [{ partition: 0, offset: bad!.offset, outcome: 'reject', error: 'unparseable' }]);
+  await ack(broker, 'c1', [good!], 'ext');
+  await settle();
+  const received: DeadLetter[] = [];
+  let store_!: () => void;
+  broker.setDeadLetterHandler((letter) => {
+    received.push(letter);
+    return new Promise<void>((resolve) => (store_ = resolve));
+  });
+  await settle();
+  assert.deepEqual(
+    received.map((letter) => [letter.group, letter.topic, letter.partition, letter.message.body.toString(), letter.reason, letter.deliveries, letter.error]),
+    [['ext', 'jobs', 0, 'bad', 'rejected', 1, 'unparseable']],
+  );
+  await broker.internals.workQueues.flush();
+  assert.equal((store.metadata.get('qcursor/ext/jobs/0') as { floor: number }).floor, 0, 'not settled before the handler stored it');
+  store_();
+  await settle();
+  await broker.internals.workQueues.flush();
+  assert.equal((store.metadata.get('qcursor/ext/jobs/0') as { floor: number }).floor, 2);
+  assert.equal((await broker.listTopics()).some((topic) => topic.name.endsWith('.dlq')), false, 'no dead-letter topic');
+  await broker.close();
+});
+
+test('discardAcked removes a partition\'s messages only once every group reading it is past them', async () => {
+  const { broker, store } = await setup();
+  await broker.createSharedGroup('owner', 'jobs', { discardAcked: true });
+  await broker.createSharedGroup('audit', 'jobs', {});
+  await produce(broker, 'jobs', ['m1', 'm2', 'm3']);
+  const owner = await subscribe(broker, 'o1', { group: 'owner' });
+  await ack(broker, 'o1', owner.take(), 'owner');
+  await broker.internals.workQueues.flush();
+  const queue = () => store.queue('jobs/0')!;
+  assert.equal(queue().startOffset, 0, 'audit has settled nothing');
+  const audit = await subscribe(broker, 'a1', { group: 'audit' });
+  assert.deepEqual(bodies(audit.deliveries), ['m1', 'm2', 'm3']);
+  await ack(broker, 'a1', audit.take().slice(0, 2), 'audit');
+  await broker.internals.workQueues.flush();
+  // The mark moves when the owner's cursor is written next.
+  await produce(broker, 'jobs', ['m4']);
+  await settle();
+  await ack(broker, 'o1', owner.take(), 'owner');
+  await broker.internals.workQueues.flush();
+  assert.equal(queue().startOffset, 2, 'as far as audit got');
+  await broker.close();
+});
+
+test('priority and TTL headers apply under a tag filter and under an SQL filter that reads them', async () => {
+  const { broker, clock } = await setup();
+  const send = (body: string, tag: string, headers: Record<string, string>) =>
+    broker.produce({ topic: 'jobs', partition: 0, acks: 'durable', producerId: -1, producerEpoch: -1, baseSequence: -1, messages: [{ body, key: null, tag, headers }] });
+  await send('low', 'a', { region: 'eu' });
+  await send('high', 'a', { region: 'eu', 'weir.priority': '7' });
+  await send('gone', 'a', { region: 'eu', 'weir.priority': '9', 'weir.ttlMs': '10' });
+  await send('other-tag', 'b', { region: 'eu', 'weir.priority': '9' });
+  clock.advance(20);
+  const tagged = await subscribe(broker, 't1', { group: 'tagged', prefetch: 0, filter: { kind: 'tag', expression: 'a' } });
+  assert.deepEqual(bodies(tagged.deliveries), ['high', 'low']);
+  const sql = await subscribe(broker, 's1', { group: 'sql', prefetch: 0, filter: { kind: 'sql', expression: "region = 'eu' AND \"weir.priority\" IS NOT NULL" } });
+  assert.deepEqual(bodies(sql.deliveries), ['other-tag', 'high']);
   await broker.close();
 });

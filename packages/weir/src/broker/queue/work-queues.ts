@@ -4,16 +4,17 @@ import type { Logger } from '../../core/logger.js';
 import type { MessageStore } from '../../storage/message-store.js';
 import { decodeHeaders, type HeaderValue, type StoredMessage } from '../../storage/record-batch.js';
 import { brokerError, invalidArgument, type MetadataOp, shuttingDown } from '../errors.js';
+import type { CompiledFilter, FilterSpec } from '../filter/index.js';
 import type { Scheduler, TimerHandle } from '../scheduler.js';
 import { type Topic, type TopicObserver, type TopicRegistry, validateTopicName } from '../topic-registry.js';
+import { PullConsumer } from './pull-consumer.js';
 import {
   type ConsumerState,
   type CreditPool,
-  type DeadLetterReason,
+  type DeadLetterEntry,
   defaultSharedGroupSettings,
   type Delivery,
   type DeliverySink,
-  type MessageMatcher,
   type PartitionCursor,
   type SettleOutcome,
   SharedSubscription,
@@ -36,44 +37,28 @@ interface StoredSharedGroup {
   mode: SharedMode;
   generation: 0;
   settings: SharedGroupSettings;
-  filter: FilterDefinition | null;
+  filter: FilterSpec | null;
 }
 
-/** A subscription filter as clients send it; compiled by the broker's filter language. */
-export interface FilterDefinition {
-  kind: 'tag' | 'sql';
-  expression: string;
-}
+/** The name broker-core and the native protocol import a filter spec by (filter/types.ts). */
+export type FilterDefinition = FilterSpec;
 
-export type FilterCompiler = (definition: FilterDefinition) => MessageMatcher;
+/** Compiles a group's filter (the broker's, which turns syntax errors into INVALID_FILTER). */
+export type FilterCompiler = (spec: FilterSpec) => CompiledFilter;
 
 /** Work-queue events for the message trace (broker-core maps them onto trace records). */
 export type WorkQueueTraceEvent =
   | (SubscriptionTraceEvent & { group: string; topic: string })
-  | {
-      kind: 'dead-lettered';
-      group: string;
-      topic: string;
-      partition: number;
-      message: StoredMessage;
-      reason: DeadLetterReason;
-      deliveries: number;
-      error: string | null;
-      to: { topic: string; partition: number; offset: number };
-    };
+  | (DeadLetter & { kind: 'dead-lettered'; to: { topic: string; partition: number; offset: number } });
 
 export type TraceSink = (event: WorkQueueTraceEvent) => void;
 
-/** A dead letter of a group with `externalDeadLetters`; resolves once it is stored wherever the handler puts it. */
-export interface DeadLetter {
+/** A dead letter of a group and topic. */
+export interface DeadLetter extends DeadLetterEntry {
   group: string;
   topic: string;
-  partition: number;
-  message: StoredMessage;
-  reason: DeadLetterReason;
-  deliveries: number;
-  error: string | null;
 }
+/** Stores a dead letter of a group with `externalDeadLetters`; resolves once it is stored wherever it goes. */
 export type DeadLetterHandler = (deadLetter: DeadLetter) => Promise<void>;
 
 export interface WorkQueuesOptions {
@@ -92,8 +77,8 @@ interface SharedGroupCall {
   mode: SharedMode;
   /** Applied when the group is created; later calls may leave it out. */
   settings?: Partial<SharedGroupSettings>;
-  /** The group's filter; a different one while other consumers are attached is INVALID_GROUP. */
-  filter?: FilterDefinition | null;
+  /** The group's filter; a different one while other consumers are attached is INVALID_GROUP. Absent: keep it. */
+  filter?: FilterSpec | null;
   consumerId: string;
   clientId: string;
   address: string;
@@ -107,10 +92,15 @@ export interface SubscribeRequest extends SharedGroupCall {
   pool?: CreditPool;
 }
 
-/** A pull. One pull consumer per connection and group/topic: its leases end when the connection closes. */
+/**
+ * A pull (pull-consumer.ts). One pull consumer per connection and group/topic (`consumerId`): it stays attached
+ * between Receives, and its leases end when the connection closes (the protocol layer unsubscribes it) or when it is
+ * unsubscribed.
+ */
 export interface ReceiveRequest extends SharedGroupCall {
   maxMessages: number;
   waitMs: number;
+  /** The connection closed: the Receive ends, and the pull consumer is detached (its leases are redelivered). */
   signal?: AbortSignal;
 }
 
@@ -118,7 +108,7 @@ export interface SharedGroupDescription {
   group: string;
   mode: SharedMode;
   settings: SharedGroupSettings;
-  filter: FilterDefinition | null;
+  filter: FilterSpec | null;
   topics: Array<{ topic: string; stats: SubscriptionStats; consumers: ReturnType<SharedSubscription['describeConsumers']> }>;
 }
 
@@ -126,13 +116,20 @@ interface SharedGroup {
   name: string;
   mode: SharedMode;
   settings: SharedGroupSettings;
-  filter: FilterDefinition | null;
-  matcher: MessageMatcher | null;
+  /** Compiled; its `spec` is the definition stored and shown. */
+  filter: CompiledFilter | null;
   subscriptions: Map<string, SharedSubscription>;
 }
 
 function groupKey(group: string): string {
   return GROUP_KEY_PREFIX + encodeURIComponent(group);
+}
+
+/** A cursor in a flush: its floor as written, which is as far as its group's acks are durable. */
+interface WrittenCursor {
+  cursor: PartitionCursor;
+  subscription: SharedSubscription;
+  floor: number;
 }
 
 function cursorKey(group: string, topic: string, partition: number): string {
@@ -209,8 +206,7 @@ export class WorkQueues implements TopicObserver {
         name,
         mode: stored.mode,
         settings: { ...defaultSharedGroupSettings, ...stored.settings },
-        filter,
-        matcher: filter === null ? null : this.compile(filter),
+        filter: filter === null ? null : this.options.compileFilter(filter),
         subscriptions: new Map(),
       });
     }
@@ -291,20 +287,12 @@ export class WorkQueues implements TopicObserver {
     checkInteger('waitMs', request.waitMs, 0, MAX_WAIT_MS);
     const group = this.group(request.group, request.mode, request.settings, request.filter);
     const subscription = this.subscription(group, request.topic);
-    const collected: Delivery[] = [];
-    const consumer =
-      subscription.consumer(request.consumerId) ??
-      subscription.attach({ consumerId: request.consumerId, prefetch: 0, priority: 0, clientId: request.clientId, address: request.address, sink: { deliver: () => {} } });
-    const deadline = this.clock.monotonic() + request.waitMs;
-    for (;;) {
-      consumer.pullCredit = request.maxMessages - collected.length;
-      consumer.options.sink = { deliver: (deliveries) => collected.push(...deliveries) };
-      subscription.dispatch();
-      consumer.pullCredit = 0;
-      const remaining = deadline - this.clock.monotonic();
-      if (collected.length > 0 || remaining <= 0 || request.signal?.aborted || this.closed) return collected;
-      await subscription.waitForMessages(remaining, request.signal);
+    const existing = subscription.consumer(request.consumerId);
+    if (existing !== undefined && !(existing.options.sink instanceof PullConsumer)) {
+      throw invalidArgument(`consumer id "${request.consumerId}" is subscribed to ${request.topic} in group "${request.group}"; a pull needs an id of its own`);
     }
+    const puller = (existing?.options.sink as PullConsumer | undefined) ?? PullConsumer.attach(subscription, this.scheduler, request);
+    return puller.receive(request.maxMessages, request.waitMs, request.signal);
   }
 
   peek(group: string, topic: string, limit: number): Array<{ partition: number; message: StoredMessage; deliveries: number }> {
@@ -331,7 +319,7 @@ export class WorkQueues implements TopicObserver {
       group,
       mode: entry.mode,
       settings: entry.settings,
-      filter: entry.filter,
+      filter: entry.filter?.spec ?? null,
       topics: [...entry.subscriptions].map(([topic, subscription]) => ({ topic, stats: subscription.stats(), consumers: subscription.describeConsumers() })),
     };
   }
@@ -344,14 +332,14 @@ export class WorkQueues implements TopicObserver {
     }));
   }
 
-  /** The subscription of a group and topic (tests inspect it). */
   /**
    * Creates a shared group consuming `topic` before any consumer comes, so its limits, TTL and counts apply from now
-   * (an AMQP queue.declare). INVALID_GROUP when the name is taken by a group of another mode.
+   * (an AMQP queue.declare). INVALID_GROUP when the name is taken by a group of another mode. An existing group keeps
+   * its settings and filter (an AMQP queue over an adopted topic may have a filtered group of the same name).
    */
   createGroup(name: string, topic: string, settings: Partial<SharedGroupSettings>): void {
     this.assertOpen();
-    const group = this.group(name, 'shared', settings, null);
+    const group = this.group(name, 'shared', settings, undefined);
     this.subscription(group, topic);
   }
 
@@ -375,65 +363,80 @@ export class WorkQueues implements TopicObserver {
     this.assertOpen();
     const entry = this.groups.get(name);
     if (entry === undefined) return;
-    const ops: MetadataOp[] = [{ key: groupKey(name), delete: true }];
-    for (const [topic, subscription] of entry.subscriptions) {
-      subscription.close();
-      for (const cursor of subscription.cursors) {
-        if (cursor === undefined) continue;
-        this.dirty.delete(cursor);
-        cursor.unwritten = false;
-        ops.push({ key: cursorKey(name, topic, cursor.partition), delete: true });
-      }
-      for (const list of this.byQueue.values()) {
-        const index = list.indexOf(subscription);
-        if (index >= 0) list.splice(index, 1);
-      }
+    // The cursors on disk, and those of the subscriptions: a first write of one may still be under way.
+    const cursorKeys = new Set<string>();
+    for (const [key] of this.store.metadata.entries(`${CURSOR_KEY_PREFIX}${encodeURIComponent(name)}/`)) cursorKeys.add(key);
+    for (const [topic, subscription] of [...entry.subscriptions]) {
+      for (const cursor of subscription.cursors) if (cursor !== undefined) cursorKeys.add(cursorKey(name, topic, cursor.partition));
+      this.dropSubscription(entry, topic, subscription);
     }
-    for (const [key] of this.store.metadata.entries(`${CURSOR_KEY_PREFIX}${encodeURIComponent(name)}/`)) ops.push({ key, delete: true });
     this.groups.delete(name);
     this.releaseGroup(name);
-    await this.store.metadata.apply(ops);
+    await this.store.metadata.apply([{ key: groupKey(name), delete: true }, ...[...cursorKeys].map((key) => ({ key, delete: true as const }))]);
   }
 
   settingsOf(group: string): SharedGroupSettings | undefined {
     return this.groups.get(group)?.settings;
   }
 
+  /** The subscription of a group and topic (stats, resuming a paused consumer; tests inspect it). */
   subscriptionOf(group: string, topic: string): SharedSubscription | undefined {
     return this.groups.get(group)?.subscriptions.get(topic);
   }
 
-  private group(name: string, mode: SharedMode, settings: Partial<SharedGroupSettings> | undefined, filter: FilterDefinition | null | undefined): SharedGroup {
+  private group(name: string, mode: SharedMode, settings: Partial<SharedGroupSettings> | undefined, filter: FilterSpec | null | undefined): SharedGroup {
     if (mode !== 'shared' && mode !== 'key_shared') throw invalidArgument(`a shared group's mode is shared or key_shared, not ${String(mode)}`);
     let entry = this.groups.get(name);
     if (entry !== undefined) {
       if (entry.mode !== mode) throw brokerError(ErrorCode.InvalidGroup, `group "${name}" is a ${entry.mode} group; it cannot be used as a ${mode} group`);
-      if (filter !== undefined && !sameFilter(filter, entry.filter)) {
+      const current = entry.filter?.spec ?? null;
+      if (filter !== undefined && !sameFilter(filter, current)) {
         if (this.consumerCount(entry) > 0) {
-          throw brokerError(ErrorCode.InvalidGroup, `group "${name}" filters with ${describeFilter(entry.filter)}; every consumer of a group must use the same filter`);
+          throw brokerError(ErrorCode.InvalidGroup, `group "${name}" filters with ${describeFilter(current)}; every consumer of a group must use the same filter`);
         }
         // No consumer is attached: the newcomer's filter becomes the group's (as a RocketMQ subscription update does).
-        entry.matcher = filter === null ? null : this.compile(filter);
-        entry.filter = filter;
+        entry.filter = filter === null ? null : this.options.compileFilter(filter);
         this.persistGroup(entry);
-        for (const [topic, subscription] of entry.subscriptions) {
-          subscription.close();
-          entry.subscriptions.delete(topic);
-          for (const list of this.byQueue.values()) {
-            const index = list.indexOf(subscription);
-            if (index >= 0) list.splice(index, 1);
-          }
-        }
+        this.refilter(entry);
       }
       return entry;
     }
     const checked = checkedSharedSettings(settings);
-    const matcher = filter === undefined || filter === null ? null : this.compile(filter);
+    const compiled = filter === undefined || filter === null ? null : this.options.compileFilter(filter);
     this.claimGroup(name, mode);
-    entry = { name, mode, settings: checked, filter: filter ?? null, matcher, subscriptions: new Map() };
+    entry = { name, mode, settings: checked, filter: compiled, subscriptions: new Map() };
     this.groups.set(name, entry);
     this.persistGroup(entry);
     return entry;
+  }
+
+  /**
+   * Rebuilds a group's subscriptions under its new filter. Each cursor's state goes over as it is in memory (acks not
+   * flushed yet, delivery counts, nack waits), so nothing settled comes back; unsettled messages are read again and
+   * meet the new filter.
+   */
+  private refilter(group: SharedGroup): void {
+    for (const [topic, old] of [...group.subscriptions]) {
+      const carried = old.cursors.map((cursor) => cursor?.toStored(this.wallOf));
+      this.dropSubscription(group, topic, old);
+      this.subscription(group, topic, carried);
+    }
+  }
+
+  /** Ends a subscription (dispose: no redelivery) and forgets where it was registered and what it had to write. */
+  private dropSubscription(group: SharedGroup, topic: string, subscription: SharedSubscription): void {
+    subscription.dispose();
+    group.subscriptions.delete(topic);
+    for (const cursor of subscription.cursors) {
+      if (cursor === undefined) continue;
+      this.dirty.delete(cursor);
+      cursor.unwritten = false;
+      const readers = this.byQueue.get(cursor.queueId);
+      if (readers === undefined) continue;
+      const index = readers.indexOf(subscription);
+      if (index >= 0) readers.splice(index, 1);
+      if (readers.length === 0) this.byQueue.delete(cursor.queueId);
+    }
   }
 
   private consumerCount(entry: SharedGroup): number {
@@ -442,16 +445,13 @@ export class WorkQueues implements TopicObserver {
     return count;
   }
 
-  private compile(filter: FilterDefinition): MessageMatcher {
-    return this.options.compileFilter(filter);
-  }
-
   private persistGroup(entry: SharedGroup): void {
-    const value: StoredSharedGroup = { mode: entry.mode, generation: 0, settings: entry.settings, filter: entry.filter };
+    const value: StoredSharedGroup = { mode: entry.mode, generation: 0, settings: entry.settings, filter: entry.filter?.spec ?? null };
     this.store.metadata.put(groupKey(entry.name), value).catch((error: unknown) => this.logger.warn({ err: error, group: entry.name }, 'could not store group definition'));
   }
 
-  private subscription(group: SharedGroup, topicName: string): SharedSubscription {
+  /** The group's subscription of a topic, created on first use; `carried` replaces the cursors stored on disk. */
+  private subscription(group: SharedGroup, topicName: string, carried?: ReadonlyArray<StoredCursor | undefined>): SharedSubscription {
     let subscription = group.subscriptions.get(topicName);
     if (subscription !== undefined) return subscription;
     const topic = this.registry.get(topicName);
@@ -460,7 +460,7 @@ export class WorkQueues implements TopicObserver {
       topic.name,
       group.mode,
       group.settings,
-      group.matcher,
+      group.filter,
       this.store,
       this.clock,
       this.scheduler,
@@ -472,18 +472,21 @@ export class WorkQueues implements TopicObserver {
       },
     );
     group.subscriptions.set(topic.name, subscription);
-    this.addPartitions(group, subscription, topic);
+    this.addPartitions(group, subscription, topic, carried);
     return subscription;
   }
 
-  private addPartitions(group: SharedGroup, subscription: SharedSubscription, topic: Topic): void {
+  private addPartitions(group: SharedGroup, subscription: SharedSubscription, topic: Topic, carried?: ReadonlyArray<StoredCursor | undefined>): void {
     topic.queueIds.forEach((queueId, partition) => {
       if (subscription.cursors[partition] !== undefined) return;
-      const stored = (this.store.metadata.get(cursorKey(group.name, topic.name, partition)) as StoredCursor | undefined) ?? null;
+      const handed = carried?.[partition];
+      const stored = handed ?? (this.store.metadata.get(cursorKey(group.name, topic.name, partition)) as StoredCursor | undefined) ?? null;
       let list = this.byQueue.get(queueId);
       if (list === undefined) this.byQueue.set(queueId, (list = []));
       list.push(subscription);
       subscription.addPartition(partition, queueId, stored);
+      // State handed over from memory is newer than what is on disk.
+      if (handed !== undefined) this.markDirty(subscription.cursors[partition]!, subscription);
     });
   }
 
@@ -501,11 +504,7 @@ export class WorkQueues implements TopicObserver {
 
   // ---- dead letters -------------------------------------------------------------------------------------------------
 
-  private async deadLetter(
-    group: SharedGroup,
-    topic: string,
-    entry: { partition: number; message: StoredMessage; reason: DeadLetterReason; deliveries: number; error: string | null },
-  ): Promise<void> {
+  private async deadLetter(group: SharedGroup, topic: string, entry: DeadLetterEntry): Promise<void> {
     if (group.settings.externalDeadLetters) {
       while (this.deadLetterHandler === null) {
         if (this.closed) throw shuttingDown();
@@ -568,18 +567,21 @@ export class WorkQueues implements TopicObserver {
     }
   }
 
-  /** Writes every changed cursor in one atomic apply. */
+  /** A monotonic deadline as wall time, for what is written to disk (a restart resets the monotonic clock). */
+  private readonly wallOf = (monotonic: number): number => this.clock.now() + (monotonic - this.clock.monotonic());
+
+  /** Writes every changed cursor in one atomic apply; a failed write leaves them changed, for the next flush. */
   flush(): Promise<void> {
     this.flushing = this.flushing.then(async () => {
       if (this.dirty.size === 0) return;
       const ops: MetadataOp[] = [];
-      const written: Array<[PartitionCursor, SharedSubscription]> = [];
+      const written: WrittenCursor[] = [];
       for (const [cursor, subscription] of this.dirty) {
         cursor.unwritten = false;
-        if (this.groups.get(subscription.group)?.subscriptions.get(subscription.topic) !== subscription) continue;
-        written.push([cursor, subscription]);
-        const wallOf = (monotonic: number) => this.clock.now() + (monotonic - this.clock.monotonic());
-        ops.push({ key: cursorKey(subscription.group, subscription.topic, cursor.partition), value: cursor.toStored(wallOf) });
+        if (!this.isCurrent(subscription)) continue;
+        const stored = cursor.toStored(this.wallOf);
+        written.push({ cursor, subscription, floor: stored.floor });
+        ops.push({ key: cursorKey(subscription.group, subscription.topic, cursor.partition), value: stored });
       }
       this.dirty.clear();
       if (ops.length === 0) return;
@@ -587,6 +589,9 @@ export class WorkQueues implements TopicObserver {
         await this.store.metadata.apply(ops);
       } catch (error) {
         this.logger.warn({ err: error, cursors: ops.length }, 'could not write ack state; retrying at the next flush');
+        // Nothing of it reached the disk: mark it again (cursors changed meanwhile already are), so the next flush
+        // or the one at close writes it.
+        for (const { cursor, subscription } of written) if (this.isCurrent(subscription)) this.markDirty(cursor, subscription);
         return;
       }
       await this.discardAcked(written);
@@ -594,17 +599,27 @@ export class WorkQueues implements TopicObserver {
     return this.flushing;
   }
 
+  private isCurrent(subscription: SharedSubscription): boolean {
+    return this.groups.get(subscription.group)?.subscriptions.get(subscription.topic) === subscription;
+  }
+
   /**
    * Moves the low-water mark of topics owned by their group up to the ack floor just written: only then, because a
-   * crash before the ack state is durable would otherwise redeliver messages that are no longer there to read.
+   * crash before the ack state is durable would otherwise redeliver messages that are no longer there to read. Every
+   * other group reading the partition must be past a message too, so the mark goes no further than the lowest floor.
    */
-  private async discardAcked(written: ReadonlyArray<[PartitionCursor, SharedSubscription]>): Promise<void> {
-    for (const [cursor, subscription] of written) {
+  private async discardAcked(written: readonly WrittenCursor[]): Promise<void> {
+    for (const { cursor, subscription, floor } of written) {
       if (!subscription.settings.discardAcked) continue;
+      let upTo = floor;
+      for (const reader of this.byQueue.get(cursor.queueId) ?? []) {
+        const theirs = reader.cursors[cursor.partition];
+        if (reader !== subscription && theirs?.queueId === cursor.queueId) upTo = Math.min(upTo, theirs.acks.floor);
+      }
       const info = this.store.queueById(cursor.queueId);
-      if (info === null || cursor.acks.floor <= info.startOffset) continue;
+      if (info === null || upTo <= info.startOffset) continue;
       try {
-        await this.store.advanceLowWaterMark(cursor.queueId, Math.min(cursor.acks.floor, info.endOffset));
+        await this.store.advanceLowWaterMark(cursor.queueId, Math.min(upTo, info.endOffset));
       } catch (error) {
         if (!isWeirError(error, ErrorCode.UnknownQueue)) this.logger.warn({ err: error, group: subscription.group, topic: subscription.topic }, 'could not remove acknowledged messages');
       }
@@ -627,12 +642,8 @@ export class WorkQueues implements TopicObserver {
   topicDeleted(topic: Topic): void {
     for (const group of this.groups.values()) {
       const subscription = group.subscriptions.get(topic.name);
-      if (subscription === undefined) continue;
-      subscription.close();
-      group.subscriptions.delete(topic.name);
-      for (const cursor of subscription.cursors) if (cursor !== undefined) this.dirty.delete(cursor), (cursor.unwritten = false);
+      if (subscription !== undefined) this.dropSubscription(group, topic.name, subscription);
     }
-    for (const queueId of topic.queueIds) this.byQueue.delete(queueId);
   }
 
   topicChanged(name: string): void {
@@ -659,11 +670,11 @@ export class WorkQueues implements TopicObserver {
   }
 }
 
-function sameFilter(a: FilterDefinition | null, b: FilterDefinition | null): boolean {
+function sameFilter(a: FilterSpec | null, b: FilterSpec | null): boolean {
   if (a === null || b === null) return a === b;
   return a.kind === b.kind && a.expression === b.expression;
 }
 
-function describeFilter(filter: FilterDefinition | null): string {
+function describeFilter(filter: FilterSpec | null): string {
   return filter === null ? 'no filter' : `${filter.kind} "${filter.expression}"`;
 }

@@ -122,6 +122,10 @@ export class AmqpConsumer implements QueueConsumer, DeliverySink, SettleSource {
   /** From the vhost: the queue is gone, and its group with it. */
   queueDeleted(): void {
     this.cancelled = true;
+    // Nothing more for a tag the client is told is cancelled. What it holds dies with the queue instead of being
+    // redelivered (or dead-lettered past a delivery limit): deleting the group drops those leases and gives their
+    // credit back to the channel's prefetch pool, so there is nothing left to unsubscribe.
+    if (this.state !== null) this.state.paused = true;
     this.detached = true;
     this.channel.cancelledByBroker(this);
   }

@@ -18,14 +18,15 @@ interface Entry<K> {
 const COMPACT_SLACK = 1024;
 
 /**
- * Deadlines for many keys behind one scheduler timer, so 100,000 open transactions cost one timer rather than
- * 100,000. A binary heap orders the deadlines. Pushing a deadline later, which every transactional send does, only
- * rewrites the key's slot: the heap entry stays where it is and, when it comes up early, is pushed again at the real
- * deadline. So a busy key costs O(1) per update instead of one heap entry per update. Deleted keys leave stale entries
- * that are skipped when they come up, and swept when they pile up.
+ * Deadlines for many keys behind one scheduler timer, so 100,000 open transactions or leased messages cost one timer
+ * rather than 100,000. A binary heap orders the deadlines. Pushing a deadline later, which every transactional send
+ * and lease extension does, only rewrites the key's slot: the heap entry stays where it is and, when it comes up early,
+ * is pushed again at the real deadline. So a busy key costs O(1) per update instead of one heap entry per update.
+ * Deleted keys leave stale entries that are skipped when they come up, and swept when they pile up.
  *
- * `fire(key)` runs once per deadline reached, never before it (on the clock's monotonic time), and the key is
- * forgotten before it runs: the callback sets a new deadline if it wants one.
+ * `fire(keys)` gets every key whose deadline was reached when the timer went off, each once and never before its
+ * deadline (on the clock's monotonic time), in deadline order. The keys are forgotten before it runs: the callback sets
+ * a new deadline for any it wants back. One call per firing lets a caller handle a batch in one pass.
  */
 export class DeadlineTimer<K> {
   private readonly slots = new Map<K, Slot<K>>();
@@ -36,7 +37,7 @@ export class DeadlineTimer<K> {
   constructor(
     private readonly clock: Clock,
     private readonly scheduler: Scheduler,
-    private readonly fire: (key: K) => void,
+    private readonly fire: (keys: K[]) => void,
   ) {}
 
   /** Sets (or moves, earlier or later) the key's deadline, in monotonic milliseconds. */
@@ -90,8 +91,8 @@ export class DeadlineTimer<K> {
         due.push(slot.key);
       }
     }
-    // Callbacks run after the heap is consistent, so they may set or delete deadlines freely.
-    for (const key of due) this.fire(key);
+    // The callback runs after the heap is consistent, so it may set or delete deadlines freely.
+    if (due.length > 0) this.fire(due);
     this.arm();
   }
 

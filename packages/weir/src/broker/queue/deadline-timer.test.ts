@@ -3,13 +3,13 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ManualClock } from '../../core/clock.js';
 import { ManualScheduler } from '../scheduler.js';
-import { DeadlineTimer } from './transaction-timers.js';
+import { DeadlineTimer } from './deadline-timer.js';
 
 function setup() {
   const clock = new ManualClock();
   const scheduler = new ManualScheduler(clock);
   const fired: Array<{ key: number; at: number }> = [];
-  const timer = new DeadlineTimer<number>(clock, scheduler, (key) => fired.push({ key, at: clock.monotonic() }));
+  const timer = new DeadlineTimer<number>(clock, scheduler, (keys) => fired.push(...keys.map((key) => ({ key, at: clock.monotonic() }))));
   return { clock, scheduler, fired, timer };
 }
 
@@ -21,7 +21,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 60 }) }),
 );
 
-describe('broker: transaction deadline timer', () => {
+describe('broker: deadline timer', () => {
   it('broker: every key fires exactly at its latest deadline, once, and never after it was deleted', () => {
     fc.assert(
       fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
@@ -51,6 +51,23 @@ describe('broker: transaction deadline timer', () => {
         assert.deepEqual(byTime(fired), byTime(expected));
       }),
     );
+  });
+
+  it('broker: the keys due at one firing come in one call, in deadline order', () => {
+    const clock = new ManualClock();
+    const scheduler = new ManualScheduler(clock);
+    const calls: number[][] = [];
+    const timer = new DeadlineTimer<number>(clock, scheduler, (keys) => calls.push(keys));
+    timer.set(3, 30);
+    timer.set(1, 10);
+    timer.set(2, 20);
+    timer.set(4, 50);
+    clock.advance(40); // the clock passed three deadlines before the timer ran (a busy event loop)
+    scheduler.advance(0);
+    assert.deepEqual(calls, [[1, 2, 3]]);
+    scheduler.advance(10);
+    assert.deepEqual(calls, [[1, 2, 3], [4]]);
+    assert.equal(scheduler.pending, 0);
   });
 
   it('broker: pushing a deadline later keeps one scheduler timer, and stale entries are swept', () => {
