@@ -62,9 +62,8 @@ export interface BrokerCoreOptions {
 
 /** Compiles a subscription filter, turning a syntax error into INVALID_FILTER with its position. */
 function compileSubscriptionFilter(definition: FilterDefinition) {
-  if (definition.kind !== 'tag' && definition.kind !== 'sql') throw brokerError(ErrorCode.InvalidFilter, `a filter kind is tag or sql, not ${String(definition.kind)}`);
   try {
-    return compileFilter({ kind: definition.kind, expression: definition.expression });
+    return compileFilter(definition);
   } catch (error) {
     if (error instanceof FilterSyntaxError) throw brokerError(ErrorCode.InvalidFilter, `${definition.kind} filter: ${error.message}`, error);
     throw error;

@@ -229,6 +229,22 @@ describe('AMQP queue features', () => {
     ch.ack(again);
   });
 
+  test('basic.get beside a consumer whose tag is "get" on the same channel', async () => {
+    const ch = await channel();
+    await ch.assertQueue('get-and-consume');
+    ch.sendToQueue('get-and-consume', Buffer.from('one'));
+    ch.sendToQueue('get-and-consume', Buffer.from('two'));
+    await ch.waitForConfirms();
+    await ch.prefetch(1);
+    const consumed = new Promise<amqp.ConsumeMessage>((resolve) => void ch.consume('get-and-consume', (message) => resolve(message!), { consumerTag: 'get' }));
+    const first = await consumed;
+    const got = await ch.get('get-and-consume');
+    assert.ok(got, 'the pull is not confused with the consumer tagged "get"');
+    assert.deepEqual([first.content.toString(), got.content.toString()].sort(), ['one', 'two']);
+    ch.ack(first);
+    ch.ack(got);
+  });
+
   test('mandatory publish to nowhere comes back with basic.return, and is still confirmed', async () => {
     const ch = await channel();
     await ch.assertExchange('nowhere', 'direct');

@@ -528,7 +528,8 @@ export class AmqpChannel implements ConsumerChannel {
     let puller = this.pullers.get(queue);
     if (puller === undefined) {
       const { group, topic } = queue.definition;
-      this.pullers.set(queue, (puller = { group, topic, consumerId: `${this.host.id}/${this.number}/get` }));
+      // Consumers are `<connection>/<channel>/<tag>`; a puller's id has no slash after the channel, so no tag clashes.
+      this.pullers.set(queue, (puller = { group, topic, consumerId: `${this.host.id}/${this.number}:get` }));
     }
     return puller;
   }
