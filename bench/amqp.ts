@@ -41,13 +41,11 @@
  * machine (from /proc/stat); a figure measured while other processes took ≥ 10% of a core is marked `~`. The JSON
  * report and a Markdown summary go to bench-results/<date>/amqp.{json,md}. MB means 10^6 bytes of message bodies.
  */
-import os from 'node:os';
 import { BROKER_NAMES, type Broker, type BrokerName, type BrokerStopInfo, startBroker } from './amqp-brokers.js';
 import { failedMeasurement, type Measurement, rateId, sizeId, warmUp, workloads, type WorkloadParameters } from './amqp-workloads.js';
-import { type Code, machineBusy, OTHER_CPU_WARNING } from './broker-process.js';
+import { type Code, startBrokerSuite, OTHER_CPU_WARNING } from './broker-process.js';
 import {
   type Column,
-  commitInfo,
   describeMachine,
   errorText,
   Flags,
@@ -55,7 +53,6 @@ import {
   formatPercent,
   formatTable,
   KiB,
-  machineInfo,
   markdownTable,
   type Suite,
   UsageError,
@@ -338,15 +335,9 @@ async function run(args: readonly string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
-  if (process.platform !== 'linux') throw new UsageError('the amqp suite samples the brokers through /proc and runs on Linux only');
   const known = workloads(params).map((workload) => workload.id);
   if (params.only !== null && !known.some((id) => params.only!.some((part) => id.includes(part)))) throw new UsageError(`--only ${params.only.join(',')} matched no workload; ids: ${known.join(', ')}`);
-  const machine = machineInfo(os.tmpdir());
-  const commit = commitInfo();
-  progress(describeMachine(machine, commit).replaceAll('\n', '\n[amqp] '));
-  const startedAt = new Date();
-  const busyBefore = await machineBusy(1000);
-  if (busyBefore > 0.1) progress(`WARNING: the machine is not idle (${formatPercent(busyBefore)} of its CPU was busy in the second before the run); figures may be disturbed`);
+  const { machine, commit, startedAt, busyBefore } = await startBrokerSuite('amqp', progress);
 
   const measurements: Measurement[] = [];
   const brokers: BrokerRecord[] = [];

@@ -8,9 +8,10 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { build as buildHistogram, type Histogram } from 'hdr-histogram-js';
-import { formatMiB, formatPercent, now, repoRoot } from './report.js';
+import { type CommitInfo, commitInfo, describeMachine, formatMiB, formatPercent, type MachineInfo, machineInfo, now, repoRoot, UsageError } from './report.js';
 
 /** `dist`: compiled broker and clients (built with tsc -b first); `src`: the TypeScript sources through tsx. */
 export type Code = 'dist' | 'src';
@@ -302,6 +303,21 @@ function machineTicks(): { idle: number; total: number } {
 }
 
 /** Share of the machine's CPU time that was not idle over `ms` milliseconds. */
+/**
+ * The common start of a suite that runs brokers: Linux only (brokers are sampled through /proc), the machine and
+ * commit printed, and how busy the machine was in the second before (other work skews every figure).
+ */
+export async function startBrokerSuite(suite: string, progress: (text: string) => void): Promise<{ machine: MachineInfo; commit: CommitInfo; startedAt: Date; busyBefore: number }> {
+  if (process.platform !== 'linux') throw new UsageError(`the ${suite} suite samples brokers through /proc and runs on Linux only`);
+  const machine = machineInfo(os.tmpdir());
+  const commit = commitInfo();
+  progress(describeMachine(machine, commit).replaceAll('\n', `\n[${suite}] `));
+  const startedAt = new Date();
+  const busyBefore = await machineBusy(1000);
+  if (busyBefore > 0.1) progress(`WARNING: the machine is not idle (${formatPercent(busyBefore)} of its CPU was busy in the second before the run); figures may be disturbed`);
+  return { machine, commit, startedAt, busyBefore };
+}
+
 export async function machineBusy(ms: number): Promise<number> {
   const before = machineTicks();
   await sleep(ms);

@@ -35,12 +35,11 @@
 import { randomFillSync } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import os from 'node:os';
 import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WeirClient, type Acks, type ProducerMessage } from 'weir-client';
 import { RECORD_BATCH_HEADER_BYTES } from 'weir-protocol';
-import { type BrokerStop, BrokerProcess, buildBroker, type Code, machineBusy, mark, type Mark, newHistogram, resourceNotes, resources, type Resources } from './broker-process.js';
+import { type BrokerStop, BrokerProcess, buildBroker, type Code, startBrokerSuite, mark, type Mark, newHistogram, resourceNotes, resources, type Resources } from './broker-process.js';
 import {
   expectGo,
   expectMessage,
@@ -59,19 +58,16 @@ import {
 import { messagesPerBatch, prebuiltBatch } from './prebuilt-batch.js';
 import { runSchedule, type ScheduledGo, scheduledGo, type SendLag } from './schedule.js';
 import {
-  commitInfo,
   Flags,
   errorText,
   formatMs,
   formatPercent,
   type CpuProfile,
-  describeMachine,
   formatBytes,
   formatNumber,
   formatProfileSummary,
   formatTable,
   KiB,
-  machineInfo,
   MB,
   MiB,
   now,
@@ -1114,14 +1110,7 @@ async function run(args: readonly string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
-  if (process.platform !== 'linux') throw new UsageError('the native suite samples the broker through /proc and runs on Linux only');
-  const machine = machineInfo(os.tmpdir());
-  const commit = commitInfo();
-  progress(describeMachine(machine, commit).replaceAll('\n', '\n[native] '));
-  const startedAt = new Date();
-  // Broker and clients share the machine's cores: other work running meanwhile skews every figure.
-  const busyBefore = await machineBusy(1000);
-  if (busyBefore > 0.1) progress(`WARNING: the machine is not idle (${formatPercent(busyBefore)} of its CPU was busy in the second before the run); figures may be disturbed`);
+  const { machine, commit, startedAt, busyBefore } = await startBrokerSuite('native', progress);
 
   const scenarios: Array<{ id: string; run: (context: Context) => Promise<Result | Result[]> }> = [];
   for (const bodyBytes of params.bodySizes) {

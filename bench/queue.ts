@@ -44,7 +44,7 @@ import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WeirClient, isWeirClientError, type QueueConsumer, type QueueMessage, type SettleApplied } from 'weir-client';
-import { type BrokerStop, BrokerProcess, buildBroker, type Code, machineBusy, mark, type Mark, newHistogram, resourceNotes, resources, type Resources } from './broker-process.js';
+import { type BrokerStop, BrokerProcess, buildBroker, type Code, startBrokerSuite, mark, type Mark, newHistogram, resourceNotes, resources, type Resources } from './broker-process.js';
 import {
   expectGo,
   expectMessage,
@@ -60,7 +60,6 @@ import {
 } from './client-workers.js';
 import { prebuiltBatch } from './prebuilt-batch.js';
 import {
-  commitInfo,
   Flags,
   errorText,
   formatMiB,
@@ -72,7 +71,6 @@ import {
   formatNumber,
   formatProfileSummary,
   formatTable,
-  machineInfo,
   MB,
   MiB,
   now,
@@ -1151,13 +1149,7 @@ async function run(args: readonly string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
-  if (process.platform !== 'linux') throw new UsageError('the queue suite samples the broker through /proc and runs on Linux only');
-  const machine = machineInfo(os.tmpdir());
-  const commit = commitInfo();
-  progress(describeMachine(machine, commit).replaceAll('\n', '\n[queue] '));
-  const startedAt = new Date();
-  const busyBefore = await machineBusy(1000);
-  if (busyBefore > 0.1) progress(`WARNING: the machine is not idle (${formatPercent(busyBefore)} of its CPU was busy in the second before the run); figures may be disturbed`);
+  const { machine, commit, startedAt, busyBefore } = await startBrokerSuite('queue', progress);
 
   const scenarios: Array<{ id: string; scenario: string; run: (context: Context) => Promise<Result> }> = [];
   for (const consumers of params.consumerCounts) {
