@@ -51,10 +51,7 @@ export class ProducerGroupMembership {
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
-  /**
-   * Stops rejoining and takes this producer's check route off the connection. The broker keeps the connection in the
-   * group until it closes; checks it still sends there are answered "unknown" by the push router.
-   */
+  /** Stops rejoining, leaves the group on the open connection and takes this producer's check route off it. */
   async stop(): Promise<void> {
     this.stopping.abort(clientClosed('the transactional producer'));
     await this.running;
@@ -104,6 +101,10 @@ export class ProducerGroupMembership {
       await whenClosed;
       unwatch();
       this.stopSignal.removeEventListener('abort', onStop);
+      // Stopped with the client's connection still open (other producers use it): leave, so the broker asks the
+      // group's other members instead of this connection. Checks that cross the leave are answered "unknown" by the
+      // push router once the route is gone.
+      if (!connection.closed) await connection.request('LeaveProducerGroup', { producerGroup: this.producerGroup }).catch(() => {});
       router.unrouteChecks(this.producerGroup, onPush);
       this.joinedOn = null;
     }

@@ -89,9 +89,9 @@ export class PushRouter {
       handlers[this.checkTurn++ % handlers.length]!(push);
       return;
     }
-    // The broker keeps this connection in the group until it closes (there is no way to leave it), so a check may
-    // still come after the group's producer on it closed. Answering "unknown" at once lets the broker ask again
-    // later, maybe another member, instead of waiting out its check timeout for an answer that never comes.
+    // A check sent before the broker handled this connection's LeaveProducerGroup may still come after the group's
+    // producer on it closed. Answering "unknown" at once lets the broker ask again later, maybe another member,
+    // instead of waiting out its check timeout for an answer that never comes.
     this.connection.request('EndTransaction', { transactionId: push.transactionId, outcome: OUTCOME_UNKNOWN }).catch(() => {});
   }
 }

@@ -165,6 +165,7 @@ const samples: { [N in ApiName]: { request: RequestOf<N>; response: ResponseOf<N
   TransactionProduce: { request: { transactionId: 't1', topic: 'orders', partition: -1, messages: [] }, response: { partition: 2, ids: [b('0123456789abcdef')] } },
   EndTransaction: { request: { transactionId: 't1', outcome: 0 }, response: {} },
   JoinProducerGroup: { request: { producerGroup: 'orders' }, response: {} },
+  LeaveProducerGroup: { request: { producerGroup: 'orders' }, response: {} },
   ListProducers: { request: {}, response: { producers: [{ producerId: 7, epoch: 1, partitions: 3, batches: 10, messages: 100, duplicates: 2, gaps: 0, lastSeen: 1_700_000_000_000 }] } },
   GetTrace: { request: { id: b('0123456789abcdef') }, response: { events: [{ time: 1_700_000_000_000, kind: 'acked', detail: '{"group":"g"}' }] } },
   ListUsers: { request: {}, response: { users: [{ name: 'guest', tags: ['administrator'] }, { name: 'orders-app', tags: [] }] } },

@@ -644,7 +644,7 @@ export const apis = [
     key: 30,
     name: 'JoinProducerGroup',
     version: 1,
-    doc: 'Registers this connection as a live producer of a producer group: CheckTransaction pushes for the group may come to it until it closes.',
+    doc: 'Registers this connection as a live producer of a producer group: CheckTransaction pushes for the group may come to it until it closes or sends LeaveProducerGroup.',
     request: [{ name: 'producerGroup', type: 'string', doc: 'The producer group.' }],
     response: [],
   },
@@ -792,6 +792,14 @@ export const apis = [
       { name: 'applied', type: { array: { struct: 'DefinitionsCount' } }, doc: 'Entries imported per key.' },
       { name: 'skipped', type: { array: 'string' }, doc: 'Top-level keys this broker ignores (e.g. `policies`, `parameters`).' },
     ],
+  },
+  {
+    key: 46,
+    name: 'LeaveProducerGroup',
+    version: 1,
+    doc: 'Takes back one JoinProducerGroup of this connection (a transactional producer closed while its connection stays open): CheckTransaction pushes for the group stop coming to it unless it joined more times than it left. Leaving a group the connection has not joined is not an error.',
+    request: [{ name: 'producerGroup', type: 'string', doc: 'The producer group.' }],
+    response: [],
   },
 ] as const satisfies readonly ApiSpec[];
 

@@ -70,6 +70,7 @@ expectType<
     | 'ClearPermissions'
     | 'ExportDefinitions'
     | 'ImportDefinitions'
+    | 'LeaveProducerGroup'
   >
 >();
 expectType<Equal<Header, { readonly name: string; readonly isString: boolean; readonly value: Uint8Array }>>();

@@ -116,6 +116,15 @@ function settingsOf(text: string): Partial<SharedGroupSettings> | undefined {
 }
 
 /** Runs `cleanup` once when the connection closes (at once if it already has); returns what cancels it. */
+/** Per connection: the leave functions of its producer-group joins, by group (a connection may join a group more than once). */
+const memberships = new WeakMap<ConnectionContext, Map<string, Array<() => void>>>();
+
+function producerGroupMemberships(context: ConnectionContext): Map<string, Array<() => void>> {
+  let groups = memberships.get(context);
+  if (groups === undefined) memberships.set(context, (groups = new Map()));
+  return groups;
+}
+
 function onClose(context: ConnectionContext, cleanup: () => void): () => void {
   if (context.closed.aborted) {
     cleanup();
@@ -358,7 +367,18 @@ export function nativeHandlers(broker: BrokerCore, options: NativeHandlerOptions
             }),
           ),
       });
+      const memberships = producerGroupMemberships(context);
+      let joined = memberships.get(body.producerGroup);
+      if (joined === undefined) memberships.set(body.producerGroup, (joined = []));
+      joined.push(leave);
       onClose(context, leave);
+      return {};
+    },
+    LeaveProducerGroup: async (body, context) => {
+      const joined = producerGroupMemberships(context).get(body.producerGroup);
+      // The most recent join goes first; each leave function is idempotent, so the close listener may still run it.
+      joined?.pop()?.();
+      if (joined?.length === 0) producerGroupMemberships(context).delete(body.producerGroup);
       return {};
     },
     ListProducers: async () => ({ producers: broker.listProducers() }),
