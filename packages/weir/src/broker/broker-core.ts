@@ -7,7 +7,7 @@ import { Fetcher, type FetchRequest, type FetchResult } from './fetch.js';
 import type { JoinGroupRequest, JoinGroupResult, TopicAssignment } from './group-coordinator.js';
 import { type FoundMessage, type GetMessageRequest, MessageLookup } from './message-lookup.js';
 import { OffsetStore } from './offset-store.js';
-import { PartitionWriter, type ProduceRequest, type ProduceResult } from './partition-writer.js';
+import { PartitionWriter, type ProduceRequest, type ProduceResult, type SharedProduceOutcome, type SharedProduceRequest } from './partition-writer.js';
 import { Partitioner } from './partitioner.js';
 import { type ProducerIdentity, ProducerIds } from './producer-ids.js';
 import { ProducerStateManager } from './producer-state.js';
@@ -231,6 +231,15 @@ export class BrokerCore {
   async produce(request: ProduceRequest): Promise<ProduceResult> {
     this.assertOpen();
     return this.writer.produce(request);
+  }
+
+  /**
+   * The same messages to several topics (no producer id), stored once: one outcome per target, in order; a target
+   * that refuses (unknown topic, QUEUE_FULL) does not stop the others. See PartitionWriter.produceShared.
+   */
+  async produceShared(request: SharedProduceRequest): Promise<SharedProduceOutcome[]> {
+    this.assertOpen();
+    return this.writer.produceShared(request);
   }
 
   // ---- consume ------------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ export type {
 export type { FetchRequest, FetchResult } from './fetch.js';
 export type { GroupMemberDescription, GroupState, JoinGroupRequest, JoinGroupResult, TopicAssignment } from './group-coordinator.js';
 export type { FoundMessage, GetMessageRequest } from './message-lookup.js';
-export type { Acks, ProduceRequest, ProduceResult } from './partition-writer.js';
+export type { Acks, ProduceRequest, ProduceResult, SharedProduceOutcome, SharedProduceRequest } from './partition-writer.js';
 export type { ProducerIdentity } from './producer-ids.js';
 export { PRODUCER_WINDOW } from './producer-state.js';
 export { ManualScheduler, type Scheduler, systemScheduler, type TimerHandle } from './scheduler.js';

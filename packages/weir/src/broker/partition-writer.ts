@@ -1,5 +1,6 @@
 import type { AppendOptions, AppendResult, MessageStore } from '../storage/message-store.js';
 import type { BatchAttributes, MessageInput } from '../storage/record-batch.js';
+import { ErrorCode, isWeirError } from '../core/errors.js';
 import { fromStorage, invalidArgument, shuttingDown } from './errors.js';
 import type { Partitioner } from './partitioner.js';
 import type { ProducerStateManager } from './producer-state.js';
@@ -30,6 +31,17 @@ export interface ProduceRequest {
   baseSequence: number;
   messages: readonly MessageInput[];
 }
+
+/** The same messages to several topics at once, stored once (see produceShared). */
+export interface SharedProduceRequest {
+  /** Where the messages go: each a topic and a partition (-1: chosen as `produce` chooses); no partition twice. */
+  targets: ReadonlyArray<{ topic: string; partition: number }>;
+  acks: Acks;
+  messages: readonly MessageInput[];
+}
+
+/** What became of one target of a shared produce: its result, or why it got nothing. */
+export type SharedProduceOutcome = { topic: string; result: ProduceResult; error: null } | { topic: string; result: null; error: unknown };
 
 export interface ProduceResult {
   partition: number;
@@ -186,6 +198,67 @@ export class PartitionWriter {
     return { partition, baseOffset: result.baseOffset, storeTimestamp: result.storeTimestamp, position: result.position, duplicate: false };
   }
 
+  /**
+   * A produce without producer id of the same messages to several topics: one stored batch that every chosen
+   * partition points at, so the bytes are written once. Each target is checked as a produce to it alone would be
+   * (topic exists, work-queue admission) and one that fails gets its error while the others still get the messages;
+   * outcomes come back in target order. The batch is answered at the ack level once it is acknowledged under the
+   * strictest flush policy among the targets. Messages that cannot share a batch take the single-topic path once per
+   * target: delayed messages (each copy waits in the delay schedule), messages with client-chosen ids (dedup by id),
+   * and a batch over some target's message size limit (so only that target refuses it).
+   */
+  async produceShared(request: SharedProduceRequest): Promise<SharedProduceOutcome[]> {
+    if (this.closed) throw shuttingDown();
+    if (!ACKS.has(request.acks)) throw invalidArgument(`acks must be none, written or durable, not ${String(request.acks)}`);
+    if (!Array.isArray(request.messages) || request.messages.length === 0) throw invalidArgument('a produce carries at least one message');
+    if (!Array.isArray(request.targets) || request.targets.length === 0) throw invalidArgument('a shared produce names at least one target');
+    const { messages, delayed } = this.prepare(request.messages);
+    const alone = (target: { topic: string; partition: number }): Promise<SharedProduceOutcome> =>
+      this.produce({ topic: target.topic, partition: target.partition, acks: request.acks, producerId: -1, producerEpoch: 0, baseSequence: 0, messages: request.messages }).then(
+        (result) => ({ topic: target.topic, result, error: null }),
+        (error: unknown) => ({ topic: target.topic, result: null, error }),
+      );
+    if (delayed || messages.some((message) => message.id !== null && message.id !== undefined)) return Promise.all(request.targets.map(alone));
+    const outcomes: Array<SharedProduceOutcome | null> = [];
+    const admitted: Array<{ index: number; partition: number; queueId: number }> = [];
+    const queueIds = new Set<number>();
+    for (const [index, target] of request.targets.entries()) {
+      try {
+        const topic = this.registry.get(target.topic);
+        this.hooks.admit(topic.name);
+        const partition = this.partitioner.choose(topic.name, topic.queueIds.length, target.partition, messages[0]!.key);
+        const queueId = topic.queueIds[partition]!;
+        if (queueIds.has(queueId)) throw invalidArgument(`partition ${partition} of "${topic.name}" is named twice in one shared produce`);
+        queueIds.add(queueId);
+        admitted.push({ index, partition, queueId });
+        outcomes.push(null);
+      } catch (error) {
+        outcomes.push({ topic: target.topic, result: null, error });
+      }
+    }
+    if (admitted.length > 0) {
+      const settle = (index: number, result: ProduceResult | null, error: unknown) => {
+        const topic = request.targets[index]!.topic;
+        outcomes[index] = result === null ? { topic, result: null, error: fromStorage(error, topic) } : { topic, result, error: null };
+      };
+      try {
+        const results = await this.answerAt<readonly AppendResult[]>(request.acks, (onWritten) => this.store.appendShared([...queueIds], messages, { onWritten })).answer;
+        admitted.forEach(({ index, partition }, at) => {
+          const { baseOffset, storeTimestamp, position } = results[at]!;
+          settle(index, { partition, baseOffset, storeTimestamp, position, duplicate: false }, null);
+        });
+      } catch (error) {
+        if (isWeirError(error, ErrorCode.MessageTooLarge) && admitted.length > 1) {
+          const retried = await Promise.all(admitted.map(({ index }) => alone(request.targets[index]!)));
+          admitted.forEach(({ index }, at) => (outcomes[index] = retried[at]!));
+        } else {
+          for (const { index } of admitted) settle(index, null, error);
+        }
+      }
+    }
+    return outcomes as SharedProduceOutcome[];
+  }
+
   /** The partition a produce of these messages goes to, as produce would choose it (transactions store elsewhere first). */
   route(topicName: string, requested: number, messages: readonly MessageInput[]): { queueName: string; partition: number } {
     if (!Array.isArray(messages) || messages.length === 0) throw invalidArgument('a produce carries at least one message');
@@ -207,20 +280,25 @@ export class PartitionWriter {
    * acks, else whichever comes first of "written" (AppendOptions.onWritten) and the append resolving.
    */
   private appendWithSignal(queueId: number, messages: readonly MessageInput[], attributes: BatchAttributes, acks: Acks): { durable: Promise<AppendResult>; answer: Promise<AppendResult> } {
+    return this.answerAt(acks, (onWritten) => this.store.append(queueId, messages, onWritten === undefined ? attributes : { ...attributes, onWritten }));
+  }
+
+  /** Starts an append (given its "written" callback for acks below durable) and answers at the ack level. */
+  private answerAt<Result>(acks: Acks, append: (onWritten: ((result: Result) => void) | undefined) => Promise<Result>): { durable: Promise<Result>; answer: Promise<Result> } {
     if (acks === 'durable') {
-      const durable = this.track(this.store.append(queueId, messages, attributes));
+      const durable = this.track(append(undefined));
       return { durable, answer: durable };
     }
-    let durable!: Promise<AppendResult>;
-    const answer = new Promise<AppendResult>((resolve, reject) => {
-      durable = this.track(this.store.append(queueId, messages, { ...attributes, onWritten: resolve }));
+    let durable!: Promise<Result>;
+    const answer = new Promise<Result>((resolve, reject) => {
+      durable = this.track(append(resolve));
       durable.then(resolve, reject);
     });
     return { durable, answer };
   }
 
   /** Keeps an append in flight until it settles, so close() can wait for it. */
-  private track(appended: Promise<AppendResult>): Promise<AppendResult> {
+  private track<Result>(appended: Promise<Result>): Promise<Result> {
     this.inFlight.add(appended);
     const forget = () => this.inFlight.delete(appended);
     appended.then(forget, forget);

@@ -6,6 +6,7 @@ import { ConsumeQueue, DAMAGED_POSITION, ENTRY_BYTES, batchSizeAt, positionAt } 
 import { HandleCache } from './handle-cache.js';
 import { type FileSystem, joinPath, readWholeFile, writeFileAtomic } from './io/file-system.js';
 import { NodeFileSystem } from './io/node-file-system.js';
+import { readU64 } from './u64.js';
 import { batchIndexer, IndexKind, MessageIndex } from './message-index.js';
 import {
   type AppendListener,
@@ -27,6 +28,9 @@ import {
   queueExists,
   readLimits,
   type RetentionReport,
+  type SharedAppendOptions,
+  checkSharedQueueIds,
+  prepareSharedBatch,
   storeClosed,
   tagHash,
 } from './message-store.js';
@@ -34,11 +38,15 @@ import { MetadataStore } from './metadata-store.js';
 import { type QueueRecord, QueueTable } from './queue-table.js';
 import {
   BatchCheck,
+  batchBaseOffset,
   batchBytes,
+  batchForQueue,
+  batchQueues,
   checkBatch,
   checkBatchFrame,
   decodeMessages,
   encodeBatch,
+  encodeSharedBatch,
   forEachMessageSummary,
   positionOfGeneratedId,
   RecordFlag,
@@ -46,6 +54,9 @@ import {
   type PreparedMessage,
   readBatchHeader,
   RECORD_HEADER_BYTES,
+  SHARED_QUEUE_ENTRY_BYTES,
+  SHARED_RECORD_VERSION,
+  sharedBatchBytes,
   type StoredMessage,
   toBytes,
 } from './record-batch.js';
@@ -136,42 +147,57 @@ class QueueState implements QueueRecord {
   }
 }
 
-/** One append in flight: the commit log calls it back in position order. */
-class AppendOperation implements PendingAppend {
+/** A queue an append goes to, and what the append learns about it. */
+interface AppendTarget {
+  queue: QueueState;
+  baseOffset: number;
+  /** The queue's cumulative bytes once this batch is counted (known once it is written). */
+  bytesThrough: number;
+}
+
+/**
+ * One append in flight, to one queue or (a shared batch) several: the commit log calls it back in position order.
+ * `shared` appends resolve with one result per queue, others with the single result.
+ */
+class AppendOperation<Result extends AppendResult | AppendResult[]> implements PendingAppend {
   position = 0;
   size = 0;
   readonly sync: boolean;
-  readonly promise: Promise<AppendResult>;
-  /** The queue's cumulative bytes once this batch is counted (known once it is written). */
-  private bytesThrough = 0;
-  private resolve!: (result: AppendResult) => void;
+  readonly promise: Promise<Result>;
+  private resolve!: (result: Result) => void;
   private reject!: (error: Error) => void;
+  /** Made once: `onWritten` and the resolved promise see the same objects. */
+  private resultValue: Result | null = null;
 
   constructor(
     private readonly store: DiskMessageStore,
-    private readonly queue: QueueState,
+    private readonly targets: readonly AppendTarget[],
     private readonly messages: readonly PreparedMessage[],
-    private readonly baseOffset: number,
     private readonly storeTimestamp: number,
-    private readonly onWritten: ((result: AppendResult) => void) | undefined,
+    private readonly shared: boolean,
+    private readonly onWritten: ((result: Result) => void) | undefined,
   ) {
-    this.sync = queue.settings.flushPolicy === 'sync';
-    this.promise = new Promise<AppendResult>((resolve, reject) => {
+    // A shared batch is acknowledged under the strictest policy of its queues (docs/storage.md).
+    this.sync = targets.some((target) => target.queue.settings.flushPolicy === 'sync');
+    this.promise = new Promise<Result>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
     });
   }
 
   written(): void {
-    this.bytesThrough = this.store.indexWrittenBatch(this.queue, this.messages, this.position, this.size, this.storeTimestamp);
+    for (const target of this.targets) {
+      target.bytesThrough = this.store.addConsumeQueueEntries(target.queue, this.messages, this.position, this.size, this.storeTimestamp);
+    }
+    this.store.indexMessages(this.messages, this.position);
     this.onWritten?.(this.result());
   }
 
-  /** Made once: `onWritten` and the resolved promise see the same object. */
-  private resultValue: AppendResult | null = null;
-
-  private result(): AppendResult {
-    this.resultValue ??= { queueId: this.queue.id, baseOffset: this.baseOffset, count: this.messages.length, position: this.position, storeTimestamp: this.storeTimestamp };
+  private result(): Result {
+    if (this.resultValue === null) {
+      const results = this.targets.map((target) => ({ queueId: target.queue.id, baseOffset: target.baseOffset, count: this.messages.length, position: this.position, storeTimestamp: this.storeTimestamp }));
+      this.resultValue = (this.shared ? results : results[0]!) as Result;
+    }
     return this.resultValue;
   }
 
@@ -180,7 +206,7 @@ class AppendOperation implements PendingAppend {
       this.reject(error);
       return;
     }
-    this.store.publishVisible(this.queue, this.baseOffset + this.messages.length, this.bytesThrough);
+    for (const target of this.targets) this.store.publishVisible(target.queue, target.baseOffset + this.messages.length, target.bytesThrough);
     this.resolve(this.result());
   }
 }
@@ -434,14 +460,13 @@ export class DiskMessageStore implements MessageStore {
       this.assertOpen();
       const queue = this.queues.require(queueId);
       const prepared = prepareBatch(queue.name, queue.settings, messages);
-      const storeTimestamp = Math.max(this.lastStoreTimestamp, this.clock.now());
-      this.lastStoreTimestamp = storeTimestamp;
-      const baseOffset = queue.nextOffset;
-      const operation = new AppendOperation(this, queue, prepared, baseOffset, storeTimestamp, attributes.onWritten);
+      const storeTimestamp = this.nextStoreTimestamp();
+      const target: AppendTarget = { queue, baseOffset: queue.nextOffset, bytesThrough: 0 };
+      const operation = new AppendOperation<AppendResult>(this, [target], prepared, storeTimestamp, false, attributes.onWritten);
       const length = batchBytes(prepared);
       this.log.enqueue(
         length,
-        (target, at, position) => encodeBatch(target, at, queue.id, baseOffset, storeTimestamp, position, prepared, attributes, length),
+        (buffer, at, position) => encodeBatch(buffer, at, queue.id, target.baseOffset, storeTimestamp, position, prepared, attributes, length),
         operation,
       );
       queue.nextOffset += prepared.length;
@@ -451,20 +476,48 @@ export class DiskMessageStore implements MessageStore {
     }
   }
 
+  appendShared(queueIds: readonly number[], messages: readonly MessageInput[], options: SharedAppendOptions = {}): Promise<AppendResult[]> {
+    try {
+      this.assertOpen();
+      checkSharedQueueIds(queueIds);
+      if (queueIds.length === 1) {
+        const onWritten = options.onWritten;
+        return this.append(queueIds[0]!, messages, { flags: options.flags, onWritten: onWritten && ((result) => onWritten([result])) }).then((result) => [result]);
+      }
+      const queues = queueIds.map((id) => this.queues.require(id));
+      const prepared = prepareSharedBatch(queues, messages);
+      const storeTimestamp = this.nextStoreTimestamp();
+      const targets: AppendTarget[] = queues.map((queue) => ({ queue, baseOffset: queue.nextOffset, bytesThrough: 0 }));
+      const operation = new AppendOperation<AppendResult[]>(this, targets, prepared, storeTimestamp, true, options.onWritten);
+      const length = sharedBatchBytes(prepared, targets.length);
+      const attributes = { flags: options.flags };
+      this.log.enqueue(
+        length,
+        (buffer, at, position) => encodeSharedBatch(buffer, at, targets.map((target) => ({ queueId: target.queue.id, baseOffset: target.baseOffset })), storeTimestamp, position, prepared, attributes, length),
+        operation,
+      );
+      for (const queue of queues) queue.nextOffset += prepared.length;
+      return operation.promise;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private nextStoreTimestamp(): number {
+    this.lastStoreTimestamp = Math.max(this.lastStoreTimestamp, this.clock.now());
+    return this.lastStoreTimestamp;
+  }
+
   /**
-   * Called by the commit log, in position order, once a batch is in the file: extend the consume queue and indexes.
+   * Called by the commit log, in position order, once a batch is in the file: extend the queue's consume queue.
    * Returns the queue's cumulative bytes through this batch.
    */
-  indexWrittenBatch(queue: QueueState, messages: readonly PreparedMessage[], position: number, size: number, storeTimestamp: number): number {
+  addConsumeQueueEntries(queue: QueueState, messages: readonly PreparedMessage[], position: number, size: number, storeTimestamp: number): number {
     if (queue.deleted) return queue.totalBytes;
     const consumeQueue = queue.consumeQueue;
-    const index = batchIndexer(this.index, position, messages.length);
     for (const message of messages) {
       queue.totalBytes += message.encodedBytes;
       consumeQueue.append(position, size, tagHash(message.tag), storeTimestamp, queue.totalBytes);
-      // Generated ids carry their position and need no index entry (see findById).
-      if (message.id !== null) index(IndexKind.MessageId, message.id);
-      if (message.key !== null) index(IndexKind.Key, message.key);
     }
     if (consumeQueue.unflushedEntries >= this.options.consumeQueueFlushEntries && !this.backgroundFlushes.has(queue)) {
       this.backgroundFlushes.add(queue);
@@ -474,6 +527,16 @@ export class DiskMessageStore implements MessageStore {
         .finally(() => this.backgroundFlushes.delete(queue));
     }
     return queue.totalBytes;
+  }
+
+  /** Adds a written batch's client-given ids and keys to the lookup index: once per batch, however many queues share it. */
+  indexMessages(messages: readonly PreparedMessage[], position: number): void {
+    let index: ReturnType<typeof batchIndexer> | null = null;
+    for (const message of messages) {
+      // Generated ids carry their position and need no index entry (see findById).
+      if (message.id !== null) (index ??= batchIndexer(this.index, position, messages.length))(IndexKind.MessageId, message.id);
+      if (message.key !== null) (index ??= batchIndexer(this.index, position, messages.length))(IndexKind.Key, message.key);
+    }
   }
 
   /** Moves the queue's visible end (and the bytes it counts, `bytesThrough` being cumulative) once an append resolves. */
@@ -496,7 +559,7 @@ export class DiskMessageStore implements MessageStore {
     const result: ReadResult = { messages: [], nextOffset: offset, startOffset: queue.startOffset, endOffset: queue.visibleEnd };
     let next = offset;
     for (let index = 0; index < batches.length && next - offset < maxMessages; index++) {
-      next += decodeMessages(batches[index]!, 0, positions[index]!, next, maxMessages - (next - offset), result.messages);
+      next += decodeMessages(batches[index]!, 0, positions[index]!, next, maxMessages - (next - offset), result.messages, queue.id);
     }
     result.nextOffset = next;
     return result;
@@ -504,7 +567,7 @@ export class DiskMessageStore implements MessageStore {
 
   async readBatches(queueId: number, offset: number, options: { maxBytes?: number } = {}): Promise<BatchReadResult> {
     const { queue, batches, nextOffset } = await this.readBatchViews(queueId, offset, Infinity, readLimits(options).maxBytes);
-    return { batches, nextOffset, startOffset: queue.startOffset, endOffset: queue.visibleEnd };
+    return { batches: batches.map((batch) => batchForQueue(batch, 0, queue.id)), nextOffset, startOffset: queue.startOffset, endOffset: queue.visibleEnd };
   }
 
   /**
@@ -567,13 +630,14 @@ export class DiskMessageStore implements MessageStore {
           return { queue, batches, positions, nextOffset: next };
         }
         const header = readBatchHeader(buffer, at);
-        if (header.queueId !== queue.id || header.baseOffset > next || header.baseOffset + header.count <= next) {
+        const baseOffset = batchBaseOffset(buffer, at, queue.id);
+        if (baseOffset < 0 || baseOffset > next || baseOffset + header.count <= next) {
           if (next === offset) throw this.damage(queue, `the consume queue of "${queue.name}" points at a batch that does not hold message ${next}`);
           return { queue, batches, positions, nextOffset: next };
         }
         batches.push(buffer.subarray(at, at + header.length));
         positions.push(range.position + at);
-        next = header.baseOffset + header.count;
+        next = baseOffset + header.count;
         at += header.length;
       }
     }
@@ -665,38 +729,62 @@ export class DiskMessageStore implements MessageStore {
       return [];
     }
     if (checkBatch(batch, 0, batch.byteLength, this.options.maxBatchBytes) !== BatchCheck.Valid) return [];
-    const header = readBatchHeader(batch, 0);
-    const queue = this.queues.get(header.queueId);
-    if (!queue) return [];
-    const messages: StoredMessage[] = [];
+    const found: StoredMessage[] = [];
     try {
-      decodeMessages(batch, 0, position, header.baseOffset, header.count, messages);
+      // A shared batch holds the message once for several queues: each queue that still serves it gives one match.
+      for (const { queueId, baseOffset } of batchQueues(batch, 0)) {
+        const queue = this.queues.get(queueId);
+        if (!queue) continue;
+        const messages: StoredMessage[] = [];
+        decodeMessages(batch, 0, position, baseOffset, Infinity, messages, queueId);
+        for (const message of messages) if (message.offset >= queue.startOffset && message.offset < queue.visibleEnd && matches(message)) found.push(message);
+      }
     } catch {
       return []; // malformed though its CRC matched: no candidate to offer (a read of it reports the damage)
     }
-    return messages.filter((message) => message.offset >= queue.startOffset && message.offset < queue.visibleEnd && matches(message));
+    return found;
   }
 
   // ---- recovery -----------------------------------------------------------------------------------------------------
 
-  /** Re-derives consume-queue and index entries for a batch found past the checkpoint. */
+  /**
+   * Re-derives consume-queue and index entries for a batch found past the checkpoint: for every queue it names (one,
+   * or each queue of a shared batch's trailer), and its index entries once.
+   */
   private recoverBatch(batch: Buffer, position: number): void {
     const header = readBatchHeader(batch, 0);
     this.lastStoreTimestamp = Math.max(this.lastStoreTimestamp, header.storeTimestamp);
-    const queue = this.queues.get(header.queueId);
-    if (!queue) return;
-    const consumeQueue = queue.consumeQueue;
-    if (header.baseOffset + header.count <= consumeQueue.endOffset) return;
-    if (header.baseOffset > consumeQueue.endOffset) {
-      this.fillDamaged(queue, header.baseOffset);
+    let queues: ReturnType<typeof batchQueues>;
+    try {
+      queues = batchQueues(batch, 0);
+    } catch (error) {
+      if (!isWeirError(error, ErrorCode.DataDamaged)) throw error;
+      // The trailer is unusable, so only the header's queue can be told its offsets are lost.
+      this.logger.error({ err: error, position }, 'storage: a batch passed its checksum but is malformed');
+      const queue = this.queues.get(header.queueId);
+      if (queue) this.fillDamaged(queue, header.baseOffset + header.count);
+      return;
     }
-    const skip = consumeQueue.endOffset - header.baseOffset;
+    // Per queue, how many of the batch's messages its consume queue already holds.
+    const targets: Array<{ queue: QueueState; skip: number }> = [];
+    for (const { queueId, baseOffset } of queues) {
+      const queue = this.queues.get(queueId);
+      if (!queue || baseOffset + header.count <= queue.consumeQueue.endOffset) continue;
+      if (baseOffset > queue.consumeQueue.endOffset) this.fillDamaged(queue, baseOffset);
+      targets.push({ queue, skip: queue.consumeQueue.endOffset - baseOffset });
+    }
+    if (targets.length === 0) return;
+    const indexFrom = Math.min(...targets.map((target) => target.skip));
     const index = batchIndexer(this.index, position, header.count);
     try {
       forEachMessageSummary(batch, 0, (offset, encodedBytes, id, key, tag) => {
-        if (offset < skip) return;
-        queue.totalBytes += encodedBytes;
-        consumeQueue.append(position, header.length, tagHash(tag), header.storeTimestamp, queue.totalBytes);
+        const hash = tagHash(tag);
+        for (const { queue, skip } of targets) {
+          if (offset < skip) continue;
+          queue.totalBytes += encodedBytes;
+          queue.consumeQueue.append(position, header.length, hash, header.storeTimestamp, queue.totalBytes);
+        }
+        if (offset < indexFrom) return;
         if (positionOfGeneratedId(id) !== position) index(IndexKind.MessageId, id);
         if (key !== null) index(IndexKind.Key, key);
       });
@@ -705,7 +793,7 @@ export class DiskMessageStore implements MessageStore {
       // other: its offsets are lost, and recovery goes on. forEachMessageSummary visited nothing.
       if (!isWeirError(error, ErrorCode.DataDamaged)) throw error;
       this.logger.error({ err: error, position }, 'storage: a batch passed its checksum but is malformed');
-      this.fillDamaged(queue, header.baseOffset + header.count);
+      for (const { queue, skip } of targets) this.fillDamaged(queue, queue.consumeQueue.endOffset - skip + header.count);
     }
   }
 
@@ -718,7 +806,11 @@ export class DiskMessageStore implements MessageStore {
     for (let offset = from; offset < end; offset++) queue.consumeQueue.append(DAMAGED_POSITION, 0, 0, this.lastStoreTimestamp, queue.totalBytes);
   }
 
-  /** For a damaged range whose first header still names a queue, reserve that batch's offsets as damaged. */
+  /**
+   * For a damaged range whose first header still names a queue, reserve that batch's offsets as damaged. A shared
+   * batch's trailer is read too when its claimed length fits the range; each entry counts only if it continues its
+   * queue exactly (its base offset is the queue's end), which unrelated bytes are most unlikely to do.
+   */
   private async markDamagedRange(start: number, end: number): Promise<void> {
     if (end - start < RECORD_HEADER_BYTES) return;
     const segmentBase = this.log.segmentBaseOf(start);
@@ -730,9 +822,21 @@ export class DiskMessageStore implements MessageStore {
       return;
     }
     const header = readBatchHeader(head, 0);
-    const queue = this.queues.get(header.queueId);
-    if (!queue || header.baseOffset !== queue.consumeQueue.endOffset || header.count === 0) return;
-    this.fillDamaged(queue, header.baseOffset + header.count);
+    if (header.count === 0) return;
+    const claimed: Array<{ queueId: number; baseOffset: number }> = [{ queueId: header.queueId, baseOffset: header.baseOffset }];
+    const trailerBytes = header.queueCount * SHARED_QUEUE_ENTRY_BYTES;
+    if (header.version === SHARED_RECORD_VERSION && header.length <= end - start && header.length >= RECORD_HEADER_BYTES + trailerBytes) {
+      try {
+        const trailer = await this.log.read(start + header.length - trailerBytes, trailerBytes);
+        for (let at = 0; at < trailerBytes; at += SHARED_QUEUE_ENTRY_BYTES) claimed.push({ queueId: trailer.readUInt32LE(at), baseOffset: readU64(trailer, at + 4) });
+      } catch {
+        // The header's queue is still worth marking.
+      }
+    }
+    for (const { queueId, baseOffset } of claimed) {
+      const queue = this.queues.get(queueId);
+      if (queue && baseOffset === queue.consumeQueue.endOffset) this.fillDamaged(queue, baseOffset + header.count);
+    }
   }
 
   // ---- retention and checkpoints -------------------------------------------------------------------------------------

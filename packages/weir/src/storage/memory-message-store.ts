@@ -21,23 +21,30 @@ import {
   queueExists,
   readLimits,
   type RetentionReport,
+  type SharedAppendOptions,
+  checkSharedQueueIds,
+  prepareSharedBatch,
   storeClosed,
 } from './message-store.js';
 import { checkOps } from './metadata-store.js';
 import { type QueueRecord, QueueTable } from './queue-table.js';
 import {
   batchBytes,
+  batchForQueue,
   RecordFlag,
   decodeMessages,
   encodeBatch,
+  encodeSharedBatch,
+  sharedBatchBytes,
   type MessageInput,
   type StoredMessage,
   toBytes,
 } from './record-batch.js';
 
 interface MemoryBatch {
+  /** The offset of the batch's first message in the queue that holds this entry. */
   baseOffset: number;
-  /** Encoded batch, in the same format the commit log stores. */
+  /** Encoded batch, in the same format the commit log stores; a shared batch's buffer is held by each of its queues. */
   buffer: Buffer;
   position: number;
   storeTimestamp: number;
@@ -155,6 +162,34 @@ export class MemoryMessageStore implements MessageStore {
     return result;
   }
 
+  async appendShared(queueIds: readonly number[], inputs: readonly MessageInput[], options: SharedAppendOptions = {}): Promise<AppendResult[]> {
+    this.assertOpen();
+    checkSharedQueueIds(queueIds);
+    if (queueIds.length === 1) {
+      const onWritten = options.onWritten;
+      return [await this.append(queueIds[0]!, inputs, { flags: options.flags, onWritten: onWritten && ((result) => onWritten([result])) })];
+    }
+    const queues = queueIds.map((id) => this.queues.require(id));
+    const prepared = prepareSharedBatch(queues, inputs);
+    const storeTimestamp = Math.max(this.lastStoreTimestamp, this.clock.now());
+    this.lastStoreTimestamp = storeTimestamp;
+    const position = this.nextPosition++;
+    const length = sharedBatchBytes(prepared, queues.length);
+    const buffer = Buffer.allocUnsafe(length);
+    encodeSharedBatch(buffer, 0, queues.map((queue) => ({ queueId: queue.id, baseOffset: queue.endOffset })), storeTimestamp, position, prepared, { flags: options.flags }, length);
+    const sizes = prepared.map((message) => message.encodedBytes);
+    const results: AppendResult[] = [];
+    for (const queue of queues) {
+      results.push({ queueId: queue.id, baseOffset: queue.endOffset, count: prepared.length, position, storeTimestamp });
+      queue.batches.push({ baseOffset: queue.endOffset, buffer, position, storeTimestamp, sizes });
+      queue.endOffset += prepared.length;
+      for (const size of sizes) queue.bytes += size;
+    }
+    options.onWritten?.(results);
+    for (const queue of queues) this.queues.appended(queue.id, queue.endOffset);
+    return results;
+  }
+
   async read(queueId: number, offset: number, options: ReadOptions = {}): Promise<ReadResult> {
     this.assertOpen();
     const queue = this.queues.require(queueId);
@@ -167,7 +202,7 @@ export class MemoryMessageStore implements MessageStore {
       const batch = queue.batches[index]!;
       if (messages.length > 0 && bytes + batch.buffer.byteLength > maxBytes) break;
       bytes += batch.buffer.byteLength;
-      next += decodeMessages(batch.buffer, 0, batch.position, next, maxMessages - messages.length, messages);
+      next += decodeMessages(batch.buffer, 0, batch.position, next, maxMessages - messages.length, messages, queue.id);
     }
     return { messages, nextOffset: next, startOffset: queue.startOffset, endOffset: queue.endOffset };
   }
@@ -184,7 +219,7 @@ export class MemoryMessageStore implements MessageStore {
       const batch = queue.batches[index]!;
       if (batches.length > 0 && bytes + batch.buffer.byteLength > maxBytes) break;
       bytes += batch.buffer.byteLength;
-      batches.push(batch.buffer);
+      batches.push(batchForQueue(batch.buffer, 0, queue.id));
       next = batch.baseOffset + batch.sizes.length;
     }
     return { batches, nextOffset: next, startOffset: queue.startOffset, endOffset: queue.endOffset };
@@ -237,7 +272,7 @@ export class MemoryMessageStore implements MessageStore {
   private allMessages(): StoredMessage[] {
     const all: StoredMessage[] = [];
     for (const queue of this.queues.values()) {
-      for (const batch of queue.batches) decodeMessages(batch.buffer, 0, batch.position, queue.startOffset, Infinity, all);
+      for (const batch of queue.batches) decodeMessages(batch.buffer, 0, batch.position, queue.startOffset, Infinity, all, queue.id);
     }
     return all;
   }

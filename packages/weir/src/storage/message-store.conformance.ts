@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ManualClock } from '../core/clock.js';
 import { ErrorCode, isWeirError } from '../core/errors.js';
-import type { MessageStore } from './message-store.js';
-import { decodeHeaders, decodeMessages, type StoredMessage } from './record-batch.js';
+import fc from 'fast-check';
+import type { AppendResult, MessageStore } from './message-store.js';
+import { decodeHeaders, decodeMessages, prepareMessage, type StoredMessage } from './record-batch.js';
 
 /**
  * One suite, run against every MessageStore implementation (disk and memory), so both keep the same contract.
@@ -117,6 +118,155 @@ export function runMessageStoreConformance(target: ConformanceTarget): void {
         assert.equal(bounded.nextOffset, 3);
         assert.equal((await store.readBatches(queue.id, 4)).batches.length, 0);
         await expectCode(store.readBatches(queue.id, 5), ErrorCode.OffsetOutOfRange);
+      }));
+
+    it('storage conformance: a shared append stores one batch that every queue reads at its own offsets', () =>
+      withStore(async (store) => {
+        const a = await store.createQueue('a');
+        const b = await store.createQueue('b');
+        const c = await store.createQueue('c');
+        await store.append(b.id, [{ body: 'b only' }]);
+        const heard: Array<[number, number]> = [];
+        const stop = store.onAppend((id, end) => heard.push([id, end]));
+        let written: readonly AppendResult[] = [];
+        const results = await store.appendShared([a.id, b.id, c.id], [{ key: 'k', tag: 't', headers: { h: 'v' }, body: 'one' }, { body: 'two' }], { onWritten: (seen) => (written = seen) });
+        stop();
+        assert.deepEqual(results.map((result) => [result.queueId, result.baseOffset, result.count]), [[a.id, 0, 2], [b.id, 1, 2], [c.id, 0, 2]]);
+        assert.equal(new Set(results.map((result) => result.position)).size, 1, 'one batch');
+        assert.deepEqual(written, results);
+        assert.deepEqual(heard.map(([id, end]) => [id, end]).sort(), [[a.id, 2], [b.id, 3], [c.id, 2]].sort());
+        for (const [queue, first] of [[a, 0], [b, 1], [c, 0]] as const) {
+          const read = await store.read(queue.id, first);
+          assert.deepEqual(read.messages.map((message) => [message.queueId, message.offset, message.body.toString()]), [[queue.id, first, 'one'], [queue.id, first + 1, 'two']]);
+          assert.equal(read.messages[0]!.key!.toString(), 'k');
+          assert.equal(read.messages[0]!.tag, 't');
+          assert.deepEqual(decodeHeaders(read.messages[0]!.headers), { h: 'v' });
+          assert.ok(read.messages[1]!.id.equals((await store.read(a.id, 1)).messages[0]!.id), 'the same message, the same generated id');
+          // Consumers get a plain one-queue batch of their queue.
+          const raw = await store.readBatches(queue.id, first);
+          const decoded: StoredMessage[] = [];
+          raw.batches.forEach((batch) => decodeMessages(batch, 0, 0, first, 100, decoded));
+          assert.deepEqual(decoded.map((message) => [message.queueId, message.offset, message.body.toString()]), [[queue.id, first, 'one'], [queue.id, first + 1, 'two']]);
+          assert.equal(raw.nextOffset, first + 2);
+        }
+        const sizes = (await store.read(a.id, 0)).messages.length;
+        assert.equal(sizes, 2);
+        assert.equal(store.queueById(a.id)!.bytes, store.queueById(c.id)!.bytes, 'each queue counts the messages it holds');
+        assert.ok(store.queueById(b.id)!.bytes > store.queueById(a.id)!.bytes);
+        const next = await store.append(a.id, [{ body: 'three' }]);
+        assert.equal(next.baseOffset, 2, 'single appends continue after the shared batch');
+        const single = await store.appendShared([c.id], [{ body: 'alone' }]);
+        assert.deepEqual(single.map((result) => [result.queueId, result.baseOffset]), [[c.id, 2]]);
+      }));
+
+    it('storage conformance: shared batches are found by id and key in each queue that still holds them', () =>
+      withStore(async (store, clock) => {
+        const a = await store.createQueue('a');
+        const b = await store.createQueue('b');
+        const start = clock.now();
+        clock.advance(10);
+        await store.appendShared([a.id, b.id], [{ id: 'given', key: 'key', body: 'shared' }, { body: 'anonymous' }]);
+        clock.advance(10);
+        await store.append(b.id, [{ body: 'later' }]);
+        const byId = await store.findById('given');
+        assert.equal(byId?.body.toString(), 'shared');
+        assert.ok([a.id, b.id].includes(byId!.queueId));
+        const anonymous = (await store.read(b.id, 1)).messages[0]!;
+        assert.equal((await store.findById(anonymous.id))?.body.toString(), 'anonymous');
+        const byKey = await store.findByKey('key');
+        assert.deepEqual(byKey.map((message) => message.queueId).sort(), [a.id, b.id].sort(), 'one match per queue');
+        assert.deepEqual((await store.findByKey('key', { queueIds: [b.id] })).map((message) => [message.queueId, message.offset]), [[b.id, 0]]);
+        await store.advanceLowWaterMark(a.id, 2);
+        assert.deepEqual((await store.findByKey('key')).map((message) => message.queueId), [b.id], 'a trimmed queue no longer answers');
+        assert.equal(await store.offsetForTimestamp(b.id, start + 15), 2);
+        assert.equal(await store.offsetForTimestamp(a.id, start), 2, 'a starts at its low-water mark');
+      }));
+
+    it('storage conformance: a shared batch stays readable in one queue after the other queue trimmed it', () =>
+      withStore(async (store) => {
+        const a = await store.createQueue('a');
+        const b = await store.createQueue('b');
+        for (let index = 0; index < 200; index++) await store.appendShared([a.id, b.id], [{ body: body(0, index, 1000) }]);
+        await store.flush();
+        await store.advanceLowWaterMark(a.id, 200);
+        await store.enforceRetention();
+        await store.flush();
+        await store.enforceRetention();
+        assert.equal(store.queueById(a.id)!.bytes, 0);
+        const read = await store.read(b.id, 0, { maxMessages: 1000, maxBytes: 1 << 30 });
+        assert.deepEqual(read.messages.map((message) => message.body.toString()), Array.from({ length: 200 }, (_, index) => body(0, index, 1000).toString()));
+        const filesWhileNeeded = (await target.dataFileCount?.(store)) ?? 0;
+        await store.advanceLowWaterMark(b.id, 200);
+        await store.enforceRetention();
+        if (target.dataFileCount) {
+          const filesAfter = await target.dataFileCount(store);
+          assert.ok(filesWhileNeeded > 2 && filesAfter < filesWhileNeeded, `segments stay while b needs them (${filesWhileNeeded}), then go (${filesAfter})`);
+        }
+      }));
+
+    it('storage conformance: a shared append is checked as a whole and fails without a trace', () =>
+      withStore(async (store) => {
+        const roomy = await store.createQueue('roomy');
+        const strict = await store.createQueue('strict', { maxMessageBytes: 1024 });
+        await expectCode(store.appendShared([], [{ body: 'x' }]), ErrorCode.InvalidArgument);
+        await expectCode(store.appendShared([roomy.id, roomy.id], [{ body: 'x' }]), ErrorCode.InvalidArgument);
+        await expectCode(store.appendShared([roomy.id, 9999], [{ body: 'x' }]), ErrorCode.UnknownQueue);
+        await expectCode(store.appendShared([roomy.id, strict.id], []), ErrorCode.InvalidArgument);
+        await assert.rejects(store.appendShared([roomy.id, strict.id], [{ body: Buffer.alloc(2000) }]), (error: unknown) => isWeirError(error, ErrorCode.MessageTooLarge) && /strict/.test((error as Error).message));
+        assert.equal(store.queueById(roomy.id)!.endOffset, 0);
+        assert.equal(store.queueById(strict.id)!.endOffset, 0);
+        const ok = await store.appendShared([strict.id, roomy.id], [{ body: 'fits' }]);
+        assert.deepEqual(ok.map((result) => result.baseOffset), [0, 0]);
+      }));
+
+    it('storage conformance: any mix of single and shared appends reads back per queue as a model says (property)', () =>
+      withStore(async (store) => {
+        let run = 0;
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(
+              fc.record({
+                queues: fc.uniqueArray(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 4 }),
+                bodies: fc.array(fc.string({ maxLength: 40 }), { minLength: 1, maxLength: 4 }),
+              }),
+              { minLength: 1, maxLength: 25 },
+            ),
+            fc.integer({ min: 1, max: 5 }),
+            async (appends, maxMessages) => {
+              run++;
+              const queues = await Promise.all([0, 1, 2, 3].map((index) => store.createQueue(`p${run}-${index}`)));
+              const model: string[][] = [[], [], [], []];
+              await Promise.all(
+                appends.map(({ queues: chosen, bodies }) => {
+                  for (const index of chosen) model[index]!.push(...bodies);
+                  const inputs = bodies.map((text) => ({ body: text }));
+                  return chosen.length === 1 ? store.append(queues[chosen[0]!]!.id, inputs) : store.appendShared(chosen.map((index) => queues[index]!.id), inputs);
+                }),
+              );
+              for (const [index, queue] of queues.entries()) {
+                const info = store.queueById(queue.id)!;
+                assert.equal(info.endOffset, model[index]!.length);
+                assert.equal(info.bytes, model[index]!.reduce((sum, text) => sum + prepareMessage({ body: text }).encodedBytes, 0), 'bytes of the messages held');
+                const seen: string[] = [];
+                for (let offset = 0; offset < info.endOffset; ) {
+                  const read = await store.read(queue.id, offset, { maxMessages });
+                  read.messages.forEach((message, at) => assert.equal(message.offset, offset + at));
+                  seen.push(...read.messages.map((message) => message.body.toString()));
+                  offset = read.nextOffset;
+                }
+                assert.deepEqual(seen, model[index]);
+                const raw: StoredMessage[] = [];
+                for (let offset = 0; offset < info.endOffset; ) {
+                  const read = await store.readBatches(queue.id, offset, { maxBytes: 1 });
+                  read.batches.forEach((batch) => decodeMessages(batch, 0, 0, offset, Infinity, raw));
+                  offset = read.nextOffset;
+                }
+                assert.deepEqual(raw.map((message) => [message.queueId, message.body.toString()]), model[index]!.map((text) => [queue.id, text]));
+              }
+            },
+          ),
+          { numRuns: 30 },
+        );
       }));
 
     it('storage conformance: metadata keeps JSON values for the layers above', () =>
@@ -392,6 +542,24 @@ export function runMessageStoreConformance(target: ConformanceTarget): void {
           assert.equal((await reopened.findByKey('key-3')).length, 19, 'queue q1 was trimmed past round 3');
           const next = await reopened.append(queues[0]!.id, [{ body: 'more' }]);
           assert.equal(next.baseOffset, 30);
+          return reopened;
+        }));
+
+      it('storage conformance: shared batches survive a clean close and reopen', () =>
+        withStore(async (store, clock) => {
+          const a = await store.createQueue('a');
+          const b = await store.createQueue('b', { flushPolicy: 'none' });
+          await store.append(a.id, [{ body: 'a0' }]);
+          for (let round = 0; round < 10; round++) await store.appendShared([b.id, a.id], [{ key: `key-${round}`, body: `s${round}` }]);
+          await store.advanceLowWaterMark(b.id, 4);
+          const bytes = [store.queueById(a.id)!.bytes, store.queueById(b.id)!.bytes];
+          const reopened = await target.reopen!(store, clock);
+          assert.deepEqual((await reopened.read(a.id, 0)).messages.map((message) => message.body.toString()), ['a0', ...Array.from({ length: 10 }, (_, round) => `s${round}`)]);
+          assert.deepEqual((await reopened.read(b.id, 4)).messages.map((message) => [message.offset, message.body.toString()]), Array.from({ length: 6 }, (_, index) => [index + 4, `s${index + 4}`]));
+          assert.deepEqual([reopened.queueById(a.id)!.bytes, reopened.queueById(b.id)!.bytes], bytes);
+          assert.equal((await reopened.findByKey('key-2')).length, 1, 'b was trimmed past round 2');
+          const next = await reopened.appendShared([a.id, b.id], [{ body: 'more' }]);
+          assert.deepEqual(next.map((result) => result.baseOffset), [11, 10]);
           return reopened;
         }));
     }

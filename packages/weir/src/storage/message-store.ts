@@ -1,5 +1,5 @@
 import { ErrorCode, WeirError } from '../core/errors.js';
-import { type BatchAttributes, MAX_MESSAGES_PER_BATCH, type MessageInput, type PreparedMessage, prepareMessage, type StoredMessage } from './record-batch.js';
+import { type BatchAttributes, MAX_MESSAGES_PER_BATCH, MAX_QUEUES_PER_BATCH, type MessageInput, type PreparedMessage, prepareMessage, type StoredMessage } from './record-batch.js';
 
 /**
  * The storage engine's contract, implemented by `DiskMessageStore` (the commit log) and `MemoryMessageStore`
@@ -54,6 +54,14 @@ export interface AppendOptions extends BatchAttributes {
    * policy: what a producer asking for "written" acknowledgement waits for. Not called when the append fails first.
    */
   onWritten?: (result: AppendResult) => void;
+}
+
+/** How a shared append (several queues, one stored copy) is stored, and who wants to hear it reached the file. */
+export interface SharedAppendOptions {
+  /** Batch flags (see record-batch.ts). An idempotent producer's sequence is per queue, so a shared batch has none. */
+  flags?: number;
+  /** As AppendOptions.onWritten, with one result per queue. */
+  onWritten?: (results: readonly AppendResult[]) => void;
 }
 
 export interface AppendResult {
@@ -128,6 +136,14 @@ export interface MessageStore {
 
   /** Appends messages to one queue as one batch; resolves once acknowledged under the queue's flush policy. */
   append(queueId: number, messages: readonly MessageInput[], options?: AppendOptions): Promise<AppendResult>;
+  /**
+   * Appends the same messages to several distinct queues as one batch, stored once: each queue gets its own offsets
+   * and points at the shared batch. Resolves with one result per queue, in the order given (same position and store
+   * time), once acknowledged under the strictest flush policy among the queues (`sync`, then `interval`, then
+   * `none`); the messages become visible in every queue at that moment. A message over any queue's size limit fails
+   * the whole append (MESSAGE_TOO_LARGE naming that queue). With one queue id it is `append`.
+   */
+  appendShared(queueIds: readonly number[], messages: readonly MessageInput[], options?: SharedAppendOptions): Promise<AppendResult[]>;
   /** Reads from `offset` (which must lie in [startOffset, endOffset]); an empty result at endOffset. */
   read(queueId: number, offset: number, options?: ReadOptions): Promise<ReadResult>;
   /**
@@ -188,6 +204,21 @@ export function prepareBatch(queueName: string, settings: QueueSettings, message
     }
   }
   return prepared;
+}
+
+/** Checks the queue ids of a shared append: 1 to 65,535 distinct ids. Throws INVALID_ARGUMENT. */
+export function checkSharedQueueIds(queueIds: readonly number[]): void {
+  if (!Array.isArray(queueIds) || queueIds.length === 0 || queueIds.length > MAX_QUEUES_PER_BATCH) {
+    throw new WeirError(ErrorCode.InvalidArgument, `a shared append names 1 to ${MAX_QUEUES_PER_BATCH} queues, not ${Array.isArray(queueIds) ? queueIds.length : String(queueIds)}`);
+  }
+  if (new Set(queueIds).size !== queueIds.length) throw new WeirError(ErrorCode.InvalidArgument, 'a shared append names each queue once');
+}
+
+/** Prepares a shared batch once and checks every message against every queue's size limit. */
+export function prepareSharedBatch(queues: ReadonlyArray<{ name: string; settings: QueueSettings }>, messages: readonly MessageInput[]): PreparedMessage[] {
+  let strictest = queues[0]!;
+  for (const queue of queues) if (queue.settings.maxMessageBytes < strictest.settings.maxMessageBytes) strictest = queue;
+  return prepareBatch(strictest.name, strictest.settings, messages);
 }
 
 /** Throws INVALID_ARGUMENT unless `offset` can be a low-water mark: a non-negative integer. */

@@ -13,6 +13,8 @@ import { HookedFileSystem, pause } from './test-support.js';
  * - `sync` queue: every append whose promise resolved is there, intact, in order, once.
  * - `interval` and `none` queues: what survives is a prefix of what was appended (no hole in the middle), and every
  *   append that resolved before the last completed `flush()` is in it.
+ * About a third of the appends are shared batches (one copy for several queues); a shared batch is acknowledged under
+ * the strictest policy of its queues, so the same rules hold for each queue it went to.
  * 50 seeds × 4 consecutive crashes = 200 crash points (WEIR_CHAOS: 250 seeds); then the same with checkpoints on a
  * timer and consume queues writing their entries out every few messages, so checkpoints run while the log has
  * written but unsynced batches.
@@ -60,13 +62,16 @@ async function runUntilCrash(fs: HookedFileSystem, store: DiskMessageStore, rand
   const queues = QUEUES.map((queue) => store.queue(queue.name)!);
   const worker = async (id: number): Promise<void> => {
     for (let sequence = 0; !stop; sequence++) {
-      const queue = queues[Math.floor(random() * queues.length)]!;
+      // A third of the appends go to several queues as one shared batch.
+      const chosen = random() < 0.3 ? queues.filter(() => random() < 0.7) : [queues[Math.floor(random() * queues.length)]!];
+      if (chosen.length === 0) continue;
       const count = 1 + Math.floor(random() * 3);
       const values = Array.from({ length: count }, (_, index) => `${round}.${id}.${sequence}.${index}`);
+      const inputs = values.map((value) => ({ key: `k${id}`, body: value }));
       try {
-        const result = await store.append(queue.id, values.map((value) => ({ key: `k${id}`, body: value })));
+        const results = chosen.length === 1 ? [await store.append(chosen[0]!.id, inputs)] : await store.appendShared(chosen.map((queue) => queue.id), inputs);
         if (stop) return;
-        history.acked.get(queue.name)!.push({ baseOffset: result.baseOffset, values });
+        chosen.forEach((queue, index) => history.acked.get(queue.name)!.push({ baseOffset: results[index]!.baseOffset, values }));
       } catch {
         return;
       }

@@ -4,17 +4,25 @@ import fc from 'fast-check';
 import { ErrorCode, isWeirError } from '../core/errors.js';
 import { crc32c } from './crc.js';
 import {
+  BatchCheck,
+  batchBaseOffset,
   batchBytes,
+  batchForQueue,
+  batchQueues,
+  checkBatch,
   decodeHeaderList,
   decodeHeaders,
   decodeMessages,
   encodeBatch,
+  encodeSharedBatch,
   encodedHeader,
   encodeHeaders,
   forEachMessageSummary,
   prepareMessage,
   RECORD_HEADER_BYTES,
+  sharedBatchBytes,
   type MessageInput,
+  type StoredMessage,
 } from './record-batch.js';
 
 function batchOf(messages: readonly MessageInput[]): Buffer {
@@ -178,5 +186,73 @@ describe('storage: record batch', () => {
     assert.equal(Object.getPrototypeOf(decoded), Object.prototype);
     assert.deepEqual(Object.keys(decoded), ['__proto__']);
     assert.deepEqual(encodedHeader(encoded, '__proto__'), Buffer.from([1]));
+  });
+});
+
+describe('storage: shared record batches', () => {
+  const message = fc.record({
+    id: fc.option(fc.string({ minLength: 1, maxLength: 8 }), { nil: undefined }),
+    key: fc.option(fc.string({ maxLength: 8 }), { nil: undefined }),
+    tag: fc.option(fc.string({ maxLength: 8 }), { nil: undefined }),
+    headers: fc.option(fc.dictionary(fc.string({ maxLength: 4 }), fc.string({ maxLength: 4 }), { maxKeys: 2 }), { nil: undefined }),
+    timestamp: fc.option(fc.integer({ min: 0, max: 2 ** 45 }), { nil: undefined }),
+    body: fc.string({ maxLength: 16 }),
+  });
+  const queues = fc.uniqueArray(fc.record({ queueId: fc.nat(), baseOffset: fc.integer({ min: 0, max: 2 ** 50 }) }), { minLength: 2, maxLength: 6, selector: (queue) => queue.queueId });
+
+  function sharedOf(messages: readonly MessageInput[], list: ReadonlyArray<{ queueId: number; baseOffset: number }>, position = 4096): Buffer {
+    const prepared = messages.map(prepareMessage);
+    const batch = Buffer.alloc(sharedBatchBytes(prepared, list.length));
+    encodeSharedBatch(batch, 0, list, 1_700_000_000_000, position, prepared, { flags: 1 });
+    return batch;
+  }
+
+  it('storage: a shared batch, re-framed for one of its queues, is byte for byte the batch that queue alone would store (property)', () => {
+    fc.assert(
+      fc.property(fc.array(message, { minLength: 1, maxLength: 4 }), queues, (messages, list) => {
+        const shared = sharedOf(messages, list);
+        assert.equal(checkBatch(shared, 0, shared.byteLength, 1 << 20), BatchCheck.Valid);
+        assert.deepEqual(batchQueues(shared, 0), list.map(({ queueId, baseOffset }) => ({ queueId, baseOffset })));
+        const prepared = messages.map(prepareMessage);
+        for (const { queueId, baseOffset } of list) {
+          assert.equal(batchBaseOffset(shared, 0, queueId), baseOffset);
+          const alone = Buffer.alloc(batchBytes(prepared));
+          encodeBatch(alone, 0, queueId, baseOffset, 1_700_000_000_000, 4096, prepared, { flags: 1 });
+          const single = batchForQueue(shared, 0, queueId);
+          assert.ok(single.equals(alone), 'same bytes, CRC included');
+          const fromShared: Array<[number, number, string, string]> = [];
+          const decoded: StoredMessage[] = [];
+          decodeMessages(shared, 0, 4096, 0, Infinity, decoded, queueId);
+          for (const stored of decoded) fromShared.push([stored.queueId, stored.offset, stored.id.toString('hex'), stored.body.toString()]);
+          const fromSingle: typeof decoded = [];
+          decodeMessages(single, 0, 4096, 0, Infinity, fromSingle);
+          assert.deepEqual(fromSingle.map((stored) => [stored.queueId, stored.offset, stored.id.toString('hex'), stored.body.toString()]), fromShared);
+        }
+        assert.equal(batchBaseOffset(shared, 0, -1 >>> 0), -1);
+        let summaries = 0;
+        forEachMessageSummary(shared, 0, () => summaries++);
+        assert.equal(summaries, messages.length, 'the trailer is not taken for a message');
+      }),
+    );
+  });
+
+  it('storage: a shared batch with an impossible queue count or trailer is refused before its CRC is looked at', () => {
+    const shared = sharedOf([{ body: 'x' }], [{ queueId: 1, baseOffset: 0 }, { queueId: 2, baseOffset: 5 }]);
+    const tampered = (change: (batch: Buffer) => void) => {
+      const copy = Buffer.from(shared);
+      change(copy);
+      return checkBatch(resealed(copy), 0, copy.byteLength, 1 << 20);
+    };
+    assert.equal(tampered(() => {}), BatchCheck.Valid);
+    assert.equal(tampered((batch) => batch.writeUInt16LE(1, 42)), BatchCheck.Invalid, 'one queue is not shared');
+    assert.equal(tampered((batch) => batch.writeUInt16LE(0xffff, 42)), BatchCheck.Invalid, 'a trailer longer than the batch');
+    assert.equal(tampered((batch) => (batch[8] = 3)), BatchCheck.Invalid, 'an unknown version');
+    const renamed = Buffer.from(shared);
+    renamed.writeUInt32LE(7, renamed.byteLength - 24);
+    assert.throws(() => batchQueues(resealed(renamed), 0), (error: unknown) => isWeirError(error, ErrorCode.DataDamaged), 'trailer disagrees with the header');
+    const twice = Buffer.from(shared);
+    twice.writeUInt32LE(1, twice.byteLength - 12);
+    assert.throws(() => batchQueues(resealed(twice), 0), (error: unknown) => isWeirError(error, ErrorCode.DataDamaged), 'a queue named twice');
+    assert.throws(() => decodeMessages(shared, 0, 0, 0, Infinity, [], 3), (error: unknown) => isWeirError(error, ErrorCode.DataDamaged), 'not a queue of the batch');
   });
 });

@@ -21,9 +21,20 @@ import { readU64, TWO_32 } from './u64.js';
  * Headers: Wire: `[count:2]` then per header `[nameLength:2][name:N][type:1 (0 utf-8 string, 1 bytes)][valueLength:4][value:N]`
  *
  * All u64 fields hold integers below 2^53 and are written as two u32 halves, keeping BigInt off the hot path.
+ *
+ * Shared batch (version 2): one copy of messages routed to several queues. The header's `reserved` field holds the
+ * number of queues n (2 or more), and a trailer after the last message lists every queue with its own offsets:
+ * Wire: `[header, version:1=2, reserved = n][messages][queueId:4][baseOffset:8] × n` (the first entry repeats the
+ * header's queueId and baseOffset, so readers of the header alone still find one queue). The CRC covers the trailer
+ * too. A shared batch never leaves the store as it is: `batchForQueue` re-frames it as a version-1 batch of one queue.
  */
 export const RECORD_HEADER_BYTES = 48;
 export const RECORD_VERSION = 1;
+export const SHARED_RECORD_VERSION = 2;
+/** Bytes of one trailer entry of a shared batch: [queueId:4][baseOffset:8]. */
+export const SHARED_QUEUE_ENTRY_BYTES = 12;
+/** Queues one shared batch can name (the count is a u16 in the header). */
+export const MAX_QUEUES_PER_BATCH = 0xffff;
 export const MAX_MESSAGES_PER_BATCH = 0xffff;
 const MESSAGE_FIXED_BYTES = 4 + 8 + 1 + 2 + 1 + 4;
 const NO_KEY = 0xffff;
@@ -84,6 +95,8 @@ export interface BatchHeader {
   producerId: number;
   producerEpoch: number;
   baseSequence: number;
+  /** Queues of a shared batch (version 2); 1 for a version-1 batch. */
+  queueCount: number;
 }
 
 /** Producer and flag fields of a batch, as the appender provides them. */
@@ -150,6 +163,17 @@ export function batchBytes(messages: readonly PreparedMessage[]): number {
   return total;
 }
 
+/** Size of a shared batch of `messages` for `queueCount` queues (see the file comment). */
+export function sharedBatchBytes(messages: readonly PreparedMessage[], queueCount: number): number {
+  return batchBytes(messages) + queueCount * SHARED_QUEUE_ENTRY_BYTES;
+}
+
+/** One queue of a shared batch and the offset its first message gets there. */
+export interface BatchQueue {
+  queueId: number;
+  baseOffset: number;
+}
+
 // Plain byte stores: Buffer's write* methods check their arguments on every call, which costs more than the store
 // itself on this path (every field of every message). Callers guarantee the range is inside the buffer.
 function putU16(target: Buffer, at: number, value: number): void {
@@ -194,6 +218,51 @@ export function encodeBatch(
 ): number {
   putU32(target, at, length);
   target[at + 8] = RECORD_VERSION;
+  putU16(target, at + 42, 0);
+  encodeBody(target, at, queueId, baseOffset, storeTimestamp, position, messages, attributes);
+  putU32(target, at + 4, crc32c(target.subarray(at + 8, at + length)));
+  return length;
+}
+
+/**
+ * Encodes a shared batch (version 2) for `queues` (at least two, distinct; the caller checks) into `target` at `at`,
+ * which must have `sharedBatchBytes(messages, queues.length)` bytes free. Returns its length.
+ */
+export function encodeSharedBatch(
+  target: Buffer,
+  at: number,
+  queues: readonly BatchQueue[],
+  storeTimestamp: number,
+  position: number,
+  messages: readonly PreparedMessage[],
+  attributes: BatchAttributes = {},
+  length: number = sharedBatchBytes(messages, queues.length),
+): number {
+  putU32(target, at, length);
+  target[at + 8] = SHARED_RECORD_VERSION;
+  putU16(target, at + 42, queues.length);
+  const first = queues[0]!;
+  let cursor = encodeBody(target, at, first.queueId, first.baseOffset, storeTimestamp, position, messages, attributes);
+  for (const queue of queues) {
+    putU32(target, cursor, queue.queueId);
+    writeU64(target, cursor + 4, queue.baseOffset);
+    cursor += SHARED_QUEUE_ENTRY_BYTES;
+  }
+  putU32(target, at + 4, crc32c(target.subarray(at + 8, at + length)));
+  return length;
+}
+
+/** Writes the header fields common to both versions and the messages; returns where the messages end. */
+function encodeBody(
+  target: Buffer,
+  at: number,
+  queueId: number,
+  baseOffset: number,
+  storeTimestamp: number,
+  position: number,
+  messages: readonly PreparedMessage[],
+  attributes: BatchAttributes,
+): number {
   target[at + 9] = attributes.flags ?? 0;
   putU16(target, at + 10, messages.length);
   putU32(target, at + 12, queueId);
@@ -201,7 +270,6 @@ export function encodeBatch(
   writeU64(target, at + 24, storeTimestamp);
   writeU64(target, at + 32, attributes.producerId ?? 0);
   putU16(target, at + 40, attributes.producerEpoch ?? 0);
-  putU16(target, at + 42, 0);
   putU32(target, at + 44, (attributes.baseSequence ?? -1) >>> 0);
   let cursor = at + RECORD_HEADER_BYTES;
   for (let index = 0; index < messages.length; index++) {
@@ -245,8 +313,7 @@ export function encodeBatch(
     target.set(message.body, cursor);
     cursor += message.body.byteLength;
   }
-  putU32(target, at + 4, crc32c(target.subarray(at + 8, at + length)));
-  return length;
+  return cursor;
 }
 
 /**
@@ -289,7 +356,66 @@ export function readBatchHeader(source: Buffer, at: number): BatchHeader {
     producerId: readU64(source, at + 32),
     producerEpoch: source.readUInt16LE(at + 40),
     baseSequence: source.readInt32LE(at + 44),
+    queueCount: source[at + 8] === SHARED_RECORD_VERSION ? source.readUInt16LE(at + 42) : 1,
   };
+}
+
+/** Where the messages of the batch at `at` end: its end, or the start of a shared batch's queue trailer. */
+function messagesEnd(header: BatchHeader, at: number): number {
+  return at + header.length - (header.version === SHARED_RECORD_VERSION ? header.queueCount * SHARED_QUEUE_ENTRY_BYTES : 0);
+}
+
+/**
+ * The queues a checked batch belongs to, with each one's base offset: the header's queue for version 1, the trailer
+ * for a shared batch. Throws DATA_DAMAGED when a shared batch's first entry disagrees with its header or names a
+ * queue twice.
+ */
+export function batchQueues(source: Buffer, at: number): BatchQueue[] {
+  const header = readBatchHeader(source, at);
+  if (header.version !== SHARED_RECORD_VERSION) return [{ queueId: header.queueId, baseOffset: header.baseOffset }];
+  const queues: BatchQueue[] = [];
+  const seen = new Set<number>();
+  for (let cursor = messagesEnd(header, at); cursor < at + header.length; cursor += SHARED_QUEUE_ENTRY_BYTES) {
+    const queueId = source.readUInt32LE(cursor);
+    if (seen.has(queueId)) throw damaged(`queue ${queueId} is named twice`);
+    seen.add(queueId);
+    queues.push({ queueId, baseOffset: readU64(source, cursor + 4) });
+  }
+  if (queues[0]!.queueId !== header.queueId || queues[0]!.baseOffset !== header.baseOffset) throw damaged('the queue trailer disagrees with the header');
+  return queues;
+}
+
+/** The offset of the first message of the batch at `at` in queue `queueId`, or -1 when the batch is not that queue's. */
+export function batchBaseOffset(source: Buffer, at: number, queueId: number): number {
+  if (source[at + 8] !== SHARED_RECORD_VERSION) return source.readUInt32LE(at + 12) === queueId ? readU64(source, at + 16) : -1;
+  const length = source.readUInt32LE(at);
+  const count = source.readUInt16LE(at + 42);
+  for (let cursor = at + length - count * SHARED_QUEUE_ENTRY_BYTES; cursor < at + length; cursor += SHARED_QUEUE_ENTRY_BYTES) {
+    if (source.readUInt32LE(cursor) === queueId) return readU64(source, cursor + 4);
+  }
+  return -1;
+}
+
+/**
+ * The batch at `at` as a version-1 batch of queue `queueId` alone: what a consumer of that queue is sent (the wire
+ * format knows one queue per batch). A version-1 batch is returned as a view; a shared one is copied with the header
+ * naming this queue and its base offset, the trailer left out and the CRC computed again. The caller checked the
+ * batch and that it holds the queue.
+ */
+export function batchForQueue(source: Buffer, at: number, queueId: number): Buffer {
+  const header = readBatchHeader(source, at);
+  if (header.version !== SHARED_RECORD_VERSION) return source.subarray(at, at + header.length);
+  const baseOffset = batchBaseOffset(source, at, queueId);
+  const length = messagesEnd(header, at) - at;
+  const single = Buffer.allocUnsafe(length);
+  source.copy(single, 0, at, at + length);
+  putU32(single, 0, length);
+  single[8] = RECORD_VERSION;
+  putU16(single, 42, 0);
+  putU32(single, 12, queueId);
+  writeU64(single, 16, baseOffset);
+  putU32(single, 4, crc32c(single.subarray(8, length)));
+  return single;
 }
 
 export const BatchCheck = {
@@ -306,7 +432,12 @@ export function checkBatchFrame(source: Buffer, at: number, end: number, maxBatc
   if (end - at < RECORD_HEADER_BYTES) return BatchCheck.Short;
   const length = source.readUInt32LE(at);
   if (length < RECORD_HEADER_BYTES || length > maxBatchBytes) return BatchCheck.Invalid;
-  if (source.readUInt8(at + 8) !== RECORD_VERSION || source.readUInt16LE(at + 10) === 0) return BatchCheck.Invalid;
+  const version = source[at + 8];
+  if (source.readUInt16LE(at + 10) === 0) return BatchCheck.Invalid;
+  if (version === SHARED_RECORD_VERSION) {
+    const queues = source.readUInt16LE(at + 42);
+    if (queues < 2 || RECORD_HEADER_BYTES + queues * SHARED_QUEUE_ENTRY_BYTES > length) return BatchCheck.Invalid;
+  } else if (version !== RECORD_VERSION) return BatchCheck.Invalid;
   return end - at < length ? BatchCheck.Short : BatchCheck.Valid;
 }
 
@@ -407,12 +538,18 @@ function locateMessage(source: Buffer, cursor: number, batchEnd: number, layout:
 }
 
 /**
- * Decodes the messages of a CRC-checked batch at `at`, appending those with offset >= `fromOffset` to `out` (at most
- * `limit` of them). Throws DATA_DAMAGED when a length does not fit (see locateMessage).
+ * Decodes the messages of a CRC-checked batch at `at` as queue `queueId` sees them (default: the queue its header
+ * names), appending those with offset >= `fromOffset` to `out` (at most `limit` of them). Throws DATA_DAMAGED when a
+ * length does not fit (see locateMessage) or the batch does not hold the queue.
  */
-export function decodeMessages(source: Buffer, at: number, position: number, fromOffset: number, limit: number, out: StoredMessage[]): number {
+export function decodeMessages(source: Buffer, at: number, position: number, fromOffset: number, limit: number, out: StoredMessage[], queueId?: number): number {
   const header = readBatchHeader(source, at);
-  const end = at + header.length;
+  const end = messagesEnd(header, at);
+  if (queueId !== undefined && queueId !== header.queueId) {
+    header.baseOffset = batchBaseOffset(source, at, queueId);
+    if (header.baseOffset < 0) throw damaged(`the batch does not hold queue ${queueId}`);
+    header.queueId = queueId;
+  }
   const layout = new MessageLayout();
   let cursor = at + RECORD_HEADER_BYTES;
   let added = 0;
@@ -455,7 +592,7 @@ export function forEachMessageSummary(
   visit: (index: number, encodedBytes: number, id: Buffer, key: Buffer | null, tag: Buffer | null) => void,
 ): void {
   const header = readBatchHeader(source, at);
-  const end = at + header.length;
+  const end = messagesEnd(header, at);
   const layout = new MessageLayout();
   let cursor = at + RECORD_HEADER_BYTES;
   for (let index = 0; index < header.count; index++) {

@@ -153,4 +153,63 @@ describe('storage: torn tails and damage', () => {
     assert.deepEqual(before.messages.map((message) => message.body.toString()), bodiesOf(written, 6));
     await store.close();
   });
+
+  /** Writes shared batches to q and r, then single batches to q only; crashes. */
+  async function writeSharedBatches(): Promise<{ segment: string; shared: Array<{ start: number; end: number; offsets: [number, number] }> }> {
+    const store = await DiskMessageStore.open(options());
+    const q = await store.createQueue('q');
+    const r = await store.createQueue('r');
+    await store.append(r.id, [{ body: 'r-only' }]);
+    const shared = [];
+    for (let index = 0; index < 4; index++) {
+      const [inQ, inR] = await store.appendShared([q.id, r.id], [{ body: `shared-${index}-a` }, { body: `shared-${index}-b` }]);
+      shared.push({ start: inQ!.position, end: store.stats.endPosition, offsets: [inQ!.baseOffset, inR!.baseOffset] as [number, number] });
+    }
+    for (let index = 0; index < 3; index++) await store.append(q.id, [{ body: `q-${index}` }]);
+    await store.abandon();
+    return { segment: join(directory, 'commitlog', segmentFileName(0)), shared };
+  }
+
+  it('storage: a torn shared batch at the tail is dropped from every queue it was for', async () => {
+    const store = await DiskMessageStore.open(options());
+    const q = await store.createQueue('q');
+    const r = await store.createQueue('r');
+    await store.appendShared([q.id, r.id], [{ body: 'kept' }]);
+    const torn = await store.appendShared([q.id, r.id], [{ body: 'torn' }]);
+    const end = store.stats.endPosition;
+    await store.abandon();
+    const segment = join(directory, 'commitlog', segmentFileName(0));
+    // Cut inside the trailer: the messages are whole, but the batch is not.
+    await truncate(segment, end - 5);
+    const reopened = await DiskMessageStore.open(options());
+    for (const name of ['q', 'r']) {
+      const info = reopened.queue(name)!;
+      assert.equal(info.endOffset, 1, `${name} keeps the first shared batch only`);
+      assert.equal(info.damaged, false);
+      assert.deepEqual((await reopened.read(info.id, 0)).messages.map((message) => message.body.toString()), ['kept']);
+    }
+    const again = await reopened.appendShared([q.id, r.id], [{ body: 'again' }]);
+    assert.deepEqual(again.map((result) => result.baseOffset), [torn[0]!.baseOffset, torn[1]!.baseOffset]);
+    await reopened.close();
+  });
+
+  it('storage: damage in a shared batch marks its offsets lost in every queue, even one that gets nothing after it', async () => {
+    const written = await writeSharedBatches();
+    const victim = written.shared[3]!;
+    await flipBit(written.segment, victim.start + 60, 2); // a message byte: header and trailer are intact
+    const logger = new RecordingLogger();
+    const store = await DiskMessageStore.open(options(logger));
+    const q = store.queue('q')!;
+    const r = store.queue('r')!;
+    assert.equal(q.damaged, true);
+    assert.equal(r.damaged, true);
+    assert.equal(q.endOffset, 11, 'q keeps what came after the damage');
+    assert.equal(r.endOffset, 9, "r's lost offsets are reserved, not reused");
+    await assert.rejects(store.read(r.id, victim.offsets[1]), (error) => isWeirError(error, ErrorCode.DataDamaged));
+    await assert.rejects(store.read(q.id, victim.offsets[0]), (error) => isWeirError(error, ErrorCode.DataDamaged));
+    assert.deepEqual((await store.read(q.id, 8)).messages.map((message) => message.body.toString()), ['q-0', 'q-1', 'q-2']);
+    assert.deepEqual((await store.read(r.id, 0)).messages.map((message) => message.body.toString()), ['r-only', 'shared-0-a', 'shared-0-b', 'shared-1-a', 'shared-1-b', 'shared-2-a', 'shared-2-b']);
+    assert.equal((await store.append(r.id, [{ body: 'next' }])).baseOffset, 9);
+    await store.close();
+  });
 });

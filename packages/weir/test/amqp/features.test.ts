@@ -417,6 +417,37 @@ describe('AMQP queue features', () => {
     assert.deepEqual(kept.map((m) => m.content.toString()), ['2', '3']);
   });
 
+  test('x-max-length-bytes counts bodies: reject-publish nacks each message that would not fit; drop-head drops the oldest', async () => {
+    const ch = await channel();
+    // Headers and properties are not counted: each message carries more of them than the whole limit.
+    const publish = (queue: string, body: string) =>
+      new Promise<boolean>((resolve) => ch.sendToQueue(queue, Buffer.from(body), { headers: { padding: 'x'.repeat(100) } }, (error) => resolve(error === null || error === undefined)));
+    await ch.assertQueue('bytes-full', { arguments: { 'x-max-length-bytes': 10, 'x-overflow': 'reject-publish' } });
+    // 4 + 4 = 8; ccc would make 11 and is nacked; dd still fits (10), as RabbitMQ decides message by message.
+    assert.deepEqual(await Promise.all(['aaaa', 'bbbb', 'ccc', 'dd'].map((body) => publish('bytes-full', body))), [true, true, false, true]);
+    assert.equal(await publish('bytes-full', 'e'), false);
+    assert.equal((await ch.checkQueue('bytes-full')).messageCount, 3);
+    const [first] = await consumeN(ch, 'bytes-full', 1);
+    assert.equal(first!.content.toString(), 'aaaa');
+    assert.equal(await publish('bytes-full', 'eeee'), true, 'consumed and acknowledged bodies no longer count');
+    assert.equal(await publish('bytes-full', 'f'), false);
+
+    await ch.assertQueue('bytes-rolling', { arguments: { 'x-max-length-bytes': 6 } });
+    for (const body of ['aaa', 'bbb', 'ccc']) assert.equal(await publish('bytes-rolling', body), true);
+    await ch.waitForConfirms();
+    assert.equal((await ch.checkQueue('bytes-rolling')).messageCount, 2);
+    assert.deepEqual((await consumeN(ch, 'bytes-rolling', 2)).map((m) => m.content.toString()), ['bbb', 'ccc']);
+
+    await ch.assertExchange('bytes-dlx', 'fanout');
+    await ch.assertQueue('bytes-dropped');
+    await ch.bindQueue('bytes-dropped', 'bytes-dlx', '');
+    await ch.assertQueue('bytes-dead-lettering', { arguments: { 'x-max-length-bytes': 5, 'x-dead-letter-exchange': 'bytes-dlx' } });
+    for (const body of ['old', 'new']) assert.equal(await publish('bytes-dead-lettering', body), true);
+    const [dropped] = await consumeN(ch, 'bytes-dropped', 1);
+    assert.equal(dropped!.content.toString(), 'old');
+    assert.equal((dropped!.properties.headers!['x-death'] as unknown as Array<Record<string, unknown>>)[0]!.reason, 'maxlen');
+  });
+
   test('x-delayed-message exchange holds a message for x-delay ms', async () => {
     const ch = await channel();
     await ch.assertExchange('later', 'x-delayed-message', { arguments: { 'x-delayed-type': 'direct' } });

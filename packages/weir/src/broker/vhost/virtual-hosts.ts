@@ -41,6 +41,7 @@ export class VirtualHosts {
   /** Shared group → queue, for dead letters. */
   private readonly byGroup = new Map<string, { vhost: VirtualHost; queue: Queue }>();
   private formatter: DeadLetterFormatter | null = null;
+  private queueLimit = 0;
 
   private constructor(
     private readonly core: BrokerCore,
@@ -61,6 +62,12 @@ export class VirtualHosts {
     this.formatter = formatter;
   }
 
+  /** Queues each vhost may hold (0: no limit); declarations past it are refused (RabbitMQ's vhost max-queues). */
+  setQueueLimit(maxQueues: number): void {
+    this.queueLimit = maxQueues;
+    for (const host of this.hosts.values()) host.maxQueues = maxQueues;
+  }
+
   /** The vhost, or null when it does not exist. */
   get(name: string): VirtualHost | null {
     const host = this.hosts.get(name);
@@ -78,6 +85,7 @@ export class VirtualHosts {
       created: (queue) => this.byGroup.set(queue.definition.group, { vhost: host, queue }),
       deleted: (queue) => this.byGroup.delete(queue.definition.group),
     });
+    host.maxQueues = this.queueLimit;
     this.hosts.set(name, host);
     return host;
   }
@@ -137,12 +145,26 @@ export class VirtualHosts {
         if (target !== undefined) targets.set(name, target);
       }
     }
-    await Promise.all([...targets.values()].map((target) => this.append(target, [formatted.input])));
+    if (targets.size === 0) return;
+    const failures = await this.appendShared([...targets.values()], [formatted.input]);
+    const failure = failures.find((error) => error !== null);
+    if (failure !== undefined) throw failure;
   }
 
   /** Appends messages to a queue durably (under the queue's flush policy). */
   async append(queue: Queue, messages: readonly MessageInput[]): Promise<void> {
     await this.core.produce({ topic: queue.definition.topic, partition: 0, acks: 'durable', producerId: -1, producerEpoch: 0, baseSequence: 0, messages });
+  }
+
+  /**
+   * Appends the same messages to several queues durably, stored once in the commit log (the strictest flush policy
+   * among them decides when it resolves). Resolves with one entry per queue, in order: null when the queue has them,
+   * else why it refused (e.g. QUEUE_FULL); rejects only when the broker refuses the call as a whole.
+   */
+  async appendShared(queues: readonly Queue[], messages: readonly MessageInput[]): Promise<unknown[]> {
+    const targets = queues.map((queue) => ({ topic: queue.definition.topic, partition: 0 }));
+    const outcomes = await this.core.produceShared({ targets, acks: 'durable', messages });
+    return outcomes.map((outcome) => outcome.error);
   }
 
   close(): void {

@@ -10,7 +10,7 @@ import { MAX_MESSAGES_PER_BATCH, type MessageInput } from '../../storage/record-
 import type { AccessControl } from '../../broker/access/access-control.js';
 import { accessRefused, AmqpError, asAmqpError, commandInvalid, notAllowed, notFound, notImplemented, preconditionFailed, unexpectedFrame } from './amqp-error.js';
 import { AmqpConsumer, type ConsumerChannel, type SettleSource } from './amqp-consumer.js';
-import { deliveryParts, parseExpiration, plainHeaders, type PublishedMessage, storedInput } from './amqp-message.js';
+import { bodyBytes, deliveryParts, parseExpiration, plainHeaders, type PublishedMessage, storedInput } from './amqp-message.js';
 import { PublisherConfirms } from './publisher-confirms.js';
 import { DirectReplyTo, REPLY_TO_QUEUE } from './direct-reply-to.js';
 import {
@@ -69,8 +69,9 @@ interface Unacked {
   offset: number;
 }
 
+/** Publishes collected for one append: to one queue, or to several that share one stored copy. */
 interface PendingAppend {
-  queue: Queue;
+  queues: Queue[];
   delayed: boolean;
   inputs: MessageInput[];
   /** Confirm tags (or 0) of the messages in `inputs`, index for index. */
@@ -98,7 +99,15 @@ export class AmqpChannel implements ConsumerChannel {
   private confirms: PublisherConfirms | null = null;
   private tx: Transaction | null = null;
   private lastQueue: string | null = null;
-  private readonly appends = new Map<string, PendingAppend>();
+  /** Appends collected from the current socket read, in the order they were started. */
+  private appends: PendingAppend[] = [];
+  /** Per set of target queues, the append that may still take publishes for exactly that set. */
+  private readonly openAppends = new Map<string, PendingAppend>();
+  /**
+   * Per queue, the newest collected append holding messages for it. An append takes more publishes only while it is
+   * the newest for every one of its queues, so each queue receives its messages in publish order.
+   */
+  private readonly newestAppend = new Map<Queue, PendingAppend>();
   private appendsScheduled = false;
   flowActive = true;
   /** basic.get deliveries are leased to one pull consumer per channel and queue. */
@@ -297,7 +306,7 @@ export class AmqpChannel implements ConsumerChannel {
       return;
     }
     const tag = this.confirms === null ? 0 : this.confirms.next(queues.length);
-    for (const queue of queues) this.enqueue(queue, message, properties.priority, tag);
+    this.enqueue(queues, message, properties.priority, tag);
   }
 
   /** basic.return: a mandatory message that could not be routed (RabbitMQ's 312 NO_ROUTE). */
@@ -310,18 +319,28 @@ export class AmqpChannel implements ConsumerChannel {
     );
   }
 
-  /** Collects the publishes of one read from the socket, so each queue gets one append (and one fsync) for all. */
-  private enqueue(queue: Queue, message: PublishedMessage, priority: number | undefined, tag: number): void {
-    const delayed = message.delayMs !== null;
-    const key = delayed ? `d:${queue.name}` : queue.name;
-    let pending = this.appends.get(key);
-    if (pending === undefined || pending.queue !== queue || pending.inputs.length >= MAX_MESSAGES_PER_BATCH) {
-      if (pending !== undefined) this.appendNow(pending);
-      pending = { queue, delayed, inputs: [], tags: [] };
-      this.appends.set(key, pending);
+  /**
+   * Collects the publishes of one read from the socket, so they take one commit-log write and one fsync. Publishes
+   * routed to the same set of queues share appends, each stored once however many queues it goes to (a queue's
+   * priority mapping can differ, so queues are grouped by the priority they give the message). A delayed publish waits
+   * in each queue's delay schedule, so its copies are appended queue by queue.
+   */
+  private enqueue(queues: readonly Queue[], message: PublishedMessage, priority: number | undefined, tag: number): void {
+    if (queues.length === 0) return;
+    if (message.delayMs !== null) {
+      for (const queue of queues) this.collect([queue], true, storedInput(message, weirPriority(priority, queue.options.maxPriority)), tag);
+    } else if (queues.length === 1) {
+      this.collect(queues, false, storedInput(message, weirPriority(priority, queues[0]!.options.maxPriority)), tag);
+    } else {
+      const byPriority = new Map<number, Queue[]>();
+      for (const queue of queues) {
+        const mapped = weirPriority(priority, queue.options.maxPriority);
+        const group = byPriority.get(mapped);
+        if (group === undefined) byPriority.set(mapped, [queue]);
+        else group.push(queue);
+      }
+      for (const [mapped, group] of byPriority) this.collect(group, false, storedInput(message, mapped), tag);
     }
-    pending.inputs.push(storedInput(message, weirPriority(priority, queue.options.maxPriority)));
-    pending.tags.push(tag);
     if (!this.appendsScheduled) {
       this.appendsScheduled = true;
       // The connection processes a whole socket read synchronously; appends go out once it is done.
@@ -329,24 +348,57 @@ export class AmqpChannel implements ConsumerChannel {
     }
   }
 
+  private collect(queues: readonly Queue[], delayed: boolean, input: MessageInput, tag: number): void {
+    const sorted = queues.length === 1 ? queues : [...queues].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const key = (delayed ? 'd\0' : '') + (sorted.length === 1 ? sorted[0]!.name : sorted.map((queue) => queue.name).join('\0'));
+    let pending = this.openAppends.get(key);
+    const reusable =
+      pending !== undefined &&
+      pending.inputs.length < MAX_MESSAGES_PER_BATCH &&
+      sorted.every((queue, index) => pending!.queues[index] === queue && this.newestAppend.get(queue) === pending);
+    if (!reusable) {
+      pending = { queues: [...sorted], delayed, inputs: [], tags: [] };
+      this.appends.push(pending);
+      this.openAppends.set(key, pending);
+      for (const queue of sorted) this.newestAppend.set(queue, pending);
+    }
+    pending!.inputs.push(input);
+    pending!.tags.push(tag);
+  }
+
   /** Starts every collected append; resolves when all are settled (confirmed or refused), never rejects. */
   private flushAppends(): Promise<unknown> {
     this.appendsScheduled = false;
-    const pending = [...this.appends.values()];
-    this.appends.clear();
+    const pending = this.appends;
+    this.appends = [];
+    this.openAppends.clear();
+    this.newestAppend.clear();
     return Promise.all(pending.map((append) => this.appendNow(append)));
   }
 
   /**
-   * How many of `count` new messages a `reject-publish` queue takes: RabbitMQ decides message by message, so a batch
-   * that would cross the limit is cut where it does. Appends in flight count as taken.
+   * Which of the new messages a `reject-publish` queue takes (null: all). RabbitMQ decides message by message: one is
+   * refused when it would take the queue past x-max-length, or its ready bodies past x-max-length-bytes, so a smaller
+   * message after a refused one may still fit. Appends in flight count as taken.
    */
-  private room(queue: Queue, count: number): number {
-    const max = queue.options.maxLength;
-    if (max === null || queue.options.overflow === 'drop-head') return count;
+  private room(queue: Queue, inputs: readonly MessageInput[]): boolean[] | null {
+    const { maxLength, maxLengthBytes, overflow } = queue.options;
+    if ((maxLength === null && maxLengthBytes === null) || overflow === 'drop-head') return null;
     const stats = this.host.core.sharedGroupStats(queue.definition.group, queue.definition.topic);
-    const used = (stats?.ready ?? 0) + (stats?.unread ?? 0) + queue.appendsInFlight;
-    return Math.max(0, Math.min(count, max - used));
+    let length = (stats?.ready ?? 0) + (stats?.unread ?? 0) + queue.appendsInFlight;
+    let bytes = (stats?.readyBytes ?? 0) + queue.appendBytesInFlight;
+    let refused = false;
+    const taken = inputs.map((input) => {
+      const size = bodyBytes(input);
+      if ((maxLength !== null && length + 1 > maxLength) || (maxLengthBytes !== null && bytes + size > maxLengthBytes)) {
+        refused = true;
+        return false;
+      }
+      length++;
+      bytes += size;
+      return true;
+    });
+    return refused ? taken : null;
   }
 
   /** Publishes a full queue refused: nacked, and dead-lettered when the queue says reject-publish-dlx. */
@@ -358,36 +410,63 @@ export class AmqpChannel implements ConsumerChannel {
     }
   }
 
-  private appendNow(append: PendingAppend): Promise<void> {
-    const { queue } = append;
-    let { inputs, tags } = append;
-    if (!append.delayed) {
-      const fits = this.room(queue, inputs.length);
-      if (fits < inputs.length) {
-        this.refuse(queue, inputs.slice(fits), tags.slice(fits));
-        inputs = inputs.slice(0, fits);
-        tags = tags.slice(0, fits);
-        if (inputs.length === 0) return Promise.resolve();
-      }
+  /**
+   * Applies each queue's admission (`room`) to the collected messages: what a queue refuses is nacked (or
+   * dead-lettered) for that queue alone. Runs of consecutive messages taken by the same queues are appended once
+   * each, in publish order.
+   */
+  private appendNow(append: PendingAppend): Promise<unknown> {
+    const { queues, inputs, tags } = append;
+    const taken = queues.map((queue) => (append.delayed ? null : this.room(queue, inputs)));
+    for (const [index, mask] of taken.entries()) {
+      if (mask !== null) this.refuse(queues[index]!, inputs.filter((_, at) => !mask[at]), tags.filter((_, at) => !mask[at]));
     }
-    queue.appendsInFlight += inputs.length;
+    if (taken.every((mask) => mask === null)) return this.appendRun(queues, inputs, tags);
+    const takes = (at: number) => queues.filter((_, index) => taken[index]?.[at] ?? true);
+    const runs: Promise<unknown>[] = [];
+    for (let start = 0; start < inputs.length; ) {
+      let end = start + 1;
+      while (end < inputs.length && taken.every((mask) => (mask?.[end] ?? true) === (mask?.[start] ?? true))) end++;
+      const takers = takes(start);
+      if (takers.length > 0) runs.push(this.appendRun(takers, inputs.slice(start, end), tags.slice(start, end)));
+      start = end;
+    }
+    return Promise.all(runs);
+  }
+
+  /**
+   * Appends messages to their queues, stored once when there are several; each queue's tags are confirmed (or
+   * nacked) on its own outcome, so a publish is acked once it is durable in every queue it went to.
+   */
+  private appendRun(queues: readonly Queue[], inputs: readonly MessageInput[], tags: readonly number[]): Promise<void> {
     const count = inputs.length;
-    return this.host.vhosts
-      .append(queue, inputs)
-      .finally(() => (queue.appendsInFlight -= count))
-      .then(
-        () => {
+    const bytes = inputs.reduce((sum, input) => sum + bodyBytes(input), 0);
+    for (const queue of queues) {
+      queue.appendsInFlight += count;
+      queue.appendBytesInFlight += bytes;
+    }
+    const appended: Promise<unknown[]> =
+      queues.length === 1
+        ? this.host.vhosts.append(queues[0]!, inputs).then(
+            () => [null],
+            (error: unknown) => [error],
+          )
+        : this.host.vhosts.appendShared(queues, inputs).catch((error: unknown) => queues.map(() => error));
+    return appended.then((failures) => {
+      for (const [index, queue] of queues.entries()) {
+        queue.appendsInFlight -= count;
+        queue.appendBytesInFlight -= bytes;
+        const error = failures[index] ?? null;
+        if (error === null) {
           if (this.confirms !== null) for (const tag of tags) if (tag !== 0) this.confirms.settled(tag, true);
-        },
-        (error: unknown) => {
-          if (isWeirError(error, ErrorCode.QueueFull)) {
-            this.refuse(queue, inputs, tags);
-            return;
-          }
+        } else if (isWeirError(error, ErrorCode.QueueFull)) {
+          this.refuse(queue, inputs, tags);
+        } else {
           this.host.logger.warn({ err: error, queue: queue.name }, 'publish failed');
           if (this.confirms !== null) for (const tag of tags) if (tag !== 0) this.confirms.settled(tag, false);
-        },
-      );
+        }
+      }
+    });
   }
 
   // ---- consumers ----------------------------------------------------------------------------------------------------
@@ -751,7 +830,7 @@ export class AmqpChannel implements ConsumerChannel {
   private async txCommit(): Promise<void> {
     const tx = this.tx;
     if (tx === null) throw preconditionFailed('channel is not transactional');
-    for (const { queues, message, priority } of tx.publishes.splice(0)) for (const queue of queues) this.enqueue(queue, message, priority, 0);
+    for (const { queues, message, priority } of tx.publishes.splice(0)) this.enqueue(queues, message, priority, 0);
     const settles = tx.settles.splice(0);
     await this.flushAppends();
     for (const settle of settles) settle();

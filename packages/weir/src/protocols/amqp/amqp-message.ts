@@ -46,6 +46,11 @@ export function storedInput(message: PublishedMessage, priority: number): Messag
   return { headers, body: message.body };
 }
 
+/** What x-max-length-bytes counts of a stored message: its body, the AMQP body (properties are not counted). */
+export function bodyBytes(input: MessageInput): number {
+  return typeof input.body === 'string' ? Buffer.byteLength(input.body) : input.body.byteLength;
+}
+
 export interface DeliveryParts {
   exchange: string;
   routingKey: string;
