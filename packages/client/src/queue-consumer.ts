@@ -32,7 +32,12 @@ export interface QueueGroupSettings {
   messageTtlMs?: number | null;
   /** Most ready messages; null: no limit (default). */
   maxLength?: number | null;
-  /** What happens beyond maxLength (default `drop-head`). */
+  /** Most body bytes of ready messages (keys and headers not counted), as RabbitMQ's x-max-length-bytes; null: no limit (default). */
+  maxBytes?: number | null;
+  /**
+   * What happens beyond maxLength or maxBytes, whichever is reached first (default `drop-head`): `reject-publish`
+   * makes produces fail with QUEUE_FULL while the group is at a limit.
+   */
   overflow?: 'drop-head' | 'reject-publish' | 'dead-letter';
   /** Most ready messages the broker holds in memory per topic (default 10,000); priority order is exact within it. */
   readAhead?: number;

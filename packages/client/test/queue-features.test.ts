@@ -183,6 +183,36 @@ describe('client integration: work queues (features)', () => {
     await dlq.close();
   });
 
+  it('client integration: a group\'s maxBytes with reject-publish makes send fail with QUEUE_FULL until a consumer makes room', { timeout: 30_000 }, async () => {
+    const broker = await startBroker();
+    const client = clientFor(broker);
+    const admin = client.admin();
+    await admin.createTopic('uploads', { partitions: 1 });
+    const consumer = client.queueConsumer({ group: 'scanners', prefetch: 1, settings: { maxBytes: 8, overflow: 'reject-publish' } });
+    await consumer.subscribe('uploads');
+    const description = await admin.describeSharedGroup('scanners');
+    assert.equal(description.settings.maxBytes, 8);
+    assert.equal(description.settings.maxLength, null);
+    // Retried sends would only wait for the consumer: refused at once, the error reaches the caller.
+    const producer = client.producer({ retry: { retries: 0 }, idempotent: false });
+    await producer.send('uploads', { body: 'scan-0' });
+    const [first] = await takeQueue(consumer, 1);
+    assert.equal(first!.body.toString(), 'scan-0');
+    // In flight, so not counted: the next two fill the 8 bytes.
+    for (const body of ['scan', '1234']) await producer.send('uploads', { body });
+    await assert.rejects(producer.send('uploads', { body: 'more' }), (error: unknown) => {
+      assert.ok(isWeirClientError(error), String(error));
+      assert.equal(error.code, 'QUEUE_FULL');
+      assert.match(error.message, /8 bytes of ready message bodies/);
+      return true;
+    });
+    await first!.ack();
+    const [second] = await takeQueue(consumer, 1);
+    assert.equal(second!.body.toString(), 'scan', 'the next one is leased once the first is acknowledged: 4 bytes left ready');
+    await producer.send('uploads', { body: 'more' });
+    await consumer.close();
+  });
+
   it('client integration: receive pulls with long polling; pulled messages are settled like pushed ones', { timeout: 30_000 }, async () => {
     const broker = await startBroker();
     const client = clientFor(broker);

@@ -129,6 +129,7 @@ describe('cli: the quick start and the CLI tour', { timeout: 120_000 }, () => {
     const human = await run(['queue', 'describe', 'workers', '--server', address]);
     assert.match(human.stdout, /group workers: shared, no filter/);
     assert.match(human.stdout, /ack timeout 30s/);
+    assert.match(human.stdout, /max length unlimited, max bytes unlimited \(drop-head\)/);
 
     const rejected = await run(['consume', 'jobs', '--group', 'workers', '--mode', 'shared', '--count', '1', '--reject', '--server', address]);
     assert.equal(rejected.stdout, 'low-1\n');

@@ -75,7 +75,7 @@ function printDescription(description: SharedGroupDescription): void {
     `settings: ack timeout ${formatDuration(settings.ackTimeoutMs)}, max deliveries ${settings.maxDeliveries || 'unlimited'}, backoff ${formatDuration(settings.backoffInitialMs)}–${formatDuration(settings.backoffMaxMs)}, ` +
       `dead letters to ${settings.deadLetterTopic ?? `${description.group}.dlq`}${settings.deadLetterExpired ? ' (expired too)' : ''}, ` +
       `${settings.messageTtlMs === null || settings.messageTtlMs === undefined ? '' : `message TTL ${formatDuration(settings.messageTtlMs)}, `}` +
-      `max length ${settings.maxLength ?? 'unlimited'} (${settings.overflow}), read ahead ${settings.readAhead}, start ${settings.start}\n`,
+      `max length ${settings.maxLength ?? 'unlimited'}, max bytes ${settings.maxBytes ?? 'unlimited'} (${settings.overflow}), read ahead ${settings.readAhead}, start ${settings.start}\n`,
   );
   printTable(
     ['topic', 'ready', 'unread', 'in flight', 'waiting', 'consumers'],

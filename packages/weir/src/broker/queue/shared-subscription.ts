@@ -33,6 +33,9 @@ export interface SharedGroupSettings {
   messageTtlMs: number | null;
   /** Most ready messages (unsettled and not in flight); null: no limit. */
   maxLength: number | null;
+  /** Most body bytes of ready messages (RabbitMQ's x-max-length-bytes); null: no limit. */
+  maxBytes: number | null;
+  /** What happens beyond maxLength or maxBytes, whichever is reached first. */
   overflow: OverflowPolicy;
   /** Most ready messages held in memory per subscription (read ahead of the consumers). */
   readAhead: number;
@@ -56,6 +59,7 @@ export const defaultSharedGroupSettings: Readonly<SharedGroupSettings> = Object.
   deadLetterExpired: false,
   messageTtlMs: null,
   maxLength: null,
+  maxBytes: null,
   overflow: 'drop-head',
   readAhead: 10_000,
   start: 'earliest',
@@ -296,6 +300,8 @@ export interface SettleOutcome {
 
 export interface SubscriptionStats {
   ready: number;
+  /** Body bytes of the ready messages read ahead (unread ones are counted once read). */
+  readyBytes: number;
   inflight: number;
   waiting: number;
   consumers: number;
@@ -307,6 +313,8 @@ export interface SubscriptionStats {
 
 const VIRTUAL_NODES = 64;
 const READ_BATCH = 1000;
+/** How far a group with maxBytes may read ahead past `readAhead` to see whether its ready bodies reach the limit. */
+const BYTE_WINDOW_MESSAGES = 100_000;
 
 /** Returned messages are pushed to the front of their lists one by one: newest first, so the oldest ends up in front. */
 function newestFirst(a: Entry, b: Entry): number {
@@ -316,6 +324,11 @@ function newestFirst(a: Entry, b: Entry): number {
 /** Oldest first, whatever the priority (RabbitMQ drops from the head the same way). */
 function oldestStored(a: Entry, b: Entry): number {
   return a.message.storeTimestamp - b.message.storeTimestamp || a.offset - b.offset;
+}
+
+/** What maxBytes counts: the body, as RabbitMQ's x-max-length-bytes does (key, headers and framing are not counted). */
+function bodyBytes(entry: Entry): number {
+  return entry.message.body.byteLength;
 }
 
 function hashString(text: string): number {
@@ -350,6 +363,8 @@ export class SharedSubscription {
   /** Ready entries: one list per priority (shared), or list 0 only (key_shared keeps per-key order instead). */
   private readonly ready: Array<Deque<Entry>> = Array.from({ length: MAX_PRIORITY + 1 }, () => new Deque<Entry>());
   private readyCount = 0;
+  /** Body bytes of the entries in the ready lists. */
+  private readyBytes = 0;
   private inflightCount = 0;
   private readonly keys = new Map<string, KeyState>();
   private ring: Array<{ point: number; consumer: ConsumerState }> = [];
@@ -523,13 +538,13 @@ export class SharedSubscription {
   /** The store moved a partition's end: read more if there is room. */
   appended(): void {
     this.fill();
-    this.enforceMaxLength();
+    this.enforceLimits();
   }
 
   /** Starts reads for partitions with unread messages while the ready lists have room. */
   fill(): void {
     if (this.closed) return;
-    const room = this.settings.readAhead - this.readyCount;
+    const room = this.readRoom();
     if (room <= 0) return;
     for (const cursor of this.cursors) {
       if (cursor === undefined || cursor.reading) continue;
@@ -547,8 +562,9 @@ export class SharedSubscription {
   private async readInto(cursor: PartitionCursor, max: number): Promise<void> {
     cursor.reading = true;
     let added = 0;
+    let from = cursor.readHead;
     try {
-      const from = cursor.acks.nextUnsettled(cursor.readHead);
+      from = cursor.acks.nextUnsettled(cursor.readHead);
       const result = await this.store.read(cursor.queueId, from, { maxMessages: max, maxBytes: 4 << 20 });
       if (this.closed) return;
       const ttl = this.settings.messageTtlMs;
@@ -583,7 +599,7 @@ export class SharedSubscription {
         }
         const list = this.ready[entry.priority]!;
         list.pushBack(entry);
-        this.readyCount++;
+        this.becameReady(entry);
         added++;
         if (list.length === 1) this.armExpiry(entry.priority);
       }
@@ -592,6 +608,16 @@ export class SharedSubscription {
       if (isWeirError(error, ErrorCode.OffsetOutOfRange)) {
         const info = this.store.queueById(cursor.queueId);
         if (info !== null) this.dropBelow(cursor, info.startOffset);
+      } else if (isWeirError(error, ErrorCode.DataDamaged)) {
+        // A read fails only when its first message is damaged (a read that starts before damage stops short of it,
+        // docs/storage.md). Retrying would stall the partition behind it forever: the message is settled for this group
+        // (its content is gone, so there is nothing to dead-letter), and reported.
+        this.logger.error({ err: error, group: this.group, topic: this.topic, partition: cursor.partition, offset: from }, 'a damaged message cannot be delivered and is skipped');
+        cursor.acks.add(from);
+        cursor.counts.delete(from);
+        cursor.waits.delete(from);
+        cursor.readHead = Math.max(cursor.readHead, from + 1);
+        this.hooks.dirty(cursor);
       } else if (!isWeirError(error, ErrorCode.UnknownQueue) && !isWeirError(error, ErrorCode.StoreClosed)) {
         this.logger.warn({ err: error, group: this.group, topic: this.topic, partition: cursor.partition }, 'shared subscription read failed');
       }
@@ -599,8 +625,20 @@ export class SharedSubscription {
       cursor.reading = false;
     }
     if (added > 0) this.scheduleDispatch();
-    this.enforceMaxLength();
+    this.enforceLimits();
     this.fill();
+  }
+
+  /**
+   * How many more messages the read-ahead may take: up to `readAhead` ready ones. Body sizes are known only of messages
+   * read, so a group with maxBytes reads on while its ready bodies are within the limit (up to BYTE_WINDOW_MESSAGES):
+   * unread messages are then left only once the limit is reached, and a backlog over it is read through and trimmed.
+   */
+  private readRoom(): number {
+    const room = this.settings.readAhead - this.readyCount;
+    const maxBytes = this.settings.maxBytes;
+    if (maxBytes === null || this.readyBytes > maxBytes) return room;
+    return Math.max(room, BYTE_WINDOW_MESSAGES - this.readyCount);
   }
 
   /** Offsets below `offset` left the log: settle them (nothing can be delivered any more). */
@@ -655,7 +693,7 @@ export class SharedSubscription {
         const entry = list.peekFront()!;
         if (entry.expiresAt <= now) {
           list.popFront();
-          this.readyCount--;
+          this.leftReady(entry);
           taken++;
           this.expire(entry);
           continue;
@@ -663,7 +701,7 @@ export class SharedSubscription {
         const consumer = this.pickConsumer();
         if (consumer === null) break;
         list.popFront();
-        this.readyCount--;
+        this.leftReady(entry);
         taken++;
         this.lease(entry, consumer, touched);
       }
@@ -683,7 +721,7 @@ export class SharedSubscription {
     const removed = list.retain(
       (entry) => {
         if (entry.expiresAt <= now) {
-          this.readyCount--;
+          this.leftReady(entry);
           this.expire(entry);
           return false;
         }
@@ -699,7 +737,7 @@ export class SharedSubscription {
           if (consumer !== null && consumer.credit <= 0) consumer = null;
         }
         if (consumer === null) return true;
-        this.readyCount--;
+        this.leftReady(entry);
         this.lease(entry, consumer, touched);
         anyCredit = this.pickConsumer(true) !== null;
         return false;
@@ -834,8 +872,18 @@ export class SharedSubscription {
     entry.state = 'ready';
     entry.consumer = null;
     this.ready[entry.priority]!.pushFront(entry);
-    this.readyCount++;
+    this.becameReady(entry);
     this.armExpiry(entry.priority);
+  }
+
+  private becameReady(entry: Entry): void {
+    this.readyCount++;
+    this.readyBytes += bodyBytes(entry);
+  }
+
+  private leftReady(entry: Entry): void {
+    this.readyCount--;
+    this.readyBytes -= bodyBytes(entry);
   }
 
   private settleEntry(entry: Entry): void {
@@ -931,7 +979,7 @@ export class SharedSubscription {
       const list = this.ready[priority]!;
       for (let head = list.peekFront(); head !== undefined && head.expiresAt <= now; head = list.peekFront()) {
         list.popFront();
-        this.readyCount--;
+        this.leftReady(head);
         expired++;
         this.expire(head);
       }
@@ -954,27 +1002,48 @@ export class SharedSubscription {
     return this.readyCount + unread;
   }
 
-  /** Whether a `reject-publish` limit is reached. */
-  get full(): boolean {
-    return this.settings.overflow === 'reject-publish' && this.settings.maxLength !== null && this.readyLength() >= this.settings.maxLength;
+  /** The limit a `reject-publish` group is at (produces are refused meanwhile), or null. */
+  rejectingLimit(): { setting: 'maxLength' | 'maxBytes'; max: number } | null {
+    const { maxLength, maxBytes, overflow } = this.settings;
+    if (overflow !== 'reject-publish') return null;
+    if (maxLength !== null && this.readyLength() >= maxLength) return { setting: 'maxLength', max: maxLength };
+    if (maxBytes !== null && this.readyBytes >= maxBytes) return { setting: 'maxBytes', max: maxBytes };
+    return null;
   }
 
-  /** Drops (or dead-letters) the oldest ready messages beyond maxLength. */
-  private enforceMaxLength(): void {
-    const max = this.settings.maxLength;
-    if (max === null || this.settings.overflow === 'reject-publish' || this.closed) return;
-    let excess = this.readyLength() - max;
-    if (excess <= 0) return;
-    // Oldest first, whatever their priority (RabbitMQ drops from the head the same way): the ones already read come
-    // before everything unread. One pass picks them, however many are ready.
-    const oldest = new Smallest<Entry>(excess, oldestStored);
-    for (const list of this.ready) for (let i = 0; i < list.length; i++) oldest.offer(list.at(i));
-    const dropped = new Set(oldest.take());
-    this.removeReady(dropped);
-    for (const entry of dropped) this.overflowOne(entry);
-    excess -= dropped.size;
-    if (excess > 0 && this.settings.overflow === 'drop-head') {
-      // Unread messages beyond the limit are settled without reading them.
+  /**
+   * Drops (or dead-letters) the oldest ready messages while the ready ones are over maxLength or maxBytes. Oldest
+   * first, whatever their priority (RabbitMQ drops from the head the same way): the ones already read come before
+   * everything unread. Each round picks the oldest with a bounded heap in one pass over the ready lists; a round
+   * covers the count excess and, for bytes, a guess from the mean body size that doubles when it falls short.
+   */
+  private enforceLimits(): void {
+    const { maxLength, maxBytes, overflow } = this.settings;
+    if ((maxLength === null && maxBytes === null) || overflow === 'reject-publish' || this.closed) return;
+    let excess = maxLength === null ? 0 : this.readyLength() - maxLength;
+    let excessBytes = maxBytes === null ? 0 : this.readyBytes - maxBytes;
+    let pick = 0;
+    const before = this.readyCount;
+    while ((excess > 0 || excessBytes > 0) && this.readyCount > 0) {
+      // Over maxBytes means readyBytes > 0: the mean body size is defined.
+      const forBytes = excessBytes <= 0 ? 0 : Math.ceil((excessBytes * this.readyCount) / this.readyBytes);
+      pick = Math.min(this.readyCount, Math.max(excess, forBytes, pick * 2, 1));
+      const oldest = new Smallest<Entry>(pick, oldestStored);
+      for (const list of this.ready) for (let i = 0; i < list.length; i++) oldest.offer(list.at(i));
+      const dropped = new Set<Entry>();
+      for (const entry of oldest.take()) {
+        if (excess <= 0 && excessBytes <= 0) break;
+        dropped.add(entry);
+        excess--;
+        excessBytes -= bodyBytes(entry);
+      }
+      this.removeReady(dropped);
+      for (const entry of dropped) this.overflowOne(entry);
+    }
+    // What was dropped made room in the read-ahead for the messages behind it.
+    if (this.readyCount < before) this.fill();
+    if (excess > 0 && overflow === 'drop-head') {
+      // Unread messages beyond maxLength are settled without reading them.
       for (const cursor of this.cursors) {
         if (cursor === undefined || excess <= 0 || cursor.reading) continue;
         const end = this.store.queueById(cursor.queueId)?.endOffset ?? cursor.readHead;
@@ -988,7 +1057,8 @@ export class SharedSubscription {
         this.hooks.dirty(cursor);
       }
     }
-    // dead-letter overflow for unread messages happens as they are read (fill runs again).
+    // Dead-letter overflow of unread messages, and anything over maxBytes among them, happens as they are read (the
+    // read-ahead goes on while the ready bodies are within maxBytes; see readRoom).
   }
 
   /**
@@ -1002,6 +1072,7 @@ export class SharedSubscription {
         (entry) => {
           if (!entries.has(entry)) return true;
           left--;
+          this.readyBytes -= bodyBytes(entry);
           return false;
         },
         () => left === 0,
@@ -1033,6 +1104,7 @@ export class SharedSubscription {
   stats(): SubscriptionStats {
     return {
       ready: this.readyCount,
+      readyBytes: this.readyBytes,
       inflight: this.inflightCount,
       waiting: this.waits.size,
       consumers: this.consumers.size,

@@ -546,7 +546,7 @@ test('purge removes ready messages, read or not, and leaves in-flight and waitin
   const [m2] = consumer.take();
   assert.equal(m2?.message.body.toString(), 'm2');
   assert.equal(broker.purgeSharedGroup('workers', 'jobs'), 3, 'm3 read ahead, m4 and m5 unread');
-  assert.deepEqual(broker.sharedGroupStats('workers', 'jobs'), { ready: 0, inflight: 2, waiting: 1, consumers: 1, unread: 0, staleAcks: 0 });
+  assert.deepEqual(broker.sharedGroupStats('workers', 'jobs'), { ready: 0, readyBytes: 0, inflight: 2, waiting: 1, consumers: 1, unread: 0, staleAcks: 0 });
   await ack(broker, 'c1', [m0!, m2!]);
   scheduler.advance(1000);
   await settle();

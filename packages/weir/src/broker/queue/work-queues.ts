@@ -149,6 +149,7 @@ export function checkedSharedSettings(update: Partial<SharedGroupSettings> = {})
   checkInteger('backoffMaxMs', settings.backoffMaxMs, settings.backoffInitialMs, MAX_TIMEOUT_MS);
   checkInteger('readAhead', settings.readAhead, 1, 1_000_000);
   if (settings.maxLength !== null) checkInteger('maxLength', settings.maxLength, 0, Number.MAX_SAFE_INTEGER);
+  if (settings.maxBytes !== null) checkInteger('maxBytes', settings.maxBytes, 0, Number.MAX_SAFE_INTEGER);
   if (settings.messageTtlMs !== null) checkInteger('messageTtlMs', settings.messageTtlMs, 1, Number.MAX_SAFE_INTEGER);
   if (!['drop-head', 'reject-publish', 'dead-letter'].includes(settings.overflow)) throw invalidArgument(`overflow must be drop-head, reject-publish or dead-letter, not ${String(settings.overflow)}`);
   if (settings.start !== 'earliest' && settings.start !== 'latest') throw invalidArgument(`start must be earliest or latest, not ${String(settings.start)}`);
@@ -300,13 +301,13 @@ export class WorkQueues implements TopicObserver {
     return this.existing(group, topic)?.peek(limit) ?? [];
   }
 
-  /** Whether a topic accepts produces: refused (QUEUE_FULL) while a reject-publish group over it is at its limit. */
+  /** Whether a topic accepts produces: refused (QUEUE_FULL) while a reject-publish group over it is at a limit. */
   admit(topic: string): void {
     for (const group of this.groups.values()) {
-      const subscription = group.subscriptions.get(topic);
-      if (subscription?.full) {
-        throw brokerError(ErrorCode.QueueFull, `group "${group.name}" on topic "${topic}" holds its maximum of ${group.settings.maxLength} ready messages (overflow reject-publish); consume or raise maxLength`);
-      }
+      const limit = group.subscriptions.get(topic)?.rejectingLimit();
+      if (limit === undefined || limit === null) continue;
+      const held = limit.setting === 'maxLength' ? `${limit.max} ready messages` : `${limit.max} bytes of ready message bodies`;
+      throw brokerError(ErrorCode.QueueFull, `group "${group.name}" on topic "${topic}" holds its maximum of ${held} (overflow reject-publish); consume or raise ${limit.setting}`);
     }
   }
 

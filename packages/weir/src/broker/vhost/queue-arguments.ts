@@ -83,6 +83,7 @@ export function groupSettingsOf(options: QueueOptions, ownsTopic: boolean): Part
     deadLetterExpired: hasDeadLetterExchange,
     externalDeadLetters: true,
     maxLength: options.maxLength,
+    maxBytes: options.maxLengthBytes,
     overflow: options.overflow === 'drop-head' ? (hasDeadLetterExchange ? 'dead-letter' : 'drop-head') : 'reject-publish',
     start: 'earliest',
     discardAcked: ownsTopic,

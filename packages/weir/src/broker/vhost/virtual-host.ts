@@ -43,6 +43,8 @@ export class Queue {
   hadConsumer = false;
   /** Messages being appended and not yet visible: a reject-publish limit counts them as taken. */
   appendsInFlight = 0;
+  /** Their body bytes, for x-max-length-bytes. */
+  appendBytesInFlight = 0;
 
   constructor(
     readonly definition: QueueDefinition,
@@ -114,6 +116,10 @@ export class VirtualHost {
   readonly queues = new Map<string, Queue>();
   /** Exchanges declared as x-delayed-message: their routed copies wait for `x-delay`. */
   readonly delayedExchanges = new Set<string>();
+  /** Most queues (0: no limit), as RabbitMQ's vhost max-queues; queues left from before a lowered limit stay. */
+  maxQueues = 0;
+  /** Declarations of new queues under way: they count against maxQueues, so concurrent ones cannot overshoot it. */
+  private declaring = 0;
   private readonly prefix: string;
 
   constructor(
@@ -281,6 +287,18 @@ export class VirtualHost {
       return { queue: existing, ...this.counts(existing) };
     }
     if (request.passive) throw new VhostError('NOT_FOUND', `no queue '${name}' in vhost '${this.name}'`);
+    if (this.maxQueues > 0 && this.queues.size + this.declaring >= this.maxQueues) {
+      throw new VhostError('PRECONDITION_FAILED', `cannot declare queue '${name}': queue limit in vhost '${this.name}' (${this.maxQueues}) is reached`);
+    }
+    this.declaring++;
+    try {
+      return await this.createQueue(name, request);
+    } finally {
+      this.declaring--;
+    }
+  }
+
+  private async createQueue(name: string, request: DeclareQueueRequest): Promise<{ queue: Queue; messageCount: number; consumerCount: number }> {
     if (request.name.startsWith('amq.')) throw new VhostError('ACCESS_REFUSED', `queue name '${name}' contains reserved prefix 'amq.*'`);
     if (Buffer.byteLength(name) > 255) throw new VhostError('PRECONDITION_FAILED', `queue name '${name.slice(0, 40)}…' is longer than 255 bytes`);
     const options = parseQueueArguments(request.arguments, name, this.name);
