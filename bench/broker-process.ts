@@ -10,46 +10,14 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { build as buildHistogram, type Histogram } from 'hdr-histogram-js';
+import { CLOCK_TICKS, type ProcessSample, sampleProcess } from '../packages/weir/src/perf/process-sampler.js';
 import { type CommitInfo, commitInfo, describeMachine, formatMiB, formatPercent, type MachineInfo, machineInfo, now, repoRoot, UsageError } from './report.js';
 
 /** `dist`: compiled broker and clients (built with tsc -b first); `src`: the TypeScript sources through tsx. */
 export type Code = 'dist' | 'src';
 
-/** Kernel clock ticks per second, the unit of CPU times in /proc. */
-export const CLOCK_TICKS = (() => {
-  try {
-    const value = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-    return Number.isFinite(value) && value > 0 ? value : 100;
-  } catch {
-    return 100;
-  }
-})();
-
-export interface ProcessSample {
-  /** Seconds, from `now()`. */
-  time: number;
-  rssBytes: number;
-  /** The kernel's high-water mark of RSS (VmHWM). */
-  peakRssBytes: number;
-  /** User + system CPU seconds of the whole process (every thread). */
-  cpuSeconds: number;
-}
-
-/** Reads RSS and CPU time of a live process from /proc; null once it has gone. */
-export function sampleProcess(pid: number): ProcessSample | null {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
-    // Fields after "(comm)": state is field 3, utime 14 and stime 15 (proc(5)).
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[14 - 3]) + Number(fields[15 - 3]);
-    return { time: now(), rssBytes: kib('VmRSS'), peakRssBytes: kib('VmHWM'), cpuSeconds: ticks / CLOCK_TICKS };
-  } catch {
-    return null;
-  }
-}
+export { CLOCK_TICKS, type ProcessSample, sampleProcess } from '../packages/weir/src/perf/process-sampler.js';
+export { newHistogram } from '../packages/weir/src/perf/latency.js';
 
 export interface BrokerStop {
   /** RSS just before SIGTERM. */
@@ -439,9 +407,4 @@ export const OTHER_CPU_WARNING = 0.1;
 
 export function windowResourceNotes(r: WindowResources): string {
   return `broker CPU ${formatPercent(r.brokerCpu)}, clients CPU ${formatPercent(r.clientCpu)}${r.otherCpu >= OTHER_CPU_WARNING ? `, OTHER processes CPU ${formatPercent(r.otherCpu)}` : ''}, broker RSS peak ${formatMiB(r.brokerRssPeakBytes)}`;
-}
-
-/** Latencies in microseconds, 1 µs to 1 hour, 3 significant digits. */
-export function newHistogram(): Histogram {
-  return buildHistogram({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
 }

@@ -11,15 +11,11 @@
  */
 import { performance } from 'node:perf_hooks';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import type { Histogram } from 'hdr-histogram-js';
 import { GcMeter, now } from './report.js';
 
-export type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+export { latencySummary, type LatencySummary, monotonicNs } from '../packages/weir/src/perf/latency.js';
 
-/** Monotonic nanoseconds (CLOCK_MONOTONIC): the same clock in every thread of the process, unlike performance.now(). */
-export function monotonicNs(): bigint {
-  return process.hrtime.bigint();
-}
+export type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 // ---- the main-thread side -------------------------------------------------------------------------------------------
 
@@ -242,29 +238,5 @@ export function threadMeter(): { stop(): Promise<ThreadLoad> } {
       const gc = await gcMeter.stop();
       return { seconds, elu, gcShare: gc.share };
     },
-  };
-}
-
-export interface LatencySummary {
-  count: number;
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-  p999Ms: number;
-  maxMs: number;
-  meanMs: number;
-}
-
-/** Percentiles of a histogram of microseconds (newHistogram), in milliseconds. */
-export function latencySummary(histogram: Histogram): LatencySummary {
-  const ms = (micros: number): number => micros / 1000;
-  return {
-    count: histogram.totalCount,
-    p50Ms: ms(histogram.getValueAtPercentile(50)),
-    p90Ms: ms(histogram.getValueAtPercentile(90)),
-    p99Ms: ms(histogram.getValueAtPercentile(99)),
-    p999Ms: ms(histogram.getValueAtPercentile(99.9)),
-    maxMs: ms(histogram.maxValue),
-    meanMs: ms(histogram.mean),
   };
 }

@@ -1,14 +1,20 @@
 /**
  * Shared helpers for benchmark suites: what machine and commit a result came from, a plain-text table, and the JSON
  * report under `bench-results/<YYYY-MM-DD>/<suite>.json` (git-ignored). Results without their hardware are not
- * comparable, so every report carries both.
+ * comparable, so every report carries both. The measuring pieces themselves (histograms, machine information,
+ * tables) are `weir perf`'s, in packages/weir/src/perf.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { type Column, formatNumber, formatTable } from '../packages/weir/src/perf/format.js';
+import { type Histogram, newHistogram } from '../packages/weir/src/perf/latency.js';
+import { type CommitInfo, commitInfo as checkoutCommit, describeMachine as describePerfMachine, machineInfo as perfMachineInfo, type MachineInfo as PerfMachineInfo } from '../packages/weir/src/perf/machine.js';
+
+export { type Align, type Column, formatBytes, formatMiB, formatMs, formatNumber, formatPercent, formatTable, KiB, markdownTable, MB, MiB } from '../packages/weir/src/perf/format.js';
+export { type CommitInfo, filesystemType } from '../packages/weir/src/perf/machine.js';
 
 /** A bad command line: the dispatcher prints the message alone, without a stack trace. */
 export class UsageError extends Error {}
@@ -71,77 +77,23 @@ export interface Suite {
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Decimal megabyte, the unit of every MB/s figure in the reports. */
-export const MB = 1_000_000;
-export const KiB = 1024;
-export const MiB = 1024 * 1024;
-
-export interface MachineInfo {
-  cpuModel: string;
-  cores: number;
-  memoryBytes: number;
-  platform: string;
-  arch: string;
-  kernel: string;
-  node: string;
-  /** Where the suite put its data, and the filesystem type there. */
+/** A suite always knows where it put its data. */
+export interface MachineInfo extends PerfMachineInfo {
   dataDir: string;
   filesystem: string;
 }
 
-export interface CommitInfo {
-  sha: string | null;
-  /** True when the work tree had uncommitted changes: the figures may not belong to `sha` alone. */
-  dirty: boolean | null;
-}
-
-function run(command: string, args: string[], cwd?: string): string | null {
-  try {
-    return execFileSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return null;
-  }
-}
-
-/** The filesystem type holding `dir`: `df -T` names ext4 precisely (`stat -f` says "ext2/ext3"), `stat -f` is the fallback. */
-export function filesystemType(dir: string): string {
-  const df = run('df', ['-T', '-P', dir]);
-  if (df !== null) {
-    const fields = df.split('\n')[1]?.trim().split(/\s+/);
-    if (fields !== undefined && fields.length >= 2 && fields[1]) return fields[1];
-  }
-  return run('stat', ['-f', '-c', '%T', dir]) ?? 'unknown';
-}
-
 export function machineInfo(dataDir: string = os.tmpdir()): MachineInfo {
-  const cpus = os.cpus();
-  return {
-    cpuModel: cpus[0]?.model.trim() ?? 'unknown',
-    cores: os.availableParallelism?.() ?? cpus.length,
-    memoryBytes: os.totalmem(),
-    platform: os.platform(),
-    arch: os.arch(),
-    kernel: os.release(),
-    node: process.version,
-    dataDir,
-    filesystem: filesystemType(dataDir),
-  };
+  const machine = perfMachineInfo(dataDir);
+  return { ...machine, dataDir, filesystem: machine.filesystem ?? 'unknown' };
 }
 
 export function commitInfo(): CommitInfo {
-  const sha = run('git', ['rev-parse', 'HEAD'], repoRoot);
-  const status = run('git', ['status', '--porcelain', '--untracked-files=no'], repoRoot);
-  return { sha, dirty: status === null ? null : status.length > 0 };
+  return checkoutCommit(repoRoot) ?? { sha: null, dirty: null };
 }
 
 export function describeMachine(machine: MachineInfo, commit: CommitInfo): string {
-  const memory = `${(machine.memoryBytes / 2 ** 30).toFixed(1)} GiB`;
-  const sha = commit.sha === null ? 'unknown' : `${commit.sha.slice(0, 12)}${commit.dirty ? ' (+ uncommitted changes)' : ''}`;
-  return [
-    `machine: ${machine.cores} cores (${machine.cpuModel}), ${memory} RAM, ${machine.platform}/${machine.arch} kernel ${machine.kernel}, Node ${machine.node}`,
-    `data:    ${machine.dataDir} (${machine.filesystem})`,
-    `commit:  ${sha}`,
-  ].join('\n');
+  return describePerfMachine(machine, commit);
 }
 
 /** Local calendar date as YYYY-MM-DD. */
@@ -178,13 +130,6 @@ export async function writeSummary(suite: string, markdown: string): Promise<str
   return path;
 }
 
-/** The same table as formatTable, as Markdown (pipes in cells escaped). */
-export function markdownTable(columns: readonly Column[], rows: ReadonlyArray<readonly string[]>): string {
-  const cell = (text: string) => text.replaceAll('|', '\\|');
-  const line = (cells: readonly string[]) => `| ${cells.map(cell).join(' | ')} |`;
-  return [line(columns.map((column) => column.title)), `|${columns.map((column) => (column.align === 'right' ? ' ---: ' : ' --- ')).join('|')}|`, ...rows.map(line)].join('\n');
-}
-
 /** A fresh directory under os.tmpdir(), removed after `work` (whether it succeeds or not). */
 export async function withTempDir<T>(prefix: string, work: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(os.tmpdir(), `weir-bench-${prefix}-`));
@@ -195,50 +140,6 @@ export async function withTempDir<T>(prefix: string, work: (dir: string) => Prom
   }
 }
 
-export type Align = 'left' | 'right';
-export interface Column {
-  title: string;
-  align?: Align;
-}
-
-/** A plain-text table: columns padded to their widest cell, numbers usually right-aligned. */
-export function formatTable(columns: readonly Column[], rows: ReadonlyArray<readonly string[]>): string {
-  const widths = columns.map((column, index) => Math.max(column.title.length, ...rows.map((row) => (row[index] ?? '').length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((cell, index) => (columns[index]?.align === 'right' ? cell.padStart(widths[index]!) : cell.padEnd(widths[index]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(columns.map((column) => column.title)), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
-}
-
-/** 1234567.8 → "1,234,568"; small values keep a couple of significant decimals. */
-export function formatNumber(value: number, fractionDigits?: number): string {
-  if (!Number.isFinite(value)) return String(value);
-  const digits = fractionDigits ?? (Number.isInteger(value) || Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : 2);
-  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
-export function formatBytes(bytes: number): string {
-  if (bytes >= 2 ** 30) return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
-  if (bytes >= MiB) return `${(bytes / MiB).toFixed(1)} MiB`;
-  if (bytes >= KiB) return `${(bytes / KiB).toFixed(1)} KiB`;
-  return `${bytes} B`;
-}
-
-/** Seconds since an arbitrary origin, from the monotonic clock. */
-export function formatPercent(share: number): string {
-  return `${formatNumber(share * 100, 0)}%`;
-}
-
-export function formatMs(value: number): string {
-  return `${formatNumber(value, value >= 100 ? 0 : value >= 10 ? 1 : 2)} ms`;
-}
-
-export function formatMiB(bytes: number): string {
-  return `${formatNumber(bytes / MiB, 0)} MiB`;
-}
-
 export function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -247,53 +148,30 @@ export function now(): number {
   return performance.now() / 1000;
 }
 
-/**
- * Latency histogram with fixed log-linear buckets (8 per power of two, ≈ 9% resolution) from 1 µs to ~1 min:
- * recording is one array increment, so it can sit on a hot path.
- */
+/** Latencies recorded in microseconds on a hot path (an HDR histogram), summarised in milliseconds. */
 export class LatencyHistogram {
-  private static readonly SUB_BUCKETS = 8;
-  private static readonly MAX_POWER = 26;
-  private readonly counts = new Float64Array(LatencyHistogram.MAX_POWER * LatencyHistogram.SUB_BUCKETS + 1);
-  count = 0;
-  max = 0;
+  private readonly histogram: Histogram = newHistogram();
+
+  get count(): number {
+    return this.histogram.totalCount;
+  }
+
+  get max(): number {
+    return this.histogram.maxValue;
+  }
 
   /** Records one latency in microseconds. */
   record(micros: number): void {
-    this.count++;
-    if (micros > this.max) this.max = micros;
-    this.counts[this.bucketOf(micros)]!++;
+    this.histogram.recordValue(Math.max(1, Math.round(micros)));
   }
 
   reset(): void {
-    this.counts.fill(0);
-    this.count = 0;
-    this.max = 0;
+    this.histogram.reset();
   }
 
-  private bucketOf(micros: number): number {
-    if (micros < 1) return 0;
-    const power = Math.floor(Math.log2(micros));
-    if (power >= LatencyHistogram.MAX_POWER) return this.counts.length - 1;
-    const fraction = micros / 2 ** power - 1;
-    return 1 + power * LatencyHistogram.SUB_BUCKETS + Math.floor(fraction * LatencyHistogram.SUB_BUCKETS);
-  }
-
-  /** Upper edge of the bucket holding the quantile `q` (0..1), in microseconds. */
+  /** The latency at quantile `q` (0..1), in microseconds. */
   quantile(q: number): number {
-    if (this.count === 0) return 0;
-    const rank = Math.ceil(q * this.count);
-    let seen = 0;
-    for (let bucket = 0; bucket < this.counts.length; bucket++) {
-      seen += this.counts[bucket]!;
-      if (seen >= rank) {
-        if (bucket === 0) return 1;
-        const power = Math.floor((bucket - 1) / LatencyHistogram.SUB_BUCKETS);
-        const sub = (bucket - 1) % LatencyHistogram.SUB_BUCKETS;
-        return Math.min(this.max, 2 ** power * (1 + (sub + 1) / LatencyHistogram.SUB_BUCKETS));
-      }
-    }
-    return this.max;
+    return this.count === 0 ? 0 : Math.min(this.max, this.histogram.getValueAtPercentile(q * 100));
   }
 
   summary(): { count: number; p50Ms: number; p99Ms: number; p999Ms: number; maxMs: number } {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { registerAccessCommands } from './access-commands.js';
 import { registerClientCommands } from './client-commands.js';
+import { registerPerfCommand } from './perf-command.js';
 import { registerServe } from './serve.js';
 
 /**
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerClientCommands(program);
   registerAccessCommands(program);
+  registerPerfCommand(program);
   return program;
 }
 
