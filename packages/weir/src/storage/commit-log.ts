@@ -176,6 +176,9 @@ export class CommitLog {
       segments.push(first);
     } else {
       await recoverTail(fs, directory, segments, options, Math.max(recoveryPosition, segments[0]!.basePosition), visit, damaged);
+      // What survived a crash may still sit only in the page cache: the log calls everything it opens durable (and
+      // a checkpoint may record it as the recovery point), so make it so.
+      for (const segment of segments) if (segment.endPosition > recoveryPosition) await segment.handle!.datasync();
     }
     return new CommitLog(fs, directory, options, segments, damaged);
   }

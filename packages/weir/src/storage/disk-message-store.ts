@@ -319,6 +319,10 @@ export class DiskMessageStore implements MessageStore {
         queue.bytesBeforeStart = queue.totalBytes;
       }
     }
+    // Damage found by this recovery is settled at once: the next recovery starts past it. Rescanning it later could
+    // find nothing valid after it (a crash tore what followed) and cut it as a torn tail, handing out the offsets
+    // just marked lost again.
+    if (store.log.damagedRanges.length > 0) await store.checkpoint();
     store.startTimers();
     logger.info({ dataDir: dir, queues: store.queues.size, recoveredFrom: checkpoint.position, end: store.log.endPosition }, 'storage opened');
     return store;

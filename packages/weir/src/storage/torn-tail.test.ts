@@ -139,6 +139,28 @@ describe('storage: torn tails and damage', () => {
     await store.close();
   });
 
+  it('storage: damage found by a recovery is settled at once: a later crash never rescans it, and its offsets are never handed out again', async () => {
+    const written = await writeBatches(10, true);
+    const victim = written.batches[4]!;
+    await flipBit(written.segment, victim.end - 3, 0);
+    const first = await DiskMessageStore.open(options());
+    const end = first.queue('q')!.endOffset;
+    const appended = await first.append(first.queue('q')!.id, [{ body: 'after the damage' }]);
+    assert.equal(appended.baseOffset, end);
+    await first.abandon();
+
+    // Had the next recovery started before the damage again, a crash that tore what followed it would have made it
+    // look like a torn tail, cut it, and reused its offsets.
+    const logger = new RecordingLogger();
+    const second = await DiskMessageStore.open(options(logger));
+    const queue = second.queue('q')!;
+    assert.ok(!logger.entries.some((entry) => entry.level === 'error' && /damaged bytes/.test(entry.message)), 'the damage is not scanned again');
+    assert.equal(queue.endOffset, end + 1);
+    await assert.rejects(second.read(queue.id, victim.firstOffset), (error) => isWeirError(error, ErrorCode.DataDamaged));
+    assert.equal((await second.append(queue.id, [{ body: 'next' }])).baseOffset, end + 1);
+    await second.close();
+  });
+
   it('storage: a flipped bit in fsynced data after a clean close is found on read and never served', async () => {
     const written = await writeBatches(10, false);
     const victim = written.batches[6]!;
