@@ -22,6 +22,54 @@ export interface QueueOptions {
   singleActiveConsumer: boolean;
   /** Failed deliveries allowed before a message is dead-lettered (quorum queues' x-delivery-limit). */
   deliveryLimit: number | null;
+  /** A stream queue's retention (null for classic and quorum queues). */
+  stream: StreamRetention | null;
+}
+
+/** What a stream queue keeps (https://www.rabbitmq.com/docs/streams#retention); null: no limit of that kind. */
+export interface StreamRetention {
+  /** x-max-length-bytes: the oldest messages go once the stream holds more. */
+  maxLengthBytes: number | null;
+  /** x-max-age: messages stored longer ago than this go. */
+  maxAgeMs: number | null;
+}
+
+/**
+ * Arguments of classic and quorum queues that a stream does not take: RabbitMQ refuses them for queue type stream
+ * (its queue-type capabilities list what each type accepts).
+ */
+const NOT_FOR_STREAMS: readonly string[] = [
+  'x-message-ttl',
+  'x-expires',
+  'x-max-length',
+  'x-overflow',
+  'x-dead-letter-exchange',
+  'x-dead-letter-routing-key',
+  'x-dead-letter-strategy',
+  'x-max-priority',
+  'x-delivery-limit',
+  'x-single-active-consumer',
+  'x-max-in-memory-length',
+  'x-max-in-memory-bytes',
+  'x-queue-mode',
+  'x-queue-version',
+  'x-quorum-initial-group-size',
+];
+
+/** RabbitMQ's largest x-stream-max-segment-size-bytes. */
+const MAX_STREAM_SEGMENT_BYTES = 3_000_000_000;
+
+const MS_PER_UNIT: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, D: 86_400_000, M: 30 * 86_400_000, Y: 365 * 86_400_000 };
+
+/**
+ * RabbitMQ's duration strings (x-max-age, and x-stream-offset intervals): a positive integer and one unit of Y
+ * (365 days), M (30 days), D, h, m or s, e.g. "7D" or "30m". Null when the text is not one.
+ */
+export function parseStreamDuration(text: string): number | null {
+  const match = /^([0-9]+)(Y|M|D|h|m|s)$/.exec(text);
+  if (match === null) return null;
+  const ms = Number(match[1]) * MS_PER_UNIT[match[2]!]!;
+  return ms > 0 && Number.isSafeInteger(ms) ? ms : null;
 }
 
 /** RabbitMQ's consumer_timeout default: an unacknowledged delivery older than this is redelivered. */
@@ -48,6 +96,7 @@ export function parseQueueArguments(args: Record<string, unknown>, queue: string
   };
   const type = (text('x-queue-type') ?? 'classic') as QueueType;
   if (!['classic', 'quorum', 'stream'].includes(type)) throw invalid('x-queue-type', queue, vhost, `unknown queue type '${String(type)}' (classic, quorum or stream)`);
+  if (type === 'stream') return streamOptions(args, queue, vhost, integer, text);
   const overflow = (text('x-overflow') ?? 'drop-head') as Overflow;
   if (!['drop-head', 'reject-publish', 'reject-publish-dlx'].includes(overflow)) {
     throw invalid('x-overflow', queue, vhost, `'${String(overflow)}' is not drop-head, reject-publish or reject-publish-dlx`);
@@ -66,6 +115,48 @@ export function parseQueueArguments(args: Record<string, unknown>, queue: string
     maxPriority: integer('x-max-priority', 1, 255),
     singleActiveConsumer: sac === true,
     deliveryLimit: integer('x-delivery-limit', 0, 1_000_000 - 1),
+    stream: null,
+  };
+}
+
+/**
+ * A stream queue's arguments: retention by size and age. x-stream-max-segment-size-bytes is checked and otherwise
+ * ignored: every queue's messages share Weir's commit log, whose segment size is the broker's. x-initial-cluster-size
+ * and x-queue-leader-locator (placement in a cluster) and x-stream-filter-size-bytes are accepted for the same reason.
+ */
+function streamOptions(
+  args: Record<string, unknown>,
+  queue: string,
+  vhost: string,
+  integer: (name: string, min: number, max?: number) => number | null,
+  text: (name: string) => string | null,
+): QueueOptions {
+  for (const name of NOT_FOR_STREAMS) {
+    if (args[name] !== undefined) throw new VhostError('PRECONDITION_FAILED', `invalid arg '${name}' for queue '${queue}' in vhost '${vhost}' of queue type stream`);
+  }
+  const maxAge = text('x-max-age');
+  const maxAgeMs = maxAge === null ? null : parseStreamDuration(maxAge);
+  if (maxAge !== null && maxAgeMs === null) throw invalid('x-max-age', queue, vhost, `'${maxAge}' is not a positive integer followed by one unit of Y, M, D, h, m or s (e.g. 7D)`);
+  const segmentBytes = integer('x-stream-max-segment-size-bytes', 0, Number.MAX_SAFE_INTEGER);
+  if (segmentBytes !== null && segmentBytes > MAX_STREAM_SEGMENT_BYTES) {
+    throw new VhostError('PRECONDITION_FAILED', `invalid arg 'x-stream-max-segment-size-bytes' for queue '${queue}' in vhost '${vhost}': exceeded max value ${MAX_STREAM_SEGMENT_BYTES}`);
+  }
+  integer('x-stream-filter-size-bytes', 16, 255);
+  integer('x-initial-cluster-size', 1);
+  text('x-queue-leader-locator');
+  return {
+    type: 'stream',
+    messageTtlMs: null,
+    expiresMs: null,
+    maxLength: null,
+    maxLengthBytes: null,
+    overflow: 'drop-head',
+    deadLetterExchange: null,
+    deadLetterRoutingKey: null,
+    maxPriority: null,
+    singleActiveConsumer: false,
+    deliveryLimit: null,
+    stream: { maxLengthBytes: integer('x-max-length-bytes', 0), maxAgeMs },
   };
 }
 

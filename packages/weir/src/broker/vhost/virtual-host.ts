@@ -54,6 +54,11 @@ export class Queue {
   get name(): string {
     return this.definition.name;
   }
+
+  /** A stream queue (x-queue-type stream): its topic is read by each consumer from its own offset, nothing is removed on ack. */
+  get isStream(): boolean {
+    return this.options.type === 'stream';
+  }
 }
 
 export interface DeclareQueueRequest {
@@ -154,8 +159,9 @@ export class VirtualHost {
         continue;
       }
       const queue = new Queue(definition, parseQueueArguments(definition.arguments, definition.name, this.name));
-      // The queue's subscription starts reading now, so its counts, TTL and limits hold before anyone consumes.
-      await this.core.createSharedGroup(definition.group, definition.topic, groupSettingsOf(queue.options, definition.ownsTopic));
+      // The queue's subscription starts reading now, so its counts, TTL and limits hold before anyone consumes. A
+      // stream has none: its consumers read the topic themselves.
+      if (!queue.isStream) await this.core.createSharedGroup(definition.group, definition.topic, groupSettingsOf(queue.options, definition.ownsTopic));
       this.queues.set(definition.name, queue);
       this.events.created(queue);
     }
@@ -284,7 +290,7 @@ export class VirtualHost {
       this.checkExclusiveAccess(existing, request.connection);
       if (!request.passive) this.checkEquivalent(existing.definition, request);
       this.touch(existing);
-      return { queue: existing, ...this.counts(existing) };
+      return { queue: existing, ...(existing.isStream ? await this.streamCounts(existing) : this.counts(existing)) };
     }
     if (request.passive) throw new VhostError('NOT_FOUND', `no queue '${name}' in vhost '${this.name}'`);
     if (this.maxQueues > 0 && this.queues.size + this.declaring >= this.maxQueues) {
@@ -302,7 +308,7 @@ export class VirtualHost {
     if (request.name.startsWith('amq.')) throw new VhostError('ACCESS_REFUSED', `queue name '${name}' contains reserved prefix 'amq.*'`);
     if (Buffer.byteLength(name) > 255) throw new VhostError('PRECONDITION_FAILED', `queue name '${name.slice(0, 40)}…' is longer than 255 bytes`);
     const options = parseQueueArguments(request.arguments, name, this.name);
-    if (options.type === 'stream') throw new VhostError('NOT_IMPLEMENTED', `queue '${name}': x-queue-type stream is not supported yet; consume the topic as a stream with a Weir client instead`);
+    if (options.type === 'stream') this.checkStreamProperties(name, request);
     if (options.type === 'quorum' && (!request.durable || request.exclusive || request.autoDelete)) {
       throw new VhostError('PRECONDITION_FAILED', `invalid property for queue '${name}' in vhost '${this.name}': quorum queues must be durable, non-exclusive and not auto-delete`);
     }
@@ -313,7 +319,9 @@ export class VirtualHost {
     const topic = this.topicNameOf(name);
     let ownsTopic = true;
     try {
-      await this.core.createTopic(topic, 1, { flushPolicy: request.durable && !request.exclusive ? 'sync' : 'none' });
+      // A stream's retention arguments are its topic's retention (applied by the store's retention pass).
+      const retention = options.stream === null ? {} : { retentionBytes: options.stream.maxLengthBytes, retentionMs: options.stream.maxAgeMs };
+      await this.core.createTopic(topic, 1, { flushPolicy: request.durable && !request.exclusive ? 'sync' : 'none', ...retention });
     } catch (error) {
       if (!isWeirError(error, ErrorCode.TopicExists)) throw error;
       ownsTopic = false;
@@ -331,6 +339,29 @@ export class VirtualHost {
     };
     const queue = new Queue(definition, options);
     if (request.exclusive) queue.owner = request.connection;
+    if (!queue.isStream) await this.createGroup(queue);
+    this.queues.set(name, queue);
+    this.events.created(queue);
+    await this.metadata.put(this.queueKey(name), definition);
+    this.touch(queue);
+    return { queue, messageCount: 0, consumerCount: 0 };
+  }
+
+  /**
+   * RabbitMQ's stream queues are durable, not exclusive and not auto-delete; the checks run in its order (auto-delete,
+   * exclusive, durable) with its wording.
+   */
+  private checkStreamProperties(name: string, request: DeclareQueueRequest): void {
+    const invalidProperty = (property: string) => new VhostError('PRECONDITION_FAILED', `invalid property '${property}' for queue '${name}' in vhost '${this.name}'`);
+    if (request.autoDelete) throw invalidProperty('auto-delete');
+    if (request.exclusive) throw invalidProperty('exclusive-owner');
+    if (!request.durable) throw invalidProperty('non-durable');
+  }
+
+  /** The shared group consuming a classic or quorum queue's topic. */
+  private async createGroup(queue: Queue): Promise<void> {
+    const { definition, options } = queue;
+    const { name, topic, ownsTopic } = definition;
     try {
       // A topic created just now has no consumers, so a group of its name is left over from a queue deleted midway.
       // An adopted topic's group is someone's live state and stays.
@@ -341,11 +372,6 @@ export class VirtualHost {
       if (isWeirError(error, ErrorCode.InvalidGroup)) throw new VhostError('PRECONDITION_FAILED', `queue '${name}' cannot use the group '${definition.group}': ${(error as Error).message}`);
       throw error;
     }
-    this.queues.set(name, queue);
-    this.events.created(queue);
-    await this.metadata.put(this.queueKey(name), definition);
-    this.touch(queue);
-    return { queue, messageCount: 0, consumerCount: 0 };
   }
 
   /** The topic of a queue: its own name when that is a topic name, else a readable name made unique by a hash. */
@@ -383,6 +409,13 @@ export class VirtualHost {
     return queue;
   }
 
+  /** A stream's messages are those it still retains, whoever has read them. */
+  async streamCounts(queue: Queue): Promise<{ messageCount: number; consumerCount: number }> {
+    const { topic } = queue.definition;
+    const [start, end] = await Promise.all([this.core.listOffsets(topic, 0, -2), this.core.listOffsets(topic, 0, -1)]);
+    return { messageCount: end - start, consumerCount: queue.consumers.length };
+  }
+
   counts(queue: Queue): { messageCount: number; consumerCount: number } {
     const stats = this.core.sharedGroupStats(queue.definition.group, queue.definition.topic);
     return { messageCount: stats === null ? 0 : stats.ready + stats.unread + stats.waiting, consumerCount: queue.consumers.length };
@@ -392,6 +425,12 @@ export class VirtualHost {
     const queue = this.queues.get(name);
     if (queue === undefined) return 0; // RabbitMQ 3.x+: deleting a missing queue is not an error.
     this.checkExclusiveAccess(queue, connection);
+    if (queue.isStream) {
+      // As RabbitMQ's stream queues: if-unused and if-empty are not applied (a stream is never emptied by its readers).
+      const { messageCount } = await this.streamCounts(queue);
+      await this.removeQueue(queue);
+      return messageCount;
+    }
     const { messageCount, consumerCount } = this.counts(queue);
     if (options.ifUnused && consumerCount > 0) throw new VhostError('PRECONDITION_FAILED', `queue '${name}' in vhost '${this.name}' in use`);
     if (options.ifEmpty && messageCount > 0) throw new VhostError('PRECONDITION_FAILED', `queue '${name}' in vhost '${this.name}' not empty`);
@@ -420,7 +459,8 @@ export class VirtualHost {
 
   private async dropStorage(definition: QueueDefinition): Promise<void> {
     try {
-      await this.core.deleteSharedGroup(definition.group);
+      // A stream has no group of its own; a group of the topic's name is someone else's.
+      if (definition.arguments['x-queue-type'] !== 'stream') await this.core.deleteSharedGroup(definition.group);
       if (definition.ownsTopic) await this.core.deleteTopic(definition.topic);
     } catch (error) {
       if (!isWeirError(error, ErrorCode.UnknownTopic)) this.logger.warn({ err: error, vhost: this.name, queue: definition.name }, 'could not delete queue storage');
@@ -430,6 +470,8 @@ export class VirtualHost {
 
   purgeQueue(name: string, connection: string): number {
     const queue = this.queue(name, connection);
+    // RabbitMQ refuses it the same way (NOT_IMPLEMENTED): a stream loses messages only to retention.
+    if (queue.isStream) throw new VhostError('NOT_IMPLEMENTED', `queue.purge not supported by stream queues: queue '${name}' in vhost '${this.name}'`);
     return this.core.purgeSharedGroup(queue.definition.group, queue.definition.topic);
   }
 

@@ -6,25 +6,27 @@ import type { Queue, VirtualHost } from '../../broker/vhost/virtual-host.js';
 import type { VirtualHosts } from '../../broker/vhost/virtual-hosts.js';
 import type { Logger } from '../../core/logger.js';
 import { ErrorCode, isWeirError } from '../../core/errors.js';
-import { MAX_MESSAGES_PER_BATCH, type MessageInput } from '../../storage/record-batch.js';
+import { MAX_MESSAGES_PER_BATCH, type MessageInput, type StoredMessage } from '../../storage/record-batch.js';
 import type { AccessControl } from '../../broker/access/access-control.js';
 import { accessRefused, AmqpError, asAmqpError, commandInvalid, notAllowed, notFound, notImplemented, preconditionFailed, unexpectedFrame } from './amqp-error.js';
 import { AmqpConsumer, type ConsumerChannel, type SettleSource } from './amqp-consumer.js';
-import { bodyBytes, deliveryParts, parseExpiration, plainHeaders, type PublishedMessage, storedInput } from './amqp-message.js';
+import { AmqpStreamConsumer, parseStreamOffset, type StreamConsumerChannel, streamDeliveryProperties } from './amqp-stream-consumer.js';
+import { bodyBytes, deliveryParts, type DeliveryParts, parseExpiration, plainHeaders, type PublishedMessage, storedInput } from './amqp-message.js';
 import { PublisherConfirms } from './publisher-confirms.js';
 import { DirectReplyTo, REPLY_TO_QUEUE } from './direct-reply-to.js';
 import {
   type AmqpMethod,
   BASIC_CLASS_ID,
+  basicDeliverSize,
   type BasicProperties,
   type ContentHeader,
   decodeContentHeader,
-  decodeProperties,
   encodeBasicDeliver,
   encodeContentFrames,
   encodeMethodFrame,
   encodeProperties,
   type FieldTable,
+  putBasicDeliver,
   ReplyCode,
   tableNumber,
   tableToJs,
@@ -59,12 +61,15 @@ interface ContentInProgress {
   routingKey: string;
   mandatory: boolean;
   header: ContentHeader | null;
-  chunks: Buffer[];
+  /** The first body frame: most bodies fit in one, so a list is made only for a second (`chunks`). */
+  body: Buffer | null;
+  chunks: Buffer[] | null;
   received: number;
 }
 
 interface Unacked {
-  source: SettleSource;
+  /** A stream consumer's deliveries settle nothing in the broker: they only give the consumer its credit back. */
+  source: SettleSource | AmqpStreamConsumer;
   partition: number;
   offset: number;
 }
@@ -88,10 +93,12 @@ interface Transaction {
  * One AMQP channel (AMQP 0-9-1 §2.2.2, §4.2.6): content assembly, the exchange / queue / basic / confirm / tx methods
  * mapped onto the vhost and the broker core, delivery tags, consumers, publisher confirms and transactions.
  */
-export class AmqpChannel implements ConsumerChannel {
+export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
   state: State = 'open';
   private content: ContentInProgress | null = null;
   private readonly consumers = new Map<string, AmqpConsumer>();
+  /** Consumers of stream queues; their tags share the channel's namespace with the others. */
+  private readonly streamConsumers = new Map<string, AmqpStreamConsumer>();
   private deliveryTag = 0;
   private readonly unacked = new Map<number, Unacked>();
   private prefetchCount = 0;
@@ -113,7 +120,7 @@ export class AmqpChannel implements ConsumerChannel {
   /** basic.get deliveries are leased to one pull consumer per channel and queue. */
   private readonly pullers = new Map<Queue, SettleSource>();
   /** Resources this channel's user may use (RabbitMQ caches permission checks per channel the same way). */
-  private readonly permitted = new Set<string>();
+  private readonly permitted = { write: new Set<string>(), read: new Set<string>() };
   /** The channel's direct reply-to consumer: its tag and the reply_to name requests get. */
   private replyConsumer: { tag: string; name: string } | null = null;
 
@@ -140,8 +147,11 @@ export class AmqpChannel implements ConsumerChannel {
 
   // ---- frames -------------------------------------------------------------------------------------------------------
 
-  /** A method frame for this channel. Throws AmqpError for channel and connection exceptions. */
-  async handleMethod(method: AmqpMethod): Promise<void> {
+  /**
+   * A method frame for this channel. Throws AmqpError for channel and connection exceptions. Not async: publish,
+   * content and ack run synchronously, so the connection handles a read's frames without a promise per frame.
+   */
+  handleMethod(method: AmqpMethod): Promise<void> | void {
     if (this.state === 'closing') {
       // §4.2.7 (channel.close): after sending close, everything but close and close-ok is discarded.
       if (method.method === 'channel.close-ok') this.state = 'closed';
@@ -236,7 +246,9 @@ export class AmqpChannel implements ConsumerChannel {
     if (content === null || content.header === null) throw unexpectedFrame(`content body on channel ${this.number} without a content header before it`);
     content.received += payload.byteLength;
     if (content.received > content.header.bodySize) throw unexpectedFrame(`content body on channel ${this.number} is longer than the ${content.header.bodySize} bytes its header announced`);
-    content.chunks.push(payload);
+    if (content.body === null) content.body = payload;
+    else if (content.chunks === null) content.chunks = [content.body, payload];
+    else content.chunks.push(payload);
     if (content.received === content.header.bodySize) this.finishPublish();
   }
 
@@ -253,19 +265,19 @@ export class AmqpChannel implements ConsumerChannel {
   private startPublish(exchange: string, routingKey: string, mandatory: boolean, immediate: boolean): void {
     if (immediate) throw notImplemented('immediate=true');
     this.host.publishing();
-    this.content = { exchange, routingKey, mandatory, header: null, chunks: [], received: 0 };
+    this.content = { exchange, routingKey, mandatory, header: null, body: null, chunks: null, received: 0 };
   }
 
   private finishPublish(): void {
     const content = this.content!;
     this.content = null;
     const header = content.header!;
-    const body = content.chunks.length === 1 ? content.chunks[0]! : Buffer.concat(content.chunks, content.received);
+    const body = content.chunks !== null ? Buffer.concat(content.chunks, content.received) : (content.body ?? Buffer.alloc(0));
     const vhost = this.host.vhost;
     const exchange = vhost.routing.exchange(content.exchange);
     if (exchange === undefined) throw notFound(`no exchange '${content.exchange}' in vhost '${vhost.name}'`);
     this.checkPermission('write', 'exchange', content.exchange);
-    const properties: BasicProperties = header.rawProperties.byteLength > 2 ? decodeProperties(header.rawProperties) : {};
+    const properties: BasicProperties = header.properties;
     const ttl = parseExpiration(properties.expiration);
     if (ttl === 'invalid') throw preconditionFailed(`invalid expiration '${properties.expiration}' for message: a string holding a non-negative integer of milliseconds`);
     if (properties.userId !== undefined && properties.userId !== this.host.user) {
@@ -352,11 +364,7 @@ export class AmqpChannel implements ConsumerChannel {
     const sorted = queues.length === 1 ? queues : [...queues].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const key = (delayed ? 'd\0' : '') + (sorted.length === 1 ? sorted[0]!.name : sorted.map((queue) => queue.name).join('\0'));
     let pending = this.openAppends.get(key);
-    const reusable =
-      pending !== undefined &&
-      pending.inputs.length < MAX_MESSAGES_PER_BATCH &&
-      sorted.every((queue, index) => pending!.queues[index] === queue && this.newestAppend.get(queue) === pending);
-    if (!reusable) {
+    if (pending === undefined || pending.inputs.length >= MAX_MESSAGES_PER_BATCH || !this.takesMore(pending, sorted)) {
       pending = { queues: [...sorted], delayed, inputs: [], tags: [] };
       this.appends.push(pending);
       this.openAppends.set(key, pending);
@@ -364,6 +372,16 @@ export class AmqpChannel implements ConsumerChannel {
     }
     pending!.inputs.push(input);
     pending!.tags.push(tag);
+  }
+
+  /** Whether `pending` may take a publish to `sorted`: it goes to exactly those queues and is the newest for each. */
+  private takesMore(pending: PendingAppend, sorted: readonly Queue[]): boolean {
+    // A loop, not `every` with a closure: this runs for every publish.
+    for (let index = 0; index < sorted.length; index++) {
+      const queue = sorted[index]!;
+      if (pending.queues[index] !== queue || this.newestAppend.get(queue) !== pending) return false;
+    }
+    return true;
   }
 
   /** Starts every collected append; resolves when all are settled (confirmed or refused), never rejects. */
@@ -491,7 +509,8 @@ export class AmqpChannel implements ConsumerChannel {
     const queue = this.queueNamed(queueName);
     this.checkPermission('read', 'queue', queue.name);
     const consumerTag = tag === '' ? `amq.ctag-${randomBytes(16).toString('base64url')}` : tag;
-    if (this.consumers.has(consumerTag)) throw notAllowed(`attempt to reuse consumer tag '${consumerTag}'`);
+    if (this.consumers.has(consumerTag) || this.streamConsumers.has(consumerTag)) throw notAllowed(`attempt to reuse consumer tag '${consumerTag}'`);
+    if (queue.isStream) return this.consumeStream(queue, consumerTag, noAck, exclusive, noWait, args);
     const priority = tableNumber(args, 'x-priority') ?? 0;
     const consumer = new AmqpConsumer(consumerTag, queue, this.host.vhost, this.host.core, this, {
       noAck,
@@ -511,6 +530,44 @@ export class AmqpChannel implements ConsumerChannel {
       throw error;
     }
     if (!noWait) this.send({ method: 'basic.consume-ok', consumerTag });
+  }
+
+  /**
+   * A consumer of a stream queue, on RabbitMQ's terms (https://www.rabbitmq.com/docs/streams#consuming): manual
+   * acknowledgement, a per-consumer prefetch set with basic.qos, and x-stream-offset saying where it starts.
+   */
+  private consumeStream(queue: Queue, consumerTag: string, noAck: boolean, exclusive: boolean, noWait: boolean, args: FieldTable): void {
+    const where = `stream queue '${queue.name}' in vhost '${this.host.vhost.name}'`;
+    if (noAck) throw notImplemented(`automatic acknowledgement not supported by stream queues: ${where} (consume with manual acknowledgement)`);
+    if (this.pool.limit > 0) throw preconditionFailed(`${where} does not support global qos: set the prefetch with basic.qos global=false`);
+    if (this.prefetchCount === 0) throw preconditionFailed(`consumer prefetch count is not set for ${where}: call basic.qos before basic.consume`);
+    const start = parseStreamOffset(args.get('x-stream-offset'), queue.name, this.host.vhost.name, Date.now());
+    const consumer = new AmqpStreamConsumer(consumerTag, queue, this.host.vhost, this.host.core, this, this.host.logger, { exclusive, prefetch: this.prefetchCount, start });
+    this.streamConsumers.set(consumerTag, consumer);
+    try {
+      // The consumer reads asynchronously, so consume-ok, sent once it was accepted, precedes its deliveries.
+      this.host.vhost.addConsumer(queue, consumer);
+    } catch (error) {
+      this.streamConsumers.delete(consumerTag);
+      throw error;
+    }
+    if (!noWait) this.send({ method: 'basic.consume-ok', consumerTag });
+  }
+
+  deliverStream(consumer: AmqpStreamConsumer, message: StoredMessage): boolean {
+    const tag = ++this.deliveryTag;
+    this.unacked.set(tag, { source: consumer, partition: 0, offset: message.offset });
+    const parts = deliveryParts(message, consumer.topic);
+    const properties = streamDeliveryProperties(parts.rawProperties, message.offset);
+    // Never redelivered: a stream delivers each message once per consumer.
+    return this.host.send(encodeBasicDeliver(this.number, consumer.tag, tag, false, parts.exchange, parts.routingKey, properties, message.body, this.host.frameMax));
+  }
+
+  streamCancelledByBroker(consumer: AmqpStreamConsumer): void {
+    if (this.streamConsumers.get(consumer.tag) !== consumer) return;
+    this.streamConsumers.delete(consumer.tag);
+    for (const [tag, entry] of this.unacked) if (entry.source === consumer) this.unacked.delete(tag);
+    if (this.state === 'open' && this.host.consumerCancelNotify) this.send({ method: 'basic.cancel', consumerTag: consumer.tag, noWait: true });
   }
 
   private consumeReplies(tag: string, noAck: boolean, noWait: boolean): void {
@@ -537,21 +594,49 @@ export class AmqpChannel implements ConsumerChannel {
       this.consumers.delete(tag);
       consumer.cancel();
     }
+    const streamConsumer = this.streamConsumers.get(tag);
+    if (streamConsumer !== undefined) {
+      this.streamConsumers.delete(tag);
+      streamConsumer.cancel();
+    }
     if (!noWait) this.send({ method: 'basic.cancel-ok', consumerTag: tag });
   }
 
+  /**
+   * Encodes the deliveries into one buffer, written at once: a socket write per delivery costs more than its bytes.
+   * Measured first, then written; if one cannot be encoded, those before it still go out (as one by one they would).
+   */
   deliver(consumer: AmqpConsumer, deliveries: Delivery[]): boolean {
-    let writable = true;
     const frameMax = this.host.frameMax;
-    for (const delivery of deliveries) {
-      const tag = ++this.deliveryTag;
-      if (!consumer.noAck) this.unacked.set(tag, { source: consumer, partition: delivery.partition, offset: delivery.offset });
-      const parts = deliveryParts(delivery.message, delivery.topic);
-      writable = this.host.send(
-        encodeBasicDeliver(this.number, consumer.tag, tag, delivery.deliveryCount > 1, parts.exchange, parts.routingKey, parts.rawProperties, delivery.message.body, frameMax),
-      );
+    const firstTag = this.deliveryTag + 1;
+    const parts: DeliveryParts[] = [];
+    let size = 0;
+    try {
+      for (const delivery of deliveries) {
+        const tag = ++this.deliveryTag;
+        if (!consumer.noAck) this.unacked.set(tag, { source: consumer, partition: delivery.partition, offset: delivery.offset });
+        const part = deliveryParts(delivery.message, delivery.topic);
+        size += basicDeliverSize(this.number, consumer.tag, tag, part.exchange, part.routingKey, part.rawProperties, delivery.message.body, frameMax);
+        parts.push(part);
+      }
+    } catch (error) {
+      if (parts.length > 0) this.sendDeliveries(consumer.tag, firstTag, deliveries, parts, size);
+      throw error;
     }
-    return writable;
+    return parts.length === 0 || this.sendDeliveries(consumer.tag, firstTag, deliveries, parts, size);
+  }
+
+  /** Writes the first `parts.length` deliveries (tags from `firstTag`), measured at `size` bytes; false when the socket is full. */
+  private sendDeliveries(consumerTag: string, firstTag: number, deliveries: readonly Delivery[], parts: readonly DeliveryParts[], size: number): boolean {
+    const frameMax = this.host.frameMax;
+    const out = Buffer.allocUnsafe(size);
+    let at = 0;
+    for (let index = 0; index < parts.length; index++) {
+      const delivery = deliveries[index]!;
+      const part = parts[index]!;
+      at = putBasicDeliver(out, at, this.number, consumerTag, firstTag + index, delivery.deliveryCount > 1, part.exchange, part.routingKey, part.rawProperties, delivery.message.body, frameMax);
+    }
+    return this.host.send(out);
   }
 
   cancelledByBroker(consumer: AmqpConsumer): void {
@@ -568,6 +653,7 @@ export class AmqpChannel implements ConsumerChannel {
   private async get(queueName: string, noAck: boolean): Promise<void> {
     const queue = this.queueNamed(queueName);
     this.checkPermission('read', 'queue', queue.name);
+    if (queue.isStream) throw notImplemented(`basic.get not supported by stream queues: queue '${queue.name}' in vhost '${this.host.vhost.name}' (consume it with basic.consume)`);
     this.host.vhost.touch(queue);
     const puller = this.pullerOf(queue);
     const { group, topic, consumerId } = puller;
@@ -673,10 +759,17 @@ export class AmqpChannel implements ConsumerChannel {
       const source = entries[start]!.source;
       let end = start + 1;
       while (end < entries.length && entries[end]!.source === source) end++;
-      const outcomes: SettleOutcome[] = [];
+      if (source instanceof AmqpStreamConsumer) {
+        // Nothing to requeue or dead-letter in a stream: every outcome only returns credit.
+        source.settled(end - start);
+        start = end;
+        continue;
+      }
+      // Sized up front: an array grown from [] reserves room for 17 entries, and most acks settle one delivery.
+      const outcomes = new Array<SettleOutcome>(end - start);
       for (let index = start; index < end; index++) {
         const entry = entries[index]!;
-        outcomes.push(outcome === 'nack' ? { partition: entry.partition, offset: entry.offset, outcome, delayMs: 0 } : { partition: entry.partition, offset: entry.offset, outcome });
+        outcomes[index - start] = outcome === 'nack' ? { partition: entry.partition, offset: entry.offset, outcome, delayMs: 0 } : { partition: entry.partition, offset: entry.offset, outcome };
       }
       try {
         this.host.core.settle(source.group, source.topic, source.consumerId, outcomes);
@@ -704,6 +797,7 @@ export class AmqpChannel implements ConsumerChannel {
       if (active) this.host.core.resumeConsumer(consumer.group, consumer.topic, consumer.state);
       else consumer.state.paused = true;
     }
+    for (const consumer of this.streamConsumers.values()) consumer.flowChanged();
     this.send({ method: 'channel.flow-ok', active });
   }
 
@@ -715,12 +809,13 @@ export class AmqpChannel implements ConsumerChannel {
    */
   private checkPermission(kind: 'configure' | 'write' | 'read', what: 'exchange' | 'queue', name: string): void {
     const resource = what === 'exchange' && name === '' ? 'amq.default' : name;
-    const key = kind === 'configure' ? null : `${kind}\0${resource}`;
-    if (key !== null && this.permitted.has(key)) return;
+    // A set per kind: every publish checks, and a key built from kind and name would be a new string each time.
+    const permitted = kind === 'configure' ? null : this.permitted[kind];
+    if (permitted !== null && permitted.has(resource)) return;
     if (!this.host.access.check(this.host.user, this.host.vhost.name, kind, resource)) {
       throw accessRefused(`access to ${what} '${name}' in vhost '${this.host.vhost.name}' refused for user '${this.host.user}'`);
     }
-    if (key !== null) this.permitted.add(key);
+    permitted?.add(resource);
   }
 
   private async exchangeDeclare(method: Extract<AmqpMethod, { method: 'exchange.declare' }>): Promise<void> {
@@ -856,6 +951,8 @@ export class AmqpChannel implements ConsumerChannel {
     this.consumers.clear();
     this.unacked.clear();
     for (const consumer of consumers) consumer.close();
+    for (const consumer of this.streamConsumers.values()) consumer.close();
+    this.streamConsumers.clear();
     for (const puller of this.pullers.values()) this.host.core.unsubscribe(puller.group, puller.topic, puller.consumerId);
     this.pullers.clear();
     this.tx = null;
