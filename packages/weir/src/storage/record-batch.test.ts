@@ -16,6 +16,7 @@ import {
   encodeBatch,
   encodeSharedBatch,
   encodedHeader,
+  encodedHeaderValues,
   encodeHeaders,
   forEachMessageSummary,
   prepareMessage,
@@ -139,6 +140,44 @@ describe('storage: record batch', () => {
         assert.deepEqual(actual, expected);
       }),
     );
+  });
+
+  it('storage: encodedHeaderValues finds in one walk what encodedHeader finds name by name (property)', () => {
+    fc.assert(
+      fc.property(encodedList, fc.array(headerName, { maxLength: 4 }), (encoded, names) => {
+        const expected = names.map((name) => decodedValue(encoded, name));
+        const values: Array<string | Buffer | undefined> = names.map(() => 'stale');
+        let failed: string | null = null;
+        try {
+          encodedHeaderValues(encoded, names.map((name) => Buffer.from(name, 'utf8')), values);
+        } catch (error) {
+          failed = isWeirError(error) ? error.code : String(error);
+        }
+        if (failed !== null) {
+          assert.equal(failed, ErrorCode.DataDamaged);
+          assert.throws(() => decodeHeaders(encoded), (error) => isWeirError(error, ErrorCode.DataDamaged));
+        } else {
+          assert.deepEqual(values, expected);
+        }
+      }),
+    );
+  });
+
+  it('storage: encodeHeaders writes any text, short or long, ASCII or not, as decodeHeaders reads it back (property)', () => {
+    const text = fc.oneof(fc.string({ maxLength: 70 }), fc.string({ unit: 'grapheme', maxLength: 70 }), fc.string({ unit: 'binary', maxLength: 70 }));
+    fc.assert(
+      fc.property(fc.dictionary(text, fc.oneof(text, fc.uint8Array({ maxLength: 8 })), { maxKeys: 5 }), (headers) => {
+        const encoded = Buffer.from(encodeHeaders(headers));
+        const expected: Record<string, string | Buffer> = {};
+        for (const [name, value] of Object.entries(headers)) {
+          // Lone surrogates have no UTF-8 form: they are written as U+FFFD, as Buffer.from would write them.
+          const stored = typeof value === 'string' ? Buffer.from(value, 'utf8').toString('utf8') : Buffer.from(value);
+          Object.defineProperty(expected, Buffer.from(name, 'utf8').toString('utf8'), { value: stored, enumerable: true, writable: true, configurable: true });
+        }
+        assert.deepEqual(decodeHeaders(encoded), expected);
+      }),
+    );
+    assert.deepEqual(decodeHeaders(Buffer.from(encodeHeaders({ ['é'.repeat(40)]: 'ü'.repeat(70), ascii: 'x'.repeat(100) }))), { ['é'.repeat(40)]: 'ü'.repeat(70), ascii: 'x'.repeat(100) });
   });
 
   it('storage: encodedHeader reads objects encodeHeaders wrote, bytes values as views', () => {

@@ -458,6 +458,10 @@ function damaged(reason: string): WeirError {
  * when asked for, so a reader that forwards or counts messages allocates one object per message.
  */
 class BatchMessage implements StoredMessage {
+  // The delivery path asks for headers and body several times per message: each view is made once.
+  private headersView: Buffer | null = null;
+  private bodyView: Buffer | null = null;
+
   constructor(
     private readonly source: Buffer,
     readonly queueId: number,
@@ -492,10 +496,10 @@ class BatchMessage implements StoredMessage {
     return length === 0 ? null : this.source.toString('utf8', this.tagAt + 1, this.tagAt + 1 + length);
   }
   get headers(): Buffer {
-    return this.source.subarray(this.headersAt + 4, this.bodyAt);
+    return (this.headersView ??= this.source.subarray(this.headersAt + 4, this.bodyAt));
   }
   get body(): Buffer {
-    return this.source.subarray(this.bodyAt, this.end);
+    return (this.bodyView ??= this.source.subarray(this.bodyAt, this.end));
   }
 }
 
@@ -616,48 +620,100 @@ export function forEachMessageSummary(
 }
 
 export function encodeHeaders(headers: Headers): Uint8Array {
-  const entries = Object.entries(headers);
-  if (entries.length > 0xffff) throw new WeirError(ErrorCode.InvalidArgument, 'a message may carry at most 65535 headers');
-  const encoded = entries.map(([name, value]) => {
-    const nameBytes = Buffer.from(name, 'utf8');
-    if (nameBytes.byteLength > 0xffff) throw new WeirError(ErrorCode.InvalidArgument, `header name "${name.slice(0, 40)}…" is over 65535 bytes`);
-    const isString = typeof value === 'string';
-    return { nameBytes, isString, valueBytes: isString ? Buffer.from(value, 'utf8') : value };
-  });
+  // Measured, then written, with no object per header: every stored message carries headers (AMQP's three at least).
+  let count = 0;
   let size = 2;
-  for (const entry of encoded) size += 2 + entry.nameBytes.byteLength + 1 + 4 + entry.valueBytes.byteLength;
+  for (const name in headers) {
+    const value = headers[name]!;
+    const nameBytes = utf8Length(name);
+    if (nameBytes > 0xffff) throw new WeirError(ErrorCode.InvalidArgument, `header name "${name.slice(0, 40)}…" is over 65535 bytes`);
+    size += 2 + nameBytes + 1 + 4 + (typeof value === 'string' ? utf8Length(value) : value.byteLength);
+    count++;
+  }
+  if (count > 0xffff) throw new WeirError(ErrorCode.InvalidArgument, 'a message may carry at most 65535 headers');
   const out = Buffer.allocUnsafe(size);
-  out.writeUInt16LE(encoded.length, 0);
+  putU16(out, 0, count);
   let cursor = 2;
-  for (const entry of encoded) {
-    out.writeUInt16LE(entry.nameBytes.byteLength, cursor);
-    out.set(entry.nameBytes, cursor + 2);
-    cursor += 2 + entry.nameBytes.byteLength;
-    out.writeUInt8(entry.isString ? 0 : 1, cursor);
-    out.writeUInt32LE(entry.valueBytes.byteLength, cursor + 1);
-    out.set(entry.valueBytes, cursor + 5);
-    cursor += 5 + entry.valueBytes.byteLength;
+  for (const name in headers) {
+    const value = headers[name]!;
+    const nameEnd = putText(out, cursor + 2, name);
+    putU16(out, cursor, nameEnd - cursor - 2);
+    cursor = nameEnd;
+    if (typeof value === 'string') {
+      out[cursor] = 0;
+      const valueEnd = putText(out, cursor + 5, value);
+      putU32(out, cursor + 1, valueEnd - cursor - 5);
+      cursor = valueEnd;
+    } else {
+      out[cursor] = 1;
+      putU32(out, cursor + 1, value.byteLength);
+      out.set(value, cursor + 5);
+      cursor += 5 + value.byteLength;
+    }
   }
   return out;
 }
 
-/**
- * Walks an encoded header list, checking every length against the buffer, and calls `visit` with each header's
- * bounds (its value runs from `nameEnd + 5` to `valueEnd`). Throws DATA_DAMAGED when a length runs past the end.
- */
-function walkHeaders(encoded: Buffer, visit: (nameAt: number, nameEnd: number, isString: boolean, valueEnd: number) => void): void {
-  if (encoded.byteLength === 0) return;
+/** Up to this length, text is measured and copied by a loop: cheaper than a call into the runtime for short ASCII. */
+const SHORT_TEXT = 64;
+
+function utf8Length(text: string): number {
+  if (text.length > SHORT_TEXT) return Buffer.byteLength(text, 'utf8');
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return Buffer.byteLength(text, 'utf8');
+  return text.length;
+}
+
+/** Writes `text` as UTF-8 at `at` (the caller measured it with utf8Length); returns where it ends. */
+function putText(target: Buffer, at: number, text: string): number {
+  if (text.length > SHORT_TEXT) return at + target.write(text, at, 'utf8');
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 0x7f) return at + target.write(text, at, 'utf8');
+    target[at + i] = code;
+  }
+  return at + text.length;
+}
+
+/** Where one header of an encoded list lies (its value runs from `nameEnd + 5` to `valueEnd`); reused by walks. */
+class HeaderLayout {
+  nameAt = 0;
+  nameEnd = 0;
+  isString = false;
+  valueEnd = 0;
+}
+
+/** The number of headers in an encoded list (0 for an empty buffer). Throws DATA_DAMAGED when it is truncated. */
+function headerCount(encoded: Buffer): number {
+  if (encoded.byteLength === 0) return 0;
   if (encoded.byteLength < 2) throw damaged('headers are truncated');
-  const count = encoded.readUInt16LE(0);
+  return encoded.readUInt16LE(0);
+}
+
+/**
+ * Locates the header at `cursor` into `layout`, checking every length against the buffer; returns where the next
+ * header starts. Throws DATA_DAMAGED when a length runs past the end.
+ */
+function locateHeader(encoded: Buffer, cursor: number, layout: HeaderLayout): number {
+  if (cursor + 2 > encoded.byteLength) throw damaged('header name length is truncated');
+  const nameEnd = cursor + 2 + encoded.readUInt16LE(cursor);
+  if (nameEnd + 5 > encoded.byteLength) throw damaged('header is truncated');
+  const valueEnd = nameEnd + 5 + encoded.readUInt32LE(nameEnd + 1);
+  if (valueEnd > encoded.byteLength) throw damaged('header value is truncated');
+  layout.nameAt = cursor + 2;
+  layout.nameEnd = nameEnd;
+  layout.isString = encoded[nameEnd] === 0;
+  layout.valueEnd = valueEnd;
+  return valueEnd;
+}
+
+/** Calls `visit` with each header's bounds (see locateHeader). Throws DATA_DAMAGED on a malformed list. */
+function walkHeaders(encoded: Buffer, visit: (nameAt: number, nameEnd: number, isString: boolean, valueEnd: number) => void): void {
+  const count = headerCount(encoded);
+  const layout = new HeaderLayout();
   let cursor = 2;
   for (let index = 0; index < count; index++) {
-    if (cursor + 2 > encoded.byteLength) throw damaged('header name length is truncated');
-    const nameEnd = cursor + 2 + encoded.readUInt16LE(cursor);
-    if (nameEnd + 5 > encoded.byteLength) throw damaged('header is truncated');
-    const valueEnd = nameEnd + 5 + encoded.readUInt32LE(nameEnd + 1);
-    if (valueEnd > encoded.byteLength) throw damaged('header value is truncated');
-    visit(cursor + 2, nameEnd, encoded[nameEnd] === 0, valueEnd);
-    cursor = valueEnd;
+    cursor = locateHeader(encoded, cursor, layout);
+    visit(layout.nameAt, layout.nameEnd, layout.isString, layout.valueEnd);
   }
 }
 
@@ -687,24 +743,76 @@ function bytesOfName(name: string): Buffer {
   return bytes;
 }
 
+/** The layout encodedHeader walks with: lookups run to completion one at a time, so one serves them all. */
+const lookupLayout = new HeaderLayout();
+
 /**
  * The value of header `name` (the last one when it repeats, as in decodeHeaders), found by comparing name bytes
  * without decoding the other headers; undefined when absent. Bytes values are views into `encoded`. Throws
  * DATA_DAMAGED on a malformed list.
  */
 export function encodedHeader(encoded: Buffer, name: string): string | Buffer | undefined {
+  // Runs several times for every message delivered: a plain loop, no closure, names compared byte by byte in place.
+  const count = headerCount(encoded);
+  if (count === 0) return undefined;
   const wanted = bytesOfName(name);
+  const layout = lookupLayout;
   let found = -1;
   let foundEnd = 0;
   let foundString = false;
-  walkHeaders(encoded, (nameAt, nameEnd, isString, valueEnd) => {
-    if (nameEnd - nameAt !== wanted.byteLength || wanted.compare(encoded, nameAt, nameEnd) !== 0) return;
-    found = nameEnd + 5;
-    foundEnd = valueEnd;
-    foundString = isString;
-  });
+  let cursor = 2;
+  for (let index = 0; index < count; index++) {
+    cursor = locateHeader(encoded, cursor, layout);
+    if (layout.nameEnd - layout.nameAt === wanted.byteLength && sameBytes(encoded, layout.nameAt, wanted)) {
+      found = layout.nameEnd + 5;
+      foundEnd = layout.valueEnd;
+      foundString = layout.isString;
+    }
+  }
   if (found < 0) return undefined;
   return foundString ? encoded.toString('utf8', found, foundEnd) : encoded.subarray(found, foundEnd);
+}
+
+/** Most names encodedHeaderValues looks up in one walk. */
+const MAX_LOOKUP_NAMES = 8;
+/** Per looked-up name: where its value starts (-1: absent), ends, and whether it is text. */
+const lookupFound = new Int32Array(MAX_LOOKUP_NAMES * 3);
+
+/**
+ * Several headers in one walk: `values[i]` becomes what `encodedHeader` would return for the name whose UTF-8 bytes
+ * are `names[i]` (callers encode their names once). For the delivery path, which wants three or two headers of every
+ * message: one walk instead of one per name, no allocation besides the values. At most MAX_LOOKUP_NAMES names.
+ * Throws DATA_DAMAGED on a malformed list.
+ */
+export function encodedHeaderValues(encoded: Buffer, names: readonly Uint8Array[], values: Array<string | Buffer | undefined>): void {
+  const wanted = names.length;
+  if (wanted > MAX_LOOKUP_NAMES) throw new RangeError(`encodedHeaderValues looks up at most ${MAX_LOOKUP_NAMES} names, not ${wanted}`);
+  const count = headerCount(encoded);
+  for (let i = 0; i < wanted; i++) lookupFound[3 * i] = -1;
+  const layout = lookupLayout;
+  let cursor = 2;
+  for (let index = 0; index < count; index++) {
+    cursor = locateHeader(encoded, cursor, layout);
+    const length = layout.nameEnd - layout.nameAt;
+    for (let i = 0; i < wanted; i++) {
+      const name = names[i]!;
+      if (length !== name.byteLength || !sameBytes(encoded, layout.nameAt, name)) continue;
+      lookupFound[3 * i] = layout.nameEnd + 5;
+      lookupFound[3 * i + 1] = layout.valueEnd;
+      lookupFound[3 * i + 2] = layout.isString ? 1 : 0;
+    }
+  }
+  for (let i = 0; i < wanted; i++) {
+    const found = lookupFound[3 * i]!;
+    const end = lookupFound[3 * i + 1]!;
+    values[i] = found < 0 ? undefined : lookupFound[3 * i + 2] === 1 ? encoded.toString('utf8', found, end) : encoded.subarray(found, end);
+  }
+}
+
+/** Whether `source` holds `wanted` at `at` (the caller checked the lengths). */
+function sameBytes(source: Buffer, at: number, wanted: Uint8Array): boolean {
+  for (let i = 0; i < wanted.byteLength; i++) if (source[at + i] !== wanted[i]) return false;
+  return true;
 }
 
 /** One header as stored: its value is a view into the encoded list (UTF-8 text when `isString`). */

@@ -98,8 +98,14 @@ const NO_ATTRIBUTES: DeliveryAttributes = Object.freeze({ priority: 0, expiresAt
 
 /** Reads the two attributes through `header`, so a caller can find them without decoding the other headers. */
 export function deliveryAttributes(header: (name: string) => string | Buffer | undefined): DeliveryAttributes {
-  const priority = header(Attribute.priority);
-  const expiresAt = header(Attribute.expiresAt);
+  return attributesOf(header(Attribute.priority), header(Attribute.expiresAt));
+}
+
+/** The headers `attributesOf` takes the values of, in its order. */
+export const DELIVERY_ATTRIBUTE_HEADERS = [Attribute.priority, Attribute.expiresAt] as const;
+
+/** The attributes given the values of their two headers (undefined when absent). */
+export function attributesOf(priority: string | Buffer | undefined, expiresAt: string | Buffer | undefined): DeliveryAttributes {
   if (priority === undefined && expiresAt === undefined) return NO_ATTRIBUTES;
   return {
     priority: priority === undefined ? 0 : Math.min(MAX_PRIORITY, Math.max(0, Number(priority.toString()) || 0)),

@@ -1,6 +1,6 @@
 import { Attribute } from '../../broker/queue/message-attributes.js';
 import type { DeadLetterCause, DeadLetterFormatter } from '../../broker/vhost/virtual-hosts.js';
-import { decodeHeaders, encodedHeader, type HeaderValue, type MessageInput, type StoredMessage } from '../../storage/record-batch.js';
+import { decodeHeaders, encodedHeaderValues, type HeaderValue, type MessageInput, type StoredMessage } from '../../storage/record-batch.js';
 import { type BasicProperties, decodeProperties, encodeProperties, Field, type FieldTable, type FieldValue, fieldToJs, tableToJs } from './codec/index.js';
 
 /**
@@ -58,6 +58,9 @@ export interface DeliveryParts {
 }
 
 const EMPTY_PROPERTIES = encodeProperties({});
+/** What deliveryParts looks up, as UTF-8, and where it finds them (reused: deliveries are encoded one at a time). */
+const DELIVERY_HEADER_NAMES = [StoredHeader.exchange, StoredHeader.routingKey, StoredHeader.properties].map((name) => Buffer.from(name, 'utf8'));
+const deliveryHeaderValues: Array<string | Buffer | undefined> = [undefined, undefined, undefined];
 
 /**
  * What a basic.deliver needs from a stored message. Messages that did not come through AMQP (a Weir producer on a
@@ -66,12 +69,15 @@ const EMPTY_PROPERTIES = encodeProperties({});
  */
 export function deliveryParts(message: StoredMessage, topic: string): DeliveryParts {
   if (message.headers.length === 0) return { exchange: '', routingKey: topic, rawProperties: EMPTY_PROPERTIES };
-  // The delivery hot path: three headers found in place, not the whole list decoded into a record.
-  const raw = encodedHeader(message.headers, StoredHeader.properties);
+  // The delivery hot path: the three headers found in place in one walk, not the whole list decoded into a record.
+  encodedHeaderValues(message.headers, DELIVERY_HEADER_NAMES, deliveryHeaderValues);
+  const exchange = deliveryHeaderValues[0];
+  const routingKey = deliveryHeaderValues[1];
+  const raw = deliveryHeaderValues[2];
   if (raw !== undefined) {
     return {
-      exchange: String(encodedHeader(message.headers, StoredHeader.exchange) ?? ''),
-      routingKey: String(encodedHeader(message.headers, StoredHeader.routingKey) ?? ''),
+      exchange: String(exchange ?? ''),
+      routingKey: String(routingKey ?? ''),
       rawProperties: Buffer.isBuffer(raw) ? raw : Buffer.from(raw),
     };
   }

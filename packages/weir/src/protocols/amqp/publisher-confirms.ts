@@ -11,8 +11,12 @@ export interface ConfirmSink {
 
 export class PublisherConfirms {
   private sequence = 0;
-  /** Outstanding tags in publish order → appends still pending (Map keeps insertion order: the first is the lowest). */
-  private readonly pending = new Map<number, { remaining: number; failed: boolean }>();
+  /**
+   * Outstanding tags in publish order → appends still pending (Map keeps insertion order: the first is the lowest).
+   * A count rather than an object per publish; the rare failed tags are kept aside in `failed`.
+   */
+  private readonly pending = new Map<number, number>();
+  private readonly failed = new Set<number>();
   /** Every tag at or below this has been answered. */
   private answeredUpTo = 0;
   /** Tags above `answeredUpTo` answered on their own. */
@@ -25,17 +29,18 @@ export class PublisherConfirms {
   /** Numbers a publish routed to `appends` queues (0: confirmed at once). */
   next(appends: number): number {
     const tag = ++this.sequence;
-    this.pending.set(tag, { remaining: appends, failed: false });
+    this.pending.set(tag, appends);
     if (appends === 0) this.done(tag);
     return tag;
   }
 
   /** One of the publish's appends resolved (`ok`) or failed. */
   settled(tag: number, ok: boolean): void {
-    const entry = this.pending.get(tag);
-    if (entry === undefined) return;
-    if (!ok) entry.failed = true;
-    if (--entry.remaining <= 0) this.done(tag);
+    const remaining = this.pending.get(tag);
+    if (remaining === undefined) return;
+    if (!ok) this.failed.add(tag);
+    this.pending.set(tag, remaining - 1);
+    if (remaining - 1 <= 0) this.done(tag);
   }
 
   private done(tag: number): void {
@@ -51,10 +56,9 @@ export class PublisherConfirms {
     const nacked: number[] = [];
     const acked: number[] = [];
     for (const tag of this.completed) {
-      const entry = this.pending.get(tag);
-      if (entry === undefined) continue;
-      this.pending.delete(tag);
-      (entry.failed ? nacked : acked).push(tag);
+      if (!this.pending.delete(tag)) continue;
+      if (this.failed.delete(tag)) nacked.push(tag);
+      else acked.push(tag);
     }
     this.completed.length = 0;
     for (const tag of nacked) {

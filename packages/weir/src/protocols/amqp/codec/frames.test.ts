@@ -5,6 +5,7 @@ import {
   AmqpFrameError,
   decodeContentHeader,
   decodeMethod,
+  basicDeliverSize,
   encodeBasicDeliver,
   encodeContentFrames,
   encodeContentHeader,
@@ -18,6 +19,7 @@ import {
   heartbeatFrame,
   parseProtocolHeader,
   PROTOCOL_HEADER,
+  putBasicDeliver,
   ReplyCode,
   type Frame,
 } from './index.js';
@@ -225,6 +227,22 @@ describe('amqp codec: frame encoding', () => {
     assert.deepEqual(decodeContentHeader(header!.payload).rawProperties, properties);
     assert.deepEqual(Buffer.concat(bodies.map((frame) => frame.payload)), body);
     assert.equal(deliver[deliver.length - 1], FRAME_END);
+  });
+
+  it('writes several deliveries back to back into one buffer, each as encodeBasicDeliver would', () => {
+    const deliveries = [
+      { tag: 7, redelivered: false, exchange: '', routingKey: 'queue-ü', body: Buffer.from('first') },
+      { tag: 8, redelivered: true, exchange: 'amq.direct', routingKey: 'rk', body: Buffer.alloc(9000, 0x62) },
+      { tag: 9, redelivered: false, exchange: 'x', routingKey: '', body: Buffer.alloc(0) },
+    ];
+    const sizes = deliveries.map((d) => basicDeliverSize(3, 'ctag', d.tag, d.exchange, d.routingKey, properties, d.body, 4096));
+    const out = Buffer.alloc(sizes.reduce((sum, size) => sum + size, 0), 0xee);
+    let at = 0;
+    for (const d of deliveries) at = putBasicDeliver(out, at, 3, 'ctag', d.tag, d.redelivered, d.exchange, d.routingKey, properties, d.body, 4096);
+    assert.equal(at, out.length);
+    assert.deepEqual(out, Buffer.concat(deliveries.map((d) => encodeBasicDeliver(3, 'ctag', d.tag, d.redelivered, d.exchange, d.routingKey, properties, d.body, 4096))));
+    assert.throws(() => basicDeliverSize(1, 't', -1, '', '', properties, Buffer.alloc(0), 0), /basic\.deliver delivery-tag/);
+    assert.throws(() => basicDeliverSize(1, 't', 1, 'e'.repeat(256), '', properties, Buffer.alloc(0), 0), /basic\.deliver exchange: shortstr of 256/);
   });
 
   it('validates basic.deliver arguments', () => {

@@ -343,26 +343,60 @@ export function encodeBasicDeliver(
   body: Buffer,
   frameMax: number,
 ): Buffer {
+  const buf = Buffer.allocUnsafe(basicDeliverSize(channel, consumerTag, deliveryTag, exchange, routingKey, rawProperties, body, frameMax));
+  putBasicDeliver(buf, 0, channel, consumerTag, deliveryTag, redelivered, exchange, routingKey, rawProperties, body, frameMax);
+  return buf;
+}
+
+/** [class, method][consumer-tag][delivery-tag][redelivered][exchange][routing-key] */
+function deliverMethodSize(consumerTag: string, exchange: string, routingKey: string): number {
+  return 4 + shortstrSize(consumerTag, 'basic.deliver consumer-tag') + 8 + 1 + shortstrSize(exchange, 'basic.deliver exchange') + shortstrSize(routingKey, 'basic.deliver routing-key');
+}
+
+/**
+ * Bytes encodeBasicDeliver would make of these arguments, checking them as it does (throws the same errors). With
+ * putBasicDeliver, several deliveries go into one buffer: one allocation and one socket write for a whole dispatch.
+ */
+export function basicDeliverSize(
+  channel: number,
+  consumerTag: string,
+  deliveryTag: number,
+  exchange: string,
+  routingKey: string,
+  rawProperties: Buffer,
+  body: Buffer,
+  frameMax: number,
+): number {
   const chunk = checkContent(channel, BASIC_CLASS_ID, rawProperties, body, frameMax);
   checkUint(deliveryTag, Number.MAX_SAFE_INTEGER, 'basic.deliver delivery-tag');
-  // [class, method][consumer-tag][delivery-tag][redelivered][exchange][routing-key]
-  const methodSize =
-    4 +
-    shortstrSize(consumerTag, 'basic.deliver consumer-tag') +
-    8 +
-    1 +
-    shortstrSize(exchange, 'basic.deliver exchange') +
-    shortstrSize(routingKey, 'basic.deliver routing-key');
+  const methodSize = deliverMethodSize(consumerTag, exchange, routingKey);
   checkFits(methodSize + FRAME_OVERHEAD, frameMax, 'basic.deliver');
-  const buf = Buffer.allocUnsafe(methodSize + FRAME_OVERHEAD + contentSize(rawProperties, body, chunk));
-  let at = putFrameHeader(buf, 0, FrameType.Method, channel, methodSize);
-  at = putLong(buf, at, BASIC_DELIVER_KEY);
+  return methodSize + FRAME_OVERHEAD + contentSize(rawProperties, body, chunk);
+}
+
+/** Writes a delivery that basicDeliverSize measured (with the same arguments) at `at`; returns the offset after it. */
+export function putBasicDeliver(
+  buf: Buffer,
+  at: number,
+  channel: number,
+  consumerTag: string,
+  deliveryTag: number,
+  redelivered: boolean,
+  exchange: string,
+  routingKey: string,
+  rawProperties: Buffer,
+  body: Buffer,
+  frameMax: number,
+): number {
+  // The method's size is known once it is written (measuring it again would encode the strings twice).
+  const frameAt = at;
+  at = putLong(buf, at + FRAME_HEADER_SIZE, BASIC_DELIVER_KEY);
   at = putShortstr(buf, at, consumerTag);
   at = putLonglong(buf, at, deliveryTag);
   at = putOctet(buf, at, redelivered ? 1 : 0);
   at = putShortstr(buf, at, exchange);
   at = putShortstr(buf, at, routingKey);
+  putFrameHeader(buf, frameAt, FrameType.Method, channel, at - frameAt - FRAME_HEADER_SIZE);
   buf[at++] = FRAME_END;
-  putContent(buf, at, channel, BASIC_CLASS_ID, rawProperties, body, chunk);
-  return buf;
+  return putContent(buf, at, channel, BASIC_CLASS_ID, rawProperties, body, bodyChunkSize(frameMax));
 }

@@ -19,6 +19,7 @@ export {
   type JsFieldValue,
 } from './field-table.js';
 export {
+  basicDeliverSize,
   encodeBasicDeliver,
   encodeContentFrames,
   encodeFrame,
@@ -33,6 +34,7 @@ export {
   heartbeatFrame,
   parseProtocolHeader,
   PROTOCOL_HEADER,
+  putBasicDeliver,
   type Frame,
   type ProtocolHeaderResult,
 } from './frames.js';
