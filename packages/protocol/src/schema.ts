@@ -88,7 +88,7 @@ export const errorCodes = [
   { code: 20, name: 'UNKNOWN_API', retriable: false, doc: 'The API key is not known to this broker.' },
   { code: 21, name: 'INVALID_GROUP', retriable: false, doc: 'The group exists with a different mode, or the group name is invalid.' },
   { code: 22, name: 'NOT_HANDSHAKEN', retriable: false, doc: 'The first request on a connection must be Handshake.' },
-  { code: 23, name: 'QUEUE_FULL', retriable: true, doc: 'A shared group over the topic holds its maxLength of ready messages and its overflow policy is reject-publish; nothing was stored.' },
+  { code: 23, name: 'QUEUE_FULL', retriable: true, doc: 'A shared group over the topic holds its maxLength of ready messages or its maxBytes of their bodies, and its overflow policy is reject-publish; nothing was stored.' },
   { code: 24, name: 'UNKNOWN_TRANSACTION', retriable: false, doc: 'The transaction id is unknown: already committed or rolled back, or never begun.' },
   { code: 25, name: 'INVALID_FILTER', retriable: false, doc: 'A subscription filter expression is malformed; the message gives the position of the error.' },
   { code: 26, name: 'UNKNOWN_USER', retriable: false, doc: 'The user does not exist.' },
@@ -106,6 +106,12 @@ export const errorCodes = [
     name: 'RESOURCE_ALARM',
     retriable: true,
     doc: 'The broker\'s memory or disk watermark is crossed: the produce was refused and nothing was stored; retry once the alarm clears.',
+  },
+  {
+    code: 32,
+    name: 'LIMIT_REACHED',
+    retriable: false,
+    doc: 'A configured broker limit is reached (maxConnections: the connection is closed after this answer; maxTopics: the topic was not created); the message names the limit.',
   },
 ] as const;
 

@@ -17,7 +17,18 @@ export interface BrokerConfig {
   maxFrameBytes: number;
   /** Heartbeat interval offered to clients; a connection silent for 3 intervals is closed. */
   heartbeatMs: number;
+  /** Connections each listener (native, AMQP) serves at once; more are answered with a refusal and closed. */
   maxConnections: number;
+  /** A connection that has not completed its protocol handshake in this time is closed (slowloris). */
+  handshakeTimeoutMs: number;
+  /** Unsent output per connection above which deliveries stop being produced for it (the socket's high-water mark). */
+  outputHighWaterMarkBytes: number;
+  /** Unsent output per connection above which the connection is closed: a client that never reads. */
+  maxOutputBytesPerConnection: number;
+  /** Topics the native protocol's CreateTopic may create (0: no limit); AMQP queues count against maxQueuesPerVhost. */
+  maxTopics: number;
+  /** AMQP queues per virtual host (0: no limit), as RabbitMQ's vhost max-queues. */
+  maxQueuesPerVhost: number;
   /** Requests a connection may have in flight before the broker stops reading from it. */
   maxInFlightPerConnection: number;
   /** Commit-log segment size. */
@@ -63,6 +74,11 @@ export const defaultConfig: BrokerConfig = {
   maxFrameBytes: 16 * 1024 * 1024,
   heartbeatMs: 10_000,
   maxConnections: 10_000,
+  handshakeTimeoutMs: 10_000,
+  outputHighWaterMarkBytes: 64 * 1024,
+  maxOutputBytesPerConnection: 64 * 1024 * 1024,
+  maxTopics: 0,
+  maxQueuesPerVhost: 0,
   maxInFlightPerConnection: 1024,
   segmentBytes: 1024 * 1024 * 1024,
   ackFlushIntervalMs: 1000,
@@ -95,7 +111,12 @@ export const settings: readonly SettingSpec[] = [
   { key: 'logLevel', env: 'WEIR_LOG_LEVEL', kind: 'level', doc: 'debug, info, warn, error or silent.' },
   { key: 'maxFrameBytes', env: 'WEIR_MAX_FRAME_BYTES', kind: 'integer', doc: 'Largest native-protocol frame accepted.' },
   { key: 'heartbeatMs', env: 'WEIR_HEARTBEAT_MS', kind: 'integer', doc: 'Heartbeat interval; silent connections are closed after 3.' },
-  { key: 'maxConnections', env: 'WEIR_MAX_CONNECTIONS', kind: 'integer', doc: 'Connections accepted at once.' },
+  { key: 'maxConnections', env: 'WEIR_MAX_CONNECTIONS', kind: 'integer', doc: 'Connections served at once per listener; more are refused.' },
+  { key: 'handshakeTimeoutMs', env: 'WEIR_HANDSHAKE_TIMEOUT_MS', kind: 'integer', doc: 'Time a new connection has to complete its handshake.' },
+  { key: 'outputHighWaterMarkBytes', env: 'WEIR_OUTPUT_HIGH_WATER_MARK_BYTES', kind: 'integer', doc: 'Unsent bytes per connection above which deliveries pause.' },
+  { key: 'maxOutputBytesPerConnection', env: 'WEIR_MAX_OUTPUT_BYTES_PER_CONNECTION', kind: 'integer', doc: 'Unsent bytes per connection above which it is closed.' },
+  { key: 'maxTopics', env: 'WEIR_MAX_TOPICS', kind: 'integer', doc: 'Topics CreateTopic may create (0: no limit).' },
+  { key: 'maxQueuesPerVhost', env: 'WEIR_MAX_QUEUES_PER_VHOST', kind: 'integer', doc: 'AMQP queues per virtual host (0: no limit).' },
   { key: 'maxInFlightPerConnection', env: 'WEIR_MAX_IN_FLIGHT', kind: 'integer', doc: 'Requests in flight per connection before reading pauses.' },
   { key: 'segmentBytes', env: 'WEIR_SEGMENT_BYTES', kind: 'integer', doc: 'Commit-log segment size in bytes.' },
   { key: 'ackFlushIntervalMs', env: 'WEIR_ACK_FLUSH_INTERVAL_MS', kind: 'integer', doc: 'How often shared groups write ack state (what kill -9 may redeliver).' },
@@ -161,6 +182,12 @@ export function resolveConfig(flags: Partial<Record<keyof BrokerConfig, unknown>
   if ((config.amqpFrameMax as number) < 4096) throw new ConfigError(`amqpFrameMax must be at least 4096 (AMQP 0-9-1 §4.2.3), got ${String(config.amqpFrameMax)}`);
   if ((config.amqpChannelMax as number) < 1 || (config.amqpChannelMax as number) > 65535) throw new ConfigError(`amqpChannelMax must be 1 to 65535, got ${String(config.amqpChannelMax)}`);
   if ((config.amqpHeartbeatSeconds as number) > 65535) throw new ConfigError(`amqpHeartbeatSeconds must be at most 65535, got ${String(config.amqpHeartbeatSeconds)}`);
+  for (const key of ['maxConnections', 'handshakeTimeoutMs', 'outputHighWaterMarkBytes'] as const) {
+    if ((config[key] as number) < 1) throw new ConfigError(`${key} must be at least 1, got ${String(config[key])}`);
+  }
+  if ((config.maxOutputBytesPerConnection as number) < (config.outputHighWaterMarkBytes as number)) {
+    throw new ConfigError(`maxOutputBytesPerConnection (${String(config.maxOutputBytesPerConnection)}) must be at least outputHighWaterMarkBytes (${String(config.outputHighWaterMarkBytes)})`);
+  }
   if (config.trace !== 0 && config.trace !== 1) throw new ConfigError(`trace must be 0 or 1, got ${String(config.trace)}`);
   for (const key of ['ackFlushIntervalMs', 'dedupWindowMs', 'transactionCheckAfterMs', 'transactionCheckIntervalMs', 'transactionMaxChecks', 'traceRetentionMs'] as const) {
     if ((config[key] as number) < 1) throw new ConfigError(`${key} must be at least 1, got ${String(config[key])}`);

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { BrokerCore } from '../broker/broker-core.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
-import { TcpListener } from '../net/tcp-listener.js';
+import { type Admission, TcpListener } from '../net/tcp-listener.js';
 import { nativeHandlers } from '../protocols/native/handlers.js';
 import { NativeConnection, type RequestCounts } from '../protocols/native/native-connection.js';
 import { DiskMessageStore } from '../storage/disk-message-store.js';
@@ -83,7 +83,7 @@ export class WeirServer {
       throw error;
     }
     const resources = new ResourceMonitor(inMemory ? null : dataDir, config, logger);
-    const handlers = nativeHandlers(core, { blockedReason: () => resources.blockedReason });
+    const handlers = nativeHandlers(core, { blockedReason: () => resources.blockedReason, maxTopics: config.maxTopics });
     const servers: { current: WeirServer | null } = { current: null };
     let listener: TcpListener | null = null;
     let vhosts: VirtualHosts | null = null;
@@ -91,11 +91,14 @@ export class WeirServer {
     try {
       vhosts = await VirtualHosts.open(core, logger);
       vhosts.setDeadLetterFormatter(formatDeadLetter);
-      listener = await TcpListener.listen({ host: config.host, port: config.port, maxConnections: config.maxConnections }, logger, (socket: Socket) => {
-        servers.current?.accept(socket, handlers, clock);
+      vhosts.setQueueLimit(config.maxQueuesPerVhost);
+      const limits = { maxConnections: config.maxConnections, highWaterMarkBytes: config.outputHighWaterMarkBytes };
+      listener = await TcpListener.listen({ host: config.host, port: config.port, ...limits }, logger, (socket: Socket, admission: Admission) => {
+        if (servers.current === null) socket.destroy();
+        else servers.current.accept(socket, admission, handlers, clock);
       });
       amqp = await AmqpServer.start(
-        { host: config.host, port: config.amqpPort, maxConnections: config.maxConnections },
+        { host: config.host, port: config.amqpPort, ...limits },
         {
           core,
           vhosts,
@@ -109,7 +112,8 @@ export class WeirServer {
             channelMax: config.amqpChannelMax,
             heartbeatSeconds: config.amqpHeartbeatSeconds,
             maxMessageBytes: config.amqpMaxMessageBytes,
-            handshakeTimeoutMs: 10_000,
+            handshakeTimeoutMs: config.handshakeTimeoutMs,
+            maxOutputBytes: config.maxOutputBytesPerConnection,
           },
         },
         logger,
@@ -147,7 +151,7 @@ export class WeirServer {
     return VERSION;
   }
 
-  private accept(socket: Socket, handlers: ReturnType<typeof nativeHandlers>, clock: Clock): void {
+  private accept(socket: Socket, admission: Admission, handlers: ReturnType<typeof nativeHandlers>, clock: Clock): void {
     if (this.closing) {
       socket.destroy();
       return;
@@ -157,6 +161,9 @@ export class WeirServer {
       requestCounts: this.requestCounts,
       heartbeatMs: this.config.heartbeatMs,
       maxInFlight: this.config.maxInFlightPerConnection,
+      maxOutputBytes: this.config.maxOutputBytesPerConnection,
+      handshakeTimeoutMs: this.config.handshakeTimeoutMs,
+      refusal: admission.admitted ? null : admission.reason,
       brokerVersion: VERSION,
       clock,
       logger: this.logger,

@@ -4,11 +4,11 @@ import type { Logger } from '../../core/logger.js';
 import type { MessageStore } from '../../storage/message-store.js';
 import type { StoredMessage } from '../../storage/record-batch.js';
 import type { CompiledFilter } from '../filter/index.js';
-import type { Scheduler } from '../scheduler.js';
+import type { Scheduler, TimerHandle } from '../scheduler.js';
 import { AckSet } from './ack-set.js';
 import { DeadlineTimer } from './deadline-timer.js';
 import { Deque } from './deque.js';
-import { deliveryAttributes, MAX_PRIORITY } from './message-attributes.js';
+import { MAX_PRIORITY } from './message-attributes.js';
 import { Smallest } from './smallest.js';
 import { StoredHeaders } from './stored-headers.js';
 
@@ -313,6 +313,8 @@ export interface SubscriptionStats {
 
 const VIRTUAL_NODES = 64;
 const READ_BATCH = 1000;
+/** After a read failed for another reason than damage (an I/O error), the partition is read again this much later. */
+const READ_RETRY_MS = 1000;
 /** How far a group with maxBytes may read ahead past `readAhead` to see whether its ready bodies reach the limit. */
 const BYTE_WINDOW_MESSAGES = 100_000;
 
@@ -378,6 +380,7 @@ export class SharedSubscription {
   private readonly expiries: DeadlineTimer<number>;
   private staleAcks = 0;
   private closed = false;
+  private readRetry: TimerHandle | null = null;
   /** The read-ahead's view of each message's headers (one reader, reused). */
   private readonly headers = new StoredHeaders();
 
@@ -389,7 +392,7 @@ export class SharedSubscription {
     private readonly filter: CompiledFilter | null,
     private readonly store: MessageStore,
     private readonly clock: Clock,
-    scheduler: Scheduler,
+    private readonly scheduler: Scheduler,
     private readonly logger: Logger,
     private readonly hooks: SubscriptionHooks,
   ) {
@@ -562,6 +565,7 @@ export class SharedSubscription {
   private async readInto(cursor: PartitionCursor, max: number): Promise<void> {
     cursor.reading = true;
     let added = 0;
+    let failed = false;
     let from = cursor.readHead;
     try {
       from = cursor.acks.nextUnsettled(cursor.readHead);
@@ -579,7 +583,7 @@ export class SharedSubscription {
           this.hooks.dirty(cursor);
           continue;
         }
-        const attributes = deliveryAttributes(headers.header);
+        const attributes = headers.attributes();
         let expiresAt = attributes.expiresAt;
         if (ttl !== null) expiresAt = Math.min(expiresAt, message.storeTimestamp + ttl);
         const deliveries = cursor.counts.get(message.offset) ?? 0;
@@ -620,13 +624,21 @@ export class SharedSubscription {
         this.hooks.dirty(cursor);
       } else if (!isWeirError(error, ErrorCode.UnknownQueue) && !isWeirError(error, ErrorCode.StoreClosed)) {
         this.logger.warn({ err: error, group: this.group, topic: this.topic, partition: cursor.partition }, 'shared subscription read failed');
+        failed = true;
       }
     } finally {
       cursor.reading = false;
     }
     if (added > 0) this.scheduleDispatch();
     this.enforceLimits();
-    this.fill();
+    if (!failed) this.fill();
+    else if (this.readRetry === null && !this.closed) {
+      // Not at once: a failing disk would otherwise be read in a loop as fast as it fails.
+      this.readRetry = this.scheduler.setTimeout(() => {
+        this.readRetry = null;
+        this.fill();
+      }, READ_RETRY_MS, { background: true });
+    }
   }
 
   /**
@@ -1129,6 +1141,8 @@ export class SharedSubscription {
    */
   close(): void {
     this.closed = true;
+    if (this.readRetry !== null) this.scheduler.clearTimeout(this.readRetry);
+    this.readRetry = null;
     this.leases.clear();
     this.waits.clear();
     this.expiries.clear();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { systemClock } from '../../core/clock.js';
-import { ErrorCode } from '../../core/errors.js';
+import { ManualClock, systemClock } from '../../core/clock.js';
+import { ErrorCode, WeirError } from '../../core/errors.js';
 import { MemoryMessageStore } from '../../storage/memory-message-store.js';
 import type { MetadataOp } from '../../storage/message-store.js';
 import { decodeHeaders } from '../../storage/record-batch.js';
@@ -712,5 +712,32 @@ test('priority and TTL headers apply under a tag filter and under an SQL filter 
   assert.deepEqual(bodies(tagged.deliveries), ['high', 'low']);
   const sql = await subscribe(broker, 's1', { group: 'sql', prefetch: 0, filter: { kind: 'sql', expression: "region = 'eu' AND \"weir.priority\" IS NOT NULL" } });
   assert.deepEqual(bodies(sql.deliveries), ['other-tag', 'high']);
+  await broker.close();
+});
+
+test('a partition whose read fails with an I/O error is read again a second later, not in a loop', async () => {
+  const clock = new ManualClock();
+  const store = new MemoryMessageStore(clock);
+  let failing = true;
+  let reads = 0;
+  const read = store.read.bind(store);
+  store.read = (queueId, offset, options) => {
+    reads++;
+    return failing ? Promise.reject(new WeirError(ErrorCode.StorageIo, 'disk gone')) : read(queueId, offset, options);
+  };
+  const { broker, scheduler } = await memoryBroker({ store, clock });
+  await broker.createTopic('jobs', 1);
+  await produce(broker, 'jobs', ['a', 'b']);
+  const consumer = await subscribe(broker, 'c1');
+  await settle(20);
+  const failedReads = reads;
+  assert.ok(failedReads >= 1 && failedReads <= 2, `reads while failing: ${failedReads}`);
+  failing = false;
+  scheduler.advance(999);
+  await settle();
+  assert.equal(reads, failedReads, 'no retry before the delay');
+  scheduler.advance(1);
+  await settle();
+  assert.deepEqual(bodies(consumer.deliveries), ['a', 'b']);
   await broker.close();
 });

@@ -3,6 +3,7 @@ import type { AccessControl } from '../../broker/access/access-control.js';
 import type { BrokerCore } from '../../broker/broker-core.js';
 import type { VirtualHost } from '../../broker/vhost/virtual-host.js';
 import type { VirtualHosts } from '../../broker/vhost/virtual-hosts.js';
+import { systemClock } from '../../core/clock.js';
 import type { Logger } from '../../core/logger.js';
 import { AmqpChannel, type ChannelHost } from './amqp-channel.js';
 import type { DirectReplyTo } from './direct-reply-to.js';
@@ -35,6 +36,8 @@ export interface AmqpSettings {
   maxMessageBytes: number;
   /** A connection that has not finished the handshake in this time is closed. */
   handshakeTimeoutMs: number;
+  /** Unsent output above which the connection is closed: the client is not reading its socket. */
+  maxOutputBytes: number;
 }
 
 /** What connections share: the broker, the vhosts, access control, and the server's flow-control state. */
@@ -77,8 +80,9 @@ export class AmqpConnection implements ChannelHost {
   frameMax: number;
   private channelMax: number;
   private heartbeatSeconds = 0;
-  private lastReceived = Date.now();
-  private lastSent = Date.now();
+  // Monotonic: a wall-clock step must neither close a live peer (forward) nor stop heartbeats (backward).
+  private lastReceived = systemClock.monotonic();
+  private lastSent = systemClock.monotonic();
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private handshakeTimer: NodeJS.Timeout | null;
   private capabilities: FieldTable = new Map();
@@ -93,6 +97,8 @@ export class AmqpConnection implements ChannelHost {
   constructor(
     private readonly socket: Socket,
     private readonly context: AmqpContext,
+    /** Set for a connection over the listener's limit: connection.open is answered with 530 and this reason. */
+    private readonly refusal: string | null = null,
   ) {
     this.address = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
     this.frameMax = context.settings.frameMax;
@@ -158,8 +164,19 @@ export class AmqpConnection implements ChannelHost {
         this.socket.uncork();
       });
     }
-    this.lastSent = Date.now();
-    return this.socket.write(bytes);
+    this.lastSent = systemClock.monotonic();
+    const writable = this.socket.write(bytes);
+    if (this.socket.writableLength > this.context.settings.maxOutputBytes) {
+      // No connection.close: a client that does not read would never see it.
+      this.context.logger.warn(
+        { connection: this.id, address: this.address, unsentBytes: this.socket.writableLength, maxOutputBytes: this.context.settings.maxOutputBytes },
+        'closing amqp connection: the client is not reading its socket (unsent output over maxOutputBytesPerConnection)',
+      );
+      this.phase = 'closed';
+      this.socket.destroy();
+      return false;
+    }
+    return writable;
   }
 
   whenWritable(resume: () => void): void {
@@ -174,7 +191,7 @@ export class AmqpConnection implements ChannelHost {
   // ---- input --------------------------------------------------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
-    this.lastReceived = Date.now();
+    this.lastReceived = systemClock.monotonic();
     if (this.phase === 'closed') return;
     try {
       if (this.phase === 'header') {
@@ -272,14 +289,18 @@ export class AmqpConnection implements ChannelHost {
     const open = this.channels.get(channel);
     if (open === undefined) throw channelError(`content frame on channel ${channel}, which is not open`);
     if (type !== FrameType.Header && type !== FrameType.Body) throw unexpectedFrame(`unknown frame type ${type}`);
-    this.onChannel(channel, () => {
-      try {
-        if (type === FrameType.Header) open.handleHeader(payload);
-        else open.handleBody(payload);
-      } catch (error) {
-        this.channelFailed(open, error, 60, 40);
-      }
-    });
+    // Nothing of the channel pending (the common case): handled at once, without a closure per frame.
+    if (!this.channelQueues.has(channel)) this.handleContent(open, type, payload);
+    else this.onChannel(channel, () => this.handleContent(open, type, payload));
+  }
+
+  private handleContent(channel: AmqpChannel, type: number, payload: Buffer): void {
+    try {
+      if (type === FrameType.Header) channel.handleHeader(payload);
+      else channel.handleBody(payload);
+    } catch (error) {
+      this.channelFailed(channel, error, 60, 40);
+    }
   }
 
   /**
@@ -318,17 +339,24 @@ export class AmqpConnection implements ChannelHost {
       return;
     }
     const open = channel;
-    const run = (): Promise<void> | void => {
-      try {
-        const result = open.handleMethod(method);
-        if (result instanceof Promise) return result.catch((error: unknown) => this.channelFailed(open, error, classId, methodId));
-      } catch (error) {
-        this.channelFailed(open, error, classId, methodId);
-      }
-      return undefined;
-    };
-    this.onChannel(number, run);
+    // As for content frames: a closure only when the method has to wait behind a pending one.
+    if (!this.channelQueues.has(number)) {
+      const result = this.runMethod(open, method, classId, methodId);
+      if (result instanceof Promise) this.track(number, result);
+    } else {
+      this.onChannel(number, () => this.runMethod(open, method, classId, methodId));
+    }
     if (open.state === 'closed' && this.channelQueues.get(number) === undefined) this.channels.delete(number);
+  }
+
+  private runMethod(channel: AmqpChannel, method: AmqpMethod, classId: number, methodId: number): Promise<void> | void {
+    try {
+      const result = channel.handleMethod(method);
+      if (result instanceof Promise) return result.catch((error: unknown) => this.channelFailed(channel, error, classId, methodId));
+    } catch (error) {
+      this.channelFailed(channel, error, classId, methodId);
+    }
+    return undefined;
   }
 
   private track(number: number, promise: Promise<void>): void {
@@ -395,6 +423,9 @@ export class AmqpConnection implements ChannelHost {
       // authentication_failure_close: the client expects connection.close with ACCESS_REFUSED, not a bare close.
       throw new AmqpError(ReplyCode.ACCESS_REFUSED, `Login was refused using authentication mechanism ${mechanism}: ${result.reason}`);
     }
+    // Refused only now, after authentication, so nobody learns more than a login would tell; a close before tune is
+    // what clients report with the server's reason ("Handshake terminated by server: 530 …").
+    if (this.refusal !== null) throw notAllowed(this.refusal);
     this.user = credentials.user;
     this.phase = 'tune-ok';
     this.sendMethod(0, { method: 'connection.tune', channelMax: this.channelMax, frameMax: this.frameMax, heartbeat: this.context.settings.heartbeatSeconds });
@@ -428,7 +459,7 @@ export class AmqpConnection implements ChannelHost {
     if (this.heartbeatSeconds === 0) return;
     const intervalMs = this.heartbeatSeconds * 1000;
     this.heartbeatTimer = setInterval(() => {
-      const now = Date.now();
+      const now = systemClock.monotonic();
       if (now - this.lastReceived > 2 * intervalMs) {
         this.context.logger.info({ connection: this.id, address: this.address, timeoutSeconds: this.heartbeatSeconds }, 'missed heartbeats from client; closing');
         this.socket.destroy();

@@ -2,6 +2,9 @@ import type { BrokerCore } from '../../broker/broker-core.js';
 import type { ConsumerState, CreditPool, Delivery, DeliverySink } from '../../broker/queue/shared-subscription.js';
 import type { Queue, QueueConsumer, VirtualHost } from '../../broker/vhost/virtual-host.js';
 
+/** Body bytes written per slice of deliveries, roughly (see AmqpConsumer.send). */
+const SLICE_BYTES = 64 * 1024;
+
 /** What a consumer needs from its channel. */
 export interface ConsumerChannel {
   readonly connectionId: string;
@@ -37,6 +40,9 @@ export class AmqpConsumer implements QueueConsumer, DeliverySink, SettleSource {
   unacked = 0;
   cancelled = false;
   private detached = false;
+  /** Deliveries handed over by the subscription, not yet written (see send). */
+  private readonly pending: Delivery[] = [];
+  private waitingForDrain = false;
   /** The consumer id in the shared group: unique per connection, channel and tag. */
   readonly consumerId: string;
   readonly group: string;
@@ -89,19 +95,48 @@ export class AmqpConsumer implements QueueConsumer, DeliverySink, SettleSource {
   }
 
   deliver(deliveries: Delivery[]): void {
-    if (!this.options.noAck) this.unacked += deliveries.length;
-    const writable = this.channel.deliver(this, deliveries);
-    if (this.options.noAck) {
-      this.core.settle(this.group, this.topic, this.consumerId, deliveries.map((delivery) => ({ partition: delivery.partition, offset: delivery.offset, outcome: 'ack' as const })));
+    for (const delivery of deliveries) this.pending.push(delivery);
+    if (this.waitingForDrain || this.send()) return;
+    // The socket is full: no more until it drains, so a slow reader cannot make the broker buffer without bound.
+    this.waitingForDrain = true;
+    if (this.state !== null) this.state.paused = true;
+    this.channel.whenWritable(() => this.drained());
+  }
+
+  /**
+   * Writes pending deliveries in slices of about SLICE_BYTES while the socket takes them; returns whether all went.
+   * A dispatch may hand a consumer without prefetch (no-ack) its queue's whole read-ahead at once, so a full socket
+   * must be able to stop it midway: what is left waits here, already leased, until the socket drains.
+   */
+  private send(): boolean {
+    while (this.pending.length > 0) {
+      let bytes = 0;
+      let count = 0;
+      while (count < this.pending.length && (count === 0 || bytes < SLICE_BYTES)) bytes += this.pending[count++]!.message.body.length;
+      const slice = this.pending.splice(0, count);
+      if (!this.options.noAck) this.unacked += slice.length;
+      const writable = this.channel.deliver(this, slice);
+      if (this.options.noAck) {
+        this.core.settle(this.group, this.topic, this.consumerId, slice.map((delivery) => ({ partition: delivery.partition, offset: delivery.offset, outcome: 'ack' as const })));
+      }
+      if (!writable) return false;
     }
-    if (!writable && this.state !== null) {
-      // The socket is full: no more until it drains, so a slow reader cannot make the broker buffer without bound.
-      const state = this.state;
-      state.paused = true;
-      this.channel.whenWritable(() => {
-        if (!this.cancelled) this.core.resumeConsumer(this.group, this.topic, state);
-      });
+    return true;
+  }
+
+  private drained(): void {
+    if (this.cancelled) {
+      // Leased but never written: unsubscribing (or the channel closing) hands them to other consumers.
+      this.pending.length = 0;
+      this.waitingForDrain = false;
+      return;
     }
+    if (!this.send()) {
+      this.channel.whenWritable(() => this.drained());
+      return;
+    }
+    this.waitingForDrain = false;
+    if (this.state !== null) this.core.resumeConsumer(this.group, this.topic, this.state);
   }
 
   /** Some of its deliveries were settled by the client. */

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../../core/logger.js';
-import { TcpListener } from '../../net/tcp-listener.js';
+import { type Admission, TcpListener } from '../../net/tcp-listener.js';
 import { AmqpConnection, type AmqpContext } from './amqp-connection.js';
 
 /**
@@ -16,11 +16,11 @@ export class AmqpServer {
     private readonly context: AmqpContext,
   ) {}
 
-  static async start(options: { host: string; port: number; maxConnections: number }, context: AmqpContext, logger: Logger): Promise<AmqpServer> {
+  static async start(options: { host: string; port: number; maxConnections: number; highWaterMarkBytes?: number }, context: AmqpContext, logger: Logger): Promise<AmqpServer> {
     const holder: { server: AmqpServer | null } = { server: null };
-    const listener = await TcpListener.listen(options, logger, (socket) => {
+    const listener = await TcpListener.listen(options, logger, (socket, admission) => {
       if (holder.server === null) socket.destroy();
-      else holder.server.accept(socket);
+      else holder.server.accept(socket, admission);
     });
     holder.server = new AmqpServer(listener, context);
     return holder.server;
@@ -34,12 +34,12 @@ export class AmqpServer {
     return this.connections.size;
   }
 
-  private accept(socket: Socket): void {
+  private accept(socket: Socket, admission: Admission): void {
     if (this.closing) {
       socket.destroy();
       return;
     }
-    const connection = new AmqpConnection(socket, this.context);
+    const connection = new AmqpConnection(socket, this.context, admission.admitted ? null : admission.reason);
     this.connections.add(connection);
     void connection.finished.then(() => this.connections.delete(connection));
   }

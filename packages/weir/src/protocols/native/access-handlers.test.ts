@@ -24,7 +24,7 @@ function recordingBroker(): { broker: BrokerCore; calls: string[] } {
 }
 
 function contextFrom(peerAddress: string): ConnectionContext {
-  return { connectionId: 'c1', clientId: 'test', remoteAddress: `${peerAddress}:5000`, peerAddress, closed: new AbortController().signal, push: () => {} };
+  return { connectionId: 'c1', clientId: 'test', remoteAddress: `${peerAddress}:5000`, peerAddress, closed: new AbortController().signal, push: () => true, whenWritable: (resume) => resume() };
 }
 
 const bodies: Record<string, unknown> = {

@@ -6,7 +6,7 @@ import { decodeHeaders, encodeHeaders, type StoredMessage } from '../../storage/
 import type { ConnectionContext } from './native-connection.js';
 import { nativeHandlers } from './handlers.js';
 
-const context: ConnectionContext = { connectionId: 'c1', clientId: 'test', remoteAddress: '127.0.0.1:5000', peerAddress: '127.0.0.1', closed: new AbortController().signal, push: () => {} };
+const context: ConnectionContext = { connectionId: 'c1', clientId: 'test', remoteAddress: '127.0.0.1:5000', peerAddress: '127.0.0.1', closed: new AbortController().signal, push: () => true, whenWritable: (resume) => resume() };
 
 function stored(headers: Buffer): StoredMessage {
   return {

@@ -1,5 +1,5 @@
-import { type Delivery as WireDelivery, encodePush, type Header, type Message, type ResponseOf, type TopicConfig as WireTopicConfig, type TopicDescription as WireTopicDescription } from 'weir-protocol';
-import { defaultSharedGroupSettings, type SettleOutcome, type SharedGroupSettings, type SharedMode } from '../../broker/queue/shared-subscription.js';
+import { type Delivery as WireDelivery, encodePush, ProtocolError, type Header, type Message, type ResponseOf, type TopicConfig as WireTopicConfig, type TopicDescription as WireTopicDescription } from 'weir-protocol';
+import { type ConsumerState, type Delivery, defaultSharedGroupSettings, type SettleOutcome, type SharedGroupSettings, type SharedMode } from '../../broker/queue/shared-subscription.js';
 import type { FilterDefinition } from '../../broker/queue/work-queues.js';
 import { decodeHeaderList, type StoredMessage } from '../../storage/record-batch.js';
 import type { ConnectionContext } from './native-connection.js';
@@ -72,6 +72,17 @@ function toWireHeaders(headers: Record<string, string | Buffer>): Header[] {
 const OUTCOMES: ReadonlyArray<SettleOutcome['outcome']> = ['ack', 'nack', 'reject'];
 const TRANSACTION_OUTCOMES = ['commit', 'rollback', 'unknown'] as const;
 const SETTING_NAMES = Object.keys(defaultSharedGroupSettings);
+
+/** Body bytes per Deliver push, roughly: small enough that a slow reader's socket holds little past its high-water mark. */
+const PUSH_BYTES = 64 * 1024;
+
+/** Removes and returns the first deliveries of `pending` up to about PUSH_BYTES of bodies (at least one). */
+function takeSlice(pending: Delivery[]): Delivery[] {
+  let bytes = 0;
+  let count = 0;
+  while (count < pending.length && (count === 0 || bytes < PUSH_BYTES)) bytes += pending[count++]!.message.body.length;
+  return pending.splice(0, count);
+}
 
 function toWireDelivery(partition: number, deliveryCount: number, message: StoredMessage): WireDelivery {
   return {
@@ -146,6 +157,8 @@ export interface NativeHandlerOptions {
    * disk further.
    */
   blockedReason?: () => string | null;
+  /** Topics CreateTopic may create, not counting the broker's own `__*` topics (0: no limit). */
+  maxTopics?: number;
 }
 
 export function nativeHandlers(broker: BrokerCore, options: NativeHandlerOptions = {}): HandlerTable {
@@ -157,8 +170,21 @@ export function nativeHandlers(broker: BrokerCore, options: NativeHandlerOptions
   /** Pushed consumers per connection ("group\ntopic\nconsumerId"): what Unsubscribe must stop watching for. */
   const closeWatches = new WeakMap<ConnectionContext, Map<string, () => void>>();
   let consumerNumber = 0;
+  const maxTopics = options.maxTopics ?? 0;
+  /** Creations under way count against maxTopics too, so concurrent CreateTopics cannot overshoot it. */
+  let creatingTopics = 0;
   return {
-    CreateTopic: async (body) => ({ topic: toWireTopic(await broker.createTopic(body.name, body.partitions, toConfig(body.config))) }),
+    CreateTopic: async (body) => {
+      if (maxTopics <= 0) return { topic: toWireTopic(await broker.createTopic(body.name, body.partitions, toConfig(body.config))) };
+      creatingTopics++;
+      try {
+        const topics = (await broker.listTopics()).filter((topic) => !topic.name.startsWith('__')).length;
+        if (topics + creatingTopics > maxTopics) throw new ProtocolError('LIMIT_REACHED', `cannot create topic '${body.name}': the broker's topic limit (maxTopics ${maxTopics}) is reached`);
+        return { topic: toWireTopic(await broker.createTopic(body.name, body.partitions, toConfig(body.config))) };
+      } finally {
+        creatingTopics--;
+      }
+    },
     DeleteTopic: async (body) => {
       await broker.deleteTopic(body.name);
       return {};
@@ -252,6 +278,29 @@ export function nativeHandlers(broker: BrokerCore, options: NativeHandlerOptions
     Subscribe: async (body, context) => {
       const consumerId = body.consumerId === '' ? `${context.connectionId}-${++consumerNumber}` : body.consumerId;
       const { group, topic } = body;
+      let state: ConsumerState | null = null;
+      // Deliveries handed over but not yet written. A dispatch may hand a consumer without prefetch its whole
+      // read-ahead at once; they go out in pushes of about PUSH_BYTES, and once the socket's unsent output passes its
+      // high-water mark the rest wait here and the consumer is paused until the socket drains. So a consumer that does
+      // not read cannot make the broker buffer more than the high-water mark and one push in its socket.
+      const pending: Delivery[] = [];
+      let waiting = false;
+      const send = (): boolean => {
+        while (pending.length > 0) {
+          const slice = takeSlice(pending);
+          const frame = encodePush('Deliver', { group, topic, consumerId, deliveries: slice.map((delivery) => toWireDelivery(delivery.partition, delivery.deliveryCount, delivery.message)) });
+          if (!context.push(frame)) return false;
+        }
+        return true;
+      };
+      const whenDrained = (): void => {
+        if (!send()) {
+          context.whenWritable(whenDrained);
+          return;
+        }
+        waiting = false;
+        if (state !== null) broker.resumeConsumer(group, topic, state);
+      };
       const consumer = await broker.subscribe({
         group,
         topic,
@@ -264,10 +313,17 @@ export function nativeHandlers(broker: BrokerCore, options: NativeHandlerOptions
         clientId: context.clientId,
         address: context.remoteAddress,
         sink: {
-          deliver: (deliveries) =>
-            context.push(encodePush('Deliver', { group, topic, consumerId, deliveries: deliveries.map((delivery) => toWireDelivery(delivery.partition, delivery.deliveryCount, delivery.message)) })),
+          deliver: (deliveries) => {
+            for (const delivery of deliveries) pending.push(delivery);
+            if (waiting || send()) return;
+            waiting = true;
+            if (state !== null) state.paused = true;
+            context.whenWritable(whenDrained);
+          },
         },
       });
+      state = consumer;
+      if (waiting) consumer.paused = true;
       let watches = closeWatches.get(context);
       if (watches === undefined) closeWatches.set(context, (watches = new Map()));
       const name = `${group}\n${topic}\n${consumerId}`;

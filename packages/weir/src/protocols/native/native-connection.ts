@@ -29,8 +29,13 @@ export interface ConnectionContext {
   readonly peerAddress: string;
   /** Aborted when the connection closes, so long polls and joins stop waiting for it. */
   readonly closed: AbortSignal;
-  /** Sends a frame the client did not ask for (a push, e.g. Deliver); dropped once the connection is closing. */
-  push(frame: Buffer): void;
+  /**
+   * Sends a frame the client did not ask for (a push, e.g. Deliver); dropped once the connection is closing. Returns
+   * false when the socket's unsent output is over its high-water mark: stop producing pushes until `whenWritable`.
+   */
+  push(frame: Buffer): boolean;
+  /** Runs `resume` once the socket's unsent output has drained (at once when it is not congested; never once closing). */
+  whenWritable(resume: () => void): void;
 }
 
 /** A handler returns the response body, or null for a request that gets no response (Produce with acks 0). */
@@ -45,6 +50,12 @@ export interface NativeConnectionOptions {
   requestCounts: RequestCounts;
   heartbeatMs: number;
   maxInFlight: number;
+  /** Unsent output above which the connection is closed (a client that does not read). */
+  maxOutputBytes: number;
+  /** A connection whose Handshake has not arrived in this time is closed. */
+  handshakeTimeoutMs: number;
+  /** Set for a connection over the listener's limit: its first request is answered with LIMIT_REACHED and it is closed. */
+  refusal?: string | null;
   brokerVersion: string;
   clock: Clock;
   logger: Logger;
@@ -63,7 +74,10 @@ let nextConnectionNumber = 1;
  *   Writes of one tick are corked into one syscall.
  * - Backpressure: reading pauses while `maxInFlight` requests are unanswered or the socket's write buffer is over
  *   its high-water mark (a client that never reads cannot make the broker buffer without bound), and resumes on drain.
- * - Liveness: a connection from which nothing arrives for 3 heartbeat intervals is closed.
+ * - Output limit: a socket whose unsent output passes `maxOutputBytes` is destroyed (the client is not reading, so
+ *   no answer would reach it); pushes report congestion past the high-water mark so producers of deliveries pause.
+ * - Liveness: a connection from which nothing arrives for 3 heartbeat intervals is closed, and one that has not
+ *   completed its Handshake within `handshakeTimeoutMs` too, however slowly it trickles bytes in (slowloris).
  * - Bad input: a malformed or oversized frame gets an error response when its correlation id is known, then the
  *   connection is closed with the reason logged. Nothing a client sends can throw out of this class.
  */
@@ -78,6 +92,8 @@ export class NativeConnection implements ConnectionContext {
   private inFlight = 0;
   private lastHeard: number;
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  private handshakeTimer: NodeJS.Timeout | null;
+  private readonly drainWaiters: Array<() => void> = [];
   private corked = false;
   private closing = false;
   private heartbeatMs: number;
@@ -97,10 +113,18 @@ export class NativeConnection implements ConnectionContext {
     this.lastHeard = options.clock.monotonic();
     this.finished = new Promise((resolve) => (this.markFinished = resolve));
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => this.updateFlow());
+    socket.on('drain', () => {
+      this.updateFlow();
+      if (!this.closing) for (const resume of this.drainWaiters.splice(0)) resume();
+    });
     socket.on('error', (error) => options.logger.debug({ connection: this.connectionId, err: error }, 'connection error'));
     socket.on('close', () => this.onClose());
     this.scheduleHeartbeatCheck();
+    this.handshakeTimer = setTimeout(() => {
+      options.logger.info({ connection: this.connectionId, remote: this.remoteAddress, timeoutMs: options.handshakeTimeoutMs }, 'handshake timed out; closing');
+      this.socket.destroy();
+    }, options.handshakeTimeoutMs);
+    this.handshakeTimer.unref();
     options.logger.info({ connection: this.connectionId, remote: this.remoteAddress }, 'connection opened');
   }
 
@@ -131,6 +155,10 @@ export class NativeConnection implements ConnectionContext {
         return;
       }
       this.failConnection(error, correlationId === null ? null : { apiKey: apiKey ?? -1, correlationId });
+      return;
+    }
+    if (this.options.refusal) {
+      this.failConnection(new Error(this.options.refusal), { apiKey: request.apiKey, correlationId: request.correlationId }, 'LIMIT_REACHED');
       return;
     }
     if (request.name === 'Handshake') {
@@ -166,6 +194,7 @@ export class NativeConnection implements ConnectionContext {
     this.reader.setMaxFrameBytes(maxFrameBytes);
     this.clientId = body.clientId;
     this.handshaken = true;
+    if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer), (this.handshakeTimer = null);
     this.write(
       encodeResponse('Handshake', correlationId, {
         version: PROTOCOL_VERSION,
@@ -223,9 +252,16 @@ export class NativeConnection implements ConnectionContext {
     this.maybeFinish();
   }
 
-  push(frame: Buffer): void {
-    if (this.closing) return;
+  push(frame: Buffer): boolean {
+    if (this.closing) return false;
     this.write(frame);
+    return !this.socket.writableNeedDrain;
+  }
+
+  whenWritable(resume: () => void): void {
+    if (this.closing) return; // nothing more will be sent; the consumer is detached when the connection closes
+    if (!this.socket.writableNeedDrain) resume();
+    else this.drainWaiters.push(resume);
   }
 
   private write(frame: Buffer): void {
@@ -239,6 +275,14 @@ export class NativeConnection implements ConnectionContext {
       });
     }
     this.socket.write(frame);
+    if (this.socket.writableLength > this.options.maxOutputBytes) {
+      this.options.logger.warn(
+        { connection: this.connectionId, remote: this.remoteAddress, unsentBytes: this.socket.writableLength, maxOutputBytes: this.options.maxOutputBytes },
+        'closing connection: the client is not reading its socket (unsent output over maxOutputBytesPerConnection)',
+      );
+      this.closing = true;
+      this.socket.destroy();
+    }
   }
 
   /** Pauses reading while too much is in flight or unsent; resumes when both are back under their limits. */
@@ -286,6 +330,8 @@ export class NativeConnection implements ConnectionContext {
   private onClose(): void {
     this.closing = true;
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+    if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
+    this.drainWaiters.length = 0;
     this.abort.abort();
     this.options.logger.info({ connection: this.connectionId, clientId: this.clientId }, 'connection closed');
     this.maybeFinish();
