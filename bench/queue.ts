@@ -20,7 +20,10 @@
  *    Target (the issue): ≥ 300,000 msg/s.
  * 2. delayed: one shared consumer (prefetch 1000, acking) subscribes, then a non-idempotent producer publishes M × 100 B
  *    messages (full 1,000,000; quick 100,000) with `deliverAt` drawn uniformly at random over a due window (full 20 s;
- *    quick 5 s); each body carries its due time (ms since the epoch) and a sequence number. The producer keeps up to
+ *    quick 5 s); each body carries its due time (ms since the epoch) and a sequence number. Before them it publishes a
+ *    warm-up (full 20,000; quick 5,000) due at random in the second that ends half a second before the window, so the
+ *    broker's and the consumer's delivery code is compiled and their heaps sized when the window opens: the warm-up's
+ *    lateness is reported apart and not in the histogram (`--warmup 0` measures a cold start). The producer keeps up to
  *    10,000 sends unacknowledged. Publishing has a budget (full 90 s; quick 10 s) and the due window opens 3 s after
  *    it, so no message falls due while others are still being published: a broker too slow to take all M within the
  *    budget ends up with fewer pending (the row says how many; the memory target is then not judged). The consumer
@@ -102,6 +105,8 @@ interface Parameters {
   prefetch: number;
   /** Scenario 2: delayed messages published. */
   delayed: number;
+  /** Scenario 2: warm-up messages due just before the window, published first and not measured. */
+  warmup: number;
   /** Seconds over which the delayed messages fall due. */
   dueWindowSeconds: number;
   /** Most seconds the delayed publisher sends for; the due window opens DUE_LEAD_SECONDS after. */
@@ -121,6 +126,8 @@ const PENDING_RSS_TARGET_BYTES = 256 * MiB;
 const PENDING_RSS_TARGET_COUNT = 1_000_000;
 /** The due window opens this long after the publishing budget ends (room for the last acknowledgements). */
 const DUE_LEAD_SECONDS = 3;
+/** The warm-up falls due over the second that starts this long before the due window. */
+const WARMUP_LEAD_SECONDS = 1.5;
 /** After the due window, deliveries are awaited while they keep coming (5 s without one ends it), at most this long. */
 const LATE_CAP_SECONDS = 60;
 
@@ -132,6 +139,8 @@ const USAGE = `usage: npm run bench -- queue [flags]
   --threads <n>        most client worker threads per scenario (default: the machine's cores, ${os.availableParallelism()})
   --prefetch <n>       prefetch of every queue consumer (default 1000)
   --delayed <n>        delayed messages published (default 1,000,000; quick 100,000)
+  --warmup <n>         delayed messages due in the second before the window, not measured (default 20,000; quick
+                       5,000; 0 measures a cold broker)
   --due-window <s>     seconds over which the delayed messages fall due (default 20; quick 5)
   --publish-budget <s> most seconds the delayed messages are published for (default 90; quick 10); the first
                        falls due ${DUE_LEAD_SECONDS} s after it, so publishing never overlaps the due window
@@ -144,7 +153,7 @@ const USAGE = `usage: npm run bench -- queue [flags]
 
 scenario ids: shared-ack-<K>c for each consumer count (shared-ack-1c, shared-ack-4c, shared-ack-16c), delayed`;
 
-const VALUE_FLAGS = ['messages', 'consumers', 'threads', 'prefetch', 'delayed', 'due-window', 'publish-budget', 'window', 'code', 'only'];
+const VALUE_FLAGS = ['messages', 'consumers', 'threads', 'prefetch', 'delayed', 'warmup', 'due-window', 'publish-budget', 'window', 'code', 'only'];
 
 function parseArgs(args: readonly string[]): Parameters | null {
   const flags = Flags.parse(args, { switches: ['quick', 'profile'], values: VALUE_FLAGS, usage: USAGE });
@@ -158,7 +167,8 @@ function parseArgs(args: readonly string[]): Parameters | null {
   if (prefetch > 65_535) throw new UsageError('--prefetch is at most 65,535');
   const messages = number('messages', quick ? 100_000 : 1_000_000, true);
   const delayed = number('delayed', quick ? 100_000 : 1_000_000, true);
-  if (messages > 2 ** 31 - 1 || delayed > 2 ** 31 - 1) throw new UsageError('--messages and --delayed are below 2^31');
+  const warmup = flags.get('warmup') === '0' ? 0 : number('warmup', quick ? 5_000 : 20_000, true);
+  if (messages > 2 ** 31 - 1 || delayed + warmup > 2 ** 31 - 1) throw new UsageError('--messages and --delayed (with --warmup) are below 2^31');
   const only = flags.get('only');
   return {
     quick,
@@ -169,6 +179,7 @@ function parseArgs(args: readonly string[]): Parameters | null {
     threads: number('threads', os.availableParallelism(), true),
     prefetch,
     delayed,
+    warmup,
     dueWindowSeconds: number('due-window', quick ? 5 : 20, false),
     publishBudgetSeconds: number('publish-budget', quick ? 10 : 90, false),
     window: number('window', 10_000, true),
@@ -233,11 +244,15 @@ interface ConsumerWorkerConfig extends WorkerBase {
   /** Drain: where each partition's offsets begin in `seen`, and how many it holds. */
   partitionBase: number[];
   partitionCount: number[];
+  /** Delayed: sequences from this one on are the warm-up (lateness kept apart). */
+  warmupFrom: number;
 }
 
 interface PublisherWorkerConfig extends WorkerBase {
   kind: 'publisher';
   messages: number;
+  /** Sent first, due before the window, numbered from `messages` on. */
+  warmup: number;
   bodyBytes: number;
   window: number;
   /** Stop sending after this many seconds, even if not all messages went out. */
@@ -266,6 +281,10 @@ interface WorkerStats {
   /** Delayed: deliveries received while Date.now() was still below the due time. */
   early: number;
   lateness: LatenessSummary | null;
+  /** Delayed: the warm-up's lateness (not in `lateness`). */
+  warmupLateness: LatencySummary | null;
+  /** Delayed: the largest lateness (ms) of the messages due in each second of the due window, so a bad tail can be placed. */
+  worstLatenessBySecond: number[];
   /** Publisher. */
   published: number;
   publishFailed: number;
@@ -292,6 +311,8 @@ function emptyStats(): WorkerStats {
     firstError: null,
     early: 0,
     lateness: null,
+    warmupLateness: null,
+    worstLatenessBySecond: [],
     published: 0,
     publishFailed: 0,
     publishSeconds: 0,
@@ -328,6 +349,7 @@ async function runConsumers(config: ConsumerWorkerConfig, clients: WeirClient[],
   const stats = emptyStats();
   const seen = new Uint8Array(config.seen);
   const histogram = config.mode === 'delayed' ? newHistogram() : null;
+  const warmupHistogram = config.mode === 'delayed' ? newHistogram() : null;
   let minLateness = Infinity;
   const consumers: QueueConsumer[] = [];
   for (let index = 0; index < config.consumers; index++) {
@@ -362,9 +384,15 @@ async function runConsumers(config: ConsumerWorkerConfig, clients: WeirClient[],
     const dueMs = message.body.readDoubleLE(0);
     const lateMs = wallMs() - dueMs;
     if (Date.now() < dueMs) stats.early++;
-    if (lateMs < minLateness) minLateness = lateMs;
-    histogram!.recordValue(Math.max(1, Math.round(lateMs * 1000)));
     const sequence = message.body.readUInt32LE(8);
+    if (sequence >= config.warmupFrom) {
+      warmupHistogram!.recordValue(Math.max(1, Math.round(lateMs * 1000)));
+      return sequence < seen.length ? sequence : -1;
+    }
+    if (lateMs < minLateness) minLateness = lateMs;
+    const second = Math.floor((dueMs - dueStartMs) / 1000);
+    if (second >= 0 && second < 86_400) stats.worstLatenessBySecond[second] = Math.max(stats.worstLatenessBySecond[second] ?? 0, lateMs);
+    histogram!.recordValue(Math.max(1, Math.round(lateMs * 1000)));
     return sequence < seen.length ? sequence : -1;
   };
   const slotOf = config.mode === 'drain' ? drainSlot : delayedSlot;
@@ -382,7 +410,7 @@ async function runConsumers(config: ConsumerWorkerConfig, clients: WeirClient[],
   };
 
   signalReady();
-  await expectGo(receive);
+  const { dueStartMs } = await expectGo(receive);
   let meter = threadMeter();
   const loops = consumers.map((consumer) =>
     consume(consumer).catch((error: unknown) => {
@@ -395,6 +423,7 @@ async function runConsumers(config: ConsumerWorkerConfig, clients: WeirClient[],
   await Promise.all(loops);
   const load = await meter.stop();
   if (histogram !== null) stats.lateness = { ...latencySummary(histogram), minMs: histogram.totalCount === 0 ? 0 : minLateness };
+  if (warmupHistogram !== null && warmupHistogram.totalCount > 0) stats.warmupLateness = latencySummary(warmupHistogram);
   return { ...stats, ...load };
 }
 
@@ -436,10 +465,14 @@ async function runPublisher(config: PublisherWorkerConfig, clients: WeirClient[]
     settled();
   };
   const stopAt = began + config.budgetSeconds;
-  for (let sequence = 0; sequence < config.messages; sequence++) {
+  const total = config.warmup + config.messages;
+  for (let sent = 0; sent < total; sent++) {
+    // The warm-up first, due in the second that ends half a second before the window, numbered after the others.
+    const warm = sent < config.warmup;
+    const sequence = warm ? config.messages + sent : sent - config.warmup;
     if (outstanding >= config.window) await new Promise<void>((resolve) => (wake = resolve));
-    if ((sequence & 0xff) === 0 && now() >= stopAt) break;
-    const dueMs = Math.floor(go.dueStartMs + Math.random() * go.dueWindowMs);
+    if ((sent & 0xff) === 0 && now() >= stopAt) break;
+    const dueMs = warm ? Math.floor(go.dueStartMs - WARMUP_LEAD_SECONDS * 1000 + Math.random() * 1000) : Math.floor(go.dueStartMs + Math.random() * go.dueWindowMs);
     const body = Buffer.allocUnsafe(config.bodyBytes);
     template.copy(body);
     body.writeDoubleLE(dueMs, 0);
@@ -703,6 +736,7 @@ async function sharedAckScenario(context: Context, id: string, consumers: number
             seen: seenBuffer,
             partitionBase,
             partitionCount: fill.perPartition,
+            warmupFrom: total,
           };
           first += count;
           return config;
@@ -833,7 +867,9 @@ async function delayedScenario(context: Context, id: string): Promise<Result> {
   const { params } = context;
   const total = params.delayed;
   const bodyBytes = params.bodyBytes;
-  const scenario = `delayed delivery, ${formatNumber(total)} × ${bodyBytes} B due over ${formatNumber(params.dueWindowSeconds)} s, 1 shared consumer (prefetch ${params.prefetch})`;
+  const scenario =
+    `delayed delivery, ${formatNumber(total)} × ${bodyBytes} B due over ${formatNumber(params.dueWindowSeconds)} s, 1 shared consumer (prefetch ${params.prefetch})` +
+    (params.warmup > 0 ? `, after a warm-up of ${formatNumber(params.warmup)}` : ', cold');
   const unsupported = (answer: string): Result => {
     progress(`${id}: unsupported: a delayed produce was answered with ${answer}`);
     return unsupportedResult(context, id, scenario, answer);
@@ -853,9 +889,24 @@ async function delayedScenario(context: Context, id: string): Promise<Result> {
         throw new Error(`the probe (one delayed message) failed: ${probe}`);
       }
 
-      const seenBuffer = new SharedArrayBuffer(total);
+      // Sequences [0, total) are measured, [total, total + warmup) the warm-up.
+      const seenBuffer = new SharedArrayBuffer(total + params.warmup);
       const consumers = await startClients([
-        { kind: 'consumers', code: params.code, broker: broker.address, topic, mode: 'delayed', group, prefetch: params.prefetch, consumers: 1, firstConsumer: 0, seen: seenBuffer, partitionBase: [], partitionCount: [] },
+        {
+          kind: 'consumers',
+          code: params.code,
+          broker: broker.address,
+          topic,
+          mode: 'delayed',
+          group,
+          prefetch: params.prefetch,
+          consumers: 1,
+          firstConsumer: 0,
+          seen: seenBuffer,
+          partitionBase: [],
+          partitionCount: [],
+          warmupFrom: total,
+        },
       ]);
       let publisher: ClientPool | null = null;
       let consumerStats: WorkerStats;
@@ -871,7 +922,9 @@ async function delayedScenario(context: Context, id: string): Promise<Result> {
       let dueWindowMs: number;
       let complete: boolean;
       try {
-        publisher = await startClients([{ kind: 'publisher', code: params.code, broker: broker.address, topic, messages: total, bodyBytes, window: params.window, budgetSeconds: params.publishBudgetSeconds }]);
+        publisher = await startClients([
+          { kind: 'publisher', code: params.code, broker: broker.address, topic, messages: total, warmup: params.warmup, bodyBytes, window: params.window, budgetSeconds: params.publishBudgetSeconds },
+        ]);
         baselineRss = broker.sample()?.rssBytes ?? 0;
         const goEpochMs = Date.now();
         const goTime = now();
@@ -901,11 +954,14 @@ async function delayedScenario(context: Context, id: string): Promise<Result> {
           return unsupported(publisherStats.firstError!);
         }
         // RSS with everything pending: sampled every 250 ms by the broker process; one more sample just before the first
-        // due time.
+        // due time (of the warm-up, when there is one).
+        const firstDueTime = dueStartTime - (params.warmup > 0 ? WARMUP_LEAD_SECONDS : 0);
+        const untilFirstDue = firstDueTime - now() - 0.1;
+        if (untilFirstDue > 0) await sleep(untilFirstDue * 1000);
+        beforeFirstDueRss = broker.sample()?.rssBytes ?? 0;
+        pendingPeakRss = broker.samples.filter((sample) => sample.time >= goTime && sample.time < firstDueTime).reduce((peak, sample) => Math.max(peak, sample.rssBytes), 0);
         const untilDue = dueStartTime - now() - 0.1;
         if (untilDue > 0) await sleep(untilDue * 1000);
-        beforeFirstDueRss = broker.sample()?.rssBytes ?? 0;
-        pendingPeakRss = broker.samples.filter((sample) => sample.time >= goTime && sample.time < dueStartTime).reduce((peak, sample) => Math.max(peak, sample.rssBytes), 0);
         dueMark = mark(broker);
         // Everything delivered and acked; else, once the window is over, until deliveries stop for 5 s (at most
         // LATE_CAP_SECONDS more): what has not come by then is missing.
@@ -927,9 +983,12 @@ async function delayedScenario(context: Context, id: string): Promise<Result> {
       stop = await broker.stop();
 
       const published = publisherStats.published;
+      // Missing and duplicates count the warm-up too; the figures (messages, rates) only the measured window.
       const seen = countSeen(new Uint8Array(seenBuffer));
+      const measured = countSeen(new Uint8Array(seenBuffer, 0, total));
       const missing = published - seen.distinct;
       const lateness = consumerStats.lateness!;
+      progress(`${id}: worst lateness per second of the due window (ms): ${Array.from(consumerStats.worstLatenessBySecond, (ms) => formatNumber(ms ?? 0)).join(' ')}`);
       const publishEndedBeforeDue = publisherStats.publishEndEpochMs < dueStartMs;
       const problems: string[] = [];
       if (publisherStats.publishFailed > 0) problems.push(`${formatNumber(publisherStats.publishFailed)} sends failed (${publisherStats.firstError})`);
@@ -950,16 +1009,17 @@ async function delayedScenario(context: Context, id: string): Promise<Result> {
         scenario,
         status: 'ok',
         machine: context.machineLine,
-        messages: seen.distinct,
+        messages: measured.distinct,
         seconds,
-        perSecond: seen.distinct / seconds,
-        mbPerSecond: (seen.distinct * bodyBytes) / MB / seconds,
+        perSecond: measured.distinct / seconds,
+        mbPerSecond: (measured.distinct * bodyBytes) / MB / seconds,
         notes:
           `lateness p50 ${formatMs(lateness.p50Ms)}, p90 ${formatMs(lateness.p90Ms)}, p99 ${formatMs(lateness.p99Ms)} (target ≤ ${LATENESS_P99_TARGET_MS} ms), p99.9 ${formatMs(lateness.p999Ms)}, max ${formatMs(lateness.maxMs)}; ` +
           `early ${formatNumber(consumerStats.early)}, missing ${formatNumber(missing)}; ` +
           `broker RSS with ${formatNumber(published)} pending: peak ${formatMiB(pendingPeakRss)} (target ≤ ${formatMiB(PENDING_RSS_TARGET_BYTES)} for ${formatNumber(PENDING_RSS_TARGET_COUNT)}; idle ${formatMiB(baselineRss)}); ` +
           `published at ${formatNumber(published / publisherStats.publishSeconds)} msg/s (broker CPU ${formatPercent(publishing.brokerCpu)})` +
-          (published + publisherStats.publishFailed < total ? ` (the ${formatNumber(params.publishBudgetSeconds)} s budget ran out: ${formatNumber(published)} of ${formatNumber(total)} sent)` : '') +
+          (params.warmup > 0 ? ` (with the warm-up of ${formatNumber(params.warmup)}; its lateness p50 ${formatMs(consumerStats.warmupLateness?.p50Ms ?? 0)}, p99 ${formatMs(consumerStats.warmupLateness?.p99Ms ?? 0)}, max ${formatMs(consumerStats.warmupLateness?.maxMs ?? 0)}, not in the figures above)` : ' (no warm-up: a cold broker)') +
+          (published + publisherStats.publishFailed < total + params.warmup ? ` (the ${formatNumber(params.publishBudgetSeconds)} s budget ran out: ${formatNumber(published)} of ${formatNumber(total + params.warmup)} sent)` : '') +
           `; delivery: ${resourceNotes(r)}, consumer loop busy ${formatPercent(consumerStats.elu)}` +
           (verified ? '' : `; CHECK: ${problems.join('; ')}`) +
           (params.profile ? '; PROFILED' : '') +
@@ -980,7 +1040,8 @@ async function delayedScenario(context: Context, id: string): Promise<Result> {
           publisher: `Producer { idempotent: false }, one send per message with deliverAt, up to ${formatNumber(params.window)} unacknowledged, linger 5 ms (default), acks durable`,
           publishBudgetSeconds: params.publishBudgetSeconds,
           dueAfterSeconds,
-          publishedAll: published === total,
+          publishedAll: published === total + params.warmup,
+          warmup: { messages: params.warmup, dueBeforeWindowSeconds: [WARMUP_LEAD_SECONDS, WARMUP_LEAD_SECONDS - 1], lateness: consumerStats.warmupLateness },
           dueWindowSeconds: params.dueWindowSeconds,
           dueTimes: 'uniformly random over the window, integer ms since the epoch',
           firstDueMs: dueStartMs,
@@ -991,6 +1052,7 @@ async function delayedScenario(context: Context, id: string): Promise<Result> {
           missing,
           duplicates: seen.extra,
           early: consumerStats.early,
+          worstLatenessBySecondMs: Array.from(consumerStats.worstLatenessBySecond, (ms) => Math.round(ms ?? 0)),
           missingRule: `not received by the time deliveries stopped for 5 s after the window (at most ${LATE_CAP_SECONDS} s after it)`,
           earlyRule: 'received while Date.now() < due time (both integer ms on the same wall clock)',
           latenessClock: 'performance.timeOrigin + performance.now() in the consumer thread, minus the due time',

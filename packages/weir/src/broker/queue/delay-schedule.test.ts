@@ -28,6 +28,8 @@ class Recorder {
   readonly calls: Array<{ target: string; count: number }> = [];
   /** Called before recording; may throw to make the call fail. */
   failWith: ((target: string, messages: MessageInput[]) => Error | null) | null = null;
+  /** Event-loop turns a call takes to resolve (so later rounds are issued while it is pending). */
+  lag: (() => number) | null = null;
 
   constructor(private readonly clock: ManualClock) {}
 
@@ -42,6 +44,7 @@ class Recorder {
       assert.equal(message.headers![TARGET_HEADER], undefined, 'the target header is removed on delivery');
       this.deliveries.push({ id: Buffer.from(message.id as Uint8Array).toString(), target, deliverAt, at });
     }
+    for (let turn = this.lag?.() ?? 0; turn > 0; turn--) await new Promise<void>((resolve) => setImmediate(resolve));
   };
 
   ids(): string[] {
@@ -113,6 +116,64 @@ function laggyStore(inner: MemoryMessageStore, random: () => number): MessageSto
   });
 }
 
+/**
+ * 5,000 messages due at random in one 1 s bucket (with a staged one), delivered in 10 ms steps under the given
+ * read-ahead budget: checks order, earliness and completeness, and reports how many messages rounds and read-ahead
+ * passes read from the bucket once it was loaded, and the most read-ahead bytes held.
+ */
+async function readAheadRun(readAheadBytes: number): Promise<{ messagesReadWhileDue: number; maxReadAheadBytes: number }> {
+  const clock = new ManualClock();
+  const scheduler = new ManualScheduler(clock);
+  const inner = new MemoryMessageStore(clock);
+  let messagesRead = 0;
+  const store = new Proxy(inner, {
+    get(target, property, receiver) {
+      if (property === 'read') {
+        return async (...args: Parameters<MessageStore['read']>) => {
+          const result = await target.read(...args);
+          messagesRead += result.messages.length;
+          return result;
+        };
+      }
+      const value = Reflect.get(target, property, receiver) as unknown;
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  const recorder = new Recorder(clock);
+  const schedule = await DelaySchedule.open({ store, clock, scheduler, logger: silentLogger, deliver: recorder.deliver, readAheadBytes });
+  const bucket = Math.floor(clock.now() / 1000) * 1000 + 5000;
+  const random = seededRandom(5);
+  const total = 5000;
+  for (let from = 0; from < total; from += 100) {
+    const messages: MessageInput[] = [];
+    for (let index = from; index < from + 100; index++) messages.push(delayed(`m${index}`, bucket + Math.floor(random() * 1000), 'x'.repeat(100)));
+    await schedule.schedule('t/0', messages);
+  }
+  scheduler.advance(bucket - 1000 - clock.now());
+  await schedule.settled();
+  assert.equal(schedule.stats().loaded, total, 'loaded one bucket ahead');
+  await schedule.schedule('t/0', [delayed('late', bucket + 500, 'y')]);
+  messagesRead = 0;
+  let maxReadAheadBytes = schedule.stats().readAheadBytes;
+  // Through the bucket, from one second before it.
+  for (let step = 0; step < 210; step++) {
+    scheduler.advance(10);
+    await schedule.settled();
+    maxReadAheadBytes = Math.max(maxReadAheadBytes, schedule.stats().readAheadBytes);
+  }
+  assert.equal(recorder.deliveries.length, total + 1);
+  assert.equal(new Set(recorder.ids()).size, total + 1);
+  assertNondecreasing(recorder.deliveries, 'read-ahead');
+  for (const delivery of recorder.deliveries) assert.ok(delivery.at - delivery.deliverAt <= 10, `${delivery.id} late by ${delivery.at - delivery.deliverAt} ms`);
+  assert.equal(schedule.stats().readAheadBytes, 0, 'everything read ahead was released');
+  await schedule.close();
+  return { messagesReadWhileDue: messagesRead, maxReadAheadBytes };
+}
+
+async function turns(count: number): Promise<void> {
+  for (let turn = 0; turn < count; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
 function bucketQueues(store: MessageStore): string[] {
   return store
     .listQueues()
@@ -123,21 +184,30 @@ function bucketQueues(store: MessageStore): string[] {
 describe('delay schedule: entries', () => {
   it('delay: entries sort by (deliverAt, offset) and merge staged ones into the waiting part', () => {
     const buffer = new EntryBuffer(2);
-    for (const [key, offset] of [[30, 0], [10, 1], [20, 2], [10, 3], [40, 4]] as const) buffer.push(key, offset, 1);
+    for (const [key, offset] of [[30, 0], [10, 1], [20, 2], [10, 3], [40, 4]] as const) buffer.push(key, offset, 1, offset === 2 ? 77 : -1);
     const entries = DelayEntries.sorted(buffer);
     assert.deepEqual([...entries.keys], [10, 10, 20, 30, 40]);
     assert.deepEqual([...entries.offsets], [1, 3, 2, 0, 4]);
+    assert.deepEqual([...entries.slots], [-1, -1, 77, -1, -1], 'slots travel with their entries');
     entries.head = 2;
     const staged = new EntryBuffer();
-    staged.push(25, 5, 1);
+    assert.equal(staged.minKey, Infinity);
+    staged.push(25, 5, 1, 88);
     staged.push(20, 6, 1);
     staged.push(50, 7, 1);
+    assert.equal(staged.minKey, 20);
     const merged = entries.merged(staged);
     assert.equal(merged.head, 0);
     assert.deepEqual([...merged.keys], [20, 20, 25, 30, 40, 50]);
     assert.deepEqual([...merged.offsets], [2, 6, 5, 0, 4, 7]);
-    staged.dropBelow(6);
+    assert.deepEqual([...merged.slots], [77, -1, 88, -1, -1, -1]);
+    const dropped: number[] = [];
+    staged.dropBelow(6, (slot) => dropped.push(slot));
     assert.equal(staged.length, 2);
+    assert.deepEqual(dropped, [88], 'the slot of a dropped entry is handed back');
+    assert.equal(staged.minKey, 20);
+    staged.clear();
+    assert.equal(staged.minKey, Infinity);
   });
 
   it('delay: the packed sort and the comparator sort agree', () => {
@@ -145,13 +215,15 @@ describe('delay schedule: entries', () => {
       fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 5000 }), fc.nat(50)), { maxLength: 400 }), fc.nat(1e12), fc.boolean(), (pairs, base, sparse) => {
         const buffer = new EntryBuffer();
         // Distinct offsets: dense (a bucket load) or spread out (staged appends), shuffled against the keys.
-        pairs.forEach(([key, size], index) => buffer.push(base + key, sparse ? index * 1000 + size : pairs.length - 1 - index, size));
+        const slotOf = (index: number): number => (index % 3 === 0 ? -1 : index * 2 ** 24);
+        pairs.forEach(([key, size], index) => buffer.push(base + key, sparse ? index * 1000 + size : pairs.length - 1 - index, size, slotOf(index)));
         const entries = DelayEntries.sorted(buffer);
-        const expected = pairs.map(([key, size], index) => ({ key: base + key, offset: sparse ? index * 1000 + size : pairs.length - 1 - index, size }));
+        const expected = pairs.map(([key, size], index) => ({ key: base + key, offset: sparse ? index * 1000 + size : pairs.length - 1 - index, size, slot: slotOf(index) }));
         expected.sort((a, b) => a.key - b.key || a.offset - b.offset);
         assert.deepEqual([...entries.keys], expected.map((entry) => entry.key));
         assert.deepEqual([...entries.offsets], expected.map((entry) => entry.offset));
         assert.deepEqual([...entries.sizes], expected.map((entry) => entry.size));
+        assert.deepEqual([...entries.slots], expected.map((entry) => entry.slot));
       }),
     );
   });
@@ -204,7 +276,7 @@ describe('delay schedule', () => {
       assert.ok(delivery.at - delivery.deliverAt <= step, `${delivery.id} is late by ${delivery.at - delivery.deliverAt} ms`);
     }
     assert.ok(recorder.calls.every((call) => call.count >= 1 && call.count <= 1000));
-    assert.deepEqual(schedule.stats(), { pending: 0, buckets: 0, loaded: 0 });
+    assert.deepEqual(schedule.stats(), { pending: 0, buckets: 0, loaded: 0, readAheadBytes: 0 });
     assert.deepEqual(bucketQueues(store), []);
     assert.deepEqual(store.metadata.entries('delay/'), []);
     await schedule.close();
@@ -272,23 +344,131 @@ describe('delay schedule', () => {
     await rejectsWith(schedule.schedule('t/0', [delayed('x', clock.now() + 10)]), ErrorCode.StoreClosed);
   });
 
-  it('delay: the delivered message keeps its id, key, tag, timestamp, body and headers', async () => {
-    const { clock, scheduler, schedule } = await memoryHarness();
-    const got: MessageInput[] = [];
+  for (const [label, readAheadBytes, loadedFirst] of [
+    ['read ahead by the load', undefined, false],
+    ['kept when appended to a loaded bucket', undefined, true],
+    ['read back when due', 0, false],
+  ] as const) {
+    it(`delay: the delivered message keeps its id, key, tag, timestamp, body and headers (${label})`, async () => {
+      const clock = new ManualClock();
+      const scheduler = new ManualScheduler(clock);
+      const got: MessageInput[] = [];
+      const store = new MemoryMessageStore(clock);
+      const schedule = await DelaySchedule.open({ store, clock, scheduler, logger: silentLogger, deliver: async (_target, messages) => void got.push(...messages), readAheadBytes });
+      const due = Math.floor(clock.now() / 1000) * 1000 + 3000;
+      if (loadedFirst) {
+        await schedule.schedule('t/0', [delayed('first', due)]);
+        await run(schedule, scheduler, due - 900 - clock.now(), 100);
+        assert.equal(schedule.stats().loaded, 1);
+      }
+      const headers = { [DELIVER_AT_HEADER]: String(due + 10), bin: Buffer.from([1, 2]), text: 'é' };
+      await schedule.schedule('t/0', [
+        { id: 'id-1', key: 'k', tag: 'red', timestamp: 1234, headers, body: 'hello' },
+        { id: 'id-2', headers, body: Buffer.from([0, 255]) },
+      ]);
+      const storedAt = clock.now();
+      await run(schedule, scheduler, due + 1000 - clock.now(), 100);
+      const messages = got.filter((message) => Buffer.from(message.id as Uint8Array).toString() !== 'first');
+      assert.equal(messages.length, 2);
+      const [full, bare] = messages as [MessageInput, MessageInput];
+      assert.equal(Buffer.from(full.id as Uint8Array).toString(), 'id-1');
+      assert.equal(Buffer.from(full.key as Uint8Array).toString(), 'k');
+      assert.equal(full.tag, 'red');
+      assert.equal(full.timestamp, 1234);
+      assert.equal(Buffer.from(full.body as Uint8Array).toString(), 'hello');
+      assert.deepEqual(Object.keys(full.headers!).sort(), ['bin', 'text', DELIVER_AT_HEADER]);
+      assert.deepEqual([...(full.headers!.bin as Uint8Array)], [1, 2]);
+      assert.equal(full.headers!.text, 'é');
+      assert.equal(bare.key, null);
+      assert.equal(bare.tag, null);
+      assert.equal(bare.timestamp, storedAt, 'a message without a timestamp keeps the store time of its bucket append');
+      assert.deepEqual([...(bare.body as Uint8Array)], [0, 255]);
+      await schedule.close();
+    });
+  }
+
+  it('delay: rounds are pipelined, and a failed round makes later rounds to its target go again after it, in order', async () => {
+    const clock = new ManualClock();
+    const scheduler = new ManualScheduler(clock);
     const store = new MemoryMessageStore(clock);
-    const other = await DelaySchedule.open({ store, clock, scheduler, logger: silentLogger, deliver: async (_target, messages) => void got.push(...messages) });
-    await other.schedule('t/0', [{ id: 'id-1', key: 'k', tag: 'red', timestamp: 1234, headers: { [DELIVER_AT_HEADER]: String(clock.now() + 10), bin: Buffer.from([1, 2]) }, body: 'hello' }]);
-    await run(other, scheduler, 2000, 100);
-    assert.equal(got.length, 1);
-    const message = got[0]!;
-    assert.equal(Buffer.from(message.id as Uint8Array).toString(), 'id-1');
-    assert.equal(Buffer.from(message.key as Uint8Array).toString(), 'k');
-    assert.equal(message.tag, 'red');
-    assert.equal(message.timestamp, 1234);
-    assert.equal(Buffer.from(message.body as Uint8Array).toString(), 'hello');
-    assert.deepEqual(Object.keys(message.headers!).sort(), ['bin', DELIVER_AT_HEADER]);
-    assert.deepEqual([...(message.headers!.bin as Uint8Array)], [1, 2]);
-    await other.close();
+    const calls: Array<{ target: string; ids: string[]; resolve: () => void; reject: (error: Error) => void }> = [];
+    const deliver = (target: string, messages: MessageInput[]): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        calls.push({ target, ids: messages.map((message) => String(message.id)), resolve, reject });
+      });
+    const schedule = await DelaySchedule.open({ store, clock, scheduler, logger: silentLogger, deliver });
+    const bucket = Math.floor(clock.now() / 1000) * 1000 + 5000;
+    // Six blocks of 1,000 messages in due order, alternately for a/0 and b/0: one run each, two runs a round.
+    const total = 6000;
+    const messages = new Map<string, MessageInput[]>([['a/0', []], ['b/0', []]]);
+    for (let index = 0; index < total; index++) messages.get(Math.floor(index / 1000) % 2 === 0 ? 'a/0' : 'b/0')!.push(delayed(`m${index}`, bucket + Math.floor(index / 10)));
+    for (const [target, list] of messages) await schedule.schedule(target, list);
+    scheduler.advance(bucket + 1000 - clock.now());
+    await turns(20);
+    assert.deepEqual(
+      calls.map((call) => `${call.target} ${call.ids[0]}`),
+      ['a/0 m0', 'b/0 m1000', 'a/0 m2000', 'b/0 m3000', 'a/0 m4000', 'b/0 m5000'],
+      'all three rounds are issued before the first resolves',
+    );
+    calls[0]!.reject(new WeirError(ErrorCode.StorageIo, 'write failed', { retriable: true }));
+    for (const call of calls.slice(1)) call.resolve();
+    // The retry (after its backoff): a/0's runs again, in order; b/0's were handed over and are not repeated.
+    for (let wait = 0; wait < 20 && calls.length < 9; wait++) {
+      scheduler.advance(100);
+      await turns(10);
+      for (const call of calls.slice(6)) call.resolve();
+    }
+    await turns(10);
+    for (const call of calls.slice(6)) call.resolve();
+    await schedule.settled();
+    assert.deepEqual(
+      calls.slice(6).map((call) => `${call.target} ${call.ids[0]}`),
+      ['a/0 m0', 'a/0 m2000', 'a/0 m4000'],
+    );
+    assert.deepEqual(schedule.stats(), { pending: 0, buckets: 0, loaded: 0, readAheadBytes: 0 });
+    await schedule.close();
+  });
+
+  it('delay: a round whose bucket read fails issues nothing after it and is retried: none lost, still in order', async () => {
+    const clock = new ManualClock();
+    const scheduler = new ManualScheduler(clock);
+    const inner = new MemoryMessageStore(clock);
+    const recorder = new Recorder(clock);
+    // Deliveries resolve late, so the second round's read fails while the first round is still in flight.
+    recorder.lag = () => 30;
+    let armed = false;
+    let failed = false;
+    const store = new Proxy(inner, {
+      get(target, property, receiver) {
+        if (property === 'read') {
+          return async (...args: Parameters<MessageStore['read']>) => {
+            if (armed && !failed && recorder.calls.length > 0) {
+              failed = true;
+              throw new WeirError(ErrorCode.StorageIo, 'read failed', { retriable: true });
+            }
+            return target.read(...args);
+          };
+        }
+        const value = Reflect.get(target, property, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const schedule = await DelaySchedule.open({ store, clock, scheduler, logger: silentLogger, deliver: recorder.deliver, readAheadBytes: 0 });
+    const bucket = Math.floor(clock.now() / 1000) * 1000 + 5000;
+    const random = seededRandom(9);
+    const total = 5000;
+    await schedule.schedule('t/0', Array.from({ length: total }, (_, index) => delayed(`m${index}`, bucket + Math.floor(random() * 1000))));
+    await run(schedule, scheduler, bucket - 900 - clock.now(), 100);
+    assert.equal(schedule.stats().loaded, total);
+    armed = true;
+    // Everything falls due at once: three rounds' worth.
+    scheduler.advance(bucket + 1000 - clock.now());
+    await schedule.settled();
+    await run(schedule, scheduler, 2000, 100);
+    assert.ok(failed, 'a read failed');
+    assert.equal(recorder.deliveries.length, total);
+    assert.equal(new Set(recorder.ids()).size, total);
+    assertNondecreasing(recorder.deliveries, 'after a failed read');
     await schedule.close();
   });
 
@@ -361,6 +541,25 @@ describe('delay schedule', () => {
     await schedule.close();
   });
 
+  it('delay: a bucket that fits the read-ahead budget is delivered from memory: no round reads the bucket again', async () => {
+    const outcome = await readAheadRun(32 << 20);
+    assert.equal(outcome.messagesReadWhileDue, 0);
+    assert.ok(outcome.maxReadAheadBytes > 0);
+  });
+
+  it('delay: a bucket over the budget is read ahead in due order, within the budget, instead of across it every round', async () => {
+    const budget = 64 << 10;
+    const unbudgeted = await readAheadRun(0);
+    const budgeted = await readAheadRun(budget);
+    assert.equal(unbudgeted.maxReadAheadBytes, 0);
+    assert.ok(budgeted.maxReadAheadBytes <= budget + budget / 8, `held ${budgeted.maxReadAheadBytes} bytes for a budget of ${budget}`);
+    // Without read-ahead every round reads across the bucket for its few due messages.
+    assert.ok(
+      budgeted.messagesReadWhileDue * 3 < unbudgeted.messagesReadWhileDue,
+      `read ${budgeted.messagesReadWhileDue} messages with read-ahead, ${unbudgeted.messagesReadWhileDue} without`,
+    );
+  });
+
   it('delay: 1,000,000 messages due within a minute keep at most two fine buckets in memory', async () => {
     const clock = new ManualClock();
     const scheduler = new ManualScheduler(clock);
@@ -400,7 +599,7 @@ describe('delay schedule', () => {
       await Promise.all(calls);
     }
     const bucketSize = Math.max(...perBucket);
-    assert.deepEqual(schedule.stats(), { pending: total, buckets: 60, loaded: 0 });
+    assert.deepEqual(schedule.stats(), { pending: total, buckets: 60, loaded: 0, readAheadBytes: 0 });
     let maxLoaded = 0;
     const limit = 2 * bucketSize;
     scheduler.advance(first - 1500 - clock.now());
@@ -460,7 +659,7 @@ describe('delay schedule', () => {
       assert.equal(recorder.deliveries.length, total);
       assert.equal(new Set(recorder.ids()).size, total, 'each message exactly once');
       assertNondecreasing(recorder.deliveries, 'across the restart');
-      assert.deepEqual(schedule.stats(), { pending: 0, buckets: 0, loaded: 0 });
+      assert.deepEqual(schedule.stats(), { pending: 0, buckets: 0, loaded: 0, readAheadBytes: 0 });
       assert.deepEqual(bucketQueues(store), []);
       await schedule.close();
       await store.close();
@@ -520,7 +719,7 @@ describe('delay schedule', () => {
       // Repeated: only what was delivered since the last completed flush (plus the step that delivered it).
       assert.ok(due > crashedAt - flushIntervalMs - 2000, `${id} (due ${due - start} ms) repeated though older than the flush interval`);
     }
-    assert.deepEqual(reopened.stats(), { pending: 0, buckets: 0, loaded: 0 });
+    assert.deepEqual(reopened.stats(), { pending: 0, buckets: 0, loaded: 0, readAheadBytes: 0 });
     await reopened.close();
     await store.close();
   });
@@ -557,7 +756,7 @@ describe('delay schedule', () => {
     const afterClose = recorder.ids().slice(delivered);
     assert.deepEqual(afterClose, Array.from({ length: 80 }, (_, index) => `m${index + 120}`), 'a clean restart repeats nothing');
     await run(third, scheduler, 600_000, 60_000);
-    assert.deepEqual(third.stats(), { pending: 0, buckets: 0, loaded: 0 });
+    assert.deepEqual(third.stats(), { pending: 0, buckets: 0, loaded: 0, readAheadBytes: 0 });
     await third.close();
   });
 
@@ -596,11 +795,11 @@ describe('delay schedule', () => {
       fc.record({ kind: fc.constant('crash' as const) }),
     );
     await fc.assert(
-      fc.asyncProperty(fc.array(operation, { maxLength: 30 }), async (operations) => {
+      fc.asyncProperty(fc.array(operation, { maxLength: 30 }), fc.constantFrom(0, 600, 32 << 20), async (operations, readAheadBytes) => {
         const clock = new ManualClock();
         const store = new MemoryMessageStore(clock);
         const recorder = new Recorder(clock);
-        const options = { store, clock, logger: silentLogger, deliver: recorder.deliver, fineBucketMs: 100, coarseBucketMs: 1000, horizonMs: 2000, flushIntervalMs: 50 };
+        const options = { store, clock, logger: silentLogger, deliver: recorder.deliver, fineBucketMs: 100, coarseBucketMs: 1000, horizonMs: 2000, flushIntervalMs: 50, readAheadBytes };
         let scheduler = new ManualScheduler(clock);
         let schedule = await DelaySchedule.open({ ...options, scheduler });
         const scheduled = new Map<string, { deliverAt: number; future: boolean }>();
@@ -634,7 +833,7 @@ describe('delay schedule', () => {
           firsts.filter((delivery) => scheduled.get(delivery.id)!.future),
           'messages scheduled ahead',
         );
-        assert.deepEqual(schedule.stats(), { pending: 0, buckets: 0, loaded: 0 });
+        assert.deepEqual(schedule.stats(), { pending: 0, buckets: 0, loaded: 0, readAheadBytes: 0 });
         await schedule.close();
       }),
       { numRuns: 100 },
@@ -648,13 +847,14 @@ describe('delay schedule', () => {
       fc.record({ kind: fc.constant('restart' as const) }),
     );
     await fc.assert(
-      fc.asyncProperty(fc.array(operation, { maxLength: 40 }), fc.integer(), fc.boolean(), async (operations, seed, flaky) => {
+      fc.asyncProperty(fc.array(operation, { maxLength: 40 }), fc.integer(), fc.boolean(), fc.constantFrom(0, 600, 32 << 20), async (operations, seed, flaky, readAheadBytes) => {
         const random = seededRandom(seed);
         const clock = new ManualClock();
         const store = laggyStore(new MemoryMessageStore(clock), random);
         const recorder = new Recorder(clock);
         if (flaky) recorder.failWith = () => (random() < 0.2 ? new WeirError(ErrorCode.StorageIo, 'injected', { retriable: true }) : null);
-        const options = { store, clock, logger: silentLogger, deliver: recorder.deliver, fineBucketMs: 100, coarseBucketMs: 1000, horizonMs: 1500, flushIntervalMs: 50 };
+        recorder.lag = () => Math.floor(random() * 4);
+        const options = { store, clock, logger: silentLogger, deliver: recorder.deliver, fineBucketMs: 100, coarseBucketMs: 1000, horizonMs: 1500, flushIntervalMs: 50, readAheadBytes };
         let scheduler = new ManualScheduler(clock);
         let schedule = await DelaySchedule.open({ ...options, scheduler });
         const scheduled = new Map<string, { deliverAt: number; future: boolean }>();
@@ -693,7 +893,7 @@ describe('delay schedule', () => {
             'messages scheduled ahead',
           );
         }
-        assert.deepEqual(schedule.stats(), { pending: 0, buckets: 0, loaded: 0 });
+        assert.deepEqual(schedule.stats(), { pending: 0, buckets: 0, loaded: 0, readAheadBytes: 0 });
         await schedule.close();
       }),
       { numRuns: 100 },

@@ -2,8 +2,9 @@ import type { Clock } from '../../core/clock.js';
 import { ErrorCode, isWeirError, WeirError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { checkQueueName, type MessageStore, type QueueInfo, type QueueSettings } from '../../storage/message-store.js';
-import { decodeHeaders, encodedHeader, type HeaderValue, type MessageInput, type StoredMessage } from '../../storage/record-batch.js';
+import { decodeHeaders, encodedHeader, encodeHeaders, type HeaderValue, type MessageInput, type StoredMessage, toBytes } from '../../storage/record-batch.js';
 import type { Scheduler, TimerHandle } from '../scheduler.js';
+import { type ArenaInput, MessageArena } from './delay-arena.js';
 import { DelayEntries, EntryBuffer, sortOrder } from './delay-entries.js';
 import { Attribute } from './message-attributes.js';
 
@@ -25,13 +26,20 @@ const LOADED_BUCKETS = 2;
 const MAX_TIMER_MS = 60_000;
 const DELIVER_BATCH_MESSAGES = 1000;
 const DELIVER_BATCH_BYTES = 1 << 20;
-/** One delivery round reads at most this much before handing it over (bounds the memory of a round). */
-const ROUND_MESSAGES = 10_000;
-const ROUND_BYTES = 8 << 20;
+/**
+ * One delivery round takes at most this much (bounds the memory of a round and how long it holds the event loop:
+ * the pump yields between rounds).
+ */
+const ROUND_MESSAGES = 2000;
+const ROUND_BYTES = 2 << 20;
+/** Rounds handed to `deliver` and not yet resolved: a round does not wait for the fsync of the one before. */
+const ROUNDS_IN_FLIGHT = 8;
 const APPEND_BATCH_MESSAGES = 1000;
 const APPEND_BATCH_BYTES = 4 << 20;
 const READ_MESSAGES = 1000;
 const READ_BYTES = 4 << 20;
+/** One read-ahead pass copies at most this many messages, so it finishes (and frees a slot) soon after it starts. */
+const READ_AHEAD_MESSAGES = 50_000;
 const RETRY_INITIAL_MS = 100;
 const RETRY_MAX_MS = 30_000;
 
@@ -53,6 +61,8 @@ export interface DelayScheduleOptions {
   horizonMs?: number;
   /** How often delivery progress is written to metadata (default 1 s): what a crash may deliver twice. */
   flushIntervalMs?: number;
+  /** Most bytes of loaded messages read ahead of their due time and held in memory (default 32 MiB). */
+  readAheadBytes?: number;
 }
 
 export interface DelayScheduleStats {
@@ -62,6 +72,8 @@ export interface DelayScheduleStats {
   buckets: number;
   /** (deliverAt, offset) entries held in memory. */
   loaded: number;
+  /** Bytes of messages read ahead of their due time, held in memory. */
+  readAheadBytes: number;
 }
 
 type Level = 'f' | 'c';
@@ -75,11 +87,50 @@ interface Picked {
   count: number;
 }
 
-/** A message on its way into a bucket, with the key it sorts by. */
+/** A run of one round: consecutive picks to one target, delivered with one call. */
+interface Run {
+  target: string;
+  picks: number[];
+  messages: MessageInput[];
+  bytes: number;
+}
+
+/** A round whose deliver calls are issued, waiting to be settled (in issue order). */
+interface IssuedRound {
+  picked: Picked;
+  runs: Run[];
+  /** The calls' outcomes; null when the round failed before calling deliver (`error`). */
+  outcomes: Promise<Array<PromiseSettledResult<void>>> | null;
+  error: unknown;
+  /** Resolves once settled. */
+  settled: Promise<void>;
+  markSettled: () => void;
+}
+
+/**
+ * A round failed: no later round is issued, the rounds already issued settle without moving any cursor (what they
+ * handed over is remembered, except runs to a target that failed), and once none is left delivery picks up again from
+ * the cursors after a backoff.
+ */
+interface Stall {
+  error: unknown;
+  failedTargets: Set<string>;
+}
+
+/**
+ * A message on its way into a bucket, with its target and the key it sorts by. The stored form (with `weir.target`) is
+ * built only for the append call, so nothing per message but this survives while the append waits for its fsync.
+ */
 interface Routed {
   message: MessageInput;
+  target: string;
   key: number;
   size: number;
+}
+
+/** The message as a bucket stores it: with the `weir.target` header. */
+function bucketMessage(item: Routed): MessageInput {
+  return { ...item.message, headers: { ...item.message.headers, [TARGET_HEADER]: item.target } };
 }
 
 /** What metadata holds per bucket: fine buckets the last delivered entry, coarse ones the next offset to cascade. */
@@ -99,11 +150,20 @@ class Bucket {
   staged: EntryBuffer | null = null;
   /** The offset a load read up to: appended entries below it were read by the load itself. */
   loadedUntil = 0;
+  /** Entries from `head` up to this index all have their bytes read ahead (a hint; reset when entries change). */
+  readAheadFrom = 0;
   /** Fine: the last delivered entry in (deliverAt, offset) order; entries at or before it are never delivered again. */
   lastKey = -Infinity;
   lastOffset = -1;
-  /** Largest deliverAt picked by the round in progress: new entries must not sort before it either. */
+  /** Largest deliverAt picked by the rounds in flight: new entries must not sort before it either. */
   pickedKey = -Infinity;
+  /** Index in `entries` of the next entry to pick: past `head` by the picks of rounds in flight. */
+  pickHead = 0;
+  /**
+   * Picks of rounds not settled yet. Rounds refer to entries by index, so while any are in flight the entries are
+   * neither merged with staged ones nor compacted.
+   */
+  picksInFlight = 0;
   /**
    * Offsets past the cursor already handed over by a round that then failed at an earlier entry: the retry skips them
    * rather than deliver them again. In memory only (at most one round's worth); a crash delivers them again.
@@ -182,12 +242,29 @@ function byteLength(value: Uint8Array | string | null | undefined): number {
 /** A cheap upper-bound-ish size of a message (strings counted at 3 bytes a character): for batching only. */
 function inputSize(message: MessageInput): number {
   let size = 64 + byteLength(message.body) + byteLength(message.key) + byteLength(message.id) + byteLength(message.tag);
-  for (const [name, value] of Object.entries(message.headers ?? {})) size += name.length + byteLength(value) + 8;
+  const headers = message.headers;
+  if (headers !== null && headers !== undefined) {
+    for (const name in headers) size += name.length + byteLength(headers[name]) + 8;
+  }
   return size;
 }
 
 function storedSize(message: StoredMessage): number {
   return 64 + message.body.byteLength + message.headers.byteLength + (message.key?.byteLength ?? 0) + message.id.byteLength;
+}
+
+/**
+ * The fields of a stored message as the arena takes them. Each byte field of a StoredMessage is a new view per access,
+ * so a load (which looks at every message of a bucket) takes each once.
+ */
+function storedFields(message: StoredMessage): ArenaInput & { headers: Buffer } {
+  const tag = message.tag;
+  return { timestamp: message.timestamp, id: message.id, key: message.key, tag: tag === null ? null : Buffer.from(tag, 'utf8'), headers: message.headers, body: message.body };
+}
+
+/** storedSize() of the fields. */
+function fieldsSize(fields: ArenaInput): number {
+  return 64 + fields.body.byteLength + fields.headers.byteLength + (fields.key?.byteLength ?? 0) + fields.id.byteLength;
 }
 
 /** Waits for every promise; rejects with the first failure once all have settled (none left unhandled). */
@@ -231,6 +308,36 @@ function removeSorted(list: Bucket[], bucket: Bucket): void {
   if (index >= 0) list.splice(index, 1);
 }
 
+/** Where `value` is in an ascending array, or -1. */
+function indexOfSorted(sorted: Float64Array, value: number): number {
+  let low = 0;
+  let high = sorted.length - 1;
+  while (low <= high) {
+    const middle = (low + high) >> 1;
+    const at = sorted[middle]!;
+    if (at === value) return middle;
+    if (at < value) low = middle + 1;
+    else high = middle - 1;
+  }
+  return -1;
+}
+
+/** Decoded headers without `weir.target`, and the target it named (null when absent or not text). */
+function splitTarget(decoded: Record<string, HeaderValue>): { target: string | null; headers: Record<string, HeaderValue> } {
+  const value = decoded[TARGET_HEADER];
+  const target = typeof value === 'string' ? value : null;
+  if (value === undefined) return { target, headers: decoded };
+  const headers: Record<string, HeaderValue> = {};
+  for (const name of Object.keys(decoded)) if (name !== TARGET_HEADER) setHeader(headers, name, decoded[name]!);
+  return { target, headers };
+}
+
+/** Sets a header as an own property, also one named `__proto__` (an assignment would replace the prototype). */
+function setHeader(headers: Record<string, HeaderValue>, name: string, value: HeaderValue): void {
+  if (name === '__proto__') Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
+  else headers[name] = value;
+}
+
 /**
  * The delay schedule: holds delayed messages until they are due, durably, then hands them to `deliver` (which appends
  * them to their target storage queue), in (deliverAt, offset) order.
@@ -246,23 +353,36 @@ function removeSorted(list: Bucket[], bucket: Bucket): void {
  *
  * **In memory.** For every bucket only a small descriptor. A fine bucket is **loaded** one fine bucket before its
  * start, and at most two that still hold undelivered entries are loaded at a time (more only for a bucket that appears
- * before the loaded ones): its consume queue is read once and each message becomes one (deliverAt, offset, size)
- * entry in typed arrays (`delay-entries.ts`, 20 bytes per message, no object), sorted. 10 million delayed messages
+ * before the loaded ones): its consume queue is read once and each message becomes one (deliverAt, offset, size, slot)
+ * entry in typed arrays (`delay-entries.ts`, 28 bytes per message, no object), sorted. 10 million delayed messages
  * an hour ahead therefore cost bucket descriptors and two seconds' worth of entries, not 10 million objects. Entries
  * appended to a loaded bucket are staged and merged before the next delivery round.
  *
+ * **Read-ahead.** Due messages are delivered from memory, not read back when due: a round wants the few messages due
+ * since the last one, scattered over the whole bucket queue (it is in arrival order), so reading them then costs a
+ * read across the bucket per round. Their bytes are copied into an arena of large chunks (`delay-arena.ts`; the entry's
+ * slot says where), within `readAheadBytes` (32 MiB): a load whose bucket fits the room left keeps them as it reads
+ * them; otherwise, and for staged entries that came without them, `startReadAhead` reads the earliest entries lacking
+ * them in due order, one pass at a time, as room frees up. Messages appended to a loaded bucket are copied as they are
+ * appended. A chunk is dropped once all of its messages are delivered. What is not read ahead (over the budget, a
+ * message larger than a quarter of it) is read when due, as before.
+ *
  * **Delivery.** One pump, woken by a timer at the earliest due entry (or load or cascade time; never more than 60 s
  * away, so wall-clock steps are noticed), by loads, and by appends that concern loaded buckets. A round takes the due
- * entries of all loaded buckets in (deliverAt, offset) order — stopping before any entry that an unloaded bucket, an
- * uncascaded coarse bucket or an append still in flight could precede — reads them from their bucket queues (in
- * offset order, one pass), and calls `deliver` once per maximal run of the same target (at most 1000 messages or about
- * 1 MiB), all calls issued in order and awaited together so the store can group-commit them. `deliver` is only called
- * once `clock.now()` (wall clock: deliverAt is a calendar time) has reached every deliverAt in the call.
+ * entries of all loaded buckets in (deliverAt, offset) order, at most 2000 messages or 2 MiB — stopping before any
+ * entry that an unloaded bucket, an uncascaded coarse bucket, an append still in flight or a staged entry not merged
+ * yet could precede — and calls `deliver` once per maximal run of the same target (at most 1000 messages or about
+ * 1 MiB), all calls issued in order so the store can group-commit them. Rounds are pipelined: up to 8 are issued
+ * without waiting for the previous one's calls to resolve (an append to a `sync` target waits for its fsync), the pump
+ * yielding to the event loop between rounds; they are settled in issue order, and only settling moves the cursors.
+ * `deliver` is only called once `clock.now()` (wall clock: deliverAt is a calendar time) has reached every deliverAt
+ * in the call.
  * - A call rejecting with UNKNOWN_QUEUE, UNKNOWN_TOPIC, INVALID_PARTITION, MESSAGE_TOO_LARGE or INVALID_ARGUMENT can
  *   never succeed: its messages are dropped with a warning. Any other error (STORAGE_IO, …) stops the cursor at that
- *   run, which is retried with backoff (100 ms doubling to 30 s). Later runs of the round that succeeded are remembered
- *   and skipped by the retry, except those to a target that failed: they are delivered again after the failed run, so
- *   a target never sees its messages out of order (it may see a duplicate).
+ *   run and stalls the pipeline: no round is issued until those in flight are settled, then picking resumes at the
+ *   cursors after a backoff (100 ms doubling to 30 s). Later runs (of that round and of rounds issued after it) that
+ *   succeeded are remembered and skipped by the retry, except those to a target that failed: they are delivered again
+ *   after the failed run, so a target never sees its messages out of order (it may see a duplicate).
  * - `dropTarget(name)` makes due messages of a deleted target be discarded instead of delivered (lazy; in memory only:
  *   after a restart they fail with UNKNOWN_QUEUE and are dropped anyway).
  *
@@ -288,6 +408,10 @@ export class DelaySchedule {
   private readonly coarseMs: number;
   private readonly horizonMs: number;
   private readonly flushIntervalMs: number;
+  private readonly readAheadBytes: number;
+  /** Bytes of loaded messages read ahead of their due time (see `startReadAhead`). */
+  private readonly arena: MessageArena;
+  private readAheadRunning = false;
 
   private readonly buckets = new Map<string, Bucket>();
   /** Fine and coarse buckets in start order. */
@@ -308,6 +432,12 @@ export class DelaySchedule {
 
   private pumpRunning = false;
   private pumpAgain = false;
+  /** Rounds issued and not settled, oldest first. */
+  private readonly issued: IssuedRound[] = [];
+  private settleChain: Promise<void> = Promise.resolve();
+  private stall: Stall | null = null;
+  /** A round failed before calling deliver: none is issued after it until the pipeline has drained. */
+  private issueBlocked = false;
   /** The last round stopped at a due entry that something in flight may precede: appends wake the pump. */
   private blocked = false;
   private wakeTimer: TimerHandle | null = null;
@@ -330,6 +460,7 @@ export class DelaySchedule {
     this.coarseMs = options.coarseBucketMs ?? 3_600_000;
     this.horizonMs = options.horizonMs ?? 3_600_000;
     this.flushIntervalMs = options.flushIntervalMs ?? 1000;
+    this.readAheadBytes = options.readAheadBytes ?? 32 << 20;
     for (const [name, value] of [
       ['fineBucketMs', this.fineMs],
       ['coarseBucketMs', this.coarseMs],
@@ -338,6 +469,9 @@ export class DelaySchedule {
       if (!Number.isSafeInteger(value) || value < 1) throw new WeirError(ErrorCode.InvalidArgument, `${name} must be a positive integer`);
     }
     if (!Number.isSafeInteger(this.horizonMs) || this.horizonMs < 0) throw new WeirError(ErrorCode.InvalidArgument, 'horizonMs must be a non-negative integer');
+    if (!Number.isSafeInteger(this.readAheadBytes) || this.readAheadBytes < 0) throw new WeirError(ErrorCode.InvalidArgument, 'readAheadBytes must be a non-negative integer');
+    // Chunks small against the budget, so the budget is not mostly chunk slack.
+    this.arena = new MessageArena(Math.min(1 << 20, Math.max(256, Math.floor(this.readAheadBytes / 8))));
   }
 
   /** Finds the bucket queues left by earlier runs (with their cursors) and starts delivering. */
@@ -404,7 +538,7 @@ export class DelaySchedule {
       const key = parseDeliverAt(message.headers?.[DELIVER_AT_HEADER]);
       if (key === null) throw new WeirError(ErrorCode.InvalidArgument, `a delayed message needs a ${DELIVER_AT_HEADER} header holding milliseconds since the epoch`);
       if (key <= now) due.push(message);
-      else later.push({ message: { ...message, headers: { ...message.headers, [TARGET_HEADER]: targetQueue } }, key, size: inputSize(message) });
+      else later.push({ message, target: targetQueue, key, size: inputSize(message) });
     }
     // A target scheduled to again exists again.
     this.dropped.delete(targetQueue);
@@ -424,7 +558,7 @@ export class DelaySchedule {
     let loaded = 0;
     for (const bucket of this.buckets.values()) pending += Math.max(0, bucket.pending);
     for (const bucket of this.loadedBuckets) loaded += (bucket.entries?.length ?? 0) + (bucket.staged?.length ?? 0);
-    return { pending, buckets: this.buckets.size, loaded };
+    return { pending, buckets: this.buckets.size, loaded, readAheadBytes: this.arena.bytes };
   }
 
   /** Resolves once nothing is running (rounds, loads, cascades, appends, deletions, flushes): for tests and shutdown. */
@@ -514,14 +648,17 @@ export class DelaySchedule {
       bucket.appending++;
       try {
         await bucket.ready;
-        const result = await this.store.append(bucket.queueId, items.map((item) => item.message));
+        const result = await this.store.append(bucket.queueId, items.map(bucketMessage));
         // A load that started before this append resolved may have read it already: loadedUntil tells.
         const loaded = bucket.state === 'loaded';
         const staged = bucket.staged;
         if (staged !== null) {
           for (let index = 0; index < items.length; index++) {
             const offset = result.baseOffset + index;
-            if (!loaded || offset >= bucket.loadedUntil) staged.push(items[index]!.key, offset, items[index]!.size);
+            if (loaded && offset < bucket.loadedUntil) continue;
+            // Due within two buckets: its bytes are at hand now, so they are kept rather than read back when due.
+            const item = items[index]!;
+            staged.push(item.key, offset, item.size, this.readAheadInput(item, result.storeTimestamp));
           }
         }
         bucket.pending += loaded ? Math.max(0, result.baseOffset + items.length - Math.max(result.baseOffset, bucket.loadedUntil)) : items.length;
@@ -618,6 +755,11 @@ export class DelaySchedule {
     }
   }
 
+  /**
+   * One step of the pump: housekeeping, then one round of due entries issued to `deliver`. Rounds are pipelined: the
+   * next is picked (after the picks of those in flight) without waiting for the previous one's append to resolve, up
+   * to ROUNDS_IN_FLIGHT; settle() then moves the cursors in issue order.
+   */
   private async round(): Promise<void> {
     this.clearWake();
     this.blocked = false;
@@ -625,14 +767,22 @@ export class DelaySchedule {
     this.startLoads(now);
     this.startCascade(now);
     for (const bucket of this.loadedBuckets) {
-      if (bucket.state === 'loaded' && bucket.staged!.length > 0) {
-        bucket.entries = bucket.entries!.merged(bucket.staged!);
+      if (bucket.state === 'loaded' && bucket.staged!.length > 0 && bucket.picksInFlight === 0) {
+        this.replaceEntries(bucket, bucket.entries!.merged(bucket.staged!));
         bucket.staged!.clear();
       }
     }
+    this.startReadAhead();
     this.deleteFinished(now);
+    // settle() wakes the pump once the rounds in flight are settled.
+    if (this.stall !== null || this.issueBlocked) return;
     if (this.clock.monotonic() < this.deliveryRetryAt) {
       this.armWake(now);
+      return;
+    }
+    if (this.issued.length >= ROUNDS_IN_FLIGHT) {
+      await this.issued[0]!.settled;
+      this.pumpAgain = true;
       return;
     }
     const picked = this.pick(now);
@@ -640,18 +790,18 @@ export class DelaySchedule {
       this.armWake(now);
       return;
     }
-    try {
-      await this.deliverPicked(picked);
-    } catch (error) {
-      if (this.closed) return;
-      this.logger.warn({ err: error }, 'delayed delivery failed; will retry');
-      this.delayRetry();
-      this.armWake(this.clock.now());
-      return;
-    } finally {
-      for (const bucket of picked.buckets) bucket.pickedKey = -Infinity;
-    }
+    await this.issue(picked);
+    // Lets sockets, fsync completions and consumers in before the next round.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     this.pumpAgain = true;
+  }
+
+  /** New entries for a bucket with no picks in flight (the picks of a round are indexes into its entries). */
+  private replaceEntries(bucket: Bucket, entries: DelayEntries): void {
+    if (bucket.picksInFlight > 0) throw new Error(`delay bucket ${bucket.name}: entries replaced under ${bucket.picksInFlight} picks in flight`);
+    bucket.entries = entries;
+    bucket.pickHead = entries.head;
+    bucket.readAheadFrom = 0;
   }
 
   /** Loads the first LOADED_BUCKETS fine buckets (by start) that hold or may hold undelivered entries, once near. */
@@ -674,11 +824,15 @@ export class DelaySchedule {
 
   /** Reads the bucket's messages into sorted entries, skipping those at or before its cursor. */
   private async load(bucket: Bucket): Promise<void> {
+    const buffer = new EntryBuffer();
+    let copying = false;
     try {
       await bucket.ready;
       const info = this.store.queueById(bucket.queueId);
       if (info === null) throw new WeirError(ErrorCode.UnknownQueue, `delay bucket ${bucket.name} is gone`);
-      const buffer = new EntryBuffer();
+      // A bucket that fits the room left in the budget keeps its bytes as the load reads them (offset order); a larger
+      // one is read ahead in due order afterwards, as room frees up (startReadAhead).
+      copying = info.bytes <= this.readAheadBytes - this.arena.bytes;
       let offset = info.startOffset;
       let end = info.endOffset;
       while (offset < end && !this.closed) {
@@ -692,19 +846,33 @@ export class DelaySchedule {
           continue;
         }
         for (const message of read.messages) {
-          const key = this.keyOf(encodedDeliverAt(message.headers), bucket, message.offset);
-          if (key > bucket.lastKey || (key === bucket.lastKey && message.offset > bucket.lastOffset)) buffer.push(key, message.offset, storedSize(message));
+          const fields = storedFields(message);
+          const key = this.keyOf(encodedDeliverAt(fields.headers), bucket, message.offset);
+          if (key < bucket.lastKey || (key === bucket.lastKey && message.offset <= bucket.lastOffset)) continue;
+          const size = fieldsSize(fields);
+          let slot = -1;
+          if (copying && this.arena.bytes + size > this.readAheadBytes) {
+            // It does not fit: startReadAhead() copies its earliest entries instead, which offset order would not give.
+            copying = false;
+            for (let index = 0; index < buffer.length; index++) this.releaseSlot(buffer.slots[index]!);
+            buffer.slots.fill(-1);
+          }
+          if (copying) slot = this.arena.put(fields);
+          buffer.push(key, message.offset, size, slot);
         }
         offset = read.messages.length > 0 ? read.nextOffset : offset + 1;
         end = read.endOffset;
       }
-      bucket.entries = DelayEntries.sorted(buffer);
+      this.replaceEntries(bucket, DelayEntries.sorted(buffer));
       bucket.loadedUntil = offset;
-      bucket.staged!.dropBelow(offset);
-      bucket.pending = bucket.entries.remaining + bucket.staged!.length;
+      bucket.staged!.dropBelow(offset, (slot) => this.releaseSlot(slot));
+      bucket.pending = bucket.entries!.remaining + bucket.staged!.length;
       bucket.state = 'loaded';
       bucket.failures = 0;
     } catch (error) {
+      for (let index = 0; index < buffer.length; index++) this.releaseSlot(buffer.slots[index]!);
+      const staged = bucket.staged!;
+      for (let index = 0; index < staged.length; index++) this.releaseSlot(staged.slots[index]!);
       bucket.state = 'unloaded';
       bucket.staged = null;
       this.loadedBuckets.delete(bucket);
@@ -714,6 +882,29 @@ export class DelaySchedule {
       }
     }
     this.kick();
+  }
+
+  /**
+   * Copies a message just appended to a bucket into the arena if the budget allows: its slot, or -1. A message without
+   * an id is left to be read back (the store generated its id).
+   */
+  private readAheadInput(item: Routed, storeTimestamp: number): number {
+    const message = item.message;
+    if (message.id === undefined || message.id === null) return -1;
+    const fields: ArenaInput = {
+      timestamp: message.timestamp === undefined || message.timestamp < 0 ? storeTimestamp : message.timestamp,
+      id: toBytes(message.id),
+      key: message.key === undefined || message.key === null ? null : toBytes(message.key),
+      tag: message.tag === undefined || message.tag === null ? null : Buffer.from(message.tag, 'utf8'),
+      headers: encodeHeaders({ ...message.headers, [TARGET_HEADER]: item.target }),
+      body: toBytes(message.body),
+    };
+    if (this.arena.bytes + MessageArena.recordBytes(fields) > this.readAheadBytes) return -1;
+    return this.arena.put(fields);
+  }
+
+  private releaseSlot(slot: number): void {
+    if (slot >= 0) this.arena.release(slot);
   }
 
   private keyOf(header: HeaderValue | undefined, bucket: Bucket, offset: number): number {
@@ -807,10 +998,10 @@ export class DelaySchedule {
         const items: Routed[] = [];
         let untargeted = 0;
         for (const message of read.messages) {
-          const { target, deliverAt, input } = this.toInput(message, true);
+          const { target, deliverAt, input } = this.toInput(message);
           if (target === null) untargeted++;
           if (target === null || this.dropped.has(target)) continue;
-          items.push({ message: input, key: this.keyOf(deliverAt, bucket, message.offset), size: storedSize(message) });
+          items.push({ message: input, target, key: this.keyOf(deliverAt, bucket, message.offset), size: storedSize(message) });
         }
         if (untargeted > 0) this.logger.warn({ bucket: bucket.name, messages: untargeted }, `dropping delayed messages without a ${TARGET_HEADER} header`);
         if (items.length > 0) await this.storeRouted(items, this.clock.now(), true);
@@ -849,8 +1040,12 @@ export class DelaySchedule {
         break;
       }
     }
-    const candidates = [...this.loadedBuckets].filter((bucket) => bucket.state === 'loaded' && bucket.deleting === null && bucket.entries!.remaining > 0);
-    const positions = candidates.map((bucket) => bucket.entries!.head);
+    // Staged entries wait to be merged until the bucket's picks in flight are settled; nothing after them goes first.
+    for (const bucket of this.loadedBuckets) {
+      if (bucket.state === 'loaded' && bucket.staged !== null) barrier = Math.min(barrier, bucket.staged.minKey);
+    }
+    const candidates = [...this.loadedBuckets].filter((bucket) => bucket.state === 'loaded' && bucket.deleting === null && bucket.pickHead < bucket.entries!.length);
+    const positions = candidates.map((bucket) => bucket.pickHead);
     const picked: Picked = { buckets: [], indexes: [], handedOver: [], count: 0 };
     let bytes = 0;
     while (picked.count < ROUND_MESSAGES && bytes < ROUND_BYTES) {
@@ -877,6 +1072,8 @@ export class DelaySchedule {
       const at = positions[best]!;
       const handedOver = bucket.handedOver.size > 0 && bucket.handedOver.has(bucket.entries!.offsets[at]!);
       bucket.pickedKey = bestKey;
+      bucket.pickHead = at + 1;
+      bucket.picksInFlight++;
       picked.buckets.push(bucket);
       picked.indexes.push(at);
       picked.handedOver.push(handedOver);
@@ -887,13 +1084,42 @@ export class DelaySchedule {
     return picked;
   }
 
-  private async deliverPicked(picked: Picked): Promise<void> {
+  /**
+   * Issues a round: builds its messages (from the read-ahead arena, or read from the bucket queues), calls `deliver`
+   * once per maximal run of one target, in order, and queues the round to be settled. Calls of successive rounds are
+   * issued in order too, so the store appends them in order and group-commits them.
+   */
+  private async issue(picked: Picked): Promise<void> {
+    let markSettled!: () => void;
+    const round: IssuedRound = { picked, runs: [], outcomes: null, error: null, settled: new Promise<void>((resolve) => (markSettled = resolve)), markSettled };
+    this.issued.push(round);
+    try {
+      round.runs = await this.prepareRuns(picked);
+      round.outcomes = Promise.allSettled(round.runs.map((run) => this.callDeliver(run.target, run.messages)));
+    } catch (error) {
+      round.error = error;
+      this.issueBlocked = true;
+    }
+    const settling = this.settleChain.then(() => this.settle(round));
+    this.settleChain = settling;
+    void this.track(settling);
+  }
+
+  /** The round's messages in maximal runs of one target, in pick order; lost and dropped ones are left out (done). */
+  private async prepareRuns(picked: Picked): Promise<Run[]> {
     const inputs: Array<MessageInput | null> = new Array<MessageInput | null>(picked.count).fill(null);
     const targets: Array<string | null> = new Array<string | null>(picked.count).fill(null);
     const byBucket = new Map<Bucket, number[]>();
     for (let index = 0; index < picked.count; index++) {
       if (picked.handedOver[index]) continue;
       const bucket = picked.buckets[index]!;
+      const slot = bucket.entries!.slots[picked.indexes[index]!]!;
+      if (slot >= 0) {
+        const { target, input } = this.arenaInput(slot);
+        inputs[index] = input;
+        targets[index] = target;
+        continue;
+      }
       let list = byBucket.get(bucket);
       if (list === undefined) byBucket.set(bucket, (list = []));
       list.push(index);
@@ -903,8 +1129,7 @@ export class DelaySchedule {
     for (let index = 0; index < picked.count; index++) if (picked.handedOver[index]) skipped++;
     if (skipped > 0) this.logger.debug({ messages: skipped }, 'skipping delayed messages handed over before a failure');
 
-    // Maximal runs of one target, in pick order; lost and dropped messages are skipped (and counted as done).
-    const runs: Array<{ target: string; picks: number[]; messages: MessageInput[]; bytes: number }> = [];
+    const runs: Run[] = [];
     let droppedCount = 0;
     let untargeted = 0;
     for (let index = 0; index < picked.count; index++) {
@@ -931,39 +1156,83 @@ export class DelaySchedule {
     }
     if (droppedCount > 0) this.logger.debug({ messages: droppedCount }, 'dropped due messages of deleted targets');
     if (untargeted > 0) this.logger.warn({ messages: untargeted }, `dropping delayed messages without a ${TARGET_HEADER} header`);
+    return runs;
+  }
 
-    // Issued in order, awaited together: the store group-commits them.
-    const outcomes = await Promise.allSettled(runs.map((run) => this.callDeliver(run.target, run.messages)));
-    // The cursor stops at the first run that failed and may succeed later. Runs after it that went through (or can
-    // never go through) are remembered so the retry skips them, except runs to a target that failed: those go again
-    // after it, so each target still receives its messages in order (with a duplicate).
-    let done = picked.count;
-    let failure: unknown = null;
-    const failedTargets = new Set<string>();
-    for (let index = 0; index < runs.length; index++) {
-      const outcome = outcomes[index]!;
-      const run = runs[index]!;
-      let settled = outcome.status === 'fulfilled';
-      if (outcome.status === 'rejected') {
-        const error = outcome.reason as unknown;
-        if (error instanceof WeirError && PERMANENT_ERRORS.has(error.code)) {
-          this.logger.warn({ err: error, target: run.target, messages: run.messages.length }, 'dropping delayed messages that cannot be delivered');
-          settled = true;
-        } else {
-          if (failure === null) {
-            failure = error;
-            done = run.picks[0]!;
+  /**
+   * Settles the oldest issued round once its calls are done. The cursor stops at the first run that failed and may
+   * succeed later; that stalls the pipeline (see Stall). Runs after it, in this round and in rounds issued after it,
+   * that went through (or can never go through) are remembered so the retry skips them, except runs to a target that
+   * failed: those go again after it, so each target still receives its messages in order (with a duplicate).
+   */
+  private async settle(round: IssuedRound): Promise<void> {
+    const { picked, runs } = round;
+    try {
+      if (round.outcomes === null) {
+        this.stall ??= { error: round.error, failedTargets: new Set() };
+        return;
+      }
+      const outcomes = await round.outcomes;
+      // A round settled after the stall began moves no cursor: its picks are picked again from the cursor.
+      const stalledBefore = this.stall !== null;
+      let done = picked.count;
+      for (let index = 0; index < runs.length; index++) {
+        const outcome = outcomes[index]!;
+        const run = runs[index]!;
+        let settled = outcome.status === 'fulfilled';
+        if (outcome.status === 'rejected') {
+          const error = outcome.reason as unknown;
+          if (error instanceof WeirError && PERMANENT_ERRORS.has(error.code)) {
+            this.logger.warn({ err: error, target: run.target, messages: run.messages.length }, 'dropping delayed messages that cannot be delivered');
+            settled = true;
+          } else {
+            if (this.stall === null) {
+              this.stall = { error, failedTargets: new Set() };
+              done = run.picks[0]!;
+            }
+            this.stall.failedTargets.add(run.target);
           }
-          failedTargets.add(run.target);
+        }
+        if (settled && this.stall !== null && !this.stall.failedTargets.has(run.target)) {
+          for (const pick of run.picks) picked.buckets[pick]!.handedOver.add(picked.buckets[pick]!.entries!.offsets[picked.indexes[pick]!]!);
         }
       }
-      if (settled && failure !== null && !failedTargets.has(run.target)) {
-        for (const pick of run.picks) picked.buckets[pick]!.handedOver.add(picked.buckets[pick]!.entries!.offsets[picked.indexes[pick]!]!);
+      if (!stalledBefore) this.advance(picked, done);
+      if (this.stall === null) this.deliveryFailures = 0;
+    } catch (error) {
+      // A bug: kept from stopping the schedule, which picks up again from its cursors.
+      this.logger.error({ err: error }, 'delay schedule could not settle a round');
+      this.stall ??= { error, failedTargets: new Set() };
+    } finally {
+      for (const bucket of picked.buckets) bucket.picksInFlight--;
+      for (const bucket of new Set(picked.buckets)) {
+        if (bucket.picksInFlight > 0) continue;
+        bucket.pickedKey = -Infinity;
+        // Compacted only with no picks in flight (they are indexes) and none left over from a stall.
+        const entries = bucket.entries;
+        if (entries === null || bucket.pickHead !== entries.head) continue;
+        const next = entries.remaining === 0 ? DelayEntries.empty() : entries.compacted();
+        if (next !== entries) this.replaceEntries(bucket, next);
       }
+      this.issued.shift();
+      round.markSettled();
+      if (this.issued.length === 0 && this.stall !== null) this.recoverFromStall();
+      this.kick();
     }
-    this.advance(picked, done);
-    if (failure !== null) throw failure;
-    this.deliveryFailures = 0;
+  }
+
+  /** Every round of a stalled pipeline is settled: picking starts again at the cursors, after a backoff. */
+  private recoverFromStall(): void {
+    const { error } = this.stall!;
+    this.stall = null;
+    this.issueBlocked = false;
+    for (const bucket of this.loadedBuckets) {
+      if (bucket.entries !== null) bucket.pickHead = bucket.entries.head;
+      bucket.pickedKey = -Infinity;
+    }
+    if (this.closed) return;
+    this.logger.warn({ err: error }, 'delayed delivery failed; will retry');
+    this.delayRetry();
   }
 
   private callDeliver(target: string, messages: MessageInput[]): Promise<void> {
@@ -974,17 +1243,34 @@ export class DelaySchedule {
     }
   }
 
-  /** Reads the picked entries of one bucket in offset order (one pass, jumping over gaps). */
+  /** Reads the picked entries of one bucket that were not read ahead. */
   private async readPicked(bucket: Bucket, list: number[], indexes: number[], inputs: Array<MessageInput | null>, targets: Array<string | null>): Promise<void> {
     const entries = bucket.entries!;
     const count = list.length;
+    const unsorted = new Float64Array(count);
+    for (let index = 0; index < count; index++) unsorted[index] = entries.offsets[indexes[list[index]!]!]!;
+    const order = sortOrder(unsorted, unsorted, count);
     const offsets = new Float64Array(count);
-    for (let index = 0; index < count; index++) offsets[index] = entries.offsets[indexes[list[index]!]!]!;
-    const order = sortOrder(offsets, offsets, count);
-    const last = offsets[order[count - 1]!]!;
+    for (let index = 0; index < count; index++) offsets[index] = unsorted[order[index]!]!;
+    await this.readOffsets(bucket, offsets, (index, message) => {
+      const pick = list[order[index]!]!;
+      const { target, input } = this.toInput(message);
+      inputs[pick] = input;
+      targets[pick] = target;
+    });
+  }
+
+  /**
+   * Reads the messages at `offsets` (ascending) of a bucket queue in one pass, jumping over gaps; calls `found` with the
+   * index of each offset read. A damaged or vanished message is logged and skipped.
+   */
+  private async readOffsets(bucket: Bucket, offsets: Float64Array, found: (index: number, message: StoredMessage) => void): Promise<void> {
+    const count = offsets.length;
+    if (count === 0) return;
+    const last = offsets[count - 1]!;
     let next = 0;
     while (next < count) {
-      const at = offsets[order[next]!]!;
+      const at = offsets[next]!;
       let read;
       try {
         read = await this.store.read(bucket.queueId, at, { maxMessages: Math.min(READ_MESSAGES, last - at + 1), maxBytes: READ_BYTES });
@@ -999,12 +1285,9 @@ export class DelaySchedule {
         continue;
       }
       for (const message of read.messages) {
-        while (next < count && offsets[order[next]!]! < message.offset) next++;
-        if (next < count && offsets[order[next]!]! === message.offset) {
-          const pick = list[order[next]!]!;
-          const { target, input } = this.toInput(message, false);
-          inputs[pick] = input;
-          targets[pick] = target;
+        while (next < count && offsets[next]! < message.offset) next++;
+        if (next < count && offsets[next]! === message.offset) {
+          found(next, message);
           next++;
         }
       }
@@ -1012,19 +1295,104 @@ export class DelaySchedule {
   }
 
   /**
-   * The message as it goes on: copied out of the read buffer (so a round holds only what it delivers), with its id,
-   * key, tag, timestamp and headers; `weir.target` removed unless it is going into another bucket.
+   * Reads ahead the bytes of the earliest loaded entries that have none yet, as many as the budget has room for: one
+   * pass at a time, over the bucket whose first such entry is due soonest. Loads keep the bytes of buckets that fit
+   * whole; this serves the others (and entries staged without their bytes), so a round finds its messages in memory
+   * instead of reading across the bucket for a few due ones.
    */
-  private toInput(message: StoredMessage, keepTarget: boolean): { target: string | null; deliverAt: HeaderValue | undefined; input: MessageInput } {
-    const headers: Record<string, HeaderValue> = {};
-    let target: string | null = null;
-    for (const [name, value] of Object.entries(decodeHeaders(message.headers))) {
-      if (name === TARGET_HEADER) {
-        target = typeof value === 'string' ? value : null;
-        if (!keepTarget) continue;
+  private startReadAhead(): void {
+    if (this.readAheadRunning || this.closed || this.readAheadBytes === 0) return;
+    let best: Bucket | null = null;
+    let bestIndex = -1;
+    for (const bucket of this.loadedBuckets) {
+      if (bucket.state !== 'loaded' || bucket.deleting !== null) continue;
+      const entries = bucket.entries!;
+      let index = Math.max(bucket.readAheadFrom, entries.head);
+      while (index < entries.length && entries.slots[index]! >= 0) index++;
+      bucket.readAheadFrom = index;
+      if (index < entries.length && (best === null || entries.keys[index]! < best.entries!.keys[bestIndex]!)) {
+        best = bucket;
+        bestIndex = index;
       }
-      headers[name] = typeof value === 'string' ? value : Buffer.from(value);
     }
+    if (best === null) return;
+    const entries = best.entries!;
+    const free = this.readAheadBytes - this.arena.bytes;
+    // A message too large for a quarter of the budget is read when due rather than hold up the others.
+    const largest = this.readAheadBytes / 4;
+    const wanted: number[] = [];
+    let bytes = 0;
+    let more = false;
+    let wantedUntil = bestIndex;
+    for (let index = bestIndex; index < entries.length; index++) {
+      const size = entries.sizes[index]!;
+      if (entries.slots[index]! >= 0 || size > largest) continue;
+      if (bytes + size > free || wanted.length >= READ_AHEAD_MESSAGES) {
+        more = true;
+        break;
+      }
+      wanted.push(entries.offsets[index]!);
+      wantedUntil = index + 1;
+      bytes += size;
+    }
+    // Each pass reads across the bucket: wait until it can take a good share of the budget.
+    if (wanted.length === 0 || (more && bytes < largest)) return;
+    this.readAheadRunning = true;
+    const bucket = best;
+    const lastKey = entries.keys[wantedUntil - 1]!;
+    void this.track(
+      this.readAhead(bucket, Float64Array.from(wanted).sort(), lastKey).finally(() => {
+        this.readAheadRunning = false;
+        this.startReadAhead();
+      }),
+    );
+  }
+
+  /** Reads the entries at `offsets` (ascending; all due at or before `lastKey`) into the arena. */
+  private async readAhead(bucket: Bucket, offsets: Float64Array, lastKey: number): Promise<void> {
+    const slots = new Float64Array(offsets.length).fill(-1);
+    try {
+      await this.readOffsets(bucket, offsets, (index, message) => {
+        slots[index] = this.arena.put(storedFields(message));
+      });
+    } catch (error) {
+      // What was not read ahead is read when due.
+      this.logger.debug({ err: error, bucket: bucket.name }, 'could not read delayed messages ahead');
+    }
+    // The entries may have been merged, compacted or delivered meanwhile: match them by offset (those read are due at
+    // or before lastKey, so the scan stops there).
+    const entries = bucket.entries;
+    if (bucket.state === 'loaded' && bucket.deleting === null && entries !== null) {
+      for (let index = entries.head; index < entries.length && entries.keys[index]! <= lastKey; index++) {
+        if (entries.slots[index]! >= 0) continue;
+        const at = indexOfSorted(offsets, entries.offsets[index]!);
+        if (at >= 0 && slots[at]! >= 0) {
+          entries.slots[index] = slots[at]!;
+          slots[at] = -1;
+        }
+      }
+    }
+    for (const slot of slots) this.releaseSlot(slot);
+  }
+
+  /** The message in an arena slot as it goes on, without `weir.target`. */
+  private arenaInput(slot: number): { target: string | null; input: MessageInput } {
+    const message = this.arena.read(slot);
+    const { target, headers } = splitTarget(decodeHeaders(message.headers));
+    return { target, input: { id: message.id, key: message.key, tag: message.tag, headers, timestamp: message.timestamp, body: message.body } };
+  }
+
+  /**
+   * The message as it goes on: copied out of the read buffer (so a round holds only what it delivers), with its id,
+   * key, tag, timestamp and headers; without `weir.target` (named apart: a cascade adds it back for the next bucket).
+   */
+  private toInput(message: StoredMessage): { target: string | null; deliverAt: HeaderValue | undefined; input: MessageInput } {
+    const decoded = decodeHeaders(message.headers);
+    for (const name of Object.keys(decoded)) {
+      const value = decoded[name]!;
+      if (typeof value !== 'string') setHeader(decoded, name, Buffer.from(value));
+    }
+    const { target, headers } = splitTarget(decoded);
     return {
       target,
       deliverAt: headers[DELIVER_AT_HEADER],
@@ -1048,13 +1416,12 @@ export class DelaySchedule {
       if (at !== entries.head) throw new Error(`delay bucket ${bucket.name}: delivered entry ${at} is not the next (${entries.head})`);
       bucket.lastKey = entries.keys[at]!;
       bucket.lastOffset = entries.offsets[at]!;
+      this.releaseSlot(entries.slots[at]!);
+      entries.slots[at] = -1;
       if (picked.handedOver[index]) bucket.handedOver.delete(bucket.lastOffset);
       entries.head++;
       bucket.pending--;
       this.markDirty(bucket);
-    }
-    for (const bucket of new Set(picked.buckets.slice(0, done))) {
-      bucket.entries = bucket.entries!.remaining === 0 ? DelayEntries.empty() : bucket.entries!.compacted();
     }
   }
 
@@ -1070,7 +1437,9 @@ export class DelaySchedule {
     for (const bucket of this.loadedBuckets) {
       if (bucket.state !== 'loaded' || bucket.deleting !== null) continue;
       const entries = bucket.entries!;
-      if (entries.remaining > 0) later(entries.keys[entries.head]!);
+      // Entries before pickHead are in rounds in flight; their settling wakes the pump.
+      if (bucket.pickHead < entries.length) later(entries.keys[bucket.pickHead]!);
+      else if (entries.remaining > 0) continue;
       else later(bucket.start + this.fineMs);
     }
     for (const bucket of this.fine) {
