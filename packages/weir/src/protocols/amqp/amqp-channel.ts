@@ -564,10 +564,7 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
   }
 
   streamCancelledByBroker(consumer: AmqpStreamConsumer): void {
-    if (this.streamConsumers.get(consumer.tag) !== consumer) return;
-    this.streamConsumers.delete(consumer.tag);
-    for (const [tag, entry] of this.unacked) if (entry.source === consumer) this.unacked.delete(tag);
-    if (this.state === 'open' && this.host.consumerCancelNotify) this.send({ method: 'basic.cancel', consumerTag: consumer.tag, noWait: true });
+    this.forgetCancelled(this.streamConsumers, consumer);
   }
 
   private consumeReplies(tag: string, noAck: boolean, noWait: boolean): void {
@@ -640,8 +637,13 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
   }
 
   cancelledByBroker(consumer: AmqpConsumer): void {
-    if (this.consumers.get(consumer.tag) !== consumer) return;
-    this.consumers.delete(consumer.tag);
+    this.forgetCancelled(this.consumers, consumer);
+  }
+
+  /** A consumer the broker ended (its queue deleted): its deliveries can no longer be settled, and the client is told. */
+  private forgetCancelled<C extends AmqpConsumer | AmqpStreamConsumer>(consumers: Map<string, C>, consumer: C): void {
+    if (consumers.get(consumer.tag) !== consumer) return;
+    consumers.delete(consumer.tag);
     for (const [tag, entry] of this.unacked) if (entry.source === consumer) this.unacked.delete(tag);
     if (this.state === 'open' && this.host.consumerCancelNotify) this.send({ method: 'basic.cancel', consumerTag: consumer.tag, noWait: true });
   }
