@@ -6,7 +6,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type amqp from 'amqplib';
-import { type AmqpBroker, consumeN, startAmqpBroker } from '../support/amqp.js';
+import { type AmqpBroker, confirmChannel, consumeN, startAmqpBroker } from '../support/amqp.js';
 
 let broker: AmqpBroker;
 before(async () => {
@@ -14,12 +14,7 @@ before(async () => {
 });
 after(async () => broker.close());
 
-async function channel(): Promise<amqp.ConfirmChannel> {
-  const connection = await broker.connect();
-  const created = await connection.createConfirmChannel();
-  created.on('error', () => {});
-  return created;
-}
+const channel = (): Promise<amqp.ConfirmChannel> => confirmChannel(broker);
 
 /** Bytes in the commit-log segments: durable queues confirm only after their batches are in these files. */
 async function commitLogBytes(): Promise<number> {

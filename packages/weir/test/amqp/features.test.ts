@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import type amqp from 'amqplib';
-import { type AmqpBroker, consumeN, startAmqpBroker } from '../support/amqp.js';
+import { type AmqpBroker, confirmChannel, consumeN, startAmqpBroker } from '../support/amqp.js';
 
 let broker: AmqpBroker;
 before(async () => {
@@ -13,12 +13,7 @@ before(async () => {
 });
 after(async () => broker.close());
 
-async function channel(): Promise<amqp.ConfirmChannel> {
-  const connection = await broker.connect();
-  const created = await connection.createConfirmChannel();
-  created.on('error', () => {});
-  return created;
-}
+const channel = (): Promise<amqp.ConfirmChannel> => confirmChannel(broker);
 
 /** The next message from `queue`; the consumer is cancelled after it (the message stays the channel's to settle). */
 async function nextMessage(ch: amqp.Channel, queue: string, options: amqp.Options.Consume = {}): Promise<amqp.ConsumeMessage> {

@@ -45,6 +45,14 @@ export async function startAmqpBroker(options: StartOptions & { dataDir?: string
   };
 }
 
+/** A confirm channel on a new connection; channel errors are expected by the tests that cause them, not thrown. */
+export async function confirmChannel(broker: AmqpBroker): Promise<amqp.ConfirmChannel> {
+  const connection = await broker.connect();
+  const created = await connection.createConfirmChannel();
+  created.on('error', () => {});
+  return created;
+}
+
 /** Resolves with the next `count` messages consumed from `queue` (acked unless noAck), then cancels. */
 export async function consumeN(channel: amqp.Channel, queue: string, count: number, options: { noAck?: boolean } = {}): Promise<amqp.ConsumeMessage[]> {
   const messages: amqp.ConsumeMessage[] = [];
