@@ -371,8 +371,9 @@ function setHeader(headers: Record<string, HeaderValue>, name: string, value: He
  * away, so wall-clock steps are noticed), by loads, and by appends that concern loaded buckets. A round takes the due
  * entries of all loaded buckets in (deliverAt, offset) order, at most 2000 messages or 2 MiB — stopping before any
  * entry that an unloaded bucket, an uncascaded coarse bucket, an append still in flight or a staged entry not merged
- * yet could precede — and calls `deliver` once per maximal run of the same target (at most 1000 messages or about
- * 1 MiB), all calls issued in order so the store can group-commit them. Rounds are pipelined: up to 8 are issued
+ * yet could precede — and calls `deliver` once per target with that target's entries in due order (split at 1000
+ * messages or about 1 MiB), all calls issued at once so the store can group-commit them; each target receives its
+ * messages in due order, targets relative to one another in no promised order. Rounds are pipelined: up to 8 are issued
  * without waiting for the previous one's calls to resolve (an append to a `sync` target waits for its fsync), the pump
  * yielding to the event loop between rounds; they are settled in issue order, and only settling moves the cursors.
  * `deliver` is only called once `clock.now()` (wall clock: deliverAt is a calendar time) has reached every deliverAt
@@ -1086,8 +1087,8 @@ export class DelaySchedule {
 
   /**
    * Issues a round: builds its messages (from the read-ahead arena, or read from the bucket queues), calls `deliver`
-   * once per maximal run of one target, in order, and queues the round to be settled. Calls of successive rounds are
-   * issued in order too, so the store appends them in order and group-commits them.
+   * once per target (in due order within the target), and queues the round to be settled. Calls of successive rounds
+   * are issued in order too, so the store appends each target's messages in order and group-commits them.
    */
   private async issue(picked: Picked): Promise<void> {
     let markSettled!: () => void;
@@ -1105,7 +1106,7 @@ export class DelaySchedule {
     void this.track(settling);
   }
 
-  /** The round's messages in maximal runs of one target, in pick order; lost and dropped ones are left out (done). */
+  /** The round's messages in runs of one target each, in pick order within a run; lost and dropped ones are left out (done). */
   private async prepareRuns(picked: Picked): Promise<Run[]> {
     const inputs: Array<MessageInput | null> = new Array<MessageInput | null>(picked.count).fill(null);
     const targets: Array<string | null> = new Array<string | null>(picked.count).fill(null);
@@ -1129,7 +1130,11 @@ export class DelaySchedule {
     for (let index = 0; index < picked.count; index++) if (picked.handedOver[index]) skipped++;
     if (skipped > 0) this.logger.debug({ messages: skipped }, 'skipping delayed messages handed over before a failure');
 
+    // One run per target (split at the batch limits): consecutive due messages rarely share a target when a topic has
+    // several partitions, and a deliver call per message would cost an append, a flush wait and a promise each. Each
+    // target still receives its messages in due order; order across targets is not promised.
     const runs: Run[] = [];
+    const openRuns = new Map<string, Run>();
     let droppedCount = 0;
     let untargeted = 0;
     for (let index = 0; index < picked.count; index++) {
@@ -1145,13 +1150,15 @@ export class DelaySchedule {
         continue;
       }
       const size = picked.buckets[index]!.entries!.sizes[picked.indexes[index]!]!;
-      const last = runs[runs.length - 1];
-      if (last !== undefined && last.target === target && last.messages.length < DELIVER_BATCH_MESSAGES && last.bytes + size <= DELIVER_BATCH_BYTES) {
-        last.messages.push(input);
-        last.picks.push(index);
-        last.bytes += size;
+      const run = openRuns.get(target);
+      if (run !== undefined && run.messages.length < DELIVER_BATCH_MESSAGES && run.bytes + size <= DELIVER_BATCH_BYTES) {
+        run.messages.push(input);
+        run.picks.push(index);
+        run.bytes += size;
       } else {
-        runs.push({ target, picks: [index], messages: [input], bytes: size });
+        const next: Run = { target, picks: [index], messages: [input], bytes: size };
+        runs.push(next);
+        openRuns.set(target, next);
       }
     }
     if (droppedCount > 0) this.logger.debug({ messages: droppedCount }, 'dropped due messages of deleted targets');
@@ -1160,9 +1167,9 @@ export class DelaySchedule {
   }
 
   /**
-   * Settles the oldest issued round once its calls are done. The cursor stops at the first run that failed and may
-   * succeed later; that stalls the pipeline (see Stall). Runs after it, in this round and in rounds issued after it,
-   * that went through (or can never go through) are remembered so the retry skips them, except runs to a target that
+   * Settles the oldest issued round once its calls are done. The cursor stops at the earliest pick of a run that
+   * failed and may succeed later; that stalls the pipeline (see Stall). Picks beyond it, in this round and in rounds
+   * issued after it, that went through (or can never go through) are remembered so the retry skips them, except runs to a target that
    * failed: those go again after it, so each target still receives its messages in order (with a duplicate).
    */
   private async settle(round: IssuedRound): Promise<void> {
@@ -1175,26 +1182,32 @@ export class DelaySchedule {
       const outcomes = await round.outcomes;
       // A round settled after the stall began moves no cursor: its picks are picked again from the cursor.
       const stalledBefore = this.stall !== null;
+      // Runs are per target, not in pick order: the cursor stops at the earliest pick of any run that failed.
       let done = picked.count;
+      const settledRuns: Run[] = [];
       for (let index = 0; index < runs.length; index++) {
         const outcome = outcomes[index]!;
         const run = runs[index]!;
-        let settled = outcome.status === 'fulfilled';
-        if (outcome.status === 'rejected') {
-          const error = outcome.reason as unknown;
-          if (error instanceof WeirError && PERMANENT_ERRORS.has(error.code)) {
-            this.logger.warn({ err: error, target: run.target, messages: run.messages.length }, 'dropping delayed messages that cannot be delivered');
-            settled = true;
-          } else {
-            if (this.stall === null) {
-              this.stall = { error, failedTargets: new Set() };
-              done = run.picks[0]!;
-            }
-            this.stall.failedTargets.add(run.target);
-          }
+        if (outcome.status === 'fulfilled') {
+          settledRuns.push(run);
+          continue;
         }
-        if (settled && this.stall !== null && !this.stall.failedTargets.has(run.target)) {
-          for (const pick of run.picks) picked.buckets[pick]!.handedOver.add(picked.buckets[pick]!.entries!.offsets[picked.indexes[pick]!]!);
+        const error = outcome.reason as unknown;
+        if (error instanceof WeirError && PERMANENT_ERRORS.has(error.code)) {
+          this.logger.warn({ err: error, target: run.target, messages: run.messages.length }, 'dropping delayed messages that cannot be delivered');
+          settledRuns.push(run);
+          continue;
+        }
+        this.stall ??= { error, failedTargets: new Set() };
+        this.stall.failedTargets.add(run.target);
+        if (!stalledBefore) done = Math.min(done, run.picks[0]!);
+      }
+      if (this.stall !== null) {
+        // What went through beyond the cursor is remembered so the retry skips it.
+        const from = stalledBefore ? 0 : done;
+        for (const run of settledRuns) {
+          if (this.stall.failedTargets.has(run.target)) continue;
+          for (const pick of run.picks) if (pick >= from) picked.buckets[pick]!.handedOver.add(picked.buckets[pick]!.entries!.offsets[picked.indexes[pick]!]!);
         }
       }
       if (!stalledBefore) this.advance(picked, done);
