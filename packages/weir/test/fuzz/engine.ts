@@ -15,7 +15,7 @@
  * `inputAt(target, n)`.
  *
  * `npm test` runs `shortInputs` per target with fixed seeds; WEIR_CHAOS=1 runs WEIR_FUZZ_INPUTS (10 million by
- * default) per target.
+ * default) per target, from input WEIR_FUZZ_FROM (0 by default; a failure prints the line that replays it).
  */
 
 export const CHAOS = process.env.WEIR_CHAOS === '1' || process.env.WEIR_CHAOS === 'true';
@@ -251,8 +251,13 @@ export class FuzzFailure extends Error {
 type Allocator = (size: number, ...rest: never[]) => Buffer;
 
 /** Runs `target` over `inputs` inputs (default: `inputCount(target.shortInputs)`); throws FuzzFailure on a finding. */
-export function fuzz(target: FuzzTarget, inputs = inputCount(target.shortInputs)): FuzzSummary {
+/** Inputs between two turns of the event loop (timers and promise continuations a target left behind run then). */
+const INPUTS_PER_TURN = 1000;
+
+export async function fuzz(target: FuzzTarget, inputs = inputCount(target.shortInputs)): Promise<FuzzSummary> {
   const maxInputMs = target.maxInputMs ?? 1000;
+  // Replaying a failure: start at its input (every input is generated from its own seed, so nothing before it matters).
+  const first = CHAOS ? Math.max(0, Number(process.env.WEIR_FUZZ_FROM ?? 0) || 0) : 0;
   const outcomes = new Map<string, number>();
   const count = (kind: string): void => {
     outcomes.set(kind, (outcomes.get(kind) ?? 0) + 1);
@@ -271,10 +276,12 @@ export function fuzz(target: FuzzTarget, inputs = inputCount(target.shortInputs)
   const summary: FuzzSummary = { name: target.name, inputs, seconds: 0, outcomes, maxInputMs: 0, slowestInput: -1, largestAllocation: 0 };
   const started = performance.now();
   try {
-    for (let n = 0; n < inputs; n++) {
+    for (let n = first; n < first + inputs; n++) {
+      // A loop that never yields would keep everything a target left to a timer or a promise alive until the end.
+      if ((n - first) % INPUTS_PER_TURN === INPUTS_PER_TURN - 1) await new Promise<void>((resolve) => setImmediate(resolve));
       const { input, random } = inputAt(target, n);
       const replay = (): string =>
-        `${target.name} input ${n} (seed ${target.seed}; replay with inputAt(target, ${n})), ${input.length} bytes: ${input.subarray(0, 256).toString('hex')}`;
+        `${target.name} input ${n} (seed ${target.seed}; replay with WEIR_FUZZ_FROM=${n} WEIR_FUZZ_INPUTS=1 WEIR_CHAOS=1), ${input.length} bytes: ${input.subarray(0, 256).toString('hex')}`;
       largestNow = 0;
       const before = performance.now();
       measuring = true;

@@ -156,8 +156,8 @@ const connectionTarget: FuzzTarget = {
 
 describe('fuzzing the native protocol decoders', () => {
   for (const target of [requestTarget, responseTarget]) {
-    it(`${target.name}: only ProtocolError, bounded time and allocation`, { timeout: fuzzTimeoutMs() }, (t) => {
-      const summary = fuzz(target);
+    it(`${target.name}: only ProtocolError, bounded time and allocation`, { timeout: fuzzTimeoutMs() }, async (t) => {
+      const summary = await fuzz(target);
       t.diagnostic(formatSummary(summary));
       assert.ok(countOf(summary, 'decoded') > summary.inputs / 10, formatSummary(summary));
       assert.ok(countOf(summary, 'error:INVALID_REQUEST') > summary.inputs / 20, formatSummary(summary));
@@ -165,8 +165,8 @@ describe('fuzzing the native protocol decoders', () => {
     });
   }
 
-  it(`${connectionTarget.name}: never throws, never allocates past its frame limit`, { timeout: fuzzTimeoutMs() }, (t) => {
-    const summary = fuzz(connectionTarget);
+  it(`${connectionTarget.name}: never throws, never allocates past its frame limit`, { timeout: fuzzTimeoutMs() }, async (t) => {
+    const summary = await fuzz(connectionTarget);
     t.diagnostic(formatSummary(summary));
     assert.ok(countOf(summary, 'closed by broker') > summary.inputs / 10, formatSummary(summary));
     assert.ok(countOf(summary, 'open') > summary.inputs / 10, formatSummary(summary));

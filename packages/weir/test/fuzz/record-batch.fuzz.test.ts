@@ -101,8 +101,8 @@ const clientTarget: FuzzTarget = {
 
 describe('fuzzing the record-batch decoders', () => {
   for (const target of [storageTarget, clientTarget]) {
-    it(`${target.name}: only DATA_DAMAGED, bounded time, no allocation`, { timeout: fuzzTimeoutMs() }, (t) => {
-      const summary = fuzz(target);
+    it(`${target.name}: only DATA_DAMAGED, bounded time, no allocation`, { timeout: fuzzTimeoutMs() }, async (t) => {
+      const summary = await fuzz(target);
       t.diagnostic(formatSummary(summary));
       // The mix must reach the decoders behind the checks, and their error paths, or it tests little.
       assert.ok(countOf(summary, 'batches') + countOf(summary, 'decoded') > summary.inputs / 10, formatSummary(summary));

@@ -93,6 +93,7 @@ export class NativeConnection implements ConnectionContext {
   private lastHeard: number;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private handshakeTimer: NodeJS.Timeout | null;
+  private destroyTimer: NodeJS.Timeout | null = null;
   private readonly drainWaiters: Array<() => void> = [];
   private corked = false;
   private closing = false;
@@ -324,13 +325,16 @@ export class NativeConnection implements ConnectionContext {
     this.socket.pause();
     this.socket.end();
     // A peer that never reads would keep the socket half-open forever; give it a moment, then cut it.
-    setTimeout(() => this.socket.destroy(), 1000).unref();
+    this.destroyTimer = setTimeout(() => this.socket.destroy(), 1000);
+    this.destroyTimer.unref();
   }
 
   private onClose(): void {
     this.closing = true;
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
+    // Not left to fire: it would keep the whole connection reachable for a second after its socket is gone.
+    if (this.destroyTimer !== null) clearTimeout(this.destroyTimer);
     this.drainWaiters.length = 0;
     this.abort.abort();
     this.options.logger.info({ connection: this.connectionId, clientId: this.clientId }, 'connection closed');

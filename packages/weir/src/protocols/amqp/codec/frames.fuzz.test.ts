@@ -107,8 +107,8 @@ const fieldsTarget: FuzzTarget = {
 };
 
 describe('amqp codec: fuzzing the frame parser and decoders', () => {
-  it(`${framesTarget.name}: only codec errors, bounded time and allocation`, { timeout: fuzzTimeoutMs() }, (t) => {
-    const summary = fuzz(framesTarget);
+  it(`${framesTarget.name}: only codec errors, bounded time and allocation`, { timeout: fuzzTimeoutMs() }, async (t) => {
+    const summary = await fuzz(framesTarget);
     t.diagnostic(formatSummary(summary));
     // The mix must reach both error paths and the success path, or it is not testing much.
     assert.ok(countOf(summary, 'decoded') > summary.inputs / 10, formatSummary(summary));
@@ -116,8 +116,8 @@ describe('amqp codec: fuzzing the frame parser and decoders', () => {
     assert.ok(countOf(summary, 'error:syntax-') > summary.inputs / 20, formatSummary(summary));
   });
 
-  it(`${fieldsTarget.name}: only codec errors, bounded time, no allocation`, { timeout: fuzzTimeoutMs() }, (t) => {
-    const summary = fuzz(fieldsTarget);
+  it(`${fieldsTarget.name}: only codec errors, bounded time, no allocation`, { timeout: fuzzTimeoutMs() }, async (t) => {
+    const summary = await fuzz(fieldsTarget);
     t.diagnostic(formatSummary(summary));
     assert.ok(countOf(summary, 'table') + countOf(summary, 'properties') > summary.inputs / 30, formatSummary(summary));
     assert.ok(countOf(summary, 'error:syntax-') > summary.inputs / 10, formatSummary(summary));
