@@ -168,7 +168,7 @@ function recordBatchCases(): MicroCase[] {
 
 /** A shared group in memory: messages produced, leased to one consumer (prefetch 1,000), acked as they arrive. */
 async function sharedDispatchCase(): Promise<MicroCase> {
-  const { broker } = await memoryBroker();
+  const { broker } = await memoryBroker({ traceEnabled: false }); // as `weir serve` runs by default (trace off)
   await broker.createTopic('jobs', 1);
   let delivered = 0;
   let wake: (() => void) | null = null;
