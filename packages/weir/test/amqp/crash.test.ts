@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { type ChannelModel, connect, type Message } from 'amqplib';
+import { WeirClient } from 'weir-client';
 import { type BrokerProcess, startBrokerProcess } from '../support/broker-process.js';
 
 /**
@@ -106,6 +107,18 @@ async function publishUntilKilled(broker: BrokerProcess, cycle: number, killAfte
   return result;
 }
 
+/** The queue's shared group (in vhost '/' it is named as the queue) as DescribeSharedGroup shows it, for a failure. */
+async function describeGroups(broker: BrokerProcess): Promise<string> {
+  const client = new WeirClient({ brokers: [`127.0.0.1:${broker.port}`], clientId: 'crash-diagnostics', requestTimeoutMs: 5000 });
+  try {
+    return JSON.stringify(await client.admin().describeSharedGroup(QUEUE));
+  } catch (error) {
+    return `not available: ${String(error)}`;
+  } finally {
+    await client.close();
+  }
+}
+
 interface Drain {
   /** What queue.declare-ok (passive) said the queue held, first thing after the restart. */
   counted: number;
@@ -156,9 +169,18 @@ async function drain(broker: BrokerProcess, deliveries: Map<string, number>, con
         () => `${missing.size} confirmed messages never delivered after the restart (nothing for ${STALL_MS} ms; ${delivered} delivered, queue.declare-ok counted ${counted}), e.g. ${[...missing].slice(0, 10).join(', ')}`,
       );
     }
-    // Unconfirmed messages the broker kept may still be coming: until the queue counts none ready.
-    for (let left = (await channel.checkQueue(QUEUE)).messageCount; left > 0; left = (await channel.checkQueue(QUEUE)).messageCount) {
-      await nextDelivery(() => `queue.declare-ok counts ${left} messages, but none is delivered (nothing for ${STALL_MS} ms; ${delivered} delivered)`);
+    // Unconfirmed messages the broker kept may still be coming: until the queue counts none ready. A count is a snapshot:
+    // the deliveries it counted may reach us before queue.declare-ok does, so it is taken again after any delivery.
+    for (;;) {
+      const before = delivered;
+      const left = (await channel.checkQueue(QUEUE)).messageCount;
+      if (left === 0) break;
+      if (delivered > before) continue;
+      try {
+        await nextDelivery(() => `queue.declare-ok counts ${left} messages, but none is delivered (nothing for ${STALL_MS} ms; ${delivered} delivered)`);
+      } catch (error) {
+        throw new Error(`${(error as Error).message}; the broker's view: ${await describeGroups(broker)}; its log: ${broker.output.slice(-40).join('\n')}`);
+      }
     }
     await channel.cancel(consumerTag);
     const straggler = await channel.get(QUEUE);
@@ -179,6 +201,7 @@ test('AMQP: kill -9 during confirmed publishing loses no confirmed message', { t
   const deliveries = new Map<string, number>();
   const miscounted: string[] = [];
   let broker: BrokerProcess | null = await startBrokerProcess(dataDir);
+  let keep = false;
   t.diagnostic(`seed ${SEED}, ${CYCLES} cycles`);
   try {
     for (let cycle = 0; cycle < CYCLES; cycle++) {
@@ -204,9 +227,14 @@ test('AMQP: kill -9 during confirmed publishing loses no confirmed message', { t
     }
     // Checked last, so a miscount does not hide the cycles after it: the count after a restart is what the queue holds.
     assert.deepEqual(miscounted, [], 'queue.declare-ok after a kill -9 restart must count the messages the queue holds');
+  } catch (error) {
+    keep = true;
+    throw error;
   } finally {
     await broker?.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    // A failure keeps the data directory, to open it again and see what the broker saw.
+    if (keep) t.diagnostic(`data directory kept: ${dataDir}`);
+    else await rm(dataDir, { recursive: true, force: true });
   }
 });
 
