@@ -84,6 +84,7 @@ export class AmqpConnection implements ChannelHost {
   private lastReceived = systemClock.monotonic();
   private lastSent = systemClock.monotonic();
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  private destroyTimer: NodeJS.Timeout | null = null;
   private handshakeTimer: NodeJS.Timeout | null;
   private capabilities: FieldTable = new Map();
   private hasPublished = false;
@@ -529,13 +530,17 @@ export class AmqpConnection implements ChannelHost {
     this.phase = 'closed';
     this.closeChannels();
     this.socket.end();
-    setTimeout(() => this.socket.destroy(), 1000).unref();
+    // A peer that never reads would keep the socket half-open forever; give it a moment, then cut it.
+    this.destroyTimer = setTimeout(() => this.socket.destroy(), 1000);
+    this.destroyTimer.unref();
   }
 
   private onClose(): void {
     this.phase = 'closed';
     if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
+    // Not left to fire: it would keep the whole connection reachable for a second after its socket is gone.
+    if (this.destroyTimer !== null) clearTimeout(this.destroyTimer);
     this.closeChannels();
     for (const resume of this.drainWaiters.splice(0)) resume();
     const host = this.host;
