@@ -373,8 +373,8 @@ function setHeader(headers: Record<string, HeaderValue>, name: string, value: He
  * entry that an unloaded bucket, an uncascaded coarse bucket, an append still in flight or a staged entry not merged
  * yet could precede — and calls `deliver` once per target with that target's entries in due order (split at 1000
  * messages or about 1 MiB), all calls issued at once so the store can group-commit them; each target receives its
- * messages in due order, targets relative to one another in no promised order. Rounds are pipelined: up to 8 are issued
- * without waiting for the previous one's calls to resolve (an append to a `sync` target waits for its fsync), the pump
+ * messages in due order, targets relative to one another in no promised order. Rounds are pipelined: up to 8 are
+ * issued without waiting for the previous one's calls to resolve (an append to a `sync` target waits for its fsync), the pump
  * yielding to the event loop between rounds; they are settled in issue order, and only settling moves the cursors.
  * `deliver` is only called once `clock.now()` (wall clock: deliverAt is a calendar time) has reached every deliverAt
  * in the call.
@@ -1106,7 +1106,7 @@ export class DelaySchedule {
     void this.track(settling);
   }
 
-  /** The round's messages in runs of one target each, in pick order within a run; lost and dropped ones are left out (done). */
+  /** The round's messages in runs of one target each (pick order within a run); lost and dropped ones are left out. */
   private async prepareRuns(picked: Picked): Promise<Run[]> {
     const inputs: Array<MessageInput | null> = new Array<MessageInput | null>(picked.count).fill(null);
     const targets: Array<string | null> = new Array<string | null>(picked.count).fill(null);
@@ -1169,8 +1169,8 @@ export class DelaySchedule {
   /**
    * Settles the oldest issued round once its calls are done. The cursor stops at the earliest pick of a run that
    * failed and may succeed later; that stalls the pipeline (see Stall). Picks beyond it, in this round and in rounds
-   * issued after it, that went through (or can never go through) are remembered so the retry skips them, except runs to a target that
-   * failed: those go again after it, so each target still receives its messages in order (with a duplicate).
+   * issued after it, that went through (or can never go through) are remembered so the retry skips them, except those
+   * to a target that failed: they go again after it, so each target still receives its messages in order.
    */
   private async settle(round: IssuedRound): Promise<void> {
     const { picked, runs } = round;
