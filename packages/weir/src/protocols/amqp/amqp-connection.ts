@@ -5,6 +5,7 @@ import type { VirtualHost } from '../../broker/vhost/virtual-host.js';
 import type { VirtualHosts } from '../../broker/vhost/virtual-hosts.js';
 import { systemClock } from '../../core/clock.js';
 import type { Logger } from '../../core/logger.js';
+import { SocketOutput } from '../../net/socket-output.js';
 import { AmqpChannel, type ChannelHost } from './amqp-channel.js';
 import type { DirectReplyTo } from './direct-reply-to.js';
 import { AmqpError, asAmqpError, channelError, commandInvalid, notAllowed, unexpectedFrame } from './amqp-error.js';
@@ -84,14 +85,13 @@ export class AmqpConnection implements ChannelHost {
   private lastReceived = systemClock.monotonic();
   private lastSent = systemClock.monotonic();
   private heartbeatTimer: NodeJS.Timeout | null = null;
-  private destroyTimer: NodeJS.Timeout | null = null;
   private handshakeTimer: NodeJS.Timeout | null;
   private capabilities: FieldTable = new Map();
   private hasPublished = false;
   /** Set while reads are paused by flow control (connection.blocked sent). */
   private blocked = false;
   private readonly drainWaiters: Array<() => void> = [];
-  private corked = false;
+  private readonly output: SocketOutput;
   readonly finished: Promise<void>;
   private resolveFinished!: () => void;
 
@@ -106,6 +106,14 @@ export class AmqpConnection implements ChannelHost {
     this.channelMax = context.settings.channelMax;
     this.parser = new FrameParser({ maxFrameSize: context.settings.frameMax });
     this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
+    this.output = new SocketOutput(socket, context.settings.maxOutputBytes, (unsentBytes) => {
+      // No connection.close: a client that does not read would never see it.
+      context.logger.warn(
+        { connection: this.id, address: this.address, unsentBytes, maxOutputBytes: context.settings.maxOutputBytes },
+        'closing amqp connection: the client is not reading its socket (unsent output over maxOutputBytesPerConnection)',
+      );
+      this.phase = 'closed';
+    });
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => {
@@ -155,29 +163,9 @@ export class AmqpConnection implements ChannelHost {
   // ---- output -------------------------------------------------------------------------------------------------------
 
   send(bytes: Buffer): boolean {
-    if (this.phase === 'closed' || this.socket.destroyed) return false;
-    if (!this.corked) {
-      // Everything sent in this tick leaves in one write.
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
+    if (this.phase === 'closed') return false;
     this.lastSent = systemClock.monotonic();
-    const writable = this.socket.write(bytes);
-    if (this.socket.writableLength > this.context.settings.maxOutputBytes) {
-      // No connection.close: a client that does not read would never see it.
-      this.context.logger.warn(
-        { connection: this.id, address: this.address, unsentBytes: this.socket.writableLength, maxOutputBytes: this.context.settings.maxOutputBytes },
-        'closing amqp connection: the client is not reading its socket (unsent output over maxOutputBytesPerConnection)',
-      );
-      this.phase = 'closed';
-      this.socket.destroy();
-      return false;
-    }
-    return writable;
+    return this.output.write(bytes);
   }
 
   whenWritable(resume: () => void): void {
@@ -234,8 +222,10 @@ export class AmqpConnection implements ChannelHost {
   }
 
   private refuseHeader(): Buffer {
+    // Spec §4.2.2: answer with the header of the version we speak, then close.
+    this.output.write(PROTOCOL_HEADER);
+    this.output.end();
     this.phase = 'closed';
-    this.socket.end(PROTOCOL_HEADER);
     return Buffer.alloc(0);
   }
 
@@ -529,18 +519,14 @@ export class AmqpConnection implements ChannelHost {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
     this.closeChannels();
-    this.socket.end();
-    // A peer that never reads would keep the socket half-open forever; give it a moment, then cut it.
-    this.destroyTimer = setTimeout(() => this.socket.destroy(), 1000);
-    this.destroyTimer.unref();
+    this.output.end();
   }
 
   private onClose(): void {
     this.phase = 'closed';
     if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
-    // Not left to fire: it would keep the whole connection reachable for a second after its socket is gone.
-    if (this.destroyTimer !== null) clearTimeout(this.destroyTimer);
+    this.output.closed();
     this.closeChannels();
     for (const resume of this.drainWaiters.splice(0)) resume();
     const host = this.host;

@@ -17,6 +17,7 @@ import {
 } from 'weir-protocol';
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logger.js';
+import { SocketOutput } from '../../net/socket-output.js';
 import { protocolErrorOf } from './error-mapping.js';
 
 /** What a handler knows about the connection it serves. */
@@ -93,9 +94,8 @@ export class NativeConnection implements ConnectionContext {
   private lastHeard: number;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private handshakeTimer: NodeJS.Timeout | null;
-  private destroyTimer: NodeJS.Timeout | null = null;
   private readonly drainWaiters: Array<() => void> = [];
-  private corked = false;
+  private readonly output: SocketOutput;
   private closing = false;
   private heartbeatMs: number;
   /** Resolves once the socket has closed and every request in flight has finished. */
@@ -113,6 +113,13 @@ export class NativeConnection implements ConnectionContext {
     this.heartbeatMs = options.heartbeatMs;
     this.lastHeard = options.clock.monotonic();
     this.finished = new Promise((resolve) => (this.markFinished = resolve));
+    this.output = new SocketOutput(socket, options.maxOutputBytes, (unsentBytes) => {
+      options.logger.warn(
+        { connection: this.connectionId, remote: this.remoteAddress, unsentBytes, maxOutputBytes: options.maxOutputBytes },
+        'closing connection: the client is not reading its socket (unsent output over maxOutputBytesPerConnection)',
+      );
+      this.closing = true;
+    });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => {
       this.updateFlow();
@@ -152,7 +159,7 @@ export class NativeConnection implements ConnectionContext {
       const apiKey = isProtocolError(error) ? error.apiKey : null;
       if (isProtocolError(error) && !FATAL.has(error.code) && correlationId !== null) {
         // Unknown API or version: the frame boundary is intact, so answer and keep serving.
-        this.write(encodeErrorResponse(apiKey ?? -1, correlationId, errorCodeOf(error.code), error.message));
+        this.output.write(encodeErrorResponse(apiKey ?? -1, correlationId, errorCodeOf(error.code), error.message));
         return;
       }
       this.failConnection(error, correlationId === null ? null : { apiKey: apiKey ?? -1, correlationId });
@@ -171,7 +178,7 @@ export class NativeConnection implements ConnectionContext {
       return;
     }
     if (request.name === 'Ping') {
-      this.write(encodeResponse('Ping', request.correlationId, {}));
+      this.output.write(encodeResponse('Ping', request.correlationId, {}));
       return;
     }
     this.dispatch(request.name, request.apiKey, request.correlationId, request.body);
@@ -179,7 +186,7 @@ export class NativeConnection implements ConnectionContext {
 
   private handshake(correlationId: number, body: DecodedRequestOf<'Handshake'>): void {
     if (this.handshaken) {
-      this.write(encodeErrorResponse(apiKeyOf('Handshake'), correlationId, errorCodeOf('INVALID_REQUEST'), 'the connection has already completed its handshake'));
+      this.output.write(encodeErrorResponse(apiKeyOf('Handshake'), correlationId, errorCodeOf('INVALID_REQUEST'), 'the connection has already completed its handshake'));
       return;
     }
     if (body.minVersion > PROTOCOL_VERSION || body.maxVersion < PROTOCOL_VERSION) {
@@ -196,7 +203,7 @@ export class NativeConnection implements ConnectionContext {
     this.clientId = body.clientId;
     this.handshaken = true;
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer), (this.handshakeTimer = null);
-    this.write(
+    this.output.write(
       encodeResponse('Handshake', correlationId, {
         version: PROTOCOL_VERSION,
         brokerVersion: this.options.brokerVersion,
@@ -240,13 +247,13 @@ export class NativeConnection implements ConnectionContext {
     if (error !== null) {
       const mapped = protocolErrorOf(error);
       if (mapped.unexpected) this.options.logger.error({ connection: this.connectionId, api: name, err: error }, 'request failed unexpectedly');
-      this.write(encodeErrorResponse(apiKey, correlationId, errorCodeOf(mapped.name), mapped.message));
+      this.output.write(encodeErrorResponse(apiKey, correlationId, errorCodeOf(mapped.name), mapped.message));
     } else if (response !== null) {
       try {
-        for (const part of encodeResponseParts(name, correlationId, response as never)) this.write(part);
+        for (const part of encodeResponseParts(name, correlationId, response as never)) this.output.write(part);
       } catch (encodeError) {
         this.options.logger.error({ connection: this.connectionId, api: name, err: encodeError }, 'response could not be encoded');
-        this.write(encodeErrorResponse(apiKey, correlationId, errorCodeOf('INTERNAL_ERROR'), `the broker could not encode its ${name} response`));
+        this.output.write(encodeErrorResponse(apiKey, correlationId, errorCodeOf('INTERNAL_ERROR'), `the broker could not encode its ${name} response`));
       }
     }
     this.updateFlow();
@@ -255,7 +262,7 @@ export class NativeConnection implements ConnectionContext {
 
   push(frame: Buffer): boolean {
     if (this.closing) return false;
-    this.write(frame);
+    this.output.write(frame);
     return !this.socket.writableNeedDrain;
   }
 
@@ -263,27 +270,6 @@ export class NativeConnection implements ConnectionContext {
     if (this.closing) return; // nothing more will be sent; the consumer is detached when the connection closes
     if (!this.socket.writableNeedDrain) resume();
     else this.drainWaiters.push(resume);
-  }
-
-  private write(frame: Buffer): void {
-    if (this.socket.destroyed || !this.socket.writable) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
-    this.socket.write(frame);
-    if (this.socket.writableLength > this.options.maxOutputBytes) {
-      this.options.logger.warn(
-        { connection: this.connectionId, remote: this.remoteAddress, unsentBytes: this.socket.writableLength, maxOutputBytes: this.options.maxOutputBytes },
-        'closing connection: the client is not reading its socket (unsent output over maxOutputBytesPerConnection)',
-      );
-      this.closing = true;
-      this.socket.destroy();
-    }
   }
 
   /** Pauses reading while too much is in flight or unsent; resumes when both are back under their limits. */
@@ -299,7 +285,7 @@ export class NativeConnection implements ConnectionContext {
     if (this.closing) return;
     const name: ErrorName = code ?? (isProtocolError(error) ? error.code : 'INVALID_REQUEST');
     const reason = (error as Error)?.message ?? String(error);
-    if (request !== null) this.write(encodeErrorResponse(request.apiKey, request.correlationId, errorCodeOf(name), reason));
+    if (request !== null) this.output.write(encodeErrorResponse(request.apiKey, request.correlationId, errorCodeOf(name), reason));
     this.options.logger.warn({ connection: this.connectionId, remote: this.remoteAddress, code: name, reason }, 'closing connection after bad input');
     this.close();
   }
@@ -323,18 +309,14 @@ export class NativeConnection implements ConnectionContext {
     if (this.closing) return;
     this.closing = true;
     this.socket.pause();
-    this.socket.end();
-    // A peer that never reads would keep the socket half-open forever; give it a moment, then cut it.
-    this.destroyTimer = setTimeout(() => this.socket.destroy(), 1000);
-    this.destroyTimer.unref();
+    this.output.end();
   }
 
   private onClose(): void {
     this.closing = true;
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
-    // Not left to fire: it would keep the whole connection reachable for a second after its socket is gone.
-    if (this.destroyTimer !== null) clearTimeout(this.destroyTimer);
+    this.output.closed();
     this.drainWaiters.length = 0;
     this.abort.abort();
     this.options.logger.info({ connection: this.connectionId, clientId: this.clientId }, 'connection closed');
