@@ -1,3 +1,4 @@
+import { open } from 'node:fs/promises';
 import type { FileHandle, FileSystem } from './io/file-system.js';
 import type { FaultFileSystem } from './io/fault-file-system.js';
 
@@ -87,4 +88,17 @@ export class HookedFileSystem implements FileSystem {
 /** Lets pending I/O callbacks and timers of `ms` run. */
 export function pause(ms = 0): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Flips one bit of a file in place: damage that only a checksum can notice. */
+export async function flipBit(path: string, position: number, bit: number): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, position);
+    byte[0] = byte[0]! ^ (1 << bit);
+    await handle.write(byte, 0, 1, position);
+  } finally {
+    await handle.close();
+  }
 }

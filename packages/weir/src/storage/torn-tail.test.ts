@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdtemp, open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -9,6 +9,7 @@ import { RecordingLogger } from '../core/logger.js';
 import { segmentFileName } from './commit-log.js';
 import { DiskMessageStore } from './disk-message-store.js';
 import { seededRandom } from './io/fault-file-system.js';
+import { flipBit } from './test-support.js';
 
 /**
  * Torn tails and damaged records on real files. A "crash" is `abandon()`: the process stops without its closing
@@ -51,18 +52,6 @@ async function readAll(store: DiskMessageStore): Promise<string[]> {
 
 function bodiesOf(written: Written, batches: number): string[] {
   return written.batches.slice(0, batches).flatMap((batch) => batch.bodies);
-}
-
-async function flipBit(path: string, position: number, bit: number): Promise<void> {
-  const handle = await open(path, 'r+');
-  try {
-    const byte = Buffer.alloc(1);
-    await handle.read(byte, 0, 1, position);
-    byte[0] = byte[0]! ^ (1 << bit);
-    await handle.write(byte, 0, 1, position);
-  } finally {
-    await handle.close();
-  }
 }
 
 describe('storage: torn tails and damage', () => {

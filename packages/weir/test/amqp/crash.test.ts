@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { type ChannelModel, connect, type Message } from 'amqplib';
 import { WeirClient } from 'weir-client';
+import { seededRandom } from '../../src/storage/io/fault-file-system.js';
 import { type BrokerProcess, startBrokerProcess } from '../support/broker-process.js';
 
 /**
@@ -25,18 +26,6 @@ const QUEUE = 'crash-amqp';
 const WINDOW = 400;
 /** A drain that makes no progress for this long fails (it would otherwise hang). */
 const STALL_MS = 10_000;
-
-/** mulberry32: a small seeded generator, so the kill points are the same on every run. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function open(broker: BrokerProcess): Promise<ChannelModel> {
   const model = await connect(`amqp://guest:guest@127.0.0.1:${broker.amqpPort}?heartbeat=0`);
@@ -195,7 +184,8 @@ async function drain(broker: BrokerProcess, deliveries: Map<string, number>, con
 
 test('AMQP: kill -9 during confirmed publishing loses no confirmed message', { timeout: CYCLES * 60_000 }, async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'weir-amqp-crash-'));
-  const random = seeded(SEED);
+  // The same seed gives the same kill points on every run.
+  const random = seededRandom(SEED);
   const published = new Set<string>();
   const confirmed = new Set<string>();
   const deliveries = new Map<string, number>();

@@ -2,6 +2,7 @@ import { open, readdir, readFile, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseNumberedFileName } from '../../src/storage/file-names.js';
 import { BatchCheck, checkBatch, checkBatchFrame, decodeMessages, RECORD_HEADER_BYTES, readBatchHeader, type StoredMessage } from '../../src/storage/record-batch.js';
+import { flipBit } from '../../src/storage/test-support.js';
 
 /**
  * Damage to a stopped broker's commit log, as a power loss or a failing disk would leave it (docs/storage.md,
@@ -124,18 +125,6 @@ async function writeAt(path: string, position: number, bytes: Buffer): Promise<v
   const handle = await open(path, 'r+');
   try {
     await handle.write(bytes, 0, bytes.byteLength, position);
-  } finally {
-    await handle.close();
-  }
-}
-
-async function flipBit(path: string, position: number, bit: number): Promise<void> {
-  const handle = await open(path, 'r+');
-  try {
-    const byte = Buffer.alloc(1);
-    await handle.read(byte, 0, 1, position);
-    byte[0] = byte[0]! ^ (1 << bit);
-    await handle.write(byte, 0, 1, position);
   } finally {
     await handle.close();
   }
