@@ -33,7 +33,7 @@ import {
   type WorkerInput,
   WorkerPool,
 } from './client-workers.js';
-import { runSchedule, type ScheduledGo, type SendLag } from './schedule.js';
+import { runSchedule, stampedBody, type ScheduledGo, type SendLag } from './schedule.js';
 import { errorText, now } from './report.js';
 
 // ---- connecting -----------------------------------------------------------------------------------------------------
@@ -328,10 +328,7 @@ async function runPaced(context: WorkerContext, model: ChannelModel): Promise<Cl
       // 0.25 s past the window, so the window's last messages meet the same load as the rest.
       stopAtNs: Number(go.windowEnd - t0) + 0.25e9,
       send(i, intendedNs) {
-        const body = Buffer.allocUnsafe(template.byteLength);
-        template.copy(body);
-        body.writeBigInt64LE(t0 + BigInt(intendedNs), 0);
-        body.writeUInt32LE(i >>> 0, 8);
+        const body = stampedBody(template, t0 + BigInt(intendedNs), i);
         const inWindow = intendedNs >= windowStartNs && intendedNs < windowEndNs;
         outstanding++;
         channel.sendToQueue(task.queue, body, { persistent: true }, (error: unknown) => settle(error, inWindow ? intendedNs : null));

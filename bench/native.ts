@@ -56,7 +56,7 @@ import {
   WorkerPool,
 } from './client-workers.js';
 import { messagesPerBatch, prebuiltBatch } from './prebuilt-batch.js';
-import { runSchedule, type ScheduledGo, scheduledGo, type SendLag } from './schedule.js';
+import { runSchedule, stampedBody, type ScheduledGo, scheduledGo, type SendLag } from './schedule.js';
 import {
   Flags,
   errorText,
@@ -365,10 +365,7 @@ async function runProducer(config: ProducerConfig, client: WeirClient, counters:
       // 0.25 s past the window, so the window's last messages meet the same load as the rest.
       stopAtNs: Number(go.windowEnd - t0) + 0.25e9,
       send(i, intendedNs) {
-        const body = Buffer.allocUnsafe(config.bodyBytes);
-        template.copy(body);
-        body.writeBigInt64LE(t0 + BigInt(intendedNs), 0);
-        body.writeUInt32LE(i >>> 0, 8);
+        const body = stampedBody(template, t0 + BigInt(intendedNs), i);
         const sending = producer.send(config.topic, { body });
         if (intendedNs >= windowStartNs && intendedNs < windowEndNs) {
           sending.then(() => {

@@ -21,3 +21,15 @@ export function scheduledGo(t0 = monotonicNs(), windowStart = 0n, windowEnd = 0n
 }
 
 export { runSchedule, type Schedule, type ScheduleOutcome, type SendLag } from '../packages/weir/src/perf/schedule.js';
+
+/**
+ * A latency probe's body: a copy of `template` (at least 12 bytes) carrying its intended send time (monotonic ns) at
+ * byte 0 and its sequence number at byte 8, which the receiving side reads back.
+ */
+export function stampedBody(template: Buffer, intendedNs: bigint, sequence: number): Buffer {
+  const body = Buffer.allocUnsafe(template.byteLength);
+  template.copy(body);
+  body.writeBigInt64LE(intendedNs, 0);
+  body.writeUInt32LE(sequence >>> 0, 8);
+  return body;
+}
