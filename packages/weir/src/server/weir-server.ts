@@ -8,7 +8,7 @@ import { type Admission, TcpListener } from '../net/tcp-listener.js';
 import { nativeHandlers } from '../protocols/native/handlers.js';
 import { NativeConnection, type RequestCounts } from '../protocols/native/native-connection.js';
 import { DiskMessageStore } from '../storage/disk-message-store.js';
-import type { MessageStore } from '../storage/message-store.js';
+import type { MessageStore, RetentionReport } from '../storage/message-store.js';
 import { MemoryMessageStore } from '../storage/memory-message-store.js';
 import { type BrokerConfig, defaultConfig, resolveConfig } from './config.js';
 import { createLogger } from './logger.js';
@@ -145,6 +145,11 @@ export class WeirServer {
 
   get dataDir(): string {
     return this.config.dataDir;
+  }
+
+  /** Runs the retention pass now instead of waiting for its interval (what it removed, per queue). */
+  enforceRetention(): Promise<RetentionReport> {
+    return this.store.enforceRetention();
   }
 
   get version(): string {

@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import amqp from 'amqplib';
-import type { MessageStore } from '../../src/storage/message-store.js';
 import { type AmqpBroker, startAmqpBroker } from '../support/amqp.js';
 import { startBrokerProcess } from '../support/broker-process.js';
 
@@ -294,7 +293,6 @@ describe('consuming a stream queue', () => {
 
   test('retention by x-max-length-bytes; a reader behind the start goes on from the first retained message', async () => {
     const ch = await confirmChannel(1000);
-    const store = (broker.server as unknown as { store: MessageStore }).store;
     await ch.assertQueue('s-bytes', { durable: true, arguments: { 'x-queue-type': 'stream', 'x-max-length-bytes': 100_000 } });
     // Ten appends of ten 30 kB messages: a reader's fetch holds at most a batch or two of them.
     const body = 'x'.repeat(30_000);
@@ -303,7 +301,7 @@ describe('consuming a stream queue', () => {
     const slow = await Recorder.start(ch, 's-bytes', { offset: 'first', ack: false });
     await slow.count(5);
     await ch.prefetch(1000);
-    await store.enforceRetention();
+    await broker.server.enforceRetention();
     const { messageCount } = await ch.checkQueue('s-bytes');
     assert.ok(messageCount >= 1 && messageCount <= 4, `about 100 kB of 30 kB messages are kept, not ${messageCount}`);
     const fresh = await Recorder.start(ch, 's-bytes', { offset: 'first' });
@@ -360,7 +358,7 @@ describe('stream queues and time', () => {
     assert.deepEqual(byInterval.offsets(), [2, 3]);
 
     assert.equal((await ch.checkQueue('s-age')).messageCount, 3);
-    await (timed.server as unknown as { store: MessageStore }).store.enforceRetention();
+    await timed.server.enforceRetention();
     assert.equal((await ch.checkQueue('s-age')).messageCount, 1, 'messages older than x-max-age are gone');
     assert.equal((await ch.checkQueue('s-time')).messageCount, 4, 'a stream without limits keeps everything');
     const reader = await Recorder.start(ch, 's-age', { offset: 'first' });
