@@ -122,6 +122,44 @@ function laggyStore(inner: MemoryMessageStore, random: () => number): MessageSto
   });
 }
 
+/** Calls a dead process may still make: they read its own memory or the store's, and change nothing. */
+const SYNC_READS = new Set<PropertyKey>(['get', 'has', 'entries', 'queue', 'queueById', 'listQueues', 'onAppend']);
+
+/**
+ * The store and deliver callback as one process sees them, for modelling kill -9 in memory. After `kill()`, what the
+ * process started earlier still reaches the store (as a write the kernel already had), but it never hears back, and
+ * nothing it calls afterwards happens: an abandoned DelaySchedule's promise chains (a load, a round) would otherwise
+ * go on delivering and deleting buckets beside its successor, which no killed process can do.
+ */
+function mortalProcess(store: MessageStore, deliver: DelayScheduleOptions['deliver']): { store: MessageStore; deliver: DelayScheduleOptions['deliver']; kill: () => void } {
+  let dead = false;
+  const never = new Promise<never>(() => {});
+  const guard = <T extends object>(target: T): T =>
+    new Proxy(target, {
+      get(object, property, receiver) {
+        const value = Reflect.get(object, property, receiver) as unknown;
+        if (property === 'metadata') return guard(value as object);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (dead && !SYNC_READS.has(property)) return never;
+          const result = (value as (...args: unknown[]) => unknown).apply(object, args);
+          if (!(result instanceof Promise)) return result;
+          return result.then(
+            (settled) => (dead ? never : settled),
+            (error: unknown) => (dead ? never : Promise.reject(error)),
+          );
+        };
+      },
+    });
+  return {
+    store: guard(store),
+    deliver: (target, messages) => (dead ? never : deliver(target, messages).then((settled) => (dead ? never : settled))),
+    kill: () => {
+      dead = true;
+    },
+  };
+}
+
 /**
  * 5,000 messages due at random in one 1 s bucket (with a staged one), delivered in 10 ms steps under the given
  * read-ahead budget: checks order, earliness and completeness, and reports how many messages rounds and read-ahead
@@ -806,9 +844,10 @@ describe('delay schedule', () => {
         const clock = new ManualClock();
         const store = new MemoryMessageStore(clock);
         const recorder = new Recorder(clock);
-        const options = { store, clock, logger: silentLogger, deliver: recorder.deliver, fineBucketMs: 100, coarseBucketMs: 1000, horizonMs: 2000, flushIntervalMs: 50, readAheadBytes };
+        const options = { clock, logger: silentLogger, fineBucketMs: 100, coarseBucketMs: 1000, horizonMs: 2000, flushIntervalMs: 50, readAheadBytes };
+        let life = mortalProcess(store, recorder.deliver);
         let scheduler = new ManualScheduler(clock);
-        let schedule = await DelaySchedule.open({ ...options, scheduler });
+        let schedule = await DelaySchedule.open({ ...options, store: life.store, deliver: life.deliver, scheduler });
         const scheduled = new Map<string, { deliverAt: number; future: boolean }>();
         let next = 0;
         let crashed = false;
@@ -824,11 +863,15 @@ describe('delay schedule', () => {
           } else if (op.kind === 'advance') {
             await run(schedule, scheduler, op.ms, 250);
           } else {
-            // A crash abandons the instance (its scheduler never runs again) without writing its cursors.
+            // A crash kills the instance mid-work: its cursors are not written, and what it had in flight never returns.
             if (op.kind === 'restart') await schedule.close();
-            else crashed = true;
+            else {
+              crashed = true;
+              life.kill();
+            }
+            life = mortalProcess(store, recorder.deliver);
             scheduler = new ManualScheduler(clock);
-            schedule = await DelaySchedule.open({ ...options, scheduler });
+            schedule = await DelaySchedule.open({ ...options, store: life.store, deliver: life.deliver, scheduler });
           }
         }
         await run(schedule, scheduler, 20_000, 500);
