@@ -8,6 +8,7 @@ import type { Scheduler, TimerHandle } from '../scheduler.js';
 import { AckSet } from './ack-set.js';
 import { DeadlineTimer } from './deadline-timer.js';
 import { Deque } from './deque.js';
+import { LeaseQueue } from './lease-queue.js';
 import { MAX_PRIORITY } from './message-attributes.js';
 import { Smallest } from './smallest.js';
 import { StoredHeaders } from './stored-headers.js';
@@ -190,7 +191,9 @@ type EntryState = 'ready' | 'inflight' | 'waiting' | 'settling';
 class Entry {
   state: EntryState = 'ready';
   consumer: ConsumerState | null = null;
-  /** Monotonic ms: lease end (in flight) or due time (waiting). */
+  /** Monotonic ms: the lease's end while in flight (NaN otherwise; the LeaseQueue keeps it). */
+  leaseEnd = Number.NaN;
+  /** Monotonic ms: the due time while waiting. */
   deadline = 0;
   lastError: string | null = null;
 
@@ -373,7 +376,7 @@ export class SharedSubscription {
   private roundRobin = 0;
   private dispatchScheduled = false;
   /** In-flight entries by lease end. */
-  private readonly leases: DeadlineTimer<Entry>;
+  private readonly leases: LeaseQueue<Entry>;
   /** Waiting (nacked) entries by due time: the keys are exactly the entries in state `waiting`. */
   private readonly waits: DeadlineTimer<Entry>;
   /** Ready list (by priority) → when its head expires (see armExpiry). */
@@ -396,7 +399,7 @@ export class SharedSubscription {
     private readonly logger: Logger,
     private readonly hooks: SubscriptionHooks,
   ) {
-    this.leases = new DeadlineTimer(clock, scheduler, (entries) => this.leasesEnded(entries));
+    this.leases = new LeaseQueue(clock, scheduler, (entries) => this.leasesEnded(entries));
     this.waits = new DeadlineTimer(clock, scheduler, (entries) => this.waitsEnded(entries));
     this.expiries = new DeadlineTimer(clock, scheduler, (priorities) => this.headsDue(priorities));
   }
@@ -497,8 +500,7 @@ export class SharedSubscription {
     for (const { partition, offset } of deliveries) {
       const entry = this.cursors[partition]?.entries.get(offset);
       if (entry === undefined || entry.state !== 'inflight' || entry.consumer?.id !== consumerId) continue;
-      entry.deadline = Math.max(entry.deadline, deadline);
-      this.leases.set(entry, entry.deadline);
+      if (deadline > entry.leaseEnd) this.leases.extend(entry, deadline);
       applied++;
     }
     return applied;
@@ -811,8 +813,7 @@ export class SharedSubscription {
     entry.state = 'inflight';
     entry.consumer = consumer;
     entry.deliveries++;
-    entry.deadline = this.clock.monotonic() + this.settings.ackTimeoutMs;
-    this.leases.set(entry, entry.deadline);
+    this.leases.start(entry, this.clock.monotonic() + this.settings.ackTimeoutMs);
     consumer.inflight.add(entry);
     consumer.options.pool?.taken();
     if (consumer.pullCredit !== null) consumer.pullCredit--;
@@ -833,7 +834,7 @@ export class SharedSubscription {
   private releaseLease(entry: Entry): void {
     const consumer = entry.consumer;
     if (consumer !== null && consumer.inflight.delete(entry)) consumer.options.pool?.returned();
-    this.leases.delete(entry);
+    this.leases.end(entry);
     entry.consumer = null;
     this.inflightCount--;
     if (entry.key !== null) {
