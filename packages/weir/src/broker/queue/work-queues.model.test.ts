@@ -20,6 +20,8 @@ import type { Delivery } from './shared-subscription.js';
 const MAX_DELIVERIES = 3;
 const ACK_TIMEOUT_MS = 5000;
 const GROUP = 'model';
+/** Whichever comes first, a subscribe or a pull, creates the group with these (later ones do not change them). */
+const SETTINGS = { maxDeliveries: MAX_DELIVERIES, ackTimeoutMs: ACK_TIMEOUT_MS, backoffInitialMs: 100, backoffMaxMs: 1000 };
 const TOPIC = 'work';
 
 type Op =
@@ -132,7 +134,7 @@ class Harness {
       group: GROUP,
       topic: TOPIC,
       mode: 'shared',
-      settings: { maxDeliveries: MAX_DELIVERIES, ackTimeoutMs: ACK_TIMEOUT_MS, backoffInitialMs: 100, backoffMaxMs: 1000 },
+      settings: SETTINGS,
       consumerId,
       prefetch,
       clientId: 'model',
@@ -148,7 +150,7 @@ class Harness {
   async pull(maxMessages: number): Promise<void> {
     const consumerId = 'puller';
     if (!this.consumers.has(consumerId)) this.consumers.set(consumerId, { prefetch: Infinity, held: [] });
-    const deliveries = await this.broker.receive({ group: GROUP, topic: TOPIC, mode: 'shared', consumerId, clientId: 'model', address: 'test', maxMessages, waitMs: 0 });
+    const deliveries = await this.broker.receive({ group: GROUP, topic: TOPIC, mode: 'shared', settings: SETTINGS, consumerId, clientId: 'model', address: 'test', maxMessages, waitMs: 0 });
     assert.ok(deliveries.length <= maxMessages, `${deliveries.length} pulled, ${maxMessages} asked for`);
     this.onDeliver(consumerId, deliveries);
   }
