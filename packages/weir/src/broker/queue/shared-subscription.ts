@@ -9,6 +9,7 @@ import { AckSet } from './ack-set.js';
 import { DeadlineTimer } from './deadline-timer.js';
 import { Deque } from './deque.js';
 import { LeaseQueue } from './lease-queue.js';
+import { OffsetIndex } from './offset-index.js';
 import { MAX_PRIORITY } from './message-attributes.js';
 import { Smallest } from './smallest.js';
 import { StoredHeaders } from './stored-headers.js';
@@ -80,6 +81,7 @@ export interface Delivery {
 
 /** Where a consumer's deliveries go: the protocol layer encodes them onto its connection. */
 export interface DeliverySink {
+  /** Deliveries of one dispatch pass, in order; the array is the sink's to keep. */
   deliver(deliveries: Delivery[]): void;
   /** The consumer is gone (detached, its group or topic deleted, the broker closing): nothing more will come. */
   ended?(): void;
@@ -196,6 +198,9 @@ class Entry {
   /** Monotonic ms: the due time while waiting. */
   deadline = 0;
   lastError: string | null = null;
+  /** Neighbours in the holding consumer's list of in-flight entries. */
+  heldPrev: Entry | null = null;
+  heldNext: Entry | null = null;
 
   constructor(
     readonly cursor: PartitionCursor,
@@ -217,7 +222,7 @@ export class PartitionCursor {
   /** Next offset to read from the log. */
   readHead: number;
   /** Unsettled entries in memory, by offset. */
-  readonly entries = new Map<number, Entry>();
+  readonly entries = new OffsetIndex<Entry>();
   /** Delivery counts of unsettled messages not in memory (restored from disk until they are read again). */
   readonly counts: Map<number, number>;
   /** Nack due times (wall ms) of messages not in memory, restored from disk likewise. */
@@ -256,7 +261,9 @@ export class PartitionCursor {
 
 /** A consumer attached to the subscription. */
 export class ConsumerState {
-  readonly inflight = new Set<Entry>();
+  /** In-flight entries leased to this consumer: a list through the entries (`consumer` names their holder). */
+  private heldHead: Entry | null = null;
+  private heldCount = 0;
   /** Deliveries of the current dispatch pass, handed to the sink in one call. */
   outbox: Delivery[] = [];
   closed = false;
@@ -275,10 +282,52 @@ export class ConsumerState {
   /** Set by the protocol layer while it cannot take more (a full socket buffer): no credit until cleared. */
   paused = false;
 
+  /** Deliveries leased to this consumer and not settled. */
+  get inflight(): number {
+    return this.heldCount;
+  }
+
+  hold(entry: Entry): void {
+    entry.consumer = this;
+    entry.heldPrev = null;
+    entry.heldNext = this.heldHead;
+    if (this.heldHead !== null) this.heldHead.heldPrev = entry;
+    this.heldHead = entry;
+    this.heldCount++;
+  }
+
+  /** Takes `entry` out of this consumer's list; false when this consumer does not hold it. */
+  release(entry: Entry): boolean {
+    if (entry.consumer !== this) return false;
+    if (entry.heldPrev !== null) entry.heldPrev.heldNext = entry.heldNext;
+    else this.heldHead = entry.heldNext;
+    if (entry.heldNext !== null) entry.heldNext.heldPrev = entry.heldPrev;
+    entry.heldPrev = null;
+    entry.heldNext = null;
+    entry.consumer = null;
+    this.heldCount--;
+    return true;
+  }
+
+  /** The entries this consumer holds, in no particular order. */
+  held(): Entry[] {
+    const entries: Entry[] = [];
+    for (let entry = this.heldHead; entry !== null; entry = entry.heldNext) entries.push(entry);
+    return entries;
+  }
+
+  /** Forgets every entry held without touching them (the subscription is being disposed of); returns how many. */
+  dropAll(): number {
+    const count = this.heldCount;
+    this.heldHead = null;
+    this.heldCount = 0;
+    return count;
+  }
+
   get credit(): number {
     if (this.closed || this.paused) return 0;
     if (this.pullCredit !== null) return this.pullCredit;
-    const own = this.options.prefetch === 0 ? Number.POSITIVE_INFINITY : this.options.prefetch - this.inflight.size;
+    const own = this.options.prefetch === 0 ? Number.POSITIVE_INFINITY : this.options.prefetch - this.heldCount;
     const pool = this.options.pool;
     return pool === undefined ? own : Math.min(own, pool.available);
   }
@@ -447,7 +496,7 @@ export class SharedSubscription {
     consumer.leavePool?.();
     this.consumers.delete(consumerId);
     this.consumerList = [...this.consumers.values()];
-    const returned = [...consumer.inflight].sort(newestFirst);
+    const returned = consumer.held().sort(newestFirst);
     for (const entry of returned) this.endLease(entry, null);
     if (this.mode === 'key_shared') {
       for (const [key, state] of this.keys) if (state.owner === consumer && state.inflight === 0) this.releaseKey(key, state);
@@ -594,7 +643,7 @@ export class SharedSubscription {
         cursor.waits.delete(message.offset);
         const key = this.mode === 'key_shared' && message.key !== null ? message.key.toString('latin1') : null;
         const entry = new Entry(cursor, message, this.mode === 'shared' ? attributes.priority : 0, expiresAt, key, deliveries);
-        cursor.entries.set(message.offset, entry);
+        cursor.entries.add(message.offset, entry);
         if (expiresAt <= now) {
           this.expire(entry);
           continue;
@@ -811,10 +860,9 @@ export class SharedSubscription {
 
   private lease(entry: Entry, consumer: ConsumerState, touched: Set<ConsumerState>): void {
     entry.state = 'inflight';
-    entry.consumer = consumer;
+    consumer.hold(entry);
     entry.deliveries++;
     this.leases.start(entry, this.clock.monotonic() + this.settings.ackTimeoutMs);
-    consumer.inflight.add(entry);
     consumer.options.pool?.taken();
     if (consumer.pullCredit !== null) consumer.pullCredit--;
     this.inflightCount++;
@@ -833,7 +881,7 @@ export class SharedSubscription {
   /** Takes an in-flight entry away from its consumer (the outcome decides what happens next). */
   private releaseLease(entry: Entry): void {
     const consumer = entry.consumer;
-    if (consumer !== null && consumer.inflight.delete(entry)) consumer.options.pool?.returned();
+    if (consumer !== null && consumer.release(entry)) consumer.options.pool?.returned();
     this.leases.end(entry);
     entry.consumer = null;
     this.inflightCount--;
@@ -1132,7 +1180,7 @@ export class SharedSubscription {
       clientId: consumer.options.clientId,
       address: consumer.options.address,
       prefetch: consumer.options.prefetch,
-      inflight: consumer.inflight.size,
+      inflight: consumer.inflight,
     }));
   }
 
@@ -1161,8 +1209,8 @@ export class SharedSubscription {
       consumer.leavePool?.();
       consumer.leavePool = null;
       const pool = consumer.options.pool;
-      if (pool !== undefined) for (let held = consumer.inflight.size; held > 0; held--) pool.returned();
-      consumer.inflight.clear();
+      const held = consumer.dropAll();
+      if (pool !== undefined) for (let count = held; count > 0; count--) pool.returned();
     }
     this.inflightCount = 0;
     this.close();

@@ -76,12 +76,12 @@ const SETTING_NAMES = Object.keys(defaultSharedGroupSettings);
 /** Body bytes per Deliver push, roughly: small enough that a slow reader's socket holds little past its high-water mark. */
 const PUSH_BYTES = 64 * 1024;
 
-/** Removes and returns the first deliveries of `pending` up to about PUSH_BYTES of bodies (at least one). */
-function takeSlice(pending: Delivery[]): Delivery[] {
+/** Where the push that starts at `from` ends: about PUSH_BYTES of bodies (at least one delivery). */
+function sliceEnd(pending: readonly Delivery[], from: number): number {
   let bytes = 0;
-  let count = 0;
-  while (count < pending.length && (count === 0 || bytes < PUSH_BYTES)) bytes += pending[count++]!.message.body.length;
-  return pending.splice(0, count);
+  let end = from;
+  while (end < pending.length && (end === from || bytes < PUSH_BYTES)) bytes += pending[end++]!.message.body.length;
+  return end;
 }
 
 function toWireDelivery(partition: number, deliveryCount: number, message: StoredMessage): WireDelivery {
@@ -283,14 +283,29 @@ export function nativeHandlers(broker: BrokerCore, options: NativeHandlerOptions
       // read-ahead at once; they go out in pushes of about PUSH_BYTES, and once the socket's unsent output passes its
       // high-water mark the rest wait here and the consumer is paused until the socket drains. So a consumer that does
       // not read cannot make the broker buffer more than the high-water mark and one push in its socket.
-      const pending: Delivery[] = [];
+      let pending: Delivery[] = [];
+      /** How many of `pending` are written. */
+      let sent = 0;
       let waiting = false;
       const send = (): boolean => {
-        while (pending.length > 0) {
-          const slice = takeSlice(pending);
-          const frame = encodePush('Deliver', { group, topic, consumerId, deliveries: slice.map((delivery) => toWireDelivery(delivery.partition, delivery.deliveryCount, delivery.message)) });
-          if (!context.push(frame)) return false;
+        while (sent < pending.length) {
+          const end = sliceEnd(pending, sent);
+          const deliveries: WireDelivery[] = [];
+          for (let index = sent; index < end; index++) {
+            const delivery = pending[index]!;
+            deliveries.push(toWireDelivery(delivery.partition, delivery.deliveryCount, delivery.message));
+          }
+          sent = end;
+          if (!context.push(encodePush('Deliver', { group, topic, consumerId, deliveries }))) {
+            if (sent >= 1024 && sent * 2 >= pending.length) {
+              pending = pending.slice(sent);
+              sent = 0;
+            }
+            return false;
+          }
         }
+        pending = [];
+        sent = 0;
         return true;
       };
       const whenDrained = (): void => {
@@ -314,7 +329,11 @@ export function nativeHandlers(broker: BrokerCore, options: NativeHandlerOptions
         address: context.remoteAddress,
         sink: {
           deliver: (deliveries) => {
-            for (const delivery of deliveries) pending.push(delivery);
+            // The batch is ours to keep (DeliverySink): with nothing unsent it becomes the pending list as it is.
+            if (sent === pending.length) {
+              pending = deliveries;
+              sent = 0;
+            } else for (const delivery of deliveries) pending.push(delivery);
             if (waiting || send()) return;
             waiting = true;
             if (state !== null) state.paused = true;
