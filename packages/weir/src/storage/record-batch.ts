@@ -57,6 +57,11 @@ export interface MessageInput {
   /** A short label for broker-side filtering (at most 255 bytes). */
   tag?: string | null;
   headers?: Headers | null;
+  /**
+   * The headers already encoded (what `encodeHeaders` returns), stored as they are instead of `headers`: for a caller
+   * that holds the encoding anyway, so it is not built twice.
+   */
+  encodedHeaders?: Uint8Array;
   /** Milliseconds since the epoch; defaults to the store time (also when negative: "none" on the wire). */
   timestamp?: number;
   body: Uint8Array | string;
@@ -141,7 +146,7 @@ export function prepareMessage(message: MessageInput): PreparedMessage {
   if (tag !== null && tag.byteLength > 255) {
     throw new WeirError(ErrorCode.InvalidArgument, `message tag must be at most 255 bytes, got ${tag.byteLength}`);
   }
-  const headers = message.headers ? encodeHeaders(message.headers) : null;
+  const headers = message.encodedHeaders ?? (message.headers ? encodeHeaders(message.headers) : null);
   const timestamp = message.timestamp === undefined || message.timestamp < 0 ? -1 : message.timestamp;
   if (!Number.isSafeInteger(timestamp)) {
     throw new WeirError(ErrorCode.InvalidArgument, `message timestamp must be an integer number of milliseconds since the epoch, got ${message.timestamp}`);
@@ -619,39 +624,52 @@ export function forEachMessageSummary(
   }
 }
 
-export function encodeHeaders(headers: Headers): Uint8Array {
+/**
+ * Encodes headers as stored. `extra` (a name and a text value) is added after them, in place of a header of that name:
+ * what a copy with one header set would give, without building the copy.
+ */
+export function encodeHeaders(headers: Headers | null, extra?: readonly [name: string, value: string]): Uint8Array {
   // Measured, then written, with no object per header: every stored message carries headers (AMQP's three at least).
+  const extraName = extra?.[0];
   let count = 0;
   let size = 2;
   for (const name in headers) {
-    const value = headers[name]!;
-    const nameBytes = utf8Length(name);
-    if (nameBytes > 0xffff) throw new WeirError(ErrorCode.InvalidArgument, `header name "${name.slice(0, 40)}…" is over 65535 bytes`);
-    size += 2 + nameBytes + 1 + 4 + (typeof value === 'string' ? utf8Length(value) : value.byteLength);
+    if (name === extraName) continue;
+    size += headerSize(name, headers[name]!);
+    count++;
+  }
+  if (extra !== undefined) {
+    size += headerSize(extra[0], extra[1]);
     count++;
   }
   if (count > 0xffff) throw new WeirError(ErrorCode.InvalidArgument, 'a message may carry at most 65535 headers');
   const out = Buffer.allocUnsafe(size);
   putU16(out, 0, count);
   let cursor = 2;
-  for (const name in headers) {
-    const value = headers[name]!;
-    const nameEnd = putText(out, cursor + 2, name);
-    putU16(out, cursor, nameEnd - cursor - 2);
-    cursor = nameEnd;
-    if (typeof value === 'string') {
-      out[cursor] = 0;
-      const valueEnd = putText(out, cursor + 5, value);
-      putU32(out, cursor + 1, valueEnd - cursor - 5);
-      cursor = valueEnd;
-    } else {
-      out[cursor] = 1;
-      putU32(out, cursor + 1, value.byteLength);
-      out.set(value, cursor + 5);
-      cursor += 5 + value.byteLength;
-    }
-  }
+  for (const name in headers) if (name !== extraName) cursor = putHeader(out, cursor, name, headers[name]!);
+  if (extra !== undefined) putHeader(out, cursor, extra[0], extra[1]);
   return out;
+}
+
+function headerSize(name: string, value: HeaderValue): number {
+  const nameBytes = utf8Length(name);
+  if (nameBytes > 0xffff) throw new WeirError(ErrorCode.InvalidArgument, `header name "${name.slice(0, 40)}…" is over 65535 bytes`);
+  return 2 + nameBytes + 1 + 4 + (typeof value === 'string' ? utf8Length(value) : value.byteLength);
+}
+
+function putHeader(out: Buffer, at: number, name: string, value: HeaderValue): number {
+  const nameEnd = putText(out, at + 2, name);
+  putU16(out, at, nameEnd - at - 2);
+  if (typeof value === 'string') {
+    out[nameEnd] = 0;
+    const valueEnd = putText(out, nameEnd + 5, value);
+    putU32(out, nameEnd + 1, valueEnd - nameEnd - 5);
+    return valueEnd;
+  }
+  out[nameEnd] = 1;
+  putU32(out, nameEnd + 1, value.byteLength);
+  out.set(value, nameEnd + 5);
+  return nameEnd + 5 + value.byteLength;
 }
 
 /** Up to this length, text is measured and copied by a loop: cheaper than a call into the runtime for short ASCII. */

@@ -126,11 +126,23 @@ interface Routed {
   target: string;
   key: number;
   size: number;
+  /** The headers as the bucket stores them (with `weir.target`), once encoded for the append. */
+  encodedHeaders: Uint8Array | null;
+}
+
+function routed(message: MessageInput, target: string, key: number, size: number): Routed {
+  return { message, target, key, size, encodedHeaders: null };
+}
+
+/** The stored form of the item's headers: the message's with `weir.target` set, encoded once. */
+function bucketHeaders(item: Routed): Uint8Array {
+  return (item.encodedHeaders ??= encodeHeaders(item.message.headers ?? null, [TARGET_HEADER, item.target]));
 }
 
 /** The message as a bucket stores it: with the `weir.target` header. */
 function bucketMessage(item: Routed): MessageInput {
-  return { ...item.message, headers: { ...item.message.headers, [TARGET_HEADER]: item.target } };
+  const { id, key, tag, timestamp, body } = item.message;
+  return { id, key, tag, timestamp, body, encodedHeaders: bucketHeaders(item) };
 }
 
 /** What metadata holds per bucket: fine buckets the last delivered entry, coarse ones the next offset to cascade. */
@@ -273,8 +285,13 @@ async function settleAll(work: ReadonlyArray<Promise<unknown>>): Promise<void> {
   for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
 }
 
-/** Consecutive runs of at most DELIVER_BATCH_MESSAGES messages / about DELIVER_BATCH_BYTES. */
-function chunks<T>(items: readonly T[], size: (item: T) => number, maxItems: number, maxBytes: number): T[][] {
+/** Consecutive runs of at most `maxItems` items and about `maxBytes` (`items` itself when it fits in one). */
+function chunks<T>(items: T[], size: (item: T) => number, maxItems: number, maxBytes: number): T[][] {
+  if (items.length <= maxItems) {
+    let total = 0;
+    for (const item of items) total += size(item);
+    if (total <= maxBytes) return [items];
+  }
   const result: T[][] = [];
   let current: T[] = [];
   let bytes = 0;
@@ -417,6 +434,8 @@ export class DelaySchedule {
   private readonly buckets = new Map<string, Bucket>();
   /** Fine and coarse buckets in start order. */
   private readonly fine: Bucket[] = [];
+  /** Fine buckets by start, for routing without building a name per message. */
+  private readonly fineByStart = new Map<number, Bucket>();
   private readonly coarse: Bucket[] = [];
   /** Fine buckets loading or loaded. */
   private readonly loadedBuckets = new Set<Bucket>();
@@ -539,7 +558,7 @@ export class DelaySchedule {
       const key = parseDeliverAt(message.headers?.[DELIVER_AT_HEADER]);
       if (key === null) throw new WeirError(ErrorCode.InvalidArgument, `a delayed message needs a ${DELIVER_AT_HEADER} header holding milliseconds since the epoch`);
       if (key <= now) due.push(message);
-      else later.push({ message, target: targetQueue, key, size: inputSize(message) });
+      else later.push(routed(message, targetQueue, key, inputSize(message)));
     }
     // A target scheduled to again exists again.
     this.dropped.delete(targetQueue);
@@ -596,41 +615,48 @@ export class DelaySchedule {
   }
 
   /**
-   * Which bucket a message due at `key` goes to. A cascade always goes to fine buckets (the coarse one is being
-   * emptied). A fine bucket that already delivered past `key` (only after the wall clock stepped back) cannot take it:
-   * it would sort before the bucket's cursor and be skipped after a restart; the next bucket that has not does.
+   * The start of the fine bucket a message due at `key` goes to. A fine bucket that already delivered past `key` (only
+   * after the wall clock stepped back) cannot take it: it would sort before the bucket's cursor and be skipped after a
+   * restart; the next bucket that has not does.
    */
-  private route(key: number, now: number, cascade: boolean): { level: Level; start: number } {
-    const coarseStart = floorTo(key, this.coarseMs);
-    if (!cascade && coarseStart > now + this.horizonMs) return { level: 'c', start: coarseStart };
+  private fineStart(key: number): number {
     let start = floorTo(key, this.fineMs);
     for (;;) {
-      const bucket = this.buckets.get(bucketName('f', start));
-      if (bucket === undefined || key >= Math.max(bucket.lastKey, bucket.pickedKey)) return { level: 'f', start };
+      const bucket = this.fineByStart.get(start);
+      if (bucket === undefined || key >= Math.max(bucket.lastKey, bucket.pickedKey)) return start;
       start += this.fineMs;
     }
   }
 
-  /** Appends messages to their buckets (grouped, in batches); resolves once all are durable. */
+  /**
+   * Appends messages to their buckets (grouped, in batches); resolves once all are durable. Messages due beyond the
+   * horizon go to coarse buckets, except in a cascade (the coarse one is being emptied into fine ones).
+   */
   private storeRouted(items: readonly Routed[], now: number, cascade: boolean): Promise<void> {
-    const groups = new Map<string, { level: Level; start: number; items: Routed[] }>();
+    // Grouped by bucket start, without a name or an object per message: a burst of delayed publishes routes each one.
+    const fine = new Map<number, Routed[]>();
+    const coarse = new Map<number, Routed[]>();
     for (const item of items) {
-      const { level, start } = this.route(item.key, now, cascade);
-      const name = bucketName(level, start);
-      let group = groups.get(name);
-      if (group === undefined) groups.set(name, (group = { level, start, items: [] }));
-      group.items.push(item);
+      const coarseStart = floorTo(item.key, this.coarseMs);
+      const toCoarse = !cascade && coarseStart > now + this.horizonMs;
+      const groups = toCoarse ? coarse : fine;
+      const start = toCoarse ? coarseStart : this.fineStart(item.key);
+      const group = groups.get(start);
+      if (group === undefined) groups.set(start, [item]);
+      else group.push(item);
     }
     const appends: Promise<void>[] = [];
-    for (const group of groups.values()) {
-      for (const chunk of chunks(group.items, (item) => item.size, APPEND_BATCH_MESSAGES, APPEND_BATCH_BYTES)) {
-        appends.push(this.appendChunk(group.level, group.start, chunk, now, cascade));
+    for (const [level, groups] of [['f', fine], ['c', coarse]] as const) {
+      for (const [start, group] of groups) {
+        for (const chunk of chunks(group, (item) => item.size, APPEND_BATCH_MESSAGES, APPEND_BATCH_BYTES)) {
+          appends.push(this.appendChunk(level, start, chunk, now, cascade));
+        }
       }
     }
     return settleAll(appends);
   }
 
-  private async appendChunk(level: Level, start: number, items: Routed[], now: number, cascade: boolean): Promise<void> {
+  private async appendChunk(level: Level, start: number, items: readonly Routed[], now: number, cascade: boolean): Promise<void> {
     // Registered before the first await, so a round running meanwhile cannot deliver past these messages.
     const id = this.nextInflightId++;
     let minKey = Infinity;
@@ -715,11 +741,13 @@ export class DelaySchedule {
 
   private addBucket(bucket: Bucket): void {
     this.buckets.set(bucket.name, bucket);
+    if (bucket.level === 'f') this.fineByStart.set(bucket.start, bucket);
     insertSorted(bucket.level === 'f' ? this.fine : this.coarse, bucket);
   }
 
   private removeBucket(bucket: Bucket): void {
     if (this.buckets.get(bucket.name) === bucket) this.buckets.delete(bucket.name);
+    if (this.fineByStart.get(bucket.start) === bucket) this.fineByStart.delete(bucket.start);
     removeSorted(bucket.level === 'f' ? this.fine : this.coarse, bucket);
     this.loadedBuckets.delete(bucket);
     this.dirty.delete(bucket);
@@ -897,7 +925,7 @@ export class DelaySchedule {
       id: toBytes(message.id),
       key: message.key === undefined || message.key === null ? null : toBytes(message.key),
       tag: message.tag === undefined || message.tag === null ? null : Buffer.from(message.tag, 'utf8'),
-      headers: encodeHeaders({ ...message.headers, [TARGET_HEADER]: item.target }),
+      headers: bucketHeaders(item),
       body: toBytes(message.body),
     };
     if (this.arena.bytes + MessageArena.recordBytes(fields) > this.readAheadBytes) return -1;
@@ -1002,7 +1030,7 @@ export class DelaySchedule {
           const { target, deliverAt, input } = this.toInput(message);
           if (target === null) untargeted++;
           if (target === null || this.dropped.has(target)) continue;
-          items.push({ message: input, target, key: this.keyOf(deliverAt, bucket, message.offset), size: storedSize(message) });
+          items.push(routed(input, target, this.keyOf(deliverAt, bucket, message.offset), storedSize(message)));
         }
         if (untargeted > 0) this.logger.warn({ bucket: bucket.name, messages: untargeted }, `dropping delayed messages without a ${TARGET_HEADER} header`);
         if (items.length > 0) await this.storeRouted(items, this.clock.now(), true);
@@ -1548,7 +1576,7 @@ export class DelaySchedule {
   // ---- immediate delivery ------------------------------------------------------------------------------------------
 
   /** Delivers messages that are already due, in batches issued in order; rejects if any batch failed. */
-  private deliverAll(target: string, messages: readonly MessageInput[]): Promise<void> {
+  private deliverAll(target: string, messages: MessageInput[]): Promise<void> {
     return settleAll(chunks(messages, inputSize, DELIVER_BATCH_MESSAGES, DELIVER_BATCH_BYTES).map((batch) => this.callDeliver(target, batch)));
   }
 }
