@@ -1,3 +1,4 @@
+import v8 from 'node:v8';
 import type { Command } from 'commander';
 import { type BrokerConfig, ConfigError, kebab, resolveConfig, settings } from '../server/config.js';
 import { WeirServer } from '../server/weir-server.js';
@@ -23,6 +24,8 @@ export function registerServe(program: Command): void {
       }
       throw error;
     }
+    // Process-wide, so only here and not in WeirServer.start: an application embedding the broker keeps its own policy.
+    if (config.heapGrowthPercent > 0) v8.setFlagsFromString(`--heap-growing-percent=${config.heapGrowthPercent}`);
     const server = await WeirServer.start({ ...config, inMemory: options.inMemory === true });
     // The one line a person (or a script waiting for the port) reads: where it listens and where the data is.
     process.stdout.write(`weir ${server.version} listening on ${config.host === '::' ? 'localhost' : config.host}:${server.port}, AMQP on port ${server.amqpPort}, data in ${options.inMemory ? '(memory)' : server.dataDir}\n`);
