@@ -440,7 +440,8 @@ test('a paused consumer gets nothing until it is resumed', async () => {
   await broker.close();
 });
 
-test('a CreditPool limits consumers of several groups together; credit coming back lets the others go on', async () => {
+/** Consumer `a` of group ga on `jobs` and `b` of group gb on `other`, both drawing on one CreditPool of 2. */
+async function twoGroupsSharingAPool() {
   const { broker } = await setup();
   await broker.createTopic('other', 1);
   const pool = new CreditPool(2);
@@ -449,6 +450,11 @@ test('a CreditPool limits consumers of several groups together; credit coming ba
   const base = { mode: 'shared' as const, prefetch: 0, pool, clientId: 't', address: 'a' };
   broker.subscribe({ ...base, group: 'ga', topic: 'jobs', consumerId: 'a', sink: a.sink });
   broker.subscribe({ ...base, group: 'gb', topic: 'other', consumerId: 'b', sink: b.sink });
+  return { broker, pool, a, b };
+}
+
+test('a CreditPool limits consumers of several groups together; credit coming back lets the others go on', async () => {
+  const { broker, pool, a, b } = await twoGroupsSharingAPool();
   await produce(broker, 'jobs', ['a1', 'a2', 'a3']);
   await produce(broker, 'other', ['b1']);
   await settle();
@@ -464,14 +470,7 @@ test('a CreditPool limits consumers of several groups together; credit coming ba
 });
 
 test('deleting a group gives back the pool credit its consumers held, without redelivering', async () => {
-  const { broker } = await setup();
-  await broker.createTopic('other', 1);
-  const pool = new CreditPool(2);
-  const a = recorder();
-  const b = recorder();
-  const base = { mode: 'shared' as const, prefetch: 0, pool, clientId: 't', address: 'a' };
-  broker.subscribe({ ...base, group: 'ga', topic: 'jobs', consumerId: 'a', sink: a.sink });
-  broker.subscribe({ ...base, group: 'gb', topic: 'other', consumerId: 'b', sink: b.sink });
+  const { broker, pool, a, b } = await twoGroupsSharingAPool();
   await produce(broker, 'jobs', ['a1', 'a2', 'a3']);
   await settle();
   assert.equal(pool.inflight, 2);
