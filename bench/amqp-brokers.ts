@@ -3,15 +3,16 @@
  * and RabbitMQ (a node of its own per broker entry, through RabbitMqProcess) with quorum or classic queues. The suite
  * starts each (amqp.ts says when); every workload declares a queue of its own on it and deletes it afterwards.
  */
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
-import { BrokerProcess, buildBroker, type Code, type ProcessSample } from './broker-process.js';
+import { BrokerProcess, buildBroker, type Code, type ProcessSample, sampleProcess } from './broker-process.js';
 import { type ServerInfo, waitForAmqp } from './amqp-client.js';
 import { ensureRabbitMqInstalled, freePorts, isAlive, RabbitMqProcess, rabbitMqPackageVersion } from './rabbitmq.js';
-import { errorText, formatNumber, now } from './report.js';
+import { errorText, formatNumber, now, repoRoot } from './report.js';
 
-export const BROKER_NAMES = ['weir', 'rabbitmq-quorum', 'rabbitmq-classic'] as const;
+export const BROKER_NAMES = ['weir', 'rabbitmq-quorum', 'rabbitmq-classic', 'floor'] as const;
 export type BrokerName = (typeof BROKER_NAMES)[number];
 
 export interface BrokerStopInfo {
@@ -53,7 +54,9 @@ const AMQP_READY_SECONDS = 60;
 const WEIR_AMQP_READY_SECONDS = 15;
 
 export async function startBroker(name: BrokerName, options: BrokerOptions): Promise<Broker> {
-  return name === 'weir' ? startWeir(options) : startRabbitMq(name, options);
+  if (name === 'weir') return startWeir(options);
+  if (name === 'floor') return startFloor(options);
+  return startRabbitMq(name, options);
 }
 
 let weirBuilt = false;
@@ -141,6 +144,66 @@ async function startRabbitMq(name: Exclude<BrokerName, 'weir'>, options: BrokerO
     async stop() {
       const stop = await node.stop();
       return { shutdownSeconds: stop.shutdownSeconds, killed: stop.killed };
+    },
+  };
+}
+
+/**
+ * The null broker (amqp-null-broker.ts): queues in memory, no disk, confirms at once. What the clients reach against
+ * it is the most any broker could reach with them on this machine, the bound on every other column.
+ */
+async function startFloor(options: BrokerOptions): Promise<Broker> {
+  const began = now();
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench/amqp-null-broker.ts')], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (text: string) => (output = (output + text).slice(-4000)));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the null broker did not report its port within 30 s\n${output}`)), 30_000);
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (text: string) => {
+      const match = /port (\d+)/.exec(text);
+      if (match === null) return;
+      clearTimeout(timer);
+      resolve(Number(match[1]));
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the null broker exited (${code}) before listening\n${output}`));
+    });
+  });
+  const pid = child.pid!;
+  const url = `amqp://guest:guest@127.0.0.1:${port}`;
+  const samples: ProcessSample[] = [];
+  const sample = (): ProcessSample | null => {
+    const taken = sampleProcess(pid);
+    if (taken !== null) samples.push(taken);
+    return taken;
+  };
+  const timer = setInterval(sample, options.sampleIntervalMs);
+  timer.unref();
+  sample();
+  const server = await waitForAmqp(url, 15, () => (isAlive(pid) ? null : 'the null broker exited'));
+  return {
+    name: 'floor',
+    url,
+    server: { product: server.product, version: 'in memory, no disk' },
+    setup: 'bench/amqp-null-broker.ts: queues as arrays in memory, nothing on disk, a publish confirmed as soon as it is read — what the clients alone reach on this machine',
+    startSeconds: now() - began,
+    queueArguments: {},
+    dataDir: '/nonexistent',
+    samples,
+    sample,
+    alive: () => isAlive(pid),
+    diagnostics: () => output,
+    async stop() {
+      clearInterval(timer);
+      const stopping = now();
+      child.kill('SIGTERM');
+      const killed = await Promise.race([exited.then(() => false), new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 5000).unref())]);
+      if (killed) child.kill('SIGKILL');
+      return { shutdownSeconds: now() - stopping, killed };
     },
   };
 }

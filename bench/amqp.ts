@@ -1,7 +1,7 @@
 /**
  * AMQP 0-9-1 benchmark: Weir's AMQP front end side by side with RabbitMQ, in one run, same client, same machine.
  *
- *   npm run bench -- amqp                                   full run (about 5½ minutes on 2 cores, all three brokers)
+ *   npm run bench -- amqp                                   full run (about 6½ minutes on 2 cores, all four brokers)
  *   npm run bench -- amqp --quick                           smoke run (about 25 s per broker)
  *   npm run bench -- amqp --brokers rabbitmq-quorum --only latency
  *   npm run bench -- amqp --help                            flags
@@ -15,6 +15,10 @@
  *   own (bench/rabbitmq.ts), queues with `x-queue-type: quorum` (Raft-replicated queues, what RabbitMQ recommends for
  *   data that must survive; on one node a single replica, still fsyncing its log before confirming).
  * - rabbitmq-classic: the same, a fresh node, `x-queue-type: classic` durable queues, for reference.
+ * - floor: a null broker (bench/amqp-null-broker.ts) that keeps queues in memory, writes nothing and confirms a
+ *   publish as soon as it is read. It is not a broker to compare with but the bound on every comparison: what the
+ *   clients alone reach on this machine, through the same harness. "floor vs quorum" is the most any broker could
+ *   reach against quorum here, so a target above it is set by the client, not by the broker under test.
  * A broker that fails to start, or a workload that fails on it, is reported as FAILED with its error; the run goes
  * on with the next workload and broker.
  *
@@ -73,7 +77,7 @@ interface Parameters extends WorkloadParameters {
 const USAGE = `usage: npm run bench -- amqp [flags]
 
   --quick              smoke run: 10,000 messages per publish/consume, 20,000-message backlog, 2 s latency windows
-  --brokers <list>     comma-separated, from ${BROKER_NAMES.join(', ')} (default: all three, in that order)
+  --brokers <list>     comma-separated, from ${BROKER_NAMES.join(', ')} (default: all four, in that order)
   --only <ids>         comma-separated substrings of workload ids: publish-100b, publish-1kib, consume, latency-1k,
                        latency-5k, backlog (so --only publish runs both sizes)
   --count <n>          messages per publish and consume measurement (default 200,000; quick 10,000)
@@ -177,9 +181,9 @@ function cell(measurement: Measurement | undefined, row: Row): string {
   return `${row.format(value)}${measurement.problems.length > 0 ? ' *' : ''}${disturbed(measurement) ? ' ~' : ''}`;
 }
 
-/** Weir against RabbitMQ-quorum, as a factor where above 1 means Weir does better. */
-function ratio(weir: Measurement | undefined, quorum: Measurement | undefined, row: Row): number | null {
-  const a = weir?.status === 'ok' ? weir.figures[row.figure] : undefined;
+/** `broker` against RabbitMQ-quorum, as a factor where above 1 means `broker` does better. */
+function ratio(broker: Measurement | undefined, quorum: Measurement | undefined, row: Row): number | null {
+  const a = broker?.status === 'ok' ? broker.figures[row.figure] : undefined;
   const b = quorum?.status === 'ok' ? quorum.figures[row.figure] : undefined;
   if (a === undefined || b === undefined || !(a > 0) || !(b > 0)) return null;
   return row.better === 'higher' ? a / b : b / a;
@@ -188,7 +192,7 @@ function ratio(weir: Measurement | undefined, quorum: Measurement | undefined, r
 interface Comparison {
   columns: Column[];
   cells: string[][];
-  rows: Array<{ workload: string; label: string; figure: string; better: string; values: Record<string, number | null>; weirVsQuorum: number | null }>;
+  rows: Array<{ workload: string; label: string; figure: string; better: string; values: Record<string, number | null>; weirVsQuorum: number | null; floorVsQuorum: number | null }>;
 }
 
 function compare(params: Parameters, measurements: readonly Measurement[]): Comparison {
@@ -197,18 +201,24 @@ function compare(params: Parameters, measurements: readonly Measurement[]): Comp
   const showRatio = params.brokers.includes('weir') && params.brokers.includes('rabbitmq-quorum');
   const columns: Column[] = [{ title: 'workload' }, ...params.brokers.map((name) => ({ title: name, align: 'right' as const }))];
   if (showRatio) columns.push({ title: 'Weir vs quorum', align: 'right' });
+  // The floor's own factor is the cap on Weir's: no broker served through these clients can do better.
+  const showFloor = params.brokers.includes('floor') && params.brokers.includes('rabbitmq-quorum');
+  if (showFloor) columns.push({ title: 'floor vs quorum', align: 'right' });
+  const factorText = (factor: number | null): string => (factor === null ? '-' : `${formatNumber(factor, 2)}×`);
   const result: Comparison = { columns, cells: [], rows: [] };
   for (const row of rowsFor(params).filter((entry) => ran.has(entry.workload))) {
     const factor = ratio(find(row.workload, 'weir'), find(row.workload, 'rabbitmq-quorum'), row);
+    const floorFactor = ratio(find(row.workload, 'floor'), find(row.workload, 'rabbitmq-quorum'), row);
     const cells = [row.label, ...params.brokers.map((name) => cell(find(row.workload, name), row))];
-    if (showRatio) cells.push(factor === null ? '-' : `${formatNumber(factor, 2)}×`);
+    if (showRatio) cells.push(factorText(factor));
+    if (showFloor) cells.push(row.figure === 'peakRssBytes' ? '-' : factorText(floorFactor));
     result.cells.push(cells);
     const values: Record<string, number | null> = {};
     for (const name of params.brokers) {
       const measurement = find(row.workload, name);
       values[name] = measurement?.status === 'ok' ? (measurement.figures[row.figure] ?? null) : null;
     }
-    result.rows.push({ workload: row.workload, label: row.label, figure: row.figure, better: row.better, values, weirVsQuorum: factor });
+    result.rows.push({ workload: row.workload, label: row.label, figure: row.figure, better: row.better, values, weirVsQuorum: factor, floorVsQuorum: row.figure === 'peakRssBytes' ? null : floorFactor });
   }
   return result;
 }
@@ -359,6 +369,7 @@ async function run(args: readonly string[]): Promise<void> {
       rss: 'bytes; RabbitMQ: summed over beam.smp and its helper processes',
       cpu: 'share of one core over the measured window (1 = 100%)',
       weirVsQuorum: 'factor, above 1 = Weir better: throughput Weir ÷ quorum, latency and memory quorum ÷ Weir',
+      floorVsQuorum: 'the same factor for the null broker (floor): the most any broker could reach with these clients on this machine',
     },
     parameters: params,
     setup: { clients, transport: 'TCP over loopback (127.0.0.1), AMQP 0-9-1, user guest', brokers },
@@ -382,7 +393,7 @@ async function run(args: readonly string[]): Promise<void> {
     '',
     markdownTable(comparison.columns, comparison.cells),
     '',
-    'Weir vs quorum: above 1× means Weir does better (throughput: Weir ÷ quorum; latency and RSS: quorum ÷ Weir). `*`: a check failed; `~`: disturbed by other processes (see below). CPU is a share of one core, over the measured window (backlog: the drain).',
+    'Weir vs quorum: above 1× means Weir does better (throughput: Weir ÷ quorum; latency and RSS: quorum ÷ Weir). floor: a null broker (memory only, no disk, confirms at once), so floor vs quorum is the most any broker could reach with these clients here. `*`: a check failed; `~`: disturbed by other processes (see below). CPU is a share of one core, over the measured window (backlog: the drain).',
     '',
     markdownTable(cpu.columns, cpu.cells),
     '',
@@ -394,7 +405,7 @@ async function run(args: readonly string[]): Promise<void> {
   console.log();
   console.log(formatTable(comparison.columns, comparison.cells));
   console.log();
-  console.log('Weir vs quorum: above 1× means Weir does better (throughput: Weir ÷ quorum; latency and RSS: quorum ÷ Weir). *: a check failed; ~: disturbed by other processes (see below).');
+  console.log('Weir vs quorum: above 1× means Weir does better (throughput: Weir ÷ quorum; latency and RSS: quorum ÷ Weir). floor: a null broker (memory only, no disk, confirms at once), so floor vs quorum is the most any broker could reach with these clients here. *: a check failed; ~: disturbed by other processes (see below).');
   console.log();
   console.log(formatTable(cpu.columns, cpu.cells));
   if (notes.length > 0) {
