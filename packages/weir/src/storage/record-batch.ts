@@ -761,8 +761,8 @@ function bytesOfName(name: string): Buffer {
   return bytes;
 }
 
-/** The layout encodedHeader walks with: lookups run to completion one at a time, so one serves them all. */
-const lookupLayout = new HeaderLayout();
+/** encodedHeader's one name, in the list locateHeaderValues takes (lookups run to completion one at a time). */
+const singleName: Uint8Array[] = [new Uint8Array(0)];
 
 /**
  * The value of header `name` (the last one when it repeats, as in decodeHeaders), found by comparing name bytes
@@ -770,67 +770,67 @@ const lookupLayout = new HeaderLayout();
  * DATA_DAMAGED on a malformed list.
  */
 export function encodedHeader(encoded: Buffer, name: string): string | Buffer | undefined {
-  // Runs several times for every message delivered: a plain loop, no closure, names compared byte by byte in place.
-  const count = headerCount(encoded);
-  if (count === 0) return undefined;
-  const wanted = bytesOfName(name);
-  const layout = lookupLayout;
-  let found = -1;
-  let foundEnd = 0;
-  let foundString = false;
-  let cursor = 2;
-  for (let index = 0; index < count; index++) {
-    cursor = locateHeader(encoded, cursor, layout);
-    if (layout.nameEnd - layout.nameAt === wanted.byteLength && sameBytes(encoded, layout.nameAt, wanted)) {
-      found = layout.nameEnd + 5;
-      foundEnd = layout.valueEnd;
-      foundString = layout.isString;
-    }
-  }
-  if (found < 0) return undefined;
-  return foundString ? encoded.toString('utf8', found, foundEnd) : encoded.subarray(found, foundEnd);
+  singleName[0] = bytesOfName(name);
+  const values = singleValue;
+  encodedHeaderValues(encoded, singleName, values);
+  return values[0];
 }
 
-/** Most names encodedHeaderValues looks up in one walk. */
-const MAX_LOOKUP_NAMES = 8;
+const singleValue: Array<string | Buffer | undefined> = [undefined];
+
+/** Most names locateHeaderValues looks up in one walk. */
+export const MAX_LOOKUP_NAMES = 8;
 /** Per looked-up name: where its value starts (-1: absent), ends, and whether it is text. */
 const lookupFound = new Int32Array(MAX_LOOKUP_NAMES * 3);
 
 /**
- * Several headers in one walk: `values[i]` becomes what `encodedHeader` would return for the name whose UTF-8 bytes
- * are `names[i]` (callers encode their names once). For the delivery path, which wants three or two headers of every
- * message: one walk instead of one per name, no allocation besides the values. At most MAX_LOOKUP_NAMES names.
- * Throws DATA_DAMAGED on a malformed list.
+ * Where several headers' values lie, in one walk: for the name whose UTF-8 bytes are `names[i]`, `found[3i]` becomes
+ * where its (last) value starts in `encoded`, or -1 when absent; `found[3i + 1]` where it ends; `found[3i + 2]` 1 when
+ * it is text, else 0. The delivery path's lookup (several headers of every message): bounds are read and checked
+ * inline, with no object, no call per header and nothing allocated. Throws DATA_DAMAGED on a malformed list.
  */
-export function encodedHeaderValues(encoded: Buffer, names: readonly Uint8Array[], values: Array<string | Buffer | undefined>): void {
+export function locateHeaderValues(encoded: Buffer, names: readonly Uint8Array[], found: Int32Array): void {
   const wanted = names.length;
-  if (wanted > MAX_LOOKUP_NAMES) throw new RangeError(`encodedHeaderValues looks up at most ${MAX_LOOKUP_NAMES} names, not ${wanted}`);
+  if (wanted > MAX_LOOKUP_NAMES || found.length < 3 * wanted) throw new RangeError(`locateHeaderValues looks up at most ${MAX_LOOKUP_NAMES} names, with 3 slots each`);
   const count = headerCount(encoded);
-  for (let i = 0; i < wanted; i++) lookupFound[3 * i] = -1;
-  const layout = lookupLayout;
+  for (let i = 0; i < wanted; i++) found[3 * i] = -1;
+  const size = encoded.byteLength;
   let cursor = 2;
   for (let index = 0; index < count; index++) {
-    cursor = locateHeader(encoded, cursor, layout);
-    const length = layout.nameEnd - layout.nameAt;
+    // The same layout and checks as locateHeader.
+    if (cursor + 2 > size) throw damaged('header name length is truncated');
+    const length = encoded[cursor]! | (encoded[cursor + 1]! << 8);
+    const nameAt = cursor + 2;
+    const nameEnd = nameAt + length;
+    if (nameEnd + 5 > size) throw damaged('header is truncated');
+    const valueEnd = nameEnd + 5 + (encoded[nameEnd + 1]! | (encoded[nameEnd + 2]! << 8) | (encoded[nameEnd + 3]! << 16)) + encoded[nameEnd + 4]! * 0x1000000;
+    if (valueEnd > size) throw damaged('header value is truncated');
     for (let i = 0; i < wanted; i++) {
       const name = names[i]!;
-      if (length !== name.byteLength || !sameBytes(encoded, layout.nameAt, name)) continue;
-      lookupFound[3 * i] = layout.nameEnd + 5;
-      lookupFound[3 * i + 1] = layout.valueEnd;
-      lookupFound[3 * i + 2] = layout.isString ? 1 : 0;
+      if (length !== name.byteLength) continue;
+      let same = 0;
+      while (same < length && encoded[nameAt + same] === name[same]) same++;
+      if (same < length) continue;
+      found[3 * i] = nameEnd + 5;
+      found[3 * i + 1] = valueEnd;
+      found[3 * i + 2] = encoded[nameEnd] === 0 ? 1 : 0;
     }
-  }
-  for (let i = 0; i < wanted; i++) {
-    const found = lookupFound[3 * i]!;
-    const end = lookupFound[3 * i + 1]!;
-    values[i] = found < 0 ? undefined : lookupFound[3 * i + 2] === 1 ? encoded.toString('utf8', found, end) : encoded.subarray(found, end);
+    cursor = valueEnd;
   }
 }
 
-/** Whether `source` holds `wanted` at `at` (the caller checked the lengths). */
-function sameBytes(source: Buffer, at: number, wanted: Uint8Array): boolean {
-  for (let i = 0; i < wanted.byteLength; i++) if (source[at + i] !== wanted[i]) return false;
-  return true;
+/**
+ * Several headers in one walk: `values[i]` becomes what `encodedHeader` would return for the name whose UTF-8 bytes
+ * are `names[i]` (callers encode their names once). At most MAX_LOOKUP_NAMES names. Throws DATA_DAMAGED on a
+ * malformed list.
+ */
+export function encodedHeaderValues(encoded: Buffer, names: readonly Uint8Array[], values: Array<string | Buffer | undefined>): void {
+  locateHeaderValues(encoded, names, lookupFound);
+  for (let i = 0; i < names.length; i++) {
+    const at = lookupFound[3 * i]!;
+    const end = lookupFound[3 * i + 1]!;
+    values[i] = at < 0 ? undefined : lookupFound[3 * i + 2] === 1 ? (at === end ? '' : encoded.toString('utf8', at, end)) : encoded.subarray(at, end);
+  }
 }
 
 /** One header as stored: its value is a view into the encoded list (UTF-8 text when `isString`). */

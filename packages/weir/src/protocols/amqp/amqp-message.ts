@@ -1,6 +1,6 @@
 import { Attribute } from '../../broker/queue/message-attributes.js';
 import type { DeadLetterCause, DeadLetterFormatter } from '../../broker/vhost/virtual-hosts.js';
-import { decodeHeaders, encodedHeaderValues, type HeaderValue, type MessageInput, type StoredMessage } from '../../storage/record-batch.js';
+import { decodeHeaders, locateHeaderValues, type HeaderValue, type MessageInput, type StoredMessage } from '../../storage/record-batch.js';
 import { type BasicProperties, decodeProperties, encodeProperties, Field, type FieldTable, type FieldValue, fieldToJs, tableToJs } from './codec/index.js';
 
 /**
@@ -60,7 +60,52 @@ export interface DeliveryParts {
 const EMPTY_PROPERTIES = encodeProperties({});
 /** What deliveryParts looks up, as UTF-8, and where it finds them (reused: deliveries are encoded one at a time). */
 const DELIVERY_HEADER_NAMES = [StoredHeader.exchange, StoredHeader.routingKey, StoredHeader.properties].map((name) => Buffer.from(name, 'utf8'));
-const deliveryHeaderValues: Array<string | Buffer | undefined> = [undefined, undefined, undefined];
+const deliveryHeaderAt = new Int32Array(3 * DELIVERY_HEADER_NAMES.length);
+
+/** Longest value RecentValue keeps: beyond it, comparing may cost more than decoding. */
+const MAX_RECENT_BYTES = 512;
+
+/**
+ * The text or bytes last taken from a stored header, given again while the next message's bytes are the same. The
+ * messages of a queue mostly share their exchange, routing key and properties, and comparing a few dozen bytes costs
+ * less than a new string or Buffer view for every delivery.
+ */
+class RecentValue {
+  private bytes = Buffer.alloc(0);
+  private text = '';
+
+  textOf(source: Buffer, at: number, end: number): string {
+    if (end - at > MAX_RECENT_BYTES) return source.toString('utf8', at, end);
+    if (!this.holds(source, at, end)) {
+      this.keep(source, at, end);
+      this.text = source.toString('utf8', at, end);
+    }
+    return this.text;
+  }
+
+  /** The bytes as a Buffer of this object's own, so it may outlive `source`. */
+  bytesOf(source: Buffer, at: number, end: number): Buffer {
+    if (end - at > MAX_RECENT_BYTES) return source.subarray(at, end);
+    if (!this.holds(source, at, end)) this.keep(source, at, end);
+    return this.bytes;
+  }
+
+  private holds(source: Buffer, at: number, end: number): boolean {
+    const kept = this.bytes;
+    if (end - at !== kept.length) return false;
+    for (let i = 0; i < kept.length; i++) if (source[at + i] !== kept[i]) return false;
+    return true;
+  }
+
+  private keep(source: Buffer, at: number, end: number): void {
+    this.bytes = Buffer.allocUnsafe(end - at);
+    source.copy(this.bytes, 0, at, end);
+  }
+}
+
+const recentExchange = new RecentValue();
+const recentRoutingKey = new RecentValue();
+const recentProperties = new RecentValue();
 
 /**
  * What a basic.deliver needs from a stored message. Messages that did not come through AMQP (a Weir producer on a
@@ -68,17 +113,16 @@ const deliveryHeaderValues: Array<string | Buffer | undefined> = [undefined, und
  * headers as AMQP headers.
  */
 export function deliveryParts(message: StoredMessage, topic: string): DeliveryParts {
-  if (message.headers.length === 0) return { exchange: '', routingKey: topic, rawProperties: EMPTY_PROPERTIES };
+  const stored = message.headers;
+  if (stored.length === 0) return { exchange: '', routingKey: topic, rawProperties: EMPTY_PROPERTIES };
   // The delivery hot path: the three headers found in place in one walk, not the whole list decoded into a record.
-  encodedHeaderValues(message.headers, DELIVERY_HEADER_NAMES, deliveryHeaderValues);
-  const exchange = deliveryHeaderValues[0];
-  const routingKey = deliveryHeaderValues[1];
-  const raw = deliveryHeaderValues[2];
-  if (raw !== undefined) {
+  const at = deliveryHeaderAt;
+  locateHeaderValues(stored, DELIVERY_HEADER_NAMES, at);
+  if (at[6]! >= 0) {
     return {
-      exchange: String(exchange ?? ''),
-      routingKey: String(routingKey ?? ''),
-      rawProperties: Buffer.isBuffer(raw) ? raw : Buffer.from(raw),
+      exchange: at[0]! < 0 ? '' : recentExchange.textOf(stored, at[0]!, at[1]!),
+      routingKey: at[3]! < 0 ? '' : recentRoutingKey.textOf(stored, at[3]!, at[4]!),
+      rawProperties: recentProperties.bytesOf(stored, at[6]!, at[7]!),
     };
   }
   const headers = decodeHeaders(message.headers);
