@@ -761,8 +761,9 @@ function bytesOfName(name: string): Buffer {
   return bytes;
 }
 
-/** encodedHeader's one name, in the list locateHeaderValues takes (lookups run to completion one at a time). */
+/** encodedHeader's one name and its value, as encodedHeaderValues takes them (lookups run one at a time). */
 const singleName: Uint8Array[] = [new Uint8Array(0)];
+const singleValue: Array<string | Buffer | undefined> = [undefined];
 
 /**
  * The value of header `name` (the last one when it repeats, as in decodeHeaders), found by comparing name bytes
@@ -771,15 +772,12 @@ const singleName: Uint8Array[] = [new Uint8Array(0)];
  */
 export function encodedHeader(encoded: Buffer, name: string): string | Buffer | undefined {
   singleName[0] = bytesOfName(name);
-  const values = singleValue;
-  encodedHeaderValues(encoded, singleName, values);
-  return values[0];
+  encodedHeaderValues(encoded, singleName, singleValue);
+  return singleValue[0];
 }
 
-const singleValue: Array<string | Buffer | undefined> = [undefined];
-
 /** Most names locateHeaderValues looks up in one walk. */
-export const MAX_LOOKUP_NAMES = 8;
+const MAX_LOOKUP_NAMES = 8;
 /** Per looked-up name: where its value starts (-1: absent), ends, and whether it is text. */
 const lookupFound = new Int32Array(MAX_LOOKUP_NAMES * 3);
 
