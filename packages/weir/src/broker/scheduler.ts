@@ -1,4 +1,4 @@
-import type { ManualClock } from '../core/clock.js';
+import type { Clock, ManualClock } from '../core/clock.js';
 
 /** An opaque handle of a scheduled callback. */
 export interface TimerHandle {
@@ -14,6 +14,42 @@ export interface Scheduler {
   /** `background` timers (periodic housekeeping) do not keep the process alive on their own. */
   setTimeout(callback: () => void, delayMs: number, options?: { background?: boolean }): TimerHandle;
   clearTimeout(handle: TimerHandle): void;
+}
+
+/**
+ * One background timer that runs `wake` at the earliest time asked of it (monotonic ms): an earlier request replaces
+ * the pending timer, a later one is left to it. The timer is spent before `wake` runs, so `wake` re-arms for what is
+ * left. For structures that keep many deadlines behind one timer and re-check on waking, which makes a timer that
+ * fires early harmless.
+ */
+export class WakeUp {
+  private timer: TimerHandle | null = null;
+  private due = Infinity;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly scheduler: Scheduler,
+    private readonly wake: () => void,
+  ) {}
+
+  at(due: number): void {
+    if (due >= this.due) return;
+    if (this.timer !== null) this.scheduler.clearTimeout(this.timer);
+    this.due = due;
+    this.timer = this.scheduler.setTimeout(() => this.fire(), due - this.clock.monotonic(), { background: true });
+  }
+
+  cancel(): void {
+    if (this.timer !== null) this.scheduler.clearTimeout(this.timer);
+    this.timer = null;
+    this.due = Infinity;
+  }
+
+  private fire(): void {
+    this.timer = null;
+    this.due = Infinity;
+    this.wake();
+  }
 }
 
 class SystemTimer implements TimerHandle {

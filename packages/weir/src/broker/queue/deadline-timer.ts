@@ -1,5 +1,5 @@
 import type { Clock } from '../../core/clock.js';
-import type { Scheduler, TimerHandle } from '../scheduler.js';
+import { type Scheduler, WakeUp } from '../scheduler.js';
 
 interface Slot<K> {
   key: K;
@@ -31,14 +31,15 @@ const COMPACT_SLACK = 1024;
 export class DeadlineTimer<K> {
   private readonly slots = new Map<K, Slot<K>>();
   private heap: Array<Entry<K>> = [];
-  private timer: TimerHandle | null = null;
-  private timerDue = Infinity;
+  private readonly wakeUp: WakeUp;
 
   constructor(
     private readonly clock: Clock,
-    private readonly scheduler: Scheduler,
+    scheduler: Scheduler,
     private readonly fire: (keys: K[]) => void,
-  ) {}
+  ) {
+    this.wakeUp = new WakeUp(clock, scheduler, () => this.run());
+  }
 
   /** Sets (or moves, earlier or later) the key's deadline, in monotonic milliseconds. */
   set(key: K, due: number): void {
@@ -68,16 +69,12 @@ export class DeadlineTimer<K> {
 
   /** Forgets every deadline and cancels the timer. */
   clear(): void {
-    if (this.timer !== null) this.scheduler.clearTimeout(this.timer);
-    this.timer = null;
-    this.timerDue = Infinity;
+    this.wakeUp.cancel();
     this.slots.clear();
     this.heap = [];
   }
 
   private run(): void {
-    this.timer = null;
-    this.timerDue = Infinity;
     const now = this.clock.monotonic();
     const due: K[] = [];
     while (this.heap.length > 0 && this.heap[0]!.due <= now) {
@@ -98,11 +95,7 @@ export class DeadlineTimer<K> {
 
   private arm(): void {
     // The top may be stale or early: firing then only re-pushes, which is cheaper than keeping the top exact.
-    const next = this.heap.length > 0 ? this.heap[0]!.due : Infinity;
-    if (next >= this.timerDue) return;
-    if (this.timer !== null) this.scheduler.clearTimeout(this.timer);
-    this.timerDue = next;
-    this.timer = this.scheduler.setTimeout(() => this.run(), next - this.clock.monotonic(), { background: true });
+    if (this.heap.length > 0) this.wakeUp.at(this.heap[0]!.due);
   }
 
   private push(slot: Slot<K>): void {

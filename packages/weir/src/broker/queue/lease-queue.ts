@@ -1,5 +1,5 @@
 import type { Clock } from '../../core/clock.js';
-import type { Scheduler, TimerHandle } from '../scheduler.js';
+import { type Scheduler, WakeUp } from '../scheduler.js';
 import { DeadlineTimer } from './deadline-timer.js';
 
 /** Something that can be leased: `leaseEnd` is its lease's end (monotonic ms), NaN while it holds none. */
@@ -29,14 +29,15 @@ export class LeaseQueue<T extends Leasable> {
   private length = 0;
   private live = 0;
   private readonly outOfOrder: DeadlineTimer<T>;
-  private timer: TimerHandle | null = null;
-  private timerDue = Infinity;
+  private readonly wakeUp: WakeUp;
 
   constructor(
     private readonly clock: Clock,
-    private readonly scheduler: Scheduler,
+    scheduler: Scheduler,
     private readonly fire: (items: T[]) => void,
   ) {
+    // An earlier timer stays when a later lease is added: when it fires early it only re-arms for the front.
+    this.wakeUp = new WakeUp(clock, scheduler, () => this.run());
     this.outOfOrder = new DeadlineTimer(clock, scheduler, (items) => this.firedOutOfOrder(items));
   }
 
@@ -65,7 +66,7 @@ export class LeaseQueue<T extends Leasable> {
     this.items[at] = item;
     this.ends[at] = end;
     this.length++;
-    if (this.length === 1) this.arm(end);
+    if (this.length === 1) this.wakeUp.at(end);
   }
 
   /** Moves a held lease's end to `end` (later or earlier). */
@@ -86,9 +87,7 @@ export class LeaseQueue<T extends Leasable> {
 
   /** Forgets every lease (the items keep their `leaseEnd`) and cancels the timers. */
   clear(): void {
-    if (this.timer !== null) this.scheduler.clearTimeout(this.timer);
-    this.timer = null;
-    this.timerDue = Infinity;
+    this.wakeUp.cancel();
     this.outOfOrder.clear();
     this.items = new Array<T | undefined>(INITIAL_CAPACITY);
     this.ends = new Float64Array(INITIAL_CAPACITY);
@@ -110,8 +109,6 @@ export class LeaseQueue<T extends Leasable> {
   }
 
   private run(): void {
-    this.timer = null;
-    this.timerDue = Infinity;
     const now = this.clock.monotonic();
     const due: T[] = [];
     const mask = this.ends.length - 1;
@@ -128,7 +125,7 @@ export class LeaseQueue<T extends Leasable> {
       this.length--;
     }
     this.dropStaleFront();
-    if (this.length > 0) this.arm(this.ends[this.head]!);
+    if (this.length > 0) this.wakeUp.at(this.ends[this.head]!);
     if (due.length > 0) this.fire(due);
   }
 
@@ -141,14 +138,6 @@ export class LeaseQueue<T extends Leasable> {
       due.push(item);
     }
     if (due.length > 0) this.fire(due);
-  }
-
-  private arm(due: number): void {
-    // An earlier timer stays: when it fires early it only re-arms for the front.
-    if (due >= this.timerDue) return;
-    if (this.timer !== null) this.scheduler.clearTimeout(this.timer);
-    this.timerDue = due;
-    this.timer = this.scheduler.setTimeout(() => this.run(), due - this.clock.monotonic(), { background: true });
   }
 
   /** Moves the records that still match their item's lease, in order, into a ring of `capacity`. */
