@@ -828,6 +828,19 @@ describe('AMQP reply codes', () => {
       });
     });
 
+    it('530 NOT_ALLOWED: reusing the tag of the channel\'s direct reply-to consumer, either way round', async () => {
+      await expectConnectionException(ReplyCode.NOT_ALLOWED, /NOT_ALLOWED.*reuse consumer tag 'rc-reply'/, async (channel) => {
+        const { queue } = await channel.assertQueue('', { exclusive: true });
+        await channel.consume('amq.rabbitmq.reply-to', () => {}, { consumerTag: 'rc-reply', noAck: true });
+        return channel.consume(queue, () => {}, { consumerTag: 'rc-reply' });
+      });
+      await expectConnectionException(ReplyCode.NOT_ALLOWED, /NOT_ALLOWED.*reuse consumer tag 'rc-reply'/, async (channel) => {
+        const { queue } = await channel.assertQueue('', { exclusive: true });
+        await channel.consume(queue, () => {}, { consumerTag: 'rc-reply' });
+        return channel.consume('amq.rabbitmq.reply-to', () => {}, { consumerTag: 'rc-reply', noAck: true });
+      });
+    });
+
     it('540 NOT_IMPLEMENTED: basic.publish with immediate=true', async () => {
       const client = await raw();
       await client.handshake();

@@ -508,8 +508,7 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
     if (queueName === REPLY_TO_QUEUE) return this.consumeReplies(tag, noAck, noWait);
     const queue = this.queueNamed(queueName);
     this.checkPermission('read', 'queue', queue.name);
-    const consumerTag = tag === '' ? `amq.ctag-${randomBytes(16).toString('base64url')}` : tag;
-    if (this.consumers.has(consumerTag) || this.streamConsumers.has(consumerTag)) throw notAllowed(`attempt to reuse consumer tag '${consumerTag}'`);
+    const consumerTag = this.newConsumerTag(tag);
     if (queue.isStream) return this.consumeStream(queue, consumerTag, noAck, exclusive, noWait, args);
     const priority = tableNumber(args, 'x-priority') ?? 0;
     const consumer = new AmqpConsumer(consumerTag, queue, this.host.vhost, this.host.core, this, {
@@ -520,16 +519,29 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
       pool: this.pool,
       channelNumber: this.number,
     });
-    this.consumers.set(consumerTag, consumer);
+    this.register(this.consumers, queue, consumer, noWait);
+  }
+
+  /** The tag a new consumer gets: the client's, unless another consumer of this channel has it, or a server-named one. */
+  private newConsumerTag(tag: string): string {
+    if (tag === '') return `amq.ctag-${randomBytes(16).toString('base64url')}`;
+    if (this.consumers.has(tag) || this.streamConsumers.has(tag) || this.replyConsumer?.tag === tag) throw notAllowed(`attempt to reuse consumer tag '${tag}'`);
+    return tag;
+  }
+
+  /**
+   * Adds the consumer to its queue and the channel. Deliveries start in a later microtask (consumers read and
+   * dispatch asynchronously), so consume-ok, sent only once the queue accepted the consumer, still precedes them.
+   */
+  private register<C extends AmqpConsumer | AmqpStreamConsumer>(consumers: Map<string, C>, queue: Queue, consumer: C, noWait: boolean): void {
+    consumers.set(consumer.tag, consumer);
     try {
-      // Deliveries start in a later microtask (the subscription dispatches asynchronously), so consume-ok, sent
-      // only once the consumer was accepted, still precedes them.
       this.host.vhost.addConsumer(queue, consumer);
     } catch (error) {
-      this.consumers.delete(consumerTag);
+      consumers.delete(consumer.tag);
       throw error;
     }
-    if (!noWait) this.send({ method: 'basic.consume-ok', consumerTag });
+    if (!noWait) this.send({ method: 'basic.consume-ok', consumerTag: consumer.tag });
   }
 
   /**
@@ -543,15 +555,7 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
     if (this.prefetchCount === 0) throw preconditionFailed(`consumer prefetch count is not set for ${where}: call basic.qos before basic.consume`);
     const start = parseStreamOffset(args.get('x-stream-offset'), queue.name, this.host.vhost.name, Date.now());
     const consumer = new AmqpStreamConsumer(consumerTag, queue, this.host.vhost, this.host.core, this, this.host.logger, { exclusive, prefetch: this.prefetchCount, start });
-    this.streamConsumers.set(consumerTag, consumer);
-    try {
-      // The consumer reads asynchronously, so consume-ok, sent once it was accepted, precedes its deliveries.
-      this.host.vhost.addConsumer(queue, consumer);
-    } catch (error) {
-      this.streamConsumers.delete(consumerTag);
-      throw error;
-    }
-    if (!noWait) this.send({ method: 'basic.consume-ok', consumerTag });
+    this.register(this.streamConsumers, queue, consumer, noWait);
   }
 
   deliverStream(consumer: AmqpStreamConsumer, message: StoredMessage): boolean {
@@ -570,8 +574,7 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
   private consumeReplies(tag: string, noAck: boolean, noWait: boolean): void {
     if (!noAck) throw preconditionFailed(`reply consumer cannot acknowledge: consume from ${REPLY_TO_QUEUE} with no-ack`);
     if (this.replyConsumer !== null) throw preconditionFailed(`reply consumer already set on channel ${this.number}`);
-    const consumerTag = tag === '' ? `amq.ctag-${randomBytes(16).toString('base64url')}` : tag;
-    if (this.consumers.has(consumerTag)) throw notAllowed(`attempt to reuse consumer tag '${consumerTag}'`);
+    const consumerTag = this.newConsumerTag(tag);
     const name = this.host.replies.register((routingKey, rawProperties, body) => {
       if (this.state !== 'open') return;
       const deliveryTag = ++this.deliveryTag;
