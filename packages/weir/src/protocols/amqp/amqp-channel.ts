@@ -606,13 +606,14 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
    * Encodes the deliveries into one buffer, written at once: a socket write per delivery costs more than its bytes.
    * Measured first, then written; if one cannot be encoded, those before it still go out (as one by one they would).
    */
-  deliver(consumer: AmqpConsumer, deliveries: Delivery[]): boolean {
+  deliver(consumer: AmqpConsumer, deliveries: readonly Delivery[], from: number, to: number): boolean {
     const frameMax = this.host.frameMax;
     const firstTag = this.deliveryTag + 1;
     const parts: DeliveryParts[] = [];
     let size = 0;
     try {
-      for (const delivery of deliveries) {
+      for (let index = from; index < to; index++) {
+        const delivery = deliveries[index]!;
         const tag = ++this.deliveryTag;
         if (!consumer.noAck) this.unacked.set(tag, { source: consumer, partition: delivery.partition, offset: delivery.offset });
         const part = deliveryParts(delivery.message, delivery.topic);
@@ -620,19 +621,19 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
         parts.push(part);
       }
     } catch (error) {
-      if (parts.length > 0) this.sendDeliveries(consumer.tag, firstTag, deliveries, parts, size);
+      if (parts.length > 0) this.sendDeliveries(consumer.tag, firstTag, deliveries, from, parts, size);
       throw error;
     }
-    return parts.length === 0 || this.sendDeliveries(consumer.tag, firstTag, deliveries, parts, size);
+    return parts.length === 0 || this.sendDeliveries(consumer.tag, firstTag, deliveries, from, parts, size);
   }
 
-  /** Writes the first `parts.length` deliveries (tags from `firstTag`), measured at `size` bytes; false when the socket is full. */
-  private sendDeliveries(consumerTag: string, firstTag: number, deliveries: readonly Delivery[], parts: readonly DeliveryParts[], size: number): boolean {
+  /** Writes `parts.length` deliveries from `deliveries[from]` on (tags from `firstTag`), measured at `size` bytes; false when the socket is full. */
+  private sendDeliveries(consumerTag: string, firstTag: number, deliveries: readonly Delivery[], from: number, parts: readonly DeliveryParts[], size: number): boolean {
     const frameMax = this.host.frameMax;
     const out = Buffer.allocUnsafe(size);
     let at = 0;
     for (let index = 0; index < parts.length; index++) {
-      const delivery = deliveries[index]!;
+      const delivery = deliveries[from + index]!;
       const part = parts[index]!;
       at = putBasicDeliver(out, at, this.number, consumerTag, firstTag + index, delivery.deliveryCount > 1, part.exchange, part.routingKey, part.rawProperties, delivery.message.body, frameMax);
     }

@@ -1,9 +1,7 @@
 import type { BrokerCore } from '../../broker/broker-core.js';
-import type { ConsumerState, CreditPool, Delivery, DeliverySink } from '../../broker/queue/shared-subscription.js';
+import { DeliveryOutbox } from '../../broker/queue/delivery-outbox.js';
+import type { ConsumerState, CreditPool, Delivery, DeliverySink, SettleOutcome } from '../../broker/queue/shared-subscription.js';
 import type { Queue, QueueConsumer, VirtualHost } from '../../broker/vhost/virtual-host.js';
-
-/** Body bytes written per slice of deliveries, roughly (see AmqpConsumer.send). */
-const SLICE_BYTES = 64 * 1024;
 
 /** What a consumer needs from its channel. */
 export interface ConsumerChannel {
@@ -12,8 +10,8 @@ export interface ConsumerChannel {
   readonly address: string;
   /** False while the client paused the channel with channel.flow. */
   readonly flowActive: boolean;
-  /** Writes basic.deliver frames for these deliveries (numbering them) and returns whether the socket can take more. */
-  deliver(consumer: AmqpConsumer, deliveries: Delivery[]): boolean;
+  /** Writes basic.deliver frames for `deliveries[from…to)` (numbering them); returns whether the socket can take more. */
+  deliver(consumer: AmqpConsumer, deliveries: readonly Delivery[], from: number, to: number): boolean;
   /** The queue was deleted under the consumer: basic.cancel to the client. */
   cancelledByBroker(consumer: AmqpConsumer): void;
   /** Runs `resume` once the socket drained. */
@@ -40,9 +38,8 @@ export class AmqpConsumer implements QueueConsumer, DeliverySink, SettleSource {
   unacked = 0;
   cancelled = false;
   private detached = false;
-  /** Deliveries handed over by the subscription, not yet written (see send). */
-  private readonly pending: Delivery[] = [];
-  private waitingForDrain = false;
+  /** Deliveries handed over by the subscription, not yet written: a no-ack consumer is limited by its socket. */
+  private readonly outbox: DeliveryOutbox;
   /** The consumer id in the shared group: unique per connection, channel and tag. */
   readonly consumerId: string;
   readonly group: string;
@@ -59,6 +56,16 @@ export class AmqpConsumer implements QueueConsumer, DeliverySink, SettleSource {
     this.consumerId = `${channel.connectionId}/${options.channelNumber}/${tag}`;
     this.group = queue.definition.group;
     this.topic = queue.definition.topic;
+    this.outbox = new DeliveryOutbox({
+      write: (deliveries, from, to) => this.write(deliveries, from, to),
+      whenWritable: (resume) => channel.whenWritable(resume),
+      paused: () => {
+        if (this.state !== null) this.state.paused = true;
+      },
+      resumed: () => {
+        if (!this.cancelled && this.state !== null) this.core.resumeConsumer(this.group, this.topic, this.state);
+      },
+    });
   }
 
   get exclusive(): boolean {
@@ -95,48 +102,18 @@ export class AmqpConsumer implements QueueConsumer, DeliverySink, SettleSource {
   }
 
   deliver(deliveries: Delivery[]): void {
-    for (const delivery of deliveries) this.pending.push(delivery);
-    if (this.waitingForDrain || this.send()) return;
-    // The socket is full: no more until it drains, so a slow reader cannot make the broker buffer without bound.
-    this.waitingForDrain = true;
-    if (this.state !== null) this.state.paused = true;
-    this.channel.whenWritable(() => this.drained());
+    this.outbox.add(deliveries);
   }
 
-  /**
-   * Writes pending deliveries in slices of about SLICE_BYTES while the socket takes them; returns whether all went.
-   * A dispatch may hand a consumer without prefetch (no-ack) its queue's whole read-ahead at once, so a full socket
-   * must be able to stop it midway: what is left waits here, already leased, until the socket drains.
-   */
-  private send(): boolean {
-    while (this.pending.length > 0) {
-      let bytes = 0;
-      let count = 0;
-      while (count < this.pending.length && (count === 0 || bytes < SLICE_BYTES)) bytes += this.pending[count++]!.message.body.length;
-      const slice = this.pending.splice(0, count);
-      if (!this.options.noAck) this.unacked += slice.length;
-      const writable = this.channel.deliver(this, slice);
-      if (this.options.noAck) {
-        this.core.settle(this.group, this.topic, this.consumerId, slice.map((delivery) => ({ partition: delivery.partition, offset: delivery.offset, outcome: 'ack' as const })));
-      }
-      if (!writable) return false;
+  private write(deliveries: readonly Delivery[], from: number, to: number): boolean {
+    if (!this.options.noAck) this.unacked += to - from;
+    const writable = this.channel.deliver(this, deliveries, from, to);
+    if (this.options.noAck) {
+      const outcomes: SettleOutcome[] = [];
+      for (let index = from; index < to; index++) outcomes.push({ partition: deliveries[index]!.partition, offset: deliveries[index]!.offset, outcome: 'ack' });
+      this.core.settle(this.group, this.topic, this.consumerId, outcomes);
     }
-    return true;
-  }
-
-  private drained(): void {
-    if (this.cancelled) {
-      // Leased but never written: unsubscribing (or the channel closing) hands them to other consumers.
-      this.pending.length = 0;
-      this.waitingForDrain = false;
-      return;
-    }
-    if (!this.send()) {
-      this.channel.whenWritable(() => this.drained());
-      return;
-    }
-    this.waitingForDrain = false;
-    if (this.state !== null) this.core.resumeConsumer(this.group, this.topic, this.state);
+    return writable;
   }
 
   /** Some of its deliveries were settled by the client. */
@@ -149,6 +126,8 @@ export class AmqpConsumer implements QueueConsumer, DeliverySink, SettleSource {
   cancel(): void {
     if (this.cancelled) return;
     this.cancelled = true;
+    // Leased but never written: unsubscribing (or the channel closing) hands them to other consumers.
+    this.outbox.clear();
     if (this.state !== null) this.state.paused = true;
     this.vhost.removeConsumer(this.queue, this);
     if (this.unacked <= 0) this.detach();
@@ -157,6 +136,7 @@ export class AmqpConsumer implements QueueConsumer, DeliverySink, SettleSource {
   /** From the vhost: the queue is gone, and its group with it. */
   queueDeleted(): void {
     this.cancelled = true;
+    this.outbox.clear();
     // Nothing more for a tag the client is told is cancelled. What it holds dies with the queue instead of being
     // redelivered (or dead-lettered past a delivery limit): deleting the group drops those leases and gives their
     // credit back to the channel's prefetch pool, so there is nothing left to unsubscribe.
@@ -167,6 +147,7 @@ export class AmqpConsumer implements QueueConsumer, DeliverySink, SettleSource {
 
   /** The channel closed: everything unacknowledged is redelivered to the others. */
   close(): void {
+    this.outbox.clear();
     if (!this.cancelled) {
       this.cancelled = true;
       this.vhost.removeConsumer(this.queue, this);

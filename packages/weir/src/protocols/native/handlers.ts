@@ -1,5 +1,6 @@
 import { type Delivery as WireDelivery, encodePush, ProtocolError, type Header, type Message, type ResponseOf, type TopicConfig as WireTopicConfig, type TopicDescription as WireTopicDescription } from 'weir-protocol';
-import { type ConsumerState, type Delivery, defaultSharedGroupSettings, type SettleOutcome, type SharedGroupSettings, type SharedMode } from '../../broker/queue/shared-subscription.js';
+import { type ConsumerState, defaultSharedGroupSettings, type SettleOutcome, type SharedGroupSettings, type SharedMode } from '../../broker/queue/shared-subscription.js';
+import { DeliveryOutbox } from '../../broker/queue/delivery-outbox.js';
 import type { FilterDefinition } from '../../broker/queue/work-queues.js';
 import { decodeHeaderList, type StoredMessage } from '../../storage/record-batch.js';
 import type { ConnectionContext } from './native-connection.js';
@@ -72,17 +73,6 @@ function toWireHeaders(headers: Record<string, string | Buffer>): Header[] {
 const OUTCOMES: ReadonlyArray<SettleOutcome['outcome']> = ['ack', 'nack', 'reject'];
 const TRANSACTION_OUTCOMES = ['commit', 'rollback', 'unknown'] as const;
 const SETTING_NAMES = Object.keys(defaultSharedGroupSettings);
-
-/** Body bytes per Deliver push, roughly: small enough that a slow reader's socket holds little past its high-water mark. */
-const PUSH_BYTES = 64 * 1024;
-
-/** Where the push that starts at `from` ends: about PUSH_BYTES of bodies (at least one delivery). */
-function sliceEnd(pending: readonly Delivery[], from: number): number {
-  let bytes = 0;
-  let end = from;
-  while (end < pending.length && (end === from || bytes < PUSH_BYTES)) bytes += pending[end++]!.message.body.length;
-  return end;
-}
 
 function toWireDelivery(partition: number, deliveryCount: number, message: StoredMessage): WireDelivery {
   return {
@@ -279,43 +269,26 @@ export function nativeHandlers(broker: BrokerCore, options: NativeHandlerOptions
       const consumerId = body.consumerId === '' ? `${context.connectionId}-${++consumerNumber}` : body.consumerId;
       const { group, topic } = body;
       let state: ConsumerState | null = null;
-      // Deliveries handed over but not yet written. A dispatch may hand a consumer without prefetch its whole
-      // read-ahead at once; they go out in pushes of about PUSH_BYTES, and once the socket's unsent output passes its
-      // high-water mark the rest wait here and the consumer is paused until the socket drains. So a consumer that does
-      // not read cannot make the broker buffer more than the high-water mark and one push in its socket.
-      let pending: Delivery[] = [];
-      /** How many of `pending` are written. */
-      let sent = 0;
-      let waiting = false;
-      const send = (): boolean => {
-        while (sent < pending.length) {
-          const end = sliceEnd(pending, sent);
+      let paused = false;
+      const outbox = new DeliveryOutbox({
+        write: (pending, from, to) => {
           const deliveries: WireDelivery[] = [];
-          for (let index = sent; index < end; index++) {
+          for (let index = from; index < to; index++) {
             const delivery = pending[index]!;
             deliveries.push(toWireDelivery(delivery.partition, delivery.deliveryCount, delivery.message));
           }
-          sent = end;
-          if (!context.push(encodePush('Deliver', { group, topic, consumerId, deliveries }))) {
-            if (sent >= 1024 && sent * 2 >= pending.length) {
-              pending = pending.slice(sent);
-              sent = 0;
-            }
-            return false;
-          }
-        }
-        pending = [];
-        sent = 0;
-        return true;
-      };
-      const whenDrained = (): void => {
-        if (!send()) {
-          context.whenWritable(whenDrained);
-          return;
-        }
-        waiting = false;
-        if (state !== null) broker.resumeConsumer(group, topic, state);
-      };
+          return context.push(encodePush('Deliver', { group, topic, consumerId, deliveries }));
+        },
+        whenWritable: (resume) => context.whenWritable(resume),
+        paused: () => {
+          paused = true;
+          if (state !== null) state.paused = true;
+        },
+        resumed: () => {
+          paused = false;
+          if (state !== null) broker.resumeConsumer(group, topic, state);
+        },
+      });
       const consumer = await broker.subscribe({
         group,
         topic,
@@ -327,22 +300,11 @@ export function nativeHandlers(broker: BrokerCore, options: NativeHandlerOptions
         priority: body.priority,
         clientId: context.clientId,
         address: context.remoteAddress,
-        sink: {
-          deliver: (deliveries) => {
-            // The batch is ours to keep (DeliverySink): with nothing unsent it becomes the pending list as it is.
-            if (sent === pending.length) {
-              pending = deliveries;
-              sent = 0;
-            } else for (const delivery of deliveries) pending.push(delivery);
-            if (waiting || send()) return;
-            waiting = true;
-            if (state !== null) state.paused = true;
-            context.whenWritable(whenDrained);
-          },
-        },
+        sink: { deliver: (deliveries) => outbox.add(deliveries) },
       });
       state = consumer;
-      if (waiting) consumer.paused = true;
+      // The socket may have filled while subscribe dispatched its first deliveries, before `state` was known.
+      if (paused) consumer.paused = true;
       let watches = closeWatches.get(context);
       if (watches === undefined) closeWatches.set(context, (watches = new Map()));
       const name = `${group}\n${topic}\n${consumerId}`;
