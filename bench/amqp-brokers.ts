@@ -1,13 +1,13 @@
 /**
- * The brokers the amqp suite compares, behind one interface: Weir (`weir serve --amqp-port`, through BrokerProcess)
- * and RabbitMQ (a node of its own per broker entry, through RabbitMqProcess) with quorum or classic queues. The suite
+ * The brokers the amqp suite compares, behind one interface: Weir (`weir serve --amqp-port`, through BrokerProcess),
+ * RabbitMQ (a node of its own per broker entry, through RabbitMqProcess) with quorum or classic queues, and the null
+ * broker that measures the clients' floor (bench/amqp-null-broker.ts, through BrokerProcess). The suite
  * starts each (amqp.ts says when); every workload declares a queue of its own on it and deletes it afterwards.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
-import { BrokerProcess, buildBroker, type Code, type ProcessSample, sampleProcess } from './broker-process.js';
+import { BrokerProcess, buildBroker, type Code, type ProcessSample } from './broker-process.js';
 import { type ServerInfo, waitForAmqp } from './amqp-client.js';
 import { ensureRabbitMqInstalled, freePorts, isAlive, RabbitMqProcess, rabbitMqPackageVersion } from './rabbitmq.js';
 import { errorText, formatNumber, now, repoRoot } from './report.js';
@@ -50,7 +50,7 @@ export interface BrokerOptions {
 
 /** Seconds a broker may take from spawn to its first AMQP handshake. */
 const AMQP_READY_SECONDS = 60;
-/** Weir's AMQP port must answer soon after the native one does: it is opened by the same process start. */
+/** Weir's AMQP port (and the null broker's) must answer soon after the process said it listens. */
 const WEIR_AMQP_READY_SECONDS = 15;
 
 export async function startBroker(name: BrokerName, options: BrokerOptions): Promise<Broker> {
@@ -120,7 +120,7 @@ async function startWeir(options: BrokerOptions): Promise<Broker> {
 
 let rabbitInstalled = false;
 
-async function startRabbitMq(name: Exclude<BrokerName, 'weir'>, options: BrokerOptions): Promise<Broker> {
+async function startRabbitMq(name: Exclude<BrokerName, 'weir' | 'floor'>, options: BrokerOptions): Promise<Broker> {
   if (!rabbitInstalled) {
     ensureRabbitMqInstalled();
     rabbitInstalled = true;
@@ -154,37 +154,23 @@ async function startRabbitMq(name: Exclude<BrokerName, 'weir'>, options: BrokerO
  */
 async function startFloor(options: BrokerOptions): Promise<Broker> {
   const began = now();
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench/amqp-null-broker.ts')], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
-  let output = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (text: string) => (output = (output + text).slice(-4000)));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the null broker did not report its port within 30 s\n${output}`)), 30_000);
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (text: string) => {
-      const match = /port (\d+)/.exec(text);
-      if (match === null) return;
-      clearTimeout(timer);
-      resolve(Number(match[1]));
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the null broker exited (${code}) before listening\n${output}`));
-    });
+  const broker = await BrokerProcess.start({
+    code: options.code,
+    dataDir: null,
+    label: 'floor',
+    profileDir: null,
+    sampleIntervalMs: options.sampleIntervalMs,
+    log: options.log,
+    command: ['--import', 'tsx', join(repoRoot, 'bench/amqp-null-broker.ts')],
   });
-  const pid = child.pid!;
-  const url = `amqp://guest:guest@127.0.0.1:${port}`;
-  const samples: ProcessSample[] = [];
-  const sample = (): ProcessSample | null => {
-    const taken = sampleProcess(pid);
-    if (taken !== null) samples.push(taken);
-    return taken;
-  };
-  const timer = setInterval(sample, options.sampleIntervalMs);
-  timer.unref();
-  sample();
-  const server = await waitForAmqp(url, 15, () => (isAlive(pid) ? null : 'the null broker exited'));
+  const url = `amqp://guest:guest@127.0.0.1:${broker.port}`;
+  let server: ServerInfo;
+  try {
+    server = await waitForAmqp(url, WEIR_AMQP_READY_SECONDS, () => (isAlive(broker.pid) ? null : 'the null broker exited'));
+  } catch (error) {
+    broker.kill();
+    throw error;
+  }
   return {
     name: 'floor',
     url,
@@ -192,18 +178,15 @@ async function startFloor(options: BrokerOptions): Promise<Broker> {
     setup: 'bench/amqp-null-broker.ts: queues as arrays in memory, nothing on disk, a publish confirmed as soon as it is read — what the clients alone reach on this machine',
     startSeconds: now() - began,
     queueArguments: {},
+    // Nothing on disk: the backlog workload's size on disk reads as 0.
     dataDir: '/nonexistent',
-    samples,
-    sample,
-    alive: () => isAlive(pid),
-    diagnostics: () => output,
+    samples: broker.samples,
+    sample: () => broker.sample(),
+    alive: () => isAlive(broker.pid),
+    diagnostics: () => broker.logSummary,
     async stop() {
-      clearInterval(timer);
-      const stopping = now();
-      child.kill('SIGTERM');
-      const killed = await Promise.race([exited.then(() => false), new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 5000).unref())]);
-      if (killed) child.kill('SIGKILL');
-      return { shutdownSeconds: now() - stopping, killed };
+      const stop = await broker.stop();
+      return { shutdownSeconds: stop.shutdownSeconds, killed: stop.killed };
     },
   };
 }

@@ -8,13 +8,13 @@
  * delete, basic.qos / consume / cancel / publish / ack), answers anything else by closing the connection with 540
  * NOT_IMPLEMENTED, and trusts its peer. It is a measuring instrument, not a broker: never point an application at it.
  *
- * Run as a process of its own: `node --import tsx bench/amqp-null-broker.ts`; it prints `port <n>` once listening and
- * exits when its stdin closes.
+ * Run as a process of its own: `node --import tsx bench/amqp-null-broker.ts`; it prints `listening on 127.0.0.1:<port>`
+ * once listening (what bench/broker-process.ts waits for) and exits on SIGTERM.
  */
 import { createServer, type Socket } from 'node:net';
 import {
   basicDeliverSize,
-  decodeContentHeader,
+  CONTENT_HEADER_PREFIX_SIZE,
   decodeMethod,
   encodeMethodFrame,
   FrameParser,
@@ -30,6 +30,7 @@ import {
 const FRAME_MAX = 131_072;
 
 interface Message {
+  queue: MemoryQueue;
   rawProperties: Buffer;
   body: Buffer;
 }
@@ -49,6 +50,12 @@ class MemoryQueue {
 
   push(message: Message): void {
     this.messages.push(message);
+  }
+
+  /** Puts unacknowledged messages back at the front, in the order given (a closed channel's, as RabbitMQ does). */
+  requeue(messages: readonly Message[]): void {
+    this.messages = [...messages, ...this.messages.slice(this.head)];
+    this.head = 0;
   }
 
   take(): Message | undefined {
@@ -99,7 +106,7 @@ class Consumer {
   deliver(message: Message): void {
     const channel = this.channel;
     const tag = ++channel.deliveryTag;
-    if (!this.noAck) channel.unacked.set(tag, this);
+    if (!this.noAck) channel.unacked.set(tag, message);
     channel.connection.queueDelivery(channel.id, this.tag, tag, this.queue.name, message);
   }
 }
@@ -107,13 +114,14 @@ class Consumer {
 class ChannelState {
   prefetch = 0;
   deliveryTag = 0;
-  /** Unacknowledged delivery tags, in delivery order (a Map keeps insertion order, which `multiple` acks walk). */
-  readonly unacked = new Map<number, Consumer>();
+  /** Unacknowledged deliveries by tag, in delivery order (a Map keeps insertion order, which `multiple` acks walk). */
+  readonly unacked = new Map<number, Message>();
   readonly consumers = new Map<string, Consumer>();
   confirming = false;
   publishSeq = 0;
   /** Highest publish sequence read but not yet confirmed. */
   confirmUpTo = 0;
+  /** The publish whose content is being read. */
   pending: { routingKey: string; rawProperties: Buffer | null; bodySize: number; parts: Buffer[]; received: number } | null = null;
 
   constructor(
@@ -129,6 +137,9 @@ class Connection {
   private readonly parser = new FrameParser({ maxFrameSize: FRAME_MAX });
   private readonly channels = new Map<number, ChannelState>();
   private headerSeen = false;
+  /** Set once the connection is closing: nothing more is read from it or delivered to it. */
+  private closed = false;
+  private frameMax = FRAME_MAX;
   private pendingHeader = Buffer.alloc(0);
   /** Frames written at the end of each read, as one write. */
   private out: Buffer[] = [];
@@ -147,6 +158,7 @@ class Connection {
   }
 
   private onData(chunk: Buffer): void {
+    if (this.closed) return;
     if (!this.headerSeen) {
       this.pendingHeader = Buffer.concat([this.pendingHeader, chunk]);
       if (this.pendingHeader.length < PROTOCOL_HEADER.length) return;
@@ -167,7 +179,7 @@ class Connection {
     }
     this.parser.push(chunk);
     try {
-      for (let frame = this.parser.next(); frame !== null; frame = this.parser.next()) {
+      for (let frame = this.parser.next(); frame !== null && !this.closed; frame = this.parser.next()) {
         if (frame.type === FrameType.Method) this.onMethod(frame.channel, decodeMethod(frame.payload));
         else if (frame.type === FrameType.Header) this.onHeader(frame.channel, frame.payload);
         else if (frame.type === FrameType.Body) this.onBody(frame.channel, frame.payload);
@@ -175,7 +187,6 @@ class Connection {
       }
     } catch (error) {
       this.fail(ReplyCode.FRAME_ERROR, (error as Error).message);
-      return;
     }
     this.flush();
   }
@@ -197,10 +208,10 @@ class Connection {
   writeOut(): void {
     if (this.deliveries.length > 0) {
       let size = 0;
-      for (const d of this.deliveries) size += basicDeliverSize(d.channel, d.consumerTag, d.deliveryTag, '', d.queue, d.message.rawProperties, d.message.body, FRAME_MAX);
+      for (const d of this.deliveries) size += basicDeliverSize(d.channel, d.consumerTag, d.deliveryTag, '', d.queue, d.message.rawProperties, d.message.body, this.frameMax);
       const buf = Buffer.allocUnsafe(size);
       let at = 0;
-      for (const d of this.deliveries) at = putBasicDeliver(buf, at, d.channel, d.consumerTag, d.deliveryTag, false, '', d.queue, d.message.rawProperties, d.message.body, FRAME_MAX);
+      for (const d of this.deliveries) at = putBasicDeliver(buf, at, d.channel, d.consumerTag, d.deliveryTag, false, '', d.queue, d.message.rawProperties, d.message.body, this.frameMax);
       this.out.push(buf);
       this.deliveries.length = 0;
     }
@@ -216,6 +227,13 @@ class Connection {
 
   private fail(code: number, text: string): void {
     this.send(0, { method: 'connection.close', replyCode: code, replyText: text.slice(0, 255), classId: 0, methodId: 0 });
+    this.end();
+  }
+
+  /** Writes what is queued and closes; its consumers go at once, so no delivery is written to a closing socket. */
+  private end(): void {
+    this.closeAll();
+    this.closed = true;
     this.writeOut();
     this.socket.end();
   }
@@ -232,6 +250,7 @@ class Connection {
         this.send(0, { method: 'connection.tune', channelMax: 2047, frameMax: FRAME_MAX, heartbeat: 0 });
         return;
       case 'connection.tune-ok':
+        if (method.frameMax > 0) this.frameMax = Math.min(method.frameMax, FRAME_MAX);
         return;
       case 'connection.open':
         active.add(this);
@@ -239,8 +258,7 @@ class Connection {
         return;
       case 'connection.close':
         this.send(0, { method: 'connection.close-ok' });
-        this.writeOut();
-        this.socket.end();
+        this.end();
         return;
       case 'channel.open':
         this.channels.set(id, new ChannelState(this, id));
@@ -298,15 +316,15 @@ class Connection {
       case 'basic.ack': {
         const channel = this.channel(id);
         if (!method.multiple) {
-          const consumer = channel.unacked.get(method.deliveryTag);
+          const message = channel.unacked.get(method.deliveryTag);
           channel.unacked.delete(method.deliveryTag);
-          if (consumer !== undefined) this.touched.add(consumer.queue);
+          if (message !== undefined) this.touched.add(message.queue);
           return;
         }
-        for (const [tag, consumer] of channel.unacked) {
+        for (const [tag, message] of channel.unacked) {
           if (tag > method.deliveryTag) break;
           channel.unacked.delete(tag);
-          this.touched.add(consumer.queue);
+          this.touched.add(message.queue);
         }
         return;
       }
@@ -324,17 +342,18 @@ class Connection {
     const channel = this.channel(id);
     const pending = channel.pending;
     if (pending === null) throw new Error('content header without basic.publish');
-    const header = decodeContentHeader(payload);
-    pending.rawProperties = Buffer.from(header.rawProperties);
-    pending.bodySize = header.bodySize;
-    if (header.bodySize === 0) this.publish(channel);
+    // class-id, weight, body-size (spec §4.2.6.1), then the property flags and list, kept as they are: frame payloads
+    // are views of socket reads, which are not reused.
+    pending.bodySize = Number(payload.readBigUInt64BE(4));
+    pending.rawProperties = payload.subarray(CONTENT_HEADER_PREFIX_SIZE);
+    if (pending.bodySize === 0) this.publish(channel);
   }
 
   private onBody(id: number, payload: Buffer): void {
     const channel = this.channel(id);
     const pending = channel.pending;
     if (pending === null || pending.rawProperties === null) throw new Error('content body without a content header');
-    pending.parts.push(Buffer.from(payload));
+    pending.parts.push(payload);
     pending.received += payload.length;
     if (pending.received >= pending.bodySize) this.publish(channel);
   }
@@ -345,7 +364,7 @@ class Connection {
     const body = pending.parts.length === 1 ? pending.parts[0]! : Buffer.concat(pending.parts);
     const queue = queues.get(pending.routingKey);
     if (queue !== undefined) {
-      queue.push({ rawProperties: pending.rawProperties!, body });
+      queue.push({ queue, rawProperties: pending.rawProperties!, body });
       this.touched.add(queue);
     }
     if (channel.confirming) channel.confirmUpTo = ++channel.publishSeq;
@@ -362,7 +381,17 @@ class Connection {
     const channel = this.channels.get(id);
     if (channel === undefined) return;
     for (const consumer of channel.consumers.values()) this.removeConsumer(consumer);
-    // Unacknowledged deliveries go back, in no particular order: the suite never closes a channel mid-run.
+    const back = new Map<MemoryQueue, Message[]>();
+    for (const message of channel.unacked.values()) {
+      let list = back.get(message.queue);
+      if (list === undefined) back.set(message.queue, (list = []));
+      list.push(message);
+    }
+    channel.unacked.clear();
+    for (const [queue, messages] of back) {
+      queue.requeue(messages);
+      this.touched.add(queue);
+    }
     this.channels.delete(id);
   }
 
@@ -378,11 +407,7 @@ const server = createServer((socket) => new Connection(socket));
 server.listen(0, '127.0.0.1', () => {
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('no TCP address');
-  process.stdout.write(`port ${address.port}\n`);
+  process.stdout.write(`listening on 127.0.0.1:${address.port}\n`);
 });
-// The suite holds our stdin: when it goes away, so do we, even if it could not stop us.
-process.stdin.on('end', () => process.exit(0));
-process.stdin.on('error', () => process.exit(0));
-process.stdin.resume();
 process.on('SIGTERM', () => process.exit(0));
 process.on('SIGINT', () => process.exit(0));

@@ -167,6 +167,10 @@ function rowsFor(params: Parameters): Row[] {
   return rows;
 }
 
+/** How to read the comparison table (Markdown; the terminal shows it without backquotes). */
+const LEGEND =
+  'Weir vs quorum: above 1× means Weir does better (throughput: Weir ÷ quorum; latency and RSS: quorum ÷ Weir). floor: a null broker (memory only, no disk, confirms at once), so floor vs quorum is the most any broker could reach with these clients here. `*`: a check failed; `~`: disturbed by other processes (see below).';
+
 /** Other processes took enough CPU during the measurement to disturb it (the machine is shared). */
 function disturbed(measurement: Measurement): boolean {
   return (measurement.resources?.otherCpu ?? 0) >= OTHER_CPU_WARNING;
@@ -208,17 +212,18 @@ function compare(params: Parameters, measurements: readonly Measurement[]): Comp
   const result: Comparison = { columns, cells: [], rows: [] };
   for (const row of rowsFor(params).filter((entry) => ran.has(entry.workload))) {
     const factor = ratio(find(row.workload, 'weir'), find(row.workload, 'rabbitmq-quorum'), row);
-    const floorFactor = ratio(find(row.workload, 'floor'), find(row.workload, 'rabbitmq-quorum'), row);
+    // The null broker keeps messages as objects and writes nothing: its memory bounds nothing.
+    const floorFactor = row.figure === 'peakRssBytes' ? null : ratio(find(row.workload, 'floor'), find(row.workload, 'rabbitmq-quorum'), row);
     const cells = [row.label, ...params.brokers.map((name) => cell(find(row.workload, name), row))];
     if (showRatio) cells.push(factorText(factor));
-    if (showFloor) cells.push(row.figure === 'peakRssBytes' ? '-' : factorText(floorFactor));
+    if (showFloor) cells.push(factorText(floorFactor));
     result.cells.push(cells);
     const values: Record<string, number | null> = {};
     for (const name of params.brokers) {
       const measurement = find(row.workload, name);
       values[name] = measurement?.status === 'ok' ? (measurement.figures[row.figure] ?? null) : null;
     }
-    result.rows.push({ workload: row.workload, label: row.label, figure: row.figure, better: row.better, values, weirVsQuorum: factor, floorVsQuorum: row.figure === 'peakRssBytes' ? null : floorFactor });
+    result.rows.push({ workload: row.workload, label: row.label, figure: row.figure, better: row.better, values, weirVsQuorum: factor, floorVsQuorum: floorFactor });
   }
   return result;
 }
@@ -393,7 +398,7 @@ async function run(args: readonly string[]): Promise<void> {
     '',
     markdownTable(comparison.columns, comparison.cells),
     '',
-    'Weir vs quorum: above 1× means Weir does better (throughput: Weir ÷ quorum; latency and RSS: quorum ÷ Weir). floor: a null broker (memory only, no disk, confirms at once), so floor vs quorum is the most any broker could reach with these clients here. `*`: a check failed; `~`: disturbed by other processes (see below). CPU is a share of one core, over the measured window (backlog: the drain).',
+    `${LEGEND} CPU is a share of one core, over the measured window (backlog: the drain).`,
     '',
     markdownTable(cpu.columns, cpu.cells),
     '',
@@ -405,7 +410,7 @@ async function run(args: readonly string[]): Promise<void> {
   console.log();
   console.log(formatTable(comparison.columns, comparison.cells));
   console.log();
-  console.log('Weir vs quorum: above 1× means Weir does better (throughput: Weir ÷ quorum; latency and RSS: quorum ÷ Weir). floor: a null broker (memory only, no disk, confirms at once), so floor vs quorum is the most any broker could reach with these clients here. *: a check failed; ~: disturbed by other processes (see below).');
+  console.log(LEGEND.replaceAll('`', ''));
   console.log();
   console.log(formatTable(cpu.columns, cpu.cells));
   if (notes.length > 0) {

@@ -36,13 +36,13 @@ export interface BrokerStop {
  * Broker children still running, with their data directories: killed (and the directories removed) if this process
  * exits early or is interrupted, so no broker outlives the benchmark.
  */
-const liveBrokers = new Map<ChildProcess, string>();
+const liveBrokers = new Map<ChildProcess, string | null>();
 let exitHookInstalled = false;
 
 function killLiveBrokers(): void {
   for (const [child, dataDir] of liveBrokers) {
     child.kill('SIGKILL');
-    rmSync(dataDir, { recursive: true, force: true });
+    if (dataDir !== null) rmSync(dataDir, { recursive: true, force: true });
   }
   liveBrokers.clear();
 }
@@ -62,7 +62,8 @@ function installExitHook(): void {
 
 export interface BrokerStartOptions {
   code: Code;
-  dataDir: string;
+  /** `weir serve --data-dir`; null with `command`. */
+  dataDir: string | null;
   label: string;
   /** Where --cpu-prof writes; null runs without profiling. */
   profileDir: string | null;
@@ -71,6 +72,11 @@ export interface BrokerStartOptions {
   log: (text: string) => void;
   /** More `weir serve` flags (the amqp suite's --amqp-port). */
   extraArgs?: readonly string[];
+  /**
+   * Node arguments of another server to run instead of `weir serve` (the amqp suite's null broker), which must print
+   * `listening on <host>:<port>` on stdout; `dataDir`, `code` and `extraArgs` do not apply to it.
+   */
+  command?: readonly string[];
 }
 
 /**
@@ -111,7 +117,8 @@ export class BrokerProcess {
     const extra = options.extraArgs ?? [];
     // A free AMQP port unless the suite names one, so a bench never collides with a broker on 5672.
     const amqpPort = extra.includes('--amqp-port') ? [] : ['--amqp-port', '0'];
-    const args = [...profiling, ...entry, 'serve', '--data-dir', options.dataDir, '--port', '0', ...amqpPort, '--log-level', 'warn', ...extra];
+    if (options.command === undefined && options.dataDir === null) throw new Error(`${options.label}: weir serve needs a data directory`);
+    const args = options.command ?? [...profiling, ...entry, 'serve', '--data-dir', options.dataDir!, '--port', '0', ...amqpPort, '--log-level', 'warn', ...extra];
     const began = now();
     const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     liveBrokers.set(child, options.dataDir);
