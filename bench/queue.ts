@@ -17,7 +17,7 @@
  *    from the subscribes to the last confirmation; broker CPU and RSS over that window. Checked: every (partition,
  *    offset) was delivered exactly once (a shared per-offset counter: a second delivery is a duplicate, i.e. a
  *    redelivery), every ack applied, and the broker's view of the group (DescribeSharedGroup) holds nothing unsettled.
- *    Target (the issue): ≥ 300,000 msg/s.
+ *    Target: ≥ 300,000 msg/s.
  * 2. delayed: one shared consumer (prefetch 1000, acking) subscribes, then a non-idempotent producer publishes M × 100 B
  *    messages (full 1,000,000; quick 100,000) with `deliverAt` drawn uniformly at random over a due window (full 20 s;
  *    quick 5 s); each body carries its due time (ms since the epoch) and a sequence number. Before them it publishes a
