@@ -43,6 +43,30 @@ describe('SocketOutput', () => {
     peer.destroy();
   });
 
+  it('whenWritable resumes at once on a free socket, after the drain on a congested one, and never once ended', async () => {
+    const { broker, peer } = await pair();
+    const output = new SocketOutput(broker, 64 << 20, () => assert.fail('no overflow'));
+    let resumed = 0;
+    output.whenWritable(() => resumed++);
+    assert.equal(resumed, 1);
+    const chunk = Buffer.alloc(64 << 10);
+    while (output.write(chunk)) await new Promise((resolve) => setImmediate(resolve));
+    output.whenWritable(() => resumed++);
+    assert.equal(resumed, 1, 'waits while congested');
+    const drained = once(broker, 'drain');
+    peer.resume();
+    await drained;
+    assert.equal(resumed, 2);
+    while (output.write(chunk)) await new Promise((resolve) => setImmediate(resolve));
+    output.whenWritable(() => resumed++);
+    output.end();
+    output.whenWritable(() => resumed++);
+    await once(broker, 'close');
+    output.closed();
+    assert.equal(resumed, 2, 'nothing more will be sent: nobody is resumed');
+    peer.destroy();
+  });
+
   it('writes of one tick reach the peer in order, and end() cuts a peer that keeps the socket open', async () => {
     const { broker, peer } = await pair();
     const output = new SocketOutput(broker, 1 << 20, () => assert.fail('no overflow'));

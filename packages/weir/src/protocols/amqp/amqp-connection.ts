@@ -90,7 +90,6 @@ export class AmqpConnection implements ChannelHost {
   private hasPublished = false;
   /** Set while reads are paused by flow control (connection.blocked sent). */
   private blocked = false;
-  private readonly drainWaiters: Array<() => void> = [];
   private readonly output: SocketOutput;
   readonly finished: Promise<void>;
   private resolveFinished!: () => void;
@@ -116,9 +115,6 @@ export class AmqpConnection implements ChannelHost {
     });
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => {
-      for (const resume of this.drainWaiters.splice(0)) resume();
-    });
     socket.on('error', (error) => context.logger.debug({ err: error, connection: this.id }, 'amqp socket error'));
     socket.on('close', () => this.onClose());
     this.handshakeTimer = setTimeout(() => {
@@ -169,8 +165,7 @@ export class AmqpConnection implements ChannelHost {
   }
 
   whenWritable(resume: () => void): void {
-    if (!this.socket.writableNeedDrain) resume();
-    else this.drainWaiters.push(resume);
+    this.output.whenWritable(resume);
   }
 
   private sendMethod(channel: number, method: AmqpMethod): void {
@@ -528,7 +523,6 @@ export class AmqpConnection implements ChannelHost {
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     this.output.closed();
     this.closeChannels();
-    for (const resume of this.drainWaiters.splice(0)) resume();
     const host = this.host;
     const done = host === null ? Promise.resolve() : host.connectionClosed(this.id);
     void done

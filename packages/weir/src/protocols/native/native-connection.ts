@@ -94,7 +94,6 @@ export class NativeConnection implements ConnectionContext {
   private lastHeard: number;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private handshakeTimer: NodeJS.Timeout | null;
-  private readonly drainWaiters: Array<() => void> = [];
   private readonly output: SocketOutput;
   private closing = false;
   private heartbeatMs: number;
@@ -121,10 +120,7 @@ export class NativeConnection implements ConnectionContext {
       this.closing = true;
     });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => {
-      this.updateFlow();
-      if (!this.closing) for (const resume of this.drainWaiters.splice(0)) resume();
-    });
+    socket.on('drain', () => this.updateFlow());
     socket.on('error', (error) => options.logger.debug({ connection: this.connectionId, err: error }, 'connection error'));
     socket.on('close', () => this.onClose());
     this.scheduleHeartbeatCheck();
@@ -268,8 +264,7 @@ export class NativeConnection implements ConnectionContext {
 
   whenWritable(resume: () => void): void {
     if (this.closing) return; // nothing more will be sent; the consumer is detached when the connection closes
-    if (!this.socket.writableNeedDrain) resume();
-    else this.drainWaiters.push(resume);
+    this.output.whenWritable(resume);
   }
 
   /** Pauses reading while too much is in flight or unsent; resumes when both are back under their limits. */
@@ -317,7 +312,6 @@ export class NativeConnection implements ConnectionContext {
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     this.output.closed();
-    this.drainWaiters.length = 0;
     this.abort.abort();
     this.options.logger.info({ connection: this.connectionId, clientId: this.clientId }, 'connection closed');
     this.maybeFinish();
