@@ -40,6 +40,13 @@ const READ_MESSAGES = 1000;
 const READ_BYTES = 4 << 20;
 /** One read-ahead pass copies at most this many messages, so it finishes (and frees a slot) soon after it starts. */
 const READ_AHEAD_MESSAGES = 50_000;
+/** An entry's arena slot before read-ahead tried it; slots >= 0 hold its bytes. */
+const NOT_READ_AHEAD = -1;
+/**
+ * Read-ahead asked for it and got nothing (a read error, a damaged or missing message, no room): it is read when due,
+ * where errors are retried with a backoff, and never asked for again, so a failing read cannot make passes spin.
+ */
+const READ_WHEN_DUE = -2;
 const RETRY_INITIAL_MS = 100;
 const RETRY_MAX_MS = 30_000;
 
@@ -879,12 +886,12 @@ export class DelaySchedule {
           const key = this.keyOf(encodedDeliverAt(fields.headers), bucket, message.offset);
           if (key < bucket.lastKey || (key === bucket.lastKey && message.offset <= bucket.lastOffset)) continue;
           const size = fieldsSize(fields);
-          let slot = -1;
+          let slot = NOT_READ_AHEAD;
           if (copying && this.arena.bytes + size > this.readAheadBytes) {
             // It does not fit: startReadAhead() copies its earliest entries instead, which offset order would not give.
             copying = false;
             for (let index = 0; index < buffer.length; index++) this.releaseSlot(buffer.slots[index]!);
-            buffer.slots.fill(-1);
+            buffer.slots.fill(NOT_READ_AHEAD);
           }
           if (copying) slot = this.arena.put(fields);
           buffer.push(key, message.offset, size, slot);
@@ -1348,8 +1355,9 @@ export class DelaySchedule {
     for (const bucket of this.loadedBuckets) {
       if (bucket.state !== 'loaded' || bucket.deleting !== null) continue;
       const entries = bucket.entries!;
-      let index = Math.max(bucket.readAheadFrom, entries.head);
-      while (index < entries.length && entries.slots[index]! >= 0) index++;
+      // Entries before pickHead are being read by rounds in flight already.
+      let index = Math.max(bucket.readAheadFrom, bucket.pickHead);
+      while (index < entries.length && entries.slots[index]! !== NOT_READ_AHEAD) index++;
       bucket.readAheadFrom = index;
       if (index < entries.length && (best === null || entries.keys[index]! < best.entries!.keys[bestIndex]!)) {
         best = bucket;
@@ -1367,7 +1375,7 @@ export class DelaySchedule {
     let wantedUntil = bestIndex;
     for (let index = bestIndex; index < entries.length; index++) {
       const size = entries.sizes[index]!;
-      if (entries.slots[index]! >= 0 || size > largest) continue;
+      if (entries.slots[index]! !== NOT_READ_AHEAD || size > largest) continue;
       if (bytes + size > free || wanted.length >= READ_AHEAD_MESSAGES) {
         more = true;
         break;
@@ -1391,10 +1399,11 @@ export class DelaySchedule {
 
   /** Reads the entries at `offsets` (ascending; all due at or before `lastKey`) into the arena. */
   private async readAhead(bucket: Bucket, offsets: Float64Array, lastKey: number): Promise<void> {
-    const slots = new Float64Array(offsets.length).fill(-1);
+    const slots = new Float64Array(offsets.length).fill(READ_WHEN_DUE);
     try {
       await this.readOffsets(bucket, offsets, (index, message) => {
-        slots[index] = this.arena.put(storedFields(message));
+        const slot = this.arena.put(storedFields(message));
+        if (slot >= 0) slots[index] = slot;
       });
     } catch (error) {
       // What was not read ahead is read when due.
@@ -1405,12 +1414,11 @@ export class DelaySchedule {
     const entries = bucket.entries;
     if (bucket.state === 'loaded' && bucket.deleting === null && entries !== null) {
       for (let index = entries.head; index < entries.length && entries.keys[index]! <= lastKey; index++) {
-        if (entries.slots[index]! >= 0) continue;
+        if (entries.slots[index]! !== NOT_READ_AHEAD) continue;
         const at = indexOfSorted(offsets, entries.offsets[index]!);
-        if (at >= 0 && slots[at]! >= 0) {
-          entries.slots[index] = slots[at]!;
-          slots[at] = -1;
-        }
+        if (at < 0) continue;
+        entries.slots[index] = slots[at]!;
+        slots[at] = READ_WHEN_DUE;
       }
     }
     for (const slot of slots) this.releaseSlot(slot);
@@ -1458,7 +1466,7 @@ export class DelaySchedule {
       bucket.lastKey = entries.keys[at]!;
       bucket.lastOffset = entries.offsets[at]!;
       this.releaseSlot(entries.slots[at]!);
-      entries.slots[at] = -1;
+      entries.slots[at] = NOT_READ_AHEAD;
       if (picked.handedOver[index]) bucket.handedOver.delete(bucket.lastOffset);
       entries.head++;
       bucket.pending--;
