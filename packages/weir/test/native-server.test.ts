@@ -1,69 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WeirClient } from 'weir-client';
-import {
-  type ApiName,
-  decodeRecordBatches,
-  decodeResponse,
-  encodeRequest,
-  errorCodeOf,
-  FrameReader,
-  isRetriable,
-  type RequestOf,
-} from 'weir-protocol';
+import { decodeRecordBatches, encodeRequest, errorCodeOf, isRetriable, type RequestOf } from 'weir-protocol';
 import { WeirServer } from '../src/server/weir-server.js';
-
-/** A bare protocol speaker: what the broker must cope with when a client is not the official one. */
-class RawClient {
-  private readonly reader = new FrameReader(64 * 1024 * 1024);
-  private readonly waiting = new Map<number, (response: ReturnType<typeof decodeResponse>) => void>();
-  private correlation = 1;
-  readonly closed: Promise<void>;
-
-  constructor(readonly socket: Socket) {
-    socket.on('data', (chunk) => {
-      this.reader.push(chunk);
-      for (let frame = this.reader.next(); frame; frame = this.reader.next()) {
-        let response: ReturnType<typeof decodeResponse>;
-        try {
-          response = decodeResponse(frame);
-        } catch {
-          // A response to an API this decoder does not know: read the fixed header by hand.
-          const correlationId = frame.readInt32LE(3);
-          response = { apiKey: frame.readInt16LE(1), correlationId, errorCode: frame.readInt16LE(7), errorMessage: null, body: null } as unknown as ReturnType<typeof decodeResponse>;
-        }
-        this.waiting.get(response.correlationId)?.(response);
-        this.waiting.delete(response.correlationId);
-      }
-    });
-    this.closed = new Promise((resolve) => socket.on('close', () => resolve()));
-    socket.on('error', () => {});
-  }
-
-  static async open(port: number): Promise<RawClient> {
-    const socket = connect({ host: '127.0.0.1', port });
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    return new RawClient(socket);
-  }
-
-  request<N extends ApiName>(name: N, body: RequestOf<N>): Promise<ReturnType<typeof decodeResponse>> {
-    const correlationId = this.correlation++;
-    return new Promise((resolve) => {
-      this.waiting.set(correlationId, resolve);
-      this.socket.write(encodeRequest(name, correlationId, body));
-    });
-  }
-
-  async handshake(): Promise<void> {
-    const response = await this.request('Handshake', { minVersion: 1, maxVersion: 1, clientId: 'raw', clientVersion: '0', maxFrameBytes: 1 << 20, heartbeatMs: 0 });
-    assert.equal(response.errorCode, 0, response.errorMessage ?? '');
-  }
-}
+import { RawNativeClient } from './support/native-raw.js';
 
 const config = { retentionMs: -1, retentionBytes: -1, flushPolicy: 'sync', flushIntervalMs: 1000, maxMessageBytes: 4096 };
 
@@ -81,7 +25,7 @@ describe('native protocol server', () => {
   });
 
   it('native: handshake, create, produce, fetch', async () => {
-    const client = await RawClient.open(server.port);
+    const client = await RawNativeClient.open(server.port);
     await client.handshake();
     const created = await client.request('CreateTopic', { name: 'orders', partitions: 2, config });
     assert.equal(created.errorCode, 0, created.errorMessage ?? '');
@@ -106,7 +50,7 @@ describe('native protocol server', () => {
   });
 
   it('native: produced headers keep their names and values, a header named __proto__ included', async () => {
-    const client = await RawClient.open(server.port);
+    const client = await RawNativeClient.open(server.port);
     await client.handshake();
     await client.request('CreateTopic', { name: 'headers', partitions: 1, config });
     const headers = [
@@ -128,8 +72,8 @@ describe('native protocol server', () => {
   });
 
   it('native: a long poll is answered by the append that arrives, not by its timeout', async () => {
-    const consumer = await RawClient.open(server.port);
-    const producer = await RawClient.open(server.port);
+    const consumer = await RawNativeClient.open(server.port);
+    const producer = await RawNativeClient.open(server.port);
     await consumer.handshake();
     await producer.handshake();
     await consumer.request('CreateTopic', { name: 'poll', partitions: 1, config });
@@ -147,29 +91,29 @@ describe('native protocol server', () => {
   });
 
   it('native: bad input gets a clear error and the broker keeps serving others', async () => {
-    const healthy = await RawClient.open(server.port);
+    const healthy = await RawNativeClient.open(server.port);
     await healthy.handshake();
 
     // A request before the handshake.
-    const early = await RawClient.open(server.port);
+    const early = await RawNativeClient.open(server.port);
     const notHandshaken = await early.request('ListTopics', {});
     assert.equal(notHandshaken.errorCode, 22);
     await early.closed;
 
     // Random bytes.
-    const noise = await RawClient.open(server.port);
+    const noise = await RawNativeClient.open(server.port);
     noise.socket.write(randomBytes(4096));
     await noise.closed;
 
     // A frame length of 2^31: refused before anything is buffered.
-    const huge = await RawClient.open(server.port);
+    const huge = await RawNativeClient.open(server.port);
     const header = Buffer.alloc(8);
     header.writeUInt32LE(2 ** 31, 0);
     huge.socket.write(header);
     await huge.closed;
 
     // An unknown request type: answered, and the connection keeps working.
-    const unknown = await RawClient.open(server.port);
+    const unknown = await RawNativeClient.open(server.port);
     await unknown.handshake();
     const frame = Buffer.alloc(4 + 1 + 2 + 2 + 4);
     frame.writeUInt32LE(frame.byteLength - 4, 0);
@@ -177,7 +121,7 @@ describe('native protocol server', () => {
     frame.writeInt16LE(999, 5);
     frame.writeInt16LE(1, 7);
     frame.writeInt32LE(777, 9);
-    const answer = new Promise<ReturnType<typeof decodeResponse>>((resolve) => (unknown as unknown as { waiting: Map<number, (r: ReturnType<typeof decodeResponse>) => void> }).waiting.set(777, resolve));
+    const answer = unknown.answer(777);
     unknown.socket.write(frame);
     const unknownResponse = await answer;
     assert.equal(unknownResponse.errorCode, 20);
@@ -195,7 +139,7 @@ describe('native protocol server', () => {
   });
 
   it('native: while a watermark is crossed, produces are refused as retriable with nothing stored, and a producer retries through it', async () => {
-    const raw = await RawClient.open(server.port);
+    const raw = await RawNativeClient.open(server.port);
     await raw.handshake();
     await raw.request('CreateTopic', { name: 'alarm', partitions: 1, config });
     const message = (body: string) => ({ id: null, key: null, tag: null, headers: [], timestamp: -1, body: Buffer.from(body) });

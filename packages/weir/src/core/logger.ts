@@ -23,15 +23,19 @@ export interface LogEntry {
 export class RecordingLogger implements Logger {
   readonly entries: LogEntry[] = [];
   debug(fields: object, message: string): void {
-    this.entries.push({ level: 'debug', fields, message });
+    this.record({ level: 'debug', fields, message });
   }
   info(fields: object, message: string): void {
-    this.entries.push({ level: 'info', fields, message });
+    this.record({ level: 'info', fields, message });
   }
   warn(fields: object, message: string): void {
-    this.entries.push({ level: 'warn', fields, message });
+    this.record({ level: 'warn', fields, message });
   }
   error(fields: object, message: string): void {
-    this.entries.push({ level: 'error', fields, message });
+    this.record({ level: 'error', fields, message });
+  }
+  /** Every line passes here, so a subclass can react to one as it is logged. */
+  protected record(entry: LogEntry): void {
+    this.entries.push(entry);
   }
 }

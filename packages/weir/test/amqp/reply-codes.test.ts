@@ -1,163 +1,33 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect as tcpConnect, type Socket } from 'node:net';
+import { connect as tcpConnect } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Channel, type ChannelModel, connect, type Message } from 'amqplib';
 import {
-  type AmqpMethod,
   BASIC_CLASS_ID,
-  decodeMethod,
   encodeContentFrames,
   encodeContentHeader,
   encodeFrame,
   encodeMethod,
   encodeMethodFrame,
   encodeProperties,
-  type Frame,
-  FrameParser,
   FrameType,
   PROTOCOL_HEADER,
   ReplyCode,
   tableFromJs,
 } from '../../src/protocols/amqp/codec/index.js';
 import { WeirServer } from '../../src/server/weir-server.js';
+import { RawAmqp, replacer } from '../support/amqp-raw.js';
+import { within } from '../support/within.js';
 
 /**
  * Every AMQP 0-9-1 reply code the broker answers with, each provoked on purpose: channel exceptions through amqplib
  * (the channel closes, the connection stays usable), connection exceptions through amqplib where it can send the bad
  * input and through a raw socket speaking hand-built frames where it cannot. The reply text must say what was wrong.
  */
-
-const WAIT_MS = 3000;
-
-/** Rejects with `what` when `promise` has not settled within `ms`, so a missing reply fails instead of hanging. */
-async function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-type Received = { channel: number; method: AmqpMethod } | { channel: number; type: number; payload: Buffer };
-
-/** A client speaking frames built with the broker's codec: for input amqplib will not send. */
-class RawAmqp {
-  private readonly parser = new FrameParser({ maxFrameSize: 0 });
-  private readonly frames: Frame[] = [];
-  private wake: (() => void) | null = null;
-  private ended = false;
-  readonly closed: Promise<void>;
-
-  private constructor(readonly socket: Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.parser.push(chunk);
-      for (let frame = this.parser.next(); frame !== null; frame = this.parser.next()) this.frames.push({ ...frame, payload: Buffer.from(frame.payload) });
-      this.wake?.();
-    });
-    socket.on('error', () => {});
-    this.closed = new Promise((resolve) =>
-      socket.once('close', () => {
-        this.ended = true;
-        this.wake?.();
-        resolve();
-      }),
-    );
-  }
-
-  static async open(port: number, host = '127.0.0.1', localAddress?: string): Promise<RawAmqp> {
-    const socket = tcpConnect({ host, port, ...(localAddress === undefined ? {} : { localAddress }) });
-    await once(socket, 'connect');
-    return new RawAmqp(socket);
-  }
-
-  send(...buffers: Buffer[]): void {
-    this.socket.write(Buffer.concat(buffers));
-  }
-
-  method(channel: number, method: AmqpMethod): void {
-    this.send(encodeMethodFrame(channel, method));
-  }
-
-  /** The next frame other than a heartbeat (methods decoded); null once the broker closed the socket. */
-  async next(what: string): Promise<Received | null> {
-    for (;;) {
-      const frame = this.frames.shift();
-      if (frame !== undefined) {
-        if (frame.type === FrameType.Heartbeat) continue;
-        if (frame.type === FrameType.Method) return { channel: frame.channel, method: decodeMethod(frame.payload) };
-        return { channel: frame.channel, type: frame.type, payload: frame.payload };
-      }
-      if (this.ended) return null;
-      await within(new Promise<void>((resolve) => (this.wake = resolve)), what);
-      this.wake = null;
-    }
-  }
-
-  async expect<N extends AmqpMethod['method']>(name: N, channel = 0): Promise<Extract<AmqpMethod, { method: N }>> {
-    const received = await this.next(name);
-    assert.ok(received !== null, `expected ${name}, but the broker closed the socket`);
-    assert.ok('method' in received, `expected ${name}, got a frame of type ${'type' in received ? received.type : '?'}`);
-    assert.equal(received.method.method, name, `expected ${name}, got ${JSON.stringify(received.method, replacer)}`);
-    assert.equal(received.channel, channel, `${name} on channel ${received.channel}, expected ${channel}`);
-    return received.method as Extract<AmqpMethod, { method: N }>;
-  }
-
-  /** Header, start-ok (PLAIN), tune-ok, open: the opening handshake up to connection.open-ok (or what came instead). */
-  async startHandshake(user = 'guest', password = 'guest'): Promise<void> {
-    this.send(PROTOCOL_HEADER);
-    const start = await this.expect('connection.start');
-    assert.match(start.mechanisms.toString(), /\bPLAIN\b/);
-    this.method(0, { method: 'connection.start-ok', clientProperties: new Map(), mechanism: 'PLAIN', response: Buffer.from(`\0${user}\0${password}`), locale: 'en_US' });
-  }
-
-  async handshake(vhost = '/'): Promise<void> {
-    await this.startHandshake();
-    const tune = await this.expect('connection.tune');
-    this.method(0, { method: 'connection.tune-ok', channelMax: tune.channelMax, frameMax: tune.frameMax, heartbeat: 0 });
-    this.method(0, { method: 'connection.open', virtualHost: vhost });
-    await this.expect('connection.open-ok');
-  }
-
-  async openChannel(channel: number): Promise<void> {
-    this.method(channel, { method: 'channel.open' });
-    await this.expect('channel.open-ok', channel);
-  }
-
-  /**
-   * The connection exception: connection.close on channel 0 with `code`, nothing after it; answered with close-ok,
-   * after which the broker closes the socket.
-   */
-  async expectConnectionClose(code: number, text: RegExp): Promise<Extract<AmqpMethod, { method: 'connection.close' }>> {
-    for (;;) {
-      const received = await this.next(`connection.close ${code}`);
-      assert.ok(received !== null, `expected connection.close ${code}, but the broker closed the socket without one`);
-      assert.ok('method' in received, `expected connection.close ${code}, got a content frame on channel ${received.channel}`);
-      // Replies to what was sent before the bad frame may come first; a channel.close may not (it would be the wrong kind of exception).
-      if (received.method.method === 'connection.close') {
-        assert.equal(received.channel, 0);
-        const close = received.method;
-        assert.equal(close.replyCode, code, `connection.close carries ${close.replyCode} (${close.replyText}), expected ${code}`);
-        assert.match(close.replyText, text);
-        this.method(0, { method: 'connection.close-ok' });
-        await within(this.closed, 'the broker to close the socket after connection.close-ok');
-        return close;
-      }
-      assert.notEqual(received.method.method, 'channel.close', `expected connection.close ${code}, got channel.close ${JSON.stringify(received.method, replacer)}`);
-    }
-  }
-
-  destroy(): void {
-    this.socket.destroy();
-  }
-}
 
 /** A transactional channel 1 with an exclusive queue of x-max-length 1, x-overflow reject-publish. */
 async function txOnBoundedQueue(client: RawAmqp, queue: string): Promise<void> {
@@ -187,12 +57,6 @@ function publishRaw(client: RawAmqp, queue: string, ...bodies: string[]): void {
       ...encodeContentFrames(1, BASIC_CLASS_ID, encodeProperties({}), Buffer.from(body), 131072),
     ]),
   );
-}
-
-function replacer(_: string, value: unknown): unknown {
-  if (value instanceof Map) return Object.fromEntries(value);
-  if (typeof value === 'bigint') return value.toString();
-  return value;
 }
 
 interface AmqpFailure extends Error {

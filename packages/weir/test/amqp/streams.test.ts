@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import amqp from 'amqplib';
-import { type AmqpBroker, startAmqpBroker } from '../support/amqp.js';
+import { type AmqpBroker, confirmChannel, startAmqpBroker } from '../support/amqp.js';
 import { startBrokerProcess } from '../support/broker-process.js';
+import { within } from '../support/within.js';
 
 const WAIT_MS = 5000;
 const HOUR_MS = 3_600_000;
@@ -21,24 +22,6 @@ before(async () => {
   broker = await startAmqpBroker();
 });
 after(async () => broker.close());
-
-async function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)));
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function confirmChannel(prefetch = 0, on = broker): Promise<amqp.ConfirmChannel> {
-  const connection = await on.connect();
-  const channel = await connection.createConfirmChannel();
-  channel.on('error', () => {});
-  if (prefetch > 0) await channel.prefetch(prefetch);
-  return channel;
-}
 
 async function publish(channel: amqp.ConfirmChannel, queue: string, bodies: string[]): Promise<void> {
   for (const body of bodies) channel.sendToQueue(queue, Buffer.from(body), { persistent: true });
@@ -79,7 +62,7 @@ class Recorder {
     const reached = async () => {
       while (!done()) await new Promise<void>((resolve) => this.waiters.push(resolve));
     };
-    await within(reached(), what);
+    await within(reached(), what, WAIT_MS);
   }
 
   async count(n: number): Promise<string[]> {
@@ -110,8 +93,9 @@ async function refused(code: number, text: RegExp, provoke: (channel: amqp.Chann
   await within(
     assert.rejects(provoke(channel)),
     `the operation to be refused with ${code}`,
+    WAIT_MS,
   );
-  const error = await within(closed, `a close with ${code}`);
+  const error = await within(closed, `a close with ${code}`, WAIT_MS);
   assert.equal(error.code, code, error.message);
   assert.match(error.message, text);
 }
@@ -147,7 +131,7 @@ describe('declaring a stream queue', () => {
     }
     await refused(406, /invalid arg 'x-max-age'.*expected a string/, (ch) => ch.assertQueue('dq-3', { durable: true, arguments: { 'x-queue-type': 'stream', 'x-max-age': 60 } }));
     await refused(406, /x-stream-max-segment-size-bytes/, (ch) => ch.assertQueue('dq-3', { durable: true, arguments: { 'x-queue-type': 'stream', 'x-stream-max-segment-size-bytes': 4_000_000_000 } }));
-    const ch = await confirmChannel();
+    const ch = await confirmChannel(broker);
     const args = { 'x-queue-type': 'stream', 'x-max-age': '7D', 'x-max-length-bytes': 20_000_000, 'x-stream-max-segment-size-bytes': 500_000_000 };
     const declared = await ch.assertQueue('dq-3', { durable: true, arguments: args });
     assert.deepEqual([declared.queue, declared.messageCount, declared.consumerCount], ['dq-3', 0, 0]);
@@ -159,7 +143,7 @@ describe('declaring a stream queue', () => {
   });
 
   test('x-max-age units: Y (365 days), M (30 days), D, h, m, s', async () => {
-    const ch = await confirmChannel();
+    const ch = await confirmChannel(broker);
     const units: Array<[string, number]> = [
       ['1Y', 365 * 24 * HOUR_MS],
       ['2M', 60 * 24 * HOUR_MS],
@@ -175,7 +159,7 @@ describe('declaring a stream queue', () => {
   });
 
   test('re-declaring with another type or other arguments is inequivalent (406); the same declare counts messages', async () => {
-    const ch = await confirmChannel();
+    const ch = await confirmChannel(broker);
     await ch.assertQueue('dq-4', { durable: true, arguments: { 'x-queue-type': 'stream', 'x-max-age': '1D' } });
     await publish(ch, 'dq-4', ['a', 'b', 'c']);
     const again = await ch.assertQueue('dq-4', { durable: true, arguments: { 'x-queue-type': 'stream', 'x-max-age': '1D' } });
@@ -190,7 +174,7 @@ describe('declaring a stream queue', () => {
 
 describe('consuming a stream queue', () => {
   test('x-stream-offset first, last, next (the default) and an offset; every consumer reads on its own', async () => {
-    const ch = await confirmChannel(100);
+    const ch = await confirmChannel(broker, 100);
     await ch.assertQueue('s-offsets', STREAM);
     await publish(ch, 's-offsets', ['m0', 'm1', 'm2', 'm3', 'm4']);
     const first = await Recorder.start(ch, 's-offsets', { offset: 'first' });
@@ -220,7 +204,7 @@ describe('consuming a stream queue', () => {
   });
 
   test('prefetch bounds the deliveries in flight; acks, multiple acks, nacks and rejects return credit without redelivery', async () => {
-    const ch = await confirmChannel(3);
+    const ch = await confirmChannel(broker, 3);
     await ch.assertQueue('s-prefetch', STREAM);
     await publish(ch, 's-prefetch', Array.from({ length: 10 }, (_, i) => `p${i}`));
     const consumer = await Recorder.start(ch, 's-prefetch', { offset: 'first', ack: false });
@@ -246,7 +230,7 @@ describe('consuming a stream queue', () => {
   });
 
   test('cancel stops a consumer; deleting the queue cancels the others (basic.cancel) and deletes the topic', async () => {
-    const ch = await confirmChannel(10);
+    const ch = await confirmChannel(broker, 10);
     await ch.assertQueue('s-delete', STREAM);
     const cancelled = await Recorder.start(ch, 's-delete', { offset: 'first' });
     const deleted = await Recorder.start(ch, 's-delete', { offset: 'first' });
@@ -258,7 +242,7 @@ describe('consuming a stream queue', () => {
     await deleted.count(2);
     await ch.checkQueue('s-delete');
     assert.deepEqual(cancelled.bodies(), ['one'], 'nothing after basic.cancel');
-    const other = await confirmChannel();
+    const other = await confirmChannel(broker);
     const { messageCount } = await other.deleteQueue('s-delete');
     assert.equal(messageCount, 2);
     await deleted.until(() => deleted.cancelledByBroker, 'basic.cancel from the broker');
@@ -268,7 +252,7 @@ describe('consuming a stream queue', () => {
   });
 
   test('a fanout exchange feeds a stream and a classic queue from one stored copy', async () => {
-    const ch = await confirmChannel(50);
+    const ch = await confirmChannel(broker, 50);
     await ch.assertExchange('s-fan', 'fanout', { durable: true });
     await ch.assertQueue('s-fan-stream', STREAM);
     await ch.assertQueue('s-fan-classic', { durable: true });
@@ -292,7 +276,7 @@ describe('consuming a stream queue', () => {
   });
 
   test('retention by x-max-length-bytes; a reader behind the start goes on from the first retained message', async () => {
-    const ch = await confirmChannel(1000);
+    const ch = await confirmChannel(broker, 1000);
     await ch.assertQueue('s-bytes', { durable: true, arguments: { 'x-queue-type': 'stream', 'x-max-length-bytes': 100_000 } });
     // Ten appends of ten 30 kB messages: a reader's fetch holds at most a batch or two of them.
     const body = 'x'.repeat(30_000);
@@ -317,7 +301,7 @@ describe('consuming a stream queue', () => {
   });
 
   test('the stream is a topic a Weir client can read', async () => {
-    const ch = await confirmChannel();
+    const ch = await confirmChannel(broker);
     await ch.assertQueue('s-native', STREAM);
     await publish(ch, 's-native', ['seen natively']);
     const fetched = await broker.server.core.fetch({ topic: 's-native', partition: 0, offset: 0, maxBytes: 65536, minBytes: 1, maxWaitMs: 0 });
@@ -339,7 +323,7 @@ describe('stream queues and time', () => {
   after(async () => timed.close());
 
   test('x-stream-offset as a timestamp and as an interval; retention by x-max-age', async () => {
-    const ch = await confirmChannel(100, timed);
+    const ch = await confirmChannel(timed, 100);
     await ch.assertQueue('s-time', STREAM);
     await ch.assertQueue('s-age', { durable: true, arguments: { 'x-queue-type': 'stream', 'x-max-age': '1h' } });
     await publish(ch, 's-time', ['old-1', 'old-2']);

@@ -250,10 +250,10 @@ export class FuzzFailure extends Error {
 
 type Allocator = (size: number, ...rest: never[]) => Buffer;
 
-/** Runs `target` over `inputs` inputs (default: `inputCount(target.shortInputs)`); throws FuzzFailure on a finding. */
 /** Inputs between two turns of the event loop (timers and promise continuations a target left behind run then). */
 const INPUTS_PER_TURN = 1000;
 
+/** Runs `target` over `inputs` inputs (default: `inputCount(target.shortInputs)`); throws FuzzFailure on a finding. */
 export async function fuzz(target: FuzzTarget, inputs = inputCount(target.shortInputs)): Promise<FuzzSummary> {
   const maxInputMs = target.maxInputMs ?? 1000;
   // Replaying a failure: start at its input (every input is generated from its own seed, so nothing before it matters).

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { decodePush, decodeRequest, decodeResponse, FrameReader, isProtocolError } from 'weir-protocol';
 import { systemClock } from '../../src/core/clock.js';
-import type { Logger } from '../../src/core/logger.js';
+import { silentLogger } from '../../src/core/logger.js';
 import { NativeConnection, type HandlerTable } from '../../src/protocols/native/native-connection.js';
 import { countOf, defaultInput, formatSummary, fuzz, fuzzTimeoutMs, mutate, Random, split, stream, type FuzzTarget } from './engine.js';
 import { handshakeRequest, sampleRequests, sampleResponses } from './native-samples.js';
@@ -39,34 +39,40 @@ function readFrames(input: Buffer, random: Random, limit: number, decode: (frame
   return frames;
 }
 
-const requestTarget: FuzzTarget = {
-  name: 'native requests (FrameReader + decodeRequest)',
-  seed: 0x7e9e57,
-  shortInputs: 60_000,
-  corpus: requests,
-  maxAllocationBytes: LIMITS[1]!,
-  run(input, random) {
-    const frames = readFrames(input, random, LIMITS[random.below(2)]!, (frame) => void decodeRequest(frame));
-    return frames > 0 ? 'decoded' : 'incomplete';
-  },
-  classify: classifyProtocolError,
-};
+// A FrameReader copies a frame that spans chunks into one buffer of exactly its size, so at one limit nothing the
+// decoders are given, or allocate, may be larger than that limit.
+function requestTarget(limit: number): FuzzTarget {
+  return {
+    name: `native requests at a ${limit}-byte frame limit (FrameReader + decodeRequest)`,
+    seed: 0x7e9e57 + limit,
+    shortInputs: 60_000,
+    corpus: requests,
+    maxAllocationBytes: limit,
+    run(input, random) {
+      const frames = readFrames(input, random, limit, (frame) => void decodeRequest(frame));
+      return frames > 0 ? 'decoded' : 'incomplete';
+    },
+    classify: classifyProtocolError,
+  };
+}
 
-const responseTarget: FuzzTarget = {
-  name: 'native responses and pushes (FrameReader + decodeResponse/decodePush)',
-  seed: 0x7e59,
-  shortInputs: 60_000,
-  corpus: responses,
-  maxAllocationBytes: LIMITS[1]!,
-  run(input, random) {
-    const frames = readFrames(input, random, LIMITS[random.below(2)]!, (frame) => {
-      if (frame[0] === 2) decodePush(frame);
-      else decodeResponse(frame);
-    });
-    return frames > 0 ? 'decoded' : 'incomplete';
-  },
-  classify: classifyProtocolError,
-};
+function responseTarget(limit: number): FuzzTarget {
+  return {
+    name: `native responses and pushes at a ${limit}-byte frame limit (FrameReader + decodeResponse/decodePush)`,
+    seed: 0x7e59 + limit,
+    shortInputs: 60_000,
+    corpus: responses,
+    maxAllocationBytes: limit,
+    run(input, random) {
+      const frames = readFrames(input, random, limit, (frame) => {
+        if (frame[0] === 2) decodePush(frame);
+        else decodeResponse(frame);
+      });
+      return frames > 0 ? 'decoded' : 'incomplete';
+    },
+    classify: classifyProtocolError,
+  };
+}
 
 /** Just enough of net.Socket for NativeConnection: records what is written and whether the broker ended it. */
 class SocketStandIn extends EventEmitter {
@@ -111,7 +117,6 @@ class SocketStandIn extends EventEmitter {
   }
 }
 
-const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silentLogger } as unknown as Logger;
 /** Every API answers with no response, so the fuzz exercises the connection's decoding, not the broker. */
 const nullHandlers = new Proxy({}, { get: () => () => null }) as HandlerTable;
 
@@ -130,7 +135,7 @@ const connectionTarget: FuzzTarget = {
   },
   run(input, random) {
     const socket = new SocketStandIn();
-    const connection = new NativeConnection(socket as unknown as Socket, nullHandlers, {
+    new NativeConnection(socket as unknown as Socket, nullHandlers, {
       maxFrameBytes: LIMITS[0]!,
       requestCounts: new Map(),
       heartbeatMs: 60_000,
@@ -147,7 +152,6 @@ const connectionTarget: FuzzTarget = {
     }
     const outcome = socket.ended ? 'closed by broker' : 'open';
     socket.destroy();
-    void connection;
     return outcome;
   },
   // Nothing a client sends may throw out of the connection.
@@ -155,7 +159,7 @@ const connectionTarget: FuzzTarget = {
 };
 
 describe('fuzzing the native protocol decoders', () => {
-  for (const target of [requestTarget, responseTarget]) {
+  for (const target of LIMITS.flatMap((limit) => [requestTarget(limit), responseTarget(limit)])) {
     it(`${target.name}: only ProtocolError, bounded time and allocation`, { timeout: fuzzTimeoutMs() }, async (t) => {
       const summary = await fuzz(target);
       t.diagnostic(formatSummary(summary));

@@ -11,7 +11,7 @@ import {
   type FieldSpec,
   type PushName,
 } from 'weir-protocol';
-import { encodeBatch, encodeHeaders, prepareMessage, batchBytes, type MessageInput } from '../../src/storage/record-batch.js';
+import { encodeBatch, prepareMessage, batchBytes, type MessageInput } from '../../src/storage/record-batch.js';
 import type { Random } from './engine.js';
 
 /**
@@ -85,8 +85,6 @@ export function recordBatch(random: Random): Buffer {
   });
   return batch;
 }
-
-export { encodeHeaders };
 
 /** `count` request frames (length prefix included), cycling through every API. */
 export function sampleRequests(random: Random, count: number): Buffer[] {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decodeRecordBatches, isProtocolError } from 'weir-protocol';
-import { isWeirError } from '../../src/core/errors.js';
+import { ErrorCode, isWeirError } from '../../src/core/errors.js';
 import { crc32c } from '../../src/storage/crc.js';
 import {
   BatchCheck,
@@ -78,7 +78,7 @@ const storageTarget: FuzzTarget = {
       batches++;
     }
   },
-  classify: (error) => (isWeirError(error) ? error.code : null),
+  classify: (error) => (isWeirError(error, ErrorCode.DataDamaged) ? error.code : null),
 };
 
 const clientTarget: FuzzTarget = {
@@ -96,7 +96,7 @@ const clientTarget: FuzzTarget = {
     }
     return messages.length > 0 ? 'decoded' : 'empty';
   },
-  classify: (error) => (isProtocolError(error) ? error.code : null),
+  classify: (error) => (isProtocolError(error, 'DATA_DAMAGED') ? error.code : null),
 };
 
 describe('fuzzing the record-batch decoders', () => {
@@ -109,5 +109,4 @@ describe('fuzzing the record-batch decoders', () => {
       assert.ok(countOf(summary, 'error:DATA_DAMAGED') > summary.inputs / 50, formatSummary(summary));
     });
   }
-
 });

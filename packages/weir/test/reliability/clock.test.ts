@@ -30,7 +30,7 @@ async function withFakedBroker(body: (context: { jump: (offset: string) => Promi
   await ensureDebianPackages(['faketime'], 'faketime');
   assert.ok(existsSync(LIBFAKETIME), `${LIBFAKETIME} is installed by the Debian package libfaketime (a dependency of faketime)`);
   const dataDir = await mkdtemp(join(tmpdir(), 'weir-clock-'));
-  const timestampFile = join(dataDir, '..', `${dataDir.split('/').pop()}.faketime`);
+  const timestampFile = `${dataDir}.faketime`;
   await writeFile(timestampFile, '+0\n');
   const broker = await startBrokerProcess(dataDir, [], {
     LD_PRELOAD: LIBFAKETIME,
@@ -71,6 +71,26 @@ async function heartbeatingConnection(amqpPort: number): Promise<{ connection: a
   return { connection, alive: () => closed === '', closedBecause: () => closed };
 }
 
+/**
+ * Runs `steps` with a native client while an AMQP connection with 1 s heartbeats stays open across them, then checks
+ * that connection is still alive and still gets a publish to `queue` confirmed.
+ */
+async function withClients(port: number, amqpPort: number, queue: string, steps: (weir: WeirClient) => Promise<void>): Promise<void> {
+  const weir = client(port);
+  const amqpClient = await heartbeatingConnection(amqpPort);
+  try {
+    await steps(weir);
+    assert.ok(amqpClient.alive(), `AMQP connection with 1 s heartbeats: ${amqpClient.closedBecause()}`);
+    const channel = await amqpClient.connection.createConfirmChannel();
+    await channel.assertQueue(queue, { durable: true });
+    channel.sendToQueue(queue, Buffer.from('after the step'), { persistent: true });
+    await channel.waitForConfirms();
+  } finally {
+    await amqpClient.connection.close().catch(() => {});
+    await weir.close();
+  }
+}
+
 /** Lease and long poll across a step, which the step must not move (the lease is taken before it). */
 async function checkMonotonicTimers(weir: WeirClient, jump: () => Promise<void>, group: string): Promise<void> {
   const workers = weir.queueConsumer({ group, settings: { ackTimeoutMs: LEASE_MS } });
@@ -94,10 +114,8 @@ async function checkMonotonicTimers(weir: WeirClient, jump: () => Promise<void>,
 }
 
 test('clock jumps: a step back stalls no lease, long poll or heartbeat, and expires nothing early', { timeout: 90_000 }, async () => {
-  await withFakedBroker(async ({ jump, port, amqpPort }) => {
-    const weir = client(port);
-    const amqpClient = await heartbeatingConnection(amqpPort);
-    try {
+  await withFakedBroker(({ jump, port, amqpPort }) =>
+    withClients(port, amqpPort, 'back-queue', async (weir) => {
       const admin = weir.admin();
       for (const topic of ['back-jobs', 'back-empty', 'back-ttl']) await admin.createTopic(topic, { partitions: 1 });
       const producer = weir.producer();
@@ -116,24 +134,13 @@ test('clock jumps: a step back stalls no lease, long poll or heartbeat, and expi
       );
       await received[0]!.ack();
       await grouped.close();
-
-      assert.ok(amqpClient.alive(), `AMQP connection with 1 s heartbeats: ${amqpClient.closedBecause()}`);
-      const channel = await amqpClient.connection.createConfirmChannel();
-      await channel.assertQueue('back-queue', { durable: true });
-      channel.sendToQueue('back-queue', Buffer.from('after the step'), { persistent: true });
-      await channel.waitForConfirms();
-    } finally {
-      await amqpClient.connection.close().catch(() => {});
-      await weir.close();
-    }
-  });
+    }),
+  );
 });
 
 test('clock jumps: a step forward fires no lease, long poll or heartbeat early, and expires exactly what is due at the new time', { timeout: 90_000 }, async () => {
-  await withFakedBroker(async ({ jump, port, amqpPort }) => {
-    const weir = client(port);
-    const amqpClient = await heartbeatingConnection(amqpPort);
-    try {
+  await withFakedBroker(({ jump, port, amqpPort }) =>
+    withClients(port, amqpPort, 'forward-queue', async (weir) => {
       const admin = weir.admin();
       for (const topic of ['forward-jobs', 'forward-empty', 'forward-ttl']) await admin.createTopic(topic, { partitions: 1 });
       const producer = weir.producer();
@@ -155,17 +162,8 @@ test('clock jumps: a step forward fires no lease, long poll or heartbeat early, 
       assert.deepEqual(longReceived.map((message) => message.body.toString()), ['ttl-2h', 'no-ttl']);
       for (const message of [...ownReceived, ...longReceived]) await message.ack();
       for (const consumer of [own, short, long]) await consumer.close();
-
-      assert.ok(amqpClient.alive(), `AMQP connection with 1 s heartbeats: ${amqpClient.closedBecause()}`);
-      const channel = await amqpClient.connection.createConfirmChannel();
-      await channel.assertQueue('forward-queue', { durable: true });
-      channel.sendToQueue('forward-queue', Buffer.from('after the step'), { persistent: true });
-      await channel.waitForConfirms();
-    } finally {
-      await amqpClient.connection.close().catch(() => {});
-      await weir.close();
-    }
-  });
+    }),
+  );
 });
 
 test('clock jumps: retention by age follows store time, which a step back never lowers', async () => {

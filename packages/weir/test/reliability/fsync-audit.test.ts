@@ -26,7 +26,7 @@ const AMQP_MESSAGES = 120;
 test('fsync audit: no durable acknowledgement leaves a socket before the fdatasync covering it', { timeout: 120_000 }, async (t) => {
   await ensureDebianPackages(['strace'], 'strace');
   const dataDir = await mkdtemp(join(tmpdir(), 'weir-fsync-audit-'));
-  const traceFile = join(dataDir, '..', `${dataDir.split('/').pop()}.strace`);
+  const traceFile = `${dataDir}.strace`;
   const broker = await startBrokerProcess(dataDir);
   const client = new WeirClient({ brokers: [`127.0.0.1:${broker.port}`], clientId: 'fsync-audit', requestTimeoutMs: 20_000 });
   let connection: amqp.ChannelModel | null = null;

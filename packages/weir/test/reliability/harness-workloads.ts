@@ -1,5 +1,5 @@
 import { type Channel, type ChannelModel, connect, type ConfirmChannel } from 'amqplib';
-import { type ConsumedMessage, type Consumer, WeirClient, WeirClientError } from 'weir-client';
+import { type ConsumedMessage, type Consumer, type CreateTopicOptions, type QueueConsumer, WeirClient, WeirClientError } from 'weir-client';
 import type { BrokerProcess } from '../support/broker-process.js';
 import type { History, SendRecord, TargetRules } from './history.js';
 
@@ -112,6 +112,48 @@ async function recordAll(
   }
 }
 
+/** Creates a topic on a fresh broker, through a client of its own. */
+async function createTopic(broker: BrokerProcess, topic: string, options: CreateTopicOptions): Promise<void> {
+  const client = nativeClient(broker, 'harness-setup');
+  try {
+    await client.admin().createTopic(topic, options);
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * Subscribes `consumer` to `target` and records what it reads until it ends; `stop()` closes the consumer and its
+ * client, `abort()` drops the client's connections.
+ */
+function consuming(
+  client: WeirClient,
+  consumer: Consumer | QueueConsumer,
+  history: History,
+  target: string,
+  onMessage?: (message: ConsumedMessage) => void,
+): Running {
+  const loop = (async () => {
+    try {
+      await consumer.subscribe(target);
+    } catch {
+      return;
+    }
+    await recordAll(consumer, history, target, onMessage);
+  })();
+  return {
+    async stop() {
+      await consumer.close().catch(() => {});
+      await client.close().catch(() => {});
+      await loop;
+    },
+    async abort() {
+      client.abort();
+      await loop;
+    },
+  };
+}
+
 /**
  * Native stream: idempotent producers (acks `durable`) over four partitions, one consumer group with auto-commit.
  * Each producer keys its messages so each partition gets several producers' values in their send order. Every 40th
@@ -129,12 +171,7 @@ export class NativeStream implements Workload {
   ) {}
 
   async setup(broker: BrokerProcess): Promise<void> {
-    const client = nativeClient(broker, 'harness-setup');
-    try {
-      await client.admin().createTopic(this.target, { partitions: this.partitions, flushPolicy: 'sync', maxMessageBytes: NativeStream.MAX_MESSAGE_BYTES });
-    } finally {
-      await client.close();
-    }
+    await createTopic(broker, this.target, { partitions: this.partitions, flushPolicy: 'sync', maxMessageBytes: NativeStream.MAX_MESSAGE_BYTES });
   }
 
   produce(broker: BrokerProcess, cycle: number): Running {
@@ -170,25 +207,7 @@ export class NativeStream implements Workload {
     consumer.on('error', (error) => {
       if (error.code === 'DATA_DAMAGED') void this.skipDamaged(client, consumer, group, next);
     });
-    const loop = (async () => {
-      try {
-        await consumer.subscribe(this.target);
-      } catch {
-        return;
-      }
-      await recordAll(consumer, this.history, this.target, (message) => next.set(message.partition, message.offset + 1));
-    })();
-    return {
-      async stop() {
-        await consumer.close().catch(() => {});
-        await client.close().catch(() => {});
-        await loop;
-      },
-      async abort() {
-        client.abort();
-        await loop;
-      },
-    };
+    return consuming(client, consumer, this.history, this.target, (message) => next.set(message.partition, message.offset + 1));
   }
 
   /** Moves the group consumer past damaged offsets it stands at: where it continues is its last read + 1, else its committed offset. */
@@ -221,12 +240,7 @@ export class NativeWorkQueue implements Workload {
   ) {}
 
   async setup(broker: BrokerProcess): Promise<void> {
-    const client = nativeClient(broker, 'harness-setup');
-    try {
-      await client.admin().createTopic(this.target, { partitions: 2, flushPolicy: 'sync' });
-    } finally {
-      await client.close();
-    }
+    await createTopic(broker, this.target, { partitions: 2, flushPolicy: 'sync' });
   }
 
   produce(broker: BrokerProcess, cycle: number): Running {
@@ -247,25 +261,7 @@ export class NativeWorkQueue implements Workload {
     const client = nativeClient(broker, `harness-${this.target}-consumer`);
     const consumer = client.queueConsumer({ group: `${this.target}-workers`, prefetch: 50 });
     consumer.on('error', () => {});
-    const loop = (async () => {
-      try {
-        await consumer.subscribe(this.target);
-      } catch {
-        return;
-      }
-      await recordAll(consumer, this.history, this.target);
-    })();
-    return {
-      async stop() {
-        await consumer.close().catch(() => {});
-        await client.close().catch(() => {});
-        await loop;
-      },
-      async abort() {
-        client.abort();
-        await loop;
-      },
-    };
+    return consuming(client, consumer, this.history, this.target);
   }
 }
 

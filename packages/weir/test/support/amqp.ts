@@ -45,11 +45,15 @@ export async function startAmqpBroker(options: StartOptions & { dataDir?: string
   };
 }
 
-/** A confirm channel on a new connection; channel errors are expected by the tests that cause them, not thrown. */
-export async function confirmChannel(broker: AmqpBroker): Promise<amqp.ConfirmChannel> {
+/**
+ * A confirm channel on a new connection, with `prefetch` set unless 0; channel errors are expected by the tests that
+ * cause them, not thrown.
+ */
+export async function confirmChannel(broker: AmqpBroker, prefetch = 0): Promise<amqp.ConfirmChannel> {
   const connection = await broker.connect();
   const created = await connection.createConfirmChannel();
   created.on('error', () => {});
+  if (prefetch > 0) await created.prefetch(prefetch);
   return created;
 }
 

@@ -52,37 +52,39 @@ function classify(error: unknown): string | null {
   return null;
 }
 
-const framesTarget: FuzzTarget = {
-  name: 'amqp frames (FrameParser + decodeMethod/decodeContentHeader)',
-  seed: SEED,
-  shortInputs: 60_000,
-  corpus: frames,
-  maxAllocationBytes: LIMITS[1]! + 8,
-  generate(random, n) {
-    if (n % 5 !== 4) return defaultInput(random, n, frames);
-    if (n % 10 === 4) return encodeFrame(random.pick([1, 2, 3, 8]), random.below(4), random.bytes(random.below(200)));
-    const payload = mutate(random.pick(payloads), random);
-    const header = payload.length >= 4 && payload.readUInt16BE(0) === 60 && payload.readUInt16BE(2) === 0;
-    return encodeFrame(header ? FrameType.Header : FrameType.Method, 1, payload);
-  },
-  run(input, random) {
-    const limit = LIMITS[random.below(2)]!;
-    const parser = new FrameParser({ maxFrameSize: limit });
-    let decoded = 0;
-    for (const chunk of split(input, random)) {
-      parser.push(chunk);
-      for (let frame = parser.next(); frame !== null; frame = parser.next()) {
-        assert.ok(frame.payload.length <= limit, `a payload of ${frame.payload.length} bytes passed the limit of ${limit}`);
-        if (frame.type === FrameType.Method) decodeMethod(frame.payload);
-        else if (frame.type === FrameType.Header) decodeContentHeader(frame.payload);
-        decoded++;
+/** The parser at one frame limit: what it holds and allocates is bounded by that limit plus a frame's 8-byte overhead. */
+function framesTarget(limit: number): FuzzTarget {
+  return {
+    name: `amqp frames at a ${limit}-byte frame limit (FrameParser + decodeMethod/decodeContentHeader)`,
+    seed: SEED + limit,
+    shortInputs: 60_000,
+    corpus: frames,
+    maxAllocationBytes: limit + 8,
+    generate(random, n) {
+      if (n % 5 !== 4) return defaultInput(random, n, frames);
+      if (n % 10 === 4) return encodeFrame(random.pick([1, 2, 3, 8]), random.below(4), random.bytes(random.below(200)));
+      const payload = mutate(random.pick(payloads), random);
+      const header = payload.length >= 4 && payload.readUInt16BE(0) === 60 && payload.readUInt16BE(2) === 0;
+      return encodeFrame(header ? FrameType.Header : FrameType.Method, 1, payload);
+    },
+    run(input, random) {
+      const parser = new FrameParser({ maxFrameSize: limit });
+      let decoded = 0;
+      for (const chunk of split(input, random)) {
+        parser.push(chunk);
+        for (let frame = parser.next(); frame !== null; frame = parser.next()) {
+          assert.ok(frame.payload.length <= limit, `a payload of ${frame.payload.length} bytes passed the limit of ${limit}`);
+          if (frame.type === FrameType.Method) decodeMethod(frame.payload);
+          else if (frame.type === FrameType.Header) decodeContentHeader(frame.payload);
+          decoded++;
+        }
+        assert.ok(parser.bufferedBytes <= limit + 8, `the parser holds ${parser.bufferedBytes} bytes`);
       }
-      assert.ok(parser.bufferedBytes <= limit + 8, `the parser holds ${parser.bufferedBytes} bytes`);
-    }
-    return decoded > 0 ? 'decoded' : 'incomplete';
-  },
-  classify,
-};
+      return decoded > 0 ? 'decoded' : 'incomplete';
+    },
+    classify,
+  };
+}
 
 const fieldsTarget: FuzzTarget = {
   name: 'amqp field tables, properties and protocol headers',
@@ -107,14 +109,16 @@ const fieldsTarget: FuzzTarget = {
 };
 
 describe('amqp codec: fuzzing the frame parser and decoders', () => {
-  it(`${framesTarget.name}: only codec errors, bounded time and allocation`, { timeout: fuzzTimeoutMs() }, async (t) => {
-    const summary = await fuzz(framesTarget);
-    t.diagnostic(formatSummary(summary));
-    // The mix must reach both error paths and the success path, or it is not testing much.
-    assert.ok(countOf(summary, 'decoded') > summary.inputs / 10, formatSummary(summary));
-    assert.ok(countOf(summary, 'error:frame-') > summary.inputs / 20, formatSummary(summary));
-    assert.ok(countOf(summary, 'error:syntax-') > summary.inputs / 20, formatSummary(summary));
-  });
+  for (const target of LIMITS.map(framesTarget)) {
+    it(`${target.name}: only codec errors, bounded time and allocation`, { timeout: fuzzTimeoutMs() }, async (t) => {
+      const summary = await fuzz(target);
+      t.diagnostic(formatSummary(summary));
+      // The mix must reach both error paths and the success path, or it is not testing much.
+      assert.ok(countOf(summary, 'decoded') > summary.inputs / 10, formatSummary(summary));
+      assert.ok(countOf(summary, 'error:frame-') > summary.inputs / 20, formatSummary(summary));
+      assert.ok(countOf(summary, 'error:syntax-') > summary.inputs / 20, formatSummary(summary));
+    });
+  }
 
   it(`${fieldsTarget.name}: only codec errors, bounded time, no allocation`, { timeout: fuzzTimeoutMs() }, async (t) => {
     const summary = await fuzz(fieldsTarget);
