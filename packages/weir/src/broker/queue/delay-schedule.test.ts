@@ -10,7 +10,7 @@ import { MemoryMessageStore } from '../../storage/memory-message-store.js';
 import { type MessageStore, unknownQueue } from '../../storage/message-store.js';
 import { decodeHeaders, encodeHeaders, type MessageInput } from '../../storage/record-batch.js';
 import { ManualScheduler } from '../scheduler.js';
-import { isSettled, openDiskStore, rejectsWith, tempDirectory } from '../test-support.js';
+import { isSettled, openDiskStore, rejectsWith, settle, tempDirectory } from '../test-support.js';
 import { DelayEntries, EntryBuffer } from './delay-entries.js';
 import { BUCKET_QUEUE_PREFIX, DELIVER_AT_HEADER, DelaySchedule, type DelayScheduleOptions, encodedDeliverAt, parseDeliverAt, TARGET_HEADER } from './delay-schedule.js';
 
@@ -224,10 +224,6 @@ async function readAheadRun(readAheadBytes: number, failReadsUntilDue = false): 
   assert.equal(schedule.stats().readAheadBytes, 0, 'everything read ahead was released');
   await schedule.close();
   return { messagesReadWhileDue: messagesRead, maxReadAheadBytes, failedReads };
-}
-
-async function turns(count: number): Promise<void> {
-  for (let turn = 0; turn < count; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
 }
 
 function bucketQueues(store: MessageStore): string[] {
@@ -460,7 +456,7 @@ describe('delay schedule', () => {
     for (let index = 0; index < total; index++) messages.get(Math.floor(index / 1000) % 2 === 0 ? 'a/0' : 'b/0')!.push(delayed(`m${index}`, bucket + Math.floor(index / 10)));
     for (const [target, list] of messages) await schedule.schedule(target, list);
     scheduler.advance(bucket + 1000 - clock.now());
-    await turns(20);
+    await settle(20);
     assert.deepEqual(
       calls.map((call) => `${call.target} ${call.ids[0]}`),
       ['a/0 m0', 'b/0 m1000', 'a/0 m2000', 'b/0 m3000', 'a/0 m4000', 'b/0 m5000'],
@@ -471,10 +467,10 @@ describe('delay schedule', () => {
     // The retry (after its backoff): a/0's runs again, in order; b/0's were handed over and are not repeated.
     for (let wait = 0; wait < 20 && calls.length < 9; wait++) {
       scheduler.advance(100);
-      await turns(10);
+      await settle(10);
       for (const call of calls.slice(6)) call.resolve();
     }
-    await turns(10);
+    await settle(10);
     for (const call of calls.slice(6)) call.resolve();
     await schedule.settled();
     assert.deepEqual(

@@ -185,7 +185,8 @@ class Bucket {
   picksInFlight = 0;
   /**
    * Offsets past the cursor already handed over by a round that then failed at an earlier entry: the retry skips them
-   * rather than deliver them again. In memory only (at most one round's worth); a crash delivers them again.
+   * rather than deliver them again. In memory only (at most what the rounds in flight hold, ROUNDS_IN_FLIGHT ×
+   * ROUND_MESSAGES); a crash delivers them again.
    */
   readonly handedOver = new Set<number>();
   /** Coarse: every message below this offset has been copied into fine buckets. */

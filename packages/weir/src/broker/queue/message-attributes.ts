@@ -96,11 +96,6 @@ export interface DeliveryAttributes {
 
 const NO_ATTRIBUTES: DeliveryAttributes = Object.freeze({ priority: 0, expiresAt: Number.POSITIVE_INFINITY });
 
-/** Reads the two attributes through `header`, so a caller can find them without decoding the other headers. */
-export function deliveryAttributes(header: (name: string) => string | Buffer | undefined): DeliveryAttributes {
-  return attributesOf(header(Attribute.priority), header(Attribute.expiresAt));
-}
-
 /** The headers `attributesOf` takes the values of, in its order. */
 export const DELIVERY_ATTRIBUTE_HEADERS = [Attribute.priority, Attribute.expiresAt] as const;
 

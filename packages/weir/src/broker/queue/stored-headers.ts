@@ -1,5 +1,5 @@
 import { decodeHeaders, encodedHeader, encodedHeaderValues } from '../../storage/record-batch.js';
-import { attributesOf, DELIVERY_ATTRIBUTE_HEADERS, deliveryAttributes, type DeliveryAttributes } from './message-attributes.js';
+import { attributesOf, DELIVERY_ATTRIBUTE_HEADERS, type DeliveryAttributes } from './message-attributes.js';
 
 const NONE = Buffer.alloc(0);
 const ATTRIBUTE_NAMES = DELIVERY_ATTRIBUTE_HEADERS.map((name) => Buffer.from(name, 'utf8'));
@@ -37,7 +37,7 @@ export class StoredHeaders {
 
   /** The message's delivery attributes (priority, expiry). */
   attributes(): DeliveryAttributes {
-    if (this.encoded.length === 0 || this.decoded !== undefined) return deliveryAttributes(this.header);
+    if (this.decoded !== undefined) return attributesOf(this.decoded[DELIVERY_ATTRIBUTE_HEADERS[0]], this.decoded[DELIVERY_ATTRIBUTE_HEADERS[1]]);
     encodedHeaderValues(this.encoded, ATTRIBUTE_NAMES, this.attributeValues);
     return attributesOf(this.attributeValues[0], this.attributeValues[1]);
   }
