@@ -17,6 +17,7 @@ import {
   encodeSharedBatch,
   encodedHeader,
   encodedHeaderValues,
+  encodedHeadersWithout,
   encodeHeaders,
   forEachMessageSummary,
   prepareMessage,
@@ -159,6 +160,32 @@ describe('storage: record batch', () => {
         } else {
           assert.deepEqual(values, expected);
         }
+      }),
+    );
+  });
+
+  it('storage: encodedHeadersWithout drops exactly that name, keeps the rest as decodeHeaders reads it, damaged lists throw (property)', () => {
+    fc.assert(
+      fc.property(encodedList, headerName, (encoded, name) => {
+        let expected: Record<string, string | Buffer> | { failed: string };
+        try {
+          const decoded = decodeHeaders(encoded);
+          delete decoded[name];
+          expected = decoded;
+        } catch (error) {
+          expected = { failed: isWeirError(error) ? error.code : String(error) };
+        }
+        let actual: Record<string, string | Buffer> | { failed: string };
+        try {
+          // The result must not share bytes with its source, which a read buffer may be.
+          const source = Buffer.from(encoded);
+          const copy = encodedHeadersWithout(source, name);
+          source.fill(0xee);
+          actual = decodeHeaders(copy);
+        } catch (error) {
+          actual = { failed: isWeirError(error) ? error.code : String(error) };
+        }
+        assert.deepEqual(actual, expected);
       }),
     );
   });

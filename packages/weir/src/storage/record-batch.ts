@@ -831,6 +831,53 @@ export function encodedHeaderValues(encoded: Buffer, names: readonly Uint8Array[
   }
 }
 
+/**
+ * A copy of an encoded header list without the headers named `name`: what encoding the list minus that name gives,
+ * made in one copy without decoding the others. The copy is the caller's (it outlives `encoded`). Throws DATA_DAMAGED
+ * on a malformed list.
+ */
+export function encodedHeadersWithout(encoded: Buffer, name: string): Buffer {
+  const count = headerCount(encoded);
+  const wanted = bytesOfName(name);
+  const layout = withoutLayout;
+  let kept = 0;
+  let size = 2;
+  let cursor = 2;
+  for (let index = 0; index < count; index++) {
+    const start = cursor;
+    cursor = locateHeader(encoded, cursor, layout);
+    if (!isName(encoded, layout, wanted)) {
+      kept++;
+      size += cursor - start;
+    }
+  }
+  const out = Buffer.allocUnsafe(size);
+  out.writeUInt16LE(kept, 0);
+  // Kept headers are copied in runs (one copy when the dropped header is last, as `weir.target` is).
+  let at = 2;
+  let run = 2;
+  cursor = 2;
+  for (let index = 0; index < count; index++) {
+    const start = cursor;
+    cursor = locateHeader(encoded, cursor, layout);
+    if (!isName(encoded, layout, wanted)) continue;
+    at += encoded.copy(out, at, run, start);
+    run = cursor;
+  }
+  encoded.copy(out, at, run, cursor);
+  return out;
+}
+
+/** The layout encodedHeadersWithout walks with (calls run to completion one at a time). */
+const withoutLayout = new HeaderLayout();
+
+function isName(encoded: Buffer, layout: HeaderLayout, wanted: Uint8Array): boolean {
+  const length = layout.nameEnd - layout.nameAt;
+  if (length !== wanted.byteLength) return false;
+  for (let i = 0; i < length; i++) if (encoded[layout.nameAt + i] !== wanted[i]) return false;
+  return true;
+}
+
 /** One header as stored: its value is a view into the encoded list (UTF-8 text when `isString`). */
 export interface EncodedHeaderEntry {
   name: string;

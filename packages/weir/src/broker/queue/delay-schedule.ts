@@ -2,7 +2,7 @@ import type { Clock } from '../../core/clock.js';
 import { ErrorCode, isWeirError, WeirError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { checkQueueName, type MessageStore, type QueueInfo, type QueueSettings } from '../../storage/message-store.js';
-import { decodeHeaders, encodedHeader, encodeHeaders, type HeaderValue, type MessageInput, type StoredMessage, toBytes } from '../../storage/record-batch.js';
+import { encodedHeader, encodedHeadersWithout, encodeHeaders, type HeaderValue, type MessageInput, type StoredMessage, toBytes } from '../../storage/record-batch.js';
 import type { Scheduler, TimerHandle } from '../scheduler.js';
 import { type ArenaInput, MessageArena } from './delay-arena.js';
 import { DelayEntries, EntryBuffer, sortOrder } from './delay-entries.js';
@@ -137,8 +137,8 @@ interface Routed {
   encodedHeaders: Uint8Array | null;
 }
 
-function routed(message: MessageInput, target: string, key: number, size: number): Routed {
-  return { message, target, key, size, encodedHeaders: null };
+function routed(message: MessageInput, target: string, key: number, size: number, encodedHeaders: Uint8Array | null = null): Routed {
+  return { message, target, key, size, encodedHeaders };
 }
 
 /** The stored form of the item's headers: the message's with `weir.target` set, encoded once. */
@@ -347,20 +347,10 @@ function indexOfSorted(sorted: Float64Array, value: number): number {
   return -1;
 }
 
-/** Decoded headers without `weir.target`, and the target it named (null when absent or not text). */
-function splitTarget(decoded: Record<string, HeaderValue>): { target: string | null; headers: Record<string, HeaderValue> } {
-  const value = decoded[TARGET_HEADER];
-  const target = typeof value === 'string' ? value : null;
-  if (value === undefined) return { target, headers: decoded };
-  const headers: Record<string, HeaderValue> = {};
-  for (const name of Object.keys(decoded)) if (name !== TARGET_HEADER) setHeader(headers, name, decoded[name]!);
-  return { target, headers };
-}
-
-/** Sets a header as an own property, also one named `__proto__` (an assignment would replace the prototype). */
-function setHeader(headers: Record<string, HeaderValue>, name: string, value: HeaderValue): void {
-  if (name === '__proto__') Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
-  else headers[name] = value;
+/** The target storage queue named by encoded bucket headers (null when absent or not text). */
+function targetOf(encoded: Buffer): string | null {
+  const value = encodedHeader(encoded, TARGET_HEADER);
+  return typeof value === 'string' ? value : null;
 }
 
 /**
@@ -1035,10 +1025,11 @@ export class DelaySchedule {
         const items: Routed[] = [];
         let untargeted = 0;
         for (const message of read.messages) {
-          const { target, deliverAt, input } = this.toInput(message);
+          const { target, deliverAt, input, stored } = this.toInput(message);
           if (target === null) untargeted++;
           if (target === null || this.dropped.has(target)) continue;
-          items.push(routed(input, target, this.keyOf(deliverAt, bucket, message.offset), storedSize(message)));
+          // Its stored headers already name its target: the fine bucket stores them as they are.
+          items.push(routed(input, target, this.keyOf(deliverAt, bucket, message.offset), storedSize(message), stored));
         }
         if (untargeted > 0) this.logger.warn({ bucket: bucket.name, messages: untargeted }, `dropping delayed messages without a ${TARGET_HEADER} header`);
         if (items.length > 0) await this.storeRouted(items, this.clock.now(), true);
@@ -1428,32 +1419,31 @@ export class DelaySchedule {
   /** The message in an arena slot as it goes on, without `weir.target`. */
   private arenaInput(slot: number): { target: string | null; input: MessageInput } {
     const message = this.arena.read(slot);
-    const { target, headers } = splitTarget(decodeHeaders(message.headers));
-    return { target, input: { id: message.id, key: message.key, tag: message.tag, headers, timestamp: message.timestamp, body: message.body } };
+    return {
+      target: targetOf(message.headers),
+      input: { id: message.id, key: message.key, tag: message.tag, encodedHeaders: encodedHeadersWithout(message.headers, TARGET_HEADER), timestamp: message.timestamp, body: message.body },
+    };
   }
 
   /**
    * The message as it goes on: copied out of the read buffer (so a round holds only what it delivers), with its id,
-   * key, tag, timestamp and headers; without `weir.target` (named apart: a cascade adds it back for the next bucket).
+   * key, tag, timestamp and headers; without `weir.target` (named apart), and `stored` keeps the headers as stored,
+   * target included, for a cascade to store again as they are.
    */
-  private toInput(message: StoredMessage): { target: string | null; deliverAt: HeaderValue | undefined; input: MessageInput } {
-    const decoded = decodeHeaders(message.headers);
-    for (const name of Object.keys(decoded)) {
-      const value = decoded[name]!;
-      if (typeof value !== 'string') setHeader(decoded, name, Buffer.from(value));
-    }
-    const { target, headers } = splitTarget(decoded);
+  private toInput(message: StoredMessage): { target: string | null; deliverAt: HeaderValue | undefined; input: MessageInput; stored: Buffer } {
+    const stored = Buffer.from(message.headers);
     return {
-      target,
-      deliverAt: headers[DELIVER_AT_HEADER],
+      target: targetOf(stored),
+      deliverAt: encodedDeliverAt(stored),
       input: {
         id: Buffer.from(message.id),
         key: message.key === null ? null : Buffer.from(message.key),
         tag: message.tag,
-        headers,
+        encodedHeaders: encodedHeadersWithout(stored, TARGET_HEADER),
         timestamp: message.timestamp,
         body: Buffer.from(message.body),
       },
+      stored,
     };
   }
 
