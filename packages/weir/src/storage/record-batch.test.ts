@@ -188,6 +188,8 @@ describe('storage: record batch', () => {
         assert.deepEqual(actual, expected);
       }),
     );
+    // A message stored without headers (an empty list) found by the property test.
+    assert.deepEqual(decodeHeaders(encodedHeadersWithout(Buffer.alloc(0), 'a')), {});
   });
 
   it('storage: encodeHeaders writes any text, short or long, ASCII or not, as decodeHeaders reads it back (property)', () => {

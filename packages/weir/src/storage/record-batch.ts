@@ -838,6 +838,8 @@ export function encodedHeaderValues(encoded: Buffer, names: readonly Uint8Array[
  */
 export function encodedHeadersWithout(encoded: Buffer, name: string): Buffer {
   const count = headerCount(encoded);
+  // A message stored without headers has an empty list: the same as an encoded list of none.
+  if (count === 0) return Buffer.alloc(2);
   const wanted = bytesOfName(name);
   const layout = withoutLayout;
   let kept = 0;
