@@ -105,16 +105,7 @@ async function startWeir(options: BrokerOptions): Promise<Broker> {
     startSeconds,
     queueArguments: {},
     dataDir,
-    samples: broker.samples,
-    sample: () => broker.sample(),
-    // Not through sample(): that would sample Weir more often than RabbitMQ, and peaks would not compare.
-    alive: () => isAlive(broker.pid),
-    diagnostics: () => broker.logSummary,
-    async stop() {
-      const stop = await broker.stop();
-      await rm(dataDir, { recursive: true, force: true });
-      return { shutdownSeconds: stop.shutdownSeconds, killed: stop.killed };
-    },
+    ...processBroker(broker, () => rm(dataDir, { recursive: true, force: true })),
   };
 }
 
@@ -180,12 +171,21 @@ async function startFloor(options: BrokerOptions): Promise<Broker> {
     queueArguments: {},
     // Nothing on disk: the backlog workload's size on disk reads as 0.
     dataDir: '/nonexistent',
+    ...processBroker(broker, async () => {}),
+  };
+}
+
+/** What a broker run through BrokerProcess answers: its samples, liveness, log summary and stop (then `cleanUp`). */
+function processBroker(broker: BrokerProcess, cleanUp: () => Promise<void>): Pick<Broker, 'samples' | 'sample' | 'alive' | 'diagnostics' | 'stop'> {
+  return {
     samples: broker.samples,
     sample: () => broker.sample(),
+    // Not through sample(): that would sample the process more often than RabbitMQ's, and peaks would not compare.
     alive: () => isAlive(broker.pid),
     diagnostics: () => broker.logSummary,
     async stop() {
       const stop = await broker.stop();
+      await cleanUp();
       return { shutdownSeconds: stop.shutdownSeconds, killed: stop.killed };
     },
   };
