@@ -736,6 +736,14 @@ function walkHeaders(encoded: Buffer, visit: (nameAt: number, nameEnd: number, i
 }
 
 /** Decodes every header; when a name repeats, the last one wins. Throws DATA_DAMAGED on a malformed list. */
+/** A message's headers as a record, whether it was given them as one or already encoded. */
+export function inputHeaders(input: MessageInput): Headers {
+  if (input.headers) return input.headers;
+  const encoded = input.encodedHeaders;
+  if (encoded === undefined || encoded.byteLength === 0) return {};
+  return decodeHeaders(toBytes(encoded));
+}
+
 export function decodeHeaders(encoded: Buffer): Record<string, string | Buffer> {
   const result: Record<string, string | Buffer> = {};
   walkHeaders(encoded, (nameAt, nameEnd, isString, valueEnd) => {

@@ -1,5 +1,5 @@
 import type { Logger } from '../../core/logger.js';
-import { decodeHeaders, type HeaderValue, type MessageInput } from '../../storage/record-batch.js';
+import { decodeHeaders, type HeaderValue, inputHeaders, type MessageInput } from '../../storage/record-batch.js';
 import type { BrokerCore } from '../broker-core.js';
 import type { DeadLetter } from '../queue/work-queues.js';
 import { type Queue, VirtualHost } from './virtual-host.js';
@@ -117,7 +117,8 @@ export class VirtualHosts {
    */
   async rejectedPublish(queue: Queue, input: MessageInput): Promise<void> {
     const body = typeof input.body === 'string' ? Buffer.from(input.body) : input.body;
-    await this.republish(queue, { headers: input.headers ?? {}, body, timestamp: Date.now() }, 'maxlen');
+    // The dead-letter formatter reads the headers, which a publisher may have handed over encoded (AMQP's StoredInputs).
+    await this.republish(queue, { headers: inputHeaders(input), body, timestamp: Date.now() }, 'maxlen');
   }
 
   /**

@@ -11,7 +11,7 @@ import type { AccessControl } from '../../broker/access/access-control.js';
 import { accessRefused, AmqpError, asAmqpError, commandInvalid, notAllowed, notFound, notImplemented, preconditionFailed, unexpectedFrame } from './amqp-error.js';
 import { AmqpConsumer, type ConsumerChannel, type SettleSource } from './amqp-consumer.js';
 import { AmqpStreamConsumer, parseStreamOffset, type StreamConsumerChannel, streamDeliveryProperties } from './amqp-stream-consumer.js';
-import { bodyBytes, deliveryParts, type DeliveryParts, parseExpiration, plainHeaders, type PublishedMessage, storedInput } from './amqp-message.js';
+import { bodyBytes, deliveryParts, type DeliveryParts, parseExpiration, plainHeaders, type PublishedMessage, storedInput, StoredInputs } from './amqp-message.js';
 import { PublisherConfirms } from './publisher-confirms.js';
 import { DirectReplyTo, REPLY_TO_QUEUE } from './direct-reply-to.js';
 import {
@@ -116,6 +116,7 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
    */
   private readonly newestAppend = new Map<Queue, PendingAppend>();
   private appendsScheduled = false;
+  private readonly storedInputs = new StoredInputs();
   flowActive = true;
   /** basic.get deliveries are leased to one pull consumer per channel and queue. */
   private readonly pullers = new Map<Queue, SettleSource>();
@@ -342,7 +343,7 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
     if (message.delayMs !== null) {
       for (const queue of queues) this.collect([queue], true, storedInput(message, weirPriority(priority, queue.options.maxPriority)), tag);
     } else if (queues.length === 1) {
-      this.collect(queues, false, storedInput(message, weirPriority(priority, queues[0]!.options.maxPriority)), tag);
+      this.collect(queues, false, this.storedInputs.input(message, weirPriority(priority, queues[0]!.options.maxPriority)), tag);
     } else {
       const byPriority = new Map<number, Queue[]>();
       for (const queue of queues) {
@@ -351,7 +352,7 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
         if (group === undefined) byPriority.set(mapped, [queue]);
         else group.push(queue);
       }
-      for (const [mapped, group] of byPriority) this.collect(group, false, storedInput(message, mapped), tag);
+      for (const [mapped, group] of byPriority) this.collect(group, false, this.storedInputs.input(message, mapped), tag);
     }
     if (!this.appendsScheduled) {
       this.appendsScheduled = true;

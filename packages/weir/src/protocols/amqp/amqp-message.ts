@@ -1,6 +1,6 @@
 import { Attribute } from '../../broker/queue/message-attributes.js';
 import type { DeadLetterCause, DeadLetterFormatter } from '../../broker/vhost/virtual-hosts.js';
-import { decodeHeaders, locateHeaderValues, type HeaderValue, type MessageInput, type StoredMessage } from '../../storage/record-batch.js';
+import { decodeHeaders, encodeHeaders, locateHeaderValues, type HeaderValue, type MessageInput, type StoredMessage } from '../../storage/record-batch.js';
 import { type BasicProperties, decodeProperties, encodeProperties, Field, type FieldTable, type FieldValue, fieldToJs, tableToJs } from './codec/index.js';
 
 /**
@@ -44,6 +44,40 @@ export function storedInput(message: PublishedMessage, priority: number): Messag
   if (priority > 0) headers[Attribute.priority] = String(priority);
   if (message.delayMs !== null) headers[Attribute.delayMs] = String(Math.max(0, message.delayMs));
   return { headers, body: message.body };
+}
+
+/**
+ * Makes each publish's MessageInput (as `storedInput`), reusing the previous one's encoded headers while the next would
+ * store the same bytes: a publisher's messages usually share exchange, routing key and properties (amqplib sends the
+ * same property bytes for every publish with the same options), so a run of them encodes the headers once and makes no
+ * header object per message. Messages with a TTL or a delay never share: the partition writer turns those attributes
+ * into absolute times (prepareProduced), for which it needs them as plain headers.
+ */
+export class StoredInputs {
+  private exchange = '';
+  private routingKey = '';
+  private priority = -1;
+  private properties: Buffer | null = null;
+  private encoded: Uint8Array | null = null;
+
+  input(message: PublishedMessage, priority: number): MessageInput {
+    if (message.ttlMs !== null || message.delayMs !== null) return storedInput(message, priority);
+    if (
+      this.encoded === null ||
+      priority !== this.priority ||
+      message.exchange !== this.exchange ||
+      message.routingKey !== this.routingKey ||
+      !message.rawProperties.equals(this.properties!)
+    ) {
+      this.encoded = encodeHeaders(storedInput(message, priority).headers!);
+      this.exchange = message.exchange;
+      this.routingKey = message.routingKey;
+      this.priority = priority;
+      // A copy: the published bytes are a view of a socket read, which this must not keep alive.
+      this.properties = Buffer.from(message.rawProperties);
+    }
+    return { encodedHeaders: this.encoded, body: message.body };
+  }
 }
 
 /** What x-max-length-bytes counts of a stored message: its body, the AMQP body (properties are not counted). */

@@ -9,13 +9,22 @@ export interface ConfirmSink {
   nack(deliveryTag: number, multiple: boolean): void;
 }
 
+/** A tag's entry once it has been answered (acked or nacked). */
+const ANSWERED = -1;
+
 export class PublisherConfirms {
   private sequence = 0;
   /**
-   * Outstanding tags in publish order → appends still pending (Map keeps insertion order: the first is the lowest).
-   * A count rather than an object per publish; the rare failed tags are kept aside in `failed`.
+   * Appends still pending for each tag from `base` to `sequence`, in a ring indexed from `head` (tags are numbered
+   * consecutively, so a ring holds them without a map entry per publish): above 0 pending, 0 complete and waiting for
+   * the flush, ANSWERED once acked or nacked. The rare failed tags are kept aside in `failed`.
    */
-  private readonly pending = new Map<number, number>();
+  private ring = new Int32Array(1024);
+  private head = 0;
+  /** Lowest tag not yet answered (`sequence + 1` when none is open). */
+  private base = 1;
+  /** Tags numbered and not yet answered. */
+  private open = 0;
   private readonly failed = new Set<number>();
   /** Every tag at or below this has been answered. */
   private answeredUpTo = 0;
@@ -29,18 +38,39 @@ export class PublisherConfirms {
   /** Numbers a publish routed to `appends` queues (0: confirmed at once). */
   next(appends: number): number {
     const tag = ++this.sequence;
-    this.pending.set(tag, appends);
+    if (tag - this.base >= this.ring.length) this.grow();
+    this.ring[this.slot(tag)] = appends;
+    this.open++;
     if (appends === 0) this.done(tag);
     return tag;
   }
 
   /** One of the publish's appends resolved (`ok`) or failed. */
   settled(tag: number, ok: boolean): void {
-    const remaining = this.pending.get(tag);
-    if (remaining === undefined) return;
+    if (tag < this.base || tag > this.sequence) return;
+    const slot = this.slot(tag);
+    const remaining = this.ring[slot]!;
+    if (remaining <= 0) return;
     if (!ok) this.failed.add(tag);
-    this.pending.set(tag, remaining - 1);
-    if (remaining - 1 <= 0) this.done(tag);
+    this.ring[slot] = remaining - 1;
+    if (remaining === 1) this.done(tag);
+  }
+
+  get outstanding(): number {
+    return this.open;
+  }
+
+  private slot(tag: number): number {
+    return (this.head + tag - this.base) & (this.ring.length - 1);
+  }
+
+  /** Doubles the ring (its length stays a power of two), unrolling it so `head` is 0. */
+  private grow(): void {
+    const count = this.sequence - this.base;
+    const next = new Int32Array(this.ring.length * 2);
+    for (let index = 0; index < count; index++) next[index] = this.ring[(this.head + index) & (this.ring.length - 1)]!;
+    this.ring = next;
+    this.head = 0;
   }
 
   private done(tag: number): void {
@@ -54,41 +84,45 @@ export class PublisherConfirms {
   private flush(): void {
     this.flushScheduled = false;
     const nacked: number[] = [];
-    const acked: number[] = [];
+    let acked = 0;
     for (const tag of this.completed) {
-      if (!this.pending.delete(tag)) continue;
+      const slot = this.slot(tag);
+      if (tag < this.base || this.ring[slot] !== 0) continue;
+      this.ring[slot] = ANSWERED;
+      this.open--;
       if (this.failed.delete(tag)) nacked.push(tag);
-      else acked.push(tag);
+      else this.completed[acked++] = tag;
     }
-    this.completed.length = 0;
+    this.completed.length = acked;
+    while (this.base <= this.sequence && this.ring[this.head] === ANSWERED) {
+      this.head = (this.head + 1) & (this.ring.length - 1);
+      this.base++;
+    }
     for (const tag of nacked) {
       this.sink.nack(tag, false);
       this.answeredAlone.add(tag);
     }
-    const firstPending = this.pending.size === 0 ? this.sequence + 1 : this.pending.keys().next().value!;
-    const prefixEnd = firstPending - 1;
+    const prefixEnd = this.base - 1;
     let coveredByMultiple = false;
-    if (prefixEnd > this.answeredUpTo && acked.length > 0) {
+    if (prefixEnd > this.answeredUpTo && acked > 0) {
       let alone = false;
       for (const tag of this.answeredAlone) if (tag <= prefixEnd) alone = true;
-      const inPrefix = acked.filter((tag) => tag <= prefixEnd).length;
+      let inPrefix = 0;
+      for (const tag of this.completed) if (tag <= prefixEnd) inPrefix++;
       if (!alone && inPrefix > 1) {
         this.sink.ack(prefixEnd, true);
         coveredByMultiple = true;
       }
     }
-    for (const tag of acked) {
+    for (const tag of this.completed) {
       if (coveredByMultiple && tag <= prefixEnd) continue;
       this.sink.ack(tag, false);
       this.answeredAlone.add(tag);
     }
+    this.completed.length = 0;
     if (prefixEnd > this.answeredUpTo) {
       this.answeredUpTo = prefixEnd;
       for (const tag of this.answeredAlone) if (tag <= prefixEnd) this.answeredAlone.delete(tag);
     }
-  }
-
-  get outstanding(): number {
-    return this.pending.size;
   }
 }

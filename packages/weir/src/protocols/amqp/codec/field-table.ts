@@ -101,6 +101,32 @@ export const Field = {
 // ---- decoding ----
 
 /**
+ * The table every empty table decodes to where decoding one per message would cost (the `headers` property: amqplib
+ * sends an empty one with every publish). Shared, so it refuses changes: a caller that wants to add to a decoded
+ * table copies it first (`new Map(table)`).
+ */
+export const EMPTY_TABLE: FieldTable = readOnlyEmptyTable();
+
+/** A plain Map (so it compares equal to any empty table) whose changing methods throw. */
+function readOnlyEmptyTable(): FieldTable {
+  const table: FieldTable = new Map();
+  const refuse = (): never => {
+    throw new TypeError('the shared empty field table is read-only: copy it with new Map(table) first');
+  };
+  Object.defineProperties(table, { set: { value: refuse }, delete: { value: refuse }, clear: { value: refuse } });
+  return table;
+}
+
+/** `readTable`, answering an empty table with EMPTY_TABLE instead of a new Map. */
+export function readTableShared(c: Cursor, where: string): FieldTable {
+  if (c.end - c.at >= 4 && c.buf.readUInt32BE(c.at) === 0) {
+    c.at += 4;
+    return EMPTY_TABLE;
+  }
+  return readTable(c, where);
+}
+
+/**
  * Reads a table (`[size:long][name:shortstr, value]*`) at the cursor. Every entry must end inside the declared size;
  * reads inside it are bounded by it, not by the frame. `depth` is this table's nesting level (1 for a method argument
  * or the headers property).

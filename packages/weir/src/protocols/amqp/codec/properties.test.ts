@@ -107,6 +107,20 @@ describe('amqp codec: content headers', () => {
     );
   });
 
+  it('decodes every empty headers table to one shared table that refuses changes', () => {
+    const first = decodeProperties(encodeProperties({ headers: new Map() })).headers!;
+    const second = decodeProperties(encodeProperties({ headers: new Map(), deliveryMode: 2 })).headers!;
+    assert.equal(first, second);
+    assert.equal(first.size, 0);
+    assert.throws(() => first.set('x', Field.string('y')), /read-only/);
+    assert.throws(() => first.delete('x'), /read-only/);
+    assert.equal(first.size, 0);
+    const copy = new Map(first);
+    copy.set('x', Field.string('y'));
+    assert.equal(copy.size, 1);
+    assert.notEqual(decodeProperties(encodeProperties({ headers: new Map([['a', Field.bool(true)]]) })).headers, first);
+  });
+
   it('follows continuation flag words, which may flag nothing more', () => {
     assert.deepEqual(definedProperties(decodeProperties(hex('8001 0001 0000 01 61'))), { contentType: 'a' });
     assert.throws(() => decodeProperties(hex('8001 8000 01 61')), syntaxError(502, /continued property flags 0x8000 name properties the basic class does not have/));

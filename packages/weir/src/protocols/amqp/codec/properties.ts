@@ -1,5 +1,5 @@
 import { AmqpSyntaxError, ReplyCode } from './errors.js';
-import { putTable, readTable, tableSize, type FieldTable } from './field-table.js';
+import { putTable, readTableShared, tableSize, type FieldTable } from './field-table.js';
 import { BASIC_CLASS_ID } from './spec.js';
 import {
   checkBytes,
@@ -109,7 +109,7 @@ function readProperties(c: Cursor): BasicProperties {
   const properties: BasicProperties = {
     contentType: (flags & CONTENT_TYPE) !== 0 ? readShortstr(c, 'basic properties content-type') : undefined,
     contentEncoding: (flags & CONTENT_ENCODING) !== 0 ? readShortstr(c, 'basic properties content-encoding') : undefined,
-    headers: (flags & HEADERS) !== 0 ? readTable(c, 'basic properties headers') : undefined,
+    headers: (flags & HEADERS) !== 0 ? readTableShared(c, 'basic properties headers') : undefined,
     deliveryMode: (flags & DELIVERY_MODE) !== 0 ? readOctet(c, 'basic properties delivery-mode') : undefined,
     priority: (flags & PRIORITY) !== 0 ? readOctet(c, 'basic properties priority') : undefined,
     correlationId: (flags & CORRELATION_ID) !== 0 ? readShortstr(c, 'basic properties correlation-id') : undefined,
