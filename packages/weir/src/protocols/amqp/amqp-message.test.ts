@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { decodeHeaders, encodeHeaders, type StoredMessage } from '../../storage/record-batch.js';
-import { deliveryParts, StoredHeader } from './amqp-message.js';
+import { deliveryParts, StoredHeader, storedInput, StoredInputs } from './amqp-message.js';
 
 /** A stored message whose headers sit inside a larger buffer, as views of a read batch do. */
 function storedWith(headers: Record<string, string | Buffer>, padding: number): { message: StoredMessage; source: Buffer } {
@@ -51,5 +51,39 @@ describe('amqp-message: deliveryParts', () => {
     assert.equal(parts.exchange, '');
     assert.equal(parts.routingKey, 'events');
     assert.ok(parts.rawProperties.byteLength > 2, 'the Weir header becomes an AMQP headers table');
+  });
+});
+
+describe('amqp-message: StoredInputs', () => {
+  it('stores what storedInput stores, publish after publish, with repeats and changes (property)', () => {
+    const published = fc.record({
+      exchange: fc.constantFrom('', '', 'orders'),
+      routingKey: fc.constantFrom('q', 'q', 'café'),
+      rawProperties: fc.constantFrom(Buffer.from([0x10, 0, 2]), Buffer.from([0x10, 0, 1]), Buffer.from([0x08, 0, 5]), Buffer.from([0x30, 0, 0, 0, 0, 0, 2]), Buffer.from([0, 0])),
+      // Mostly alike, so runs of publishes share their stored headers.
+      ttlMs: fc.oneof(fc.constant(null), fc.constant(null), fc.constant(null), fc.integer({ min: 0, max: 1000 })),
+      delayMs: fc.oneof(fc.constant(null), fc.constant(null), fc.constant(null), fc.integer({ min: 0, max: 1000 })),
+      priority: fc.constantFrom(0, 0, 9),
+    });
+    fc.assert(
+      fc.property(fc.array(published, { maxLength: 40 }), (publishes) => {
+        const inputs = new StoredInputs();
+        for (const [index, { priority, ...fields }] of publishes.entries()) {
+          const message = { ...fields, body: Buffer.from('body') };
+          const expected = storedInput(message, priority);
+          const reading = Buffer.from(message.rawProperties);
+          const input = inputs.input({ ...message, rawProperties: reading }, priority);
+          assert.equal(input.body, message.body);
+          assert.deepEqual(Buffer.from(input.encodedHeaders ?? encodeHeaders(input.headers!)), Buffer.from(encodeHeaders(expected.headers!)));
+          // TTL and delay stay plain headers: the partition writer rewrites them into absolute times.
+          if (message.ttlMs !== null || message.delayMs !== null) assert.deepEqual(input.headers, expected.headers);
+          // Published bytes are views of what the caller read; whatever later happens to them must not change what
+          // the next publish is compared with (here they become the next publish's properties).
+          const next = publishes[index + 1]?.rawProperties;
+          if (next !== undefined && next.byteLength === reading.byteLength) next.copy(reading);
+          else reading.fill(0xee);
+        }
+      }),
+    );
   });
 });
