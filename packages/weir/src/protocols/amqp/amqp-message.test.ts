@@ -45,6 +45,16 @@ describe('amqp-message: deliveryParts', () => {
     );
   });
 
+  it('amqp: alike messages share their parts, and a message differing in its last stored byte gets its own', () => {
+    const headers = (properties: Buffer) => ({ [StoredHeader.exchange]: 'orders', [StoredHeader.routingKey]: 'eu', [StoredHeader.properties]: properties });
+    const first = deliveryParts(storedWith(headers(Buffer.from([0x10, 0, 2])), 0).message, 'topic');
+    const again = deliveryParts(storedWith(headers(Buffer.from([0x10, 0, 2])), 5).message, 'topic');
+    const other = deliveryParts(storedWith(headers(Buffer.from([0x10, 0, 1])), 5).message, 'topic');
+    assert.equal(again, first);
+    assert.deepEqual(other.rawProperties, Buffer.from([0x10, 0, 1]));
+    assert.deepEqual(first.rawProperties, Buffer.from([0x10, 0, 2]));
+  });
+
   it('amqp: a message without AMQP headers comes from the default exchange with its topic as routing key', () => {
     const { message } = storedWith({ 'x-trace': 'abc' }, 3);
     const parts = deliveryParts(message, 'events');
