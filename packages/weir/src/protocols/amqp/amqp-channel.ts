@@ -20,7 +20,7 @@ import {
   basicDeliverSize,
   type BasicProperties,
   type ContentHeader,
-  decodeContentHeader,
+  ContentHeaderReader,
   encodeBasicDeliver,
   encodeContentFrames,
   encodeMethodFrame,
@@ -96,6 +96,9 @@ interface Transaction {
 export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
   state: State = 'open';
   private content: ContentInProgress | null = null;
+  /** The one ContentInProgress a channel needs (content is assembled one message at a time), reused. */
+  private readonly nextContent: ContentInProgress = { exchange: '', routingKey: '', mandatory: false, header: null, body: null, chunks: null, received: 0 };
+  private readonly headerReader = new ContentHeaderReader();
   private readonly consumers = new Map<string, AmqpConsumer>();
   /** Consumers of stream queues; their tags share the channel's namespace with the others. */
   private readonly streamConsumers = new Map<string, AmqpStreamConsumer>();
@@ -229,8 +232,7 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
     if (this.state === 'closing') return;
     const content = this.content;
     if (content === null || content.header !== null) throw unexpectedFrame(`content header on channel ${this.number} without a basic.publish before it`);
-    const header = decodeContentHeader(payload);
-    if (header.classId !== BASIC_CLASS_ID) throw unexpectedFrame(`content header of class ${header.classId} on channel ${this.number}; only basic carries content`);
+    const header = this.headerReader.read(payload);
     if (header.bodySize > this.host.maxMessageBytes) {
       // Refused before the body is read: the frames that follow are discarded with the closing channel.
       this.content = null;
@@ -266,7 +268,16 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
   private startPublish(exchange: string, routingKey: string, mandatory: boolean, immediate: boolean): void {
     if (immediate) throw notImplemented('immediate=true');
     this.host.publishing();
-    this.content = { exchange, routingKey, mandatory, header: null, body: null, chunks: null, received: 0 };
+    const content = this.nextContent;
+    content.exchange = exchange;
+    content.routingKey = routingKey;
+    content.mandatory = mandatory;
+    // A publish abandoned half way (a refused header, a failed channel) may have left its parts here.
+    content.header = null;
+    content.body = null;
+    content.chunks = null;
+    content.received = 0;
+    this.content = content;
   }
 
   private finishPublish(): void {
@@ -274,6 +285,10 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
     this.content = null;
     const header = content.header!;
     const body = content.chunks !== null ? Buffer.concat(content.chunks, content.received) : (content.body ?? Buffer.alloc(0));
+    // Holding nothing of this publish's frames while the channel waits for the next.
+    content.header = null;
+    content.body = null;
+    content.chunks = null;
     const vhost = this.host.vhost;
     const exchange = vhost.routing.exchange(content.exchange);
     if (exchange === undefined) throw notFound(`no exchange '${content.exchange}' in vhost '${vhost.name}'`);

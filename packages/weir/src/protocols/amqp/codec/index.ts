@@ -41,6 +41,7 @@ export {
 export * from './methods.generated.js';
 export {
   CONTENT_HEADER_PREFIX_SIZE,
+  ContentHeaderReader,
   decodeContentHeader,
   decodeProperties,
   encodeContentHeader,

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
   AmqpSyntaxError,
+  ContentHeaderReader,
   basicProperties,
   decodeContentHeader,
   decodeProperties,
@@ -105,6 +106,39 @@ describe('amqp codec: content headers', () => {
       }),
       { seed: 31, numRuns: 300 },
     );
+  });
+
+  it('ContentHeaderReader reads what decodeContentHeader decodes, header after header, with repeats (property)', () => {
+    const header = fc.record({ properties: fc.oneof(propertiesArb, fc.constantFrom<BasicProperties>({ deliveryMode: 2 }, { deliveryMode: 1 }, {})), bodySize: fc.constantFrom(0, 100, 2 ** 40) });
+    fc.assert(
+      fc.property(fc.array(header, { minLength: 1, maxLength: 20 }), (headers) => {
+        const reader = new ContentHeaderReader();
+        for (const { properties, bodySize } of headers) {
+          const payload = encodeContentHeader(60, bodySize, properties);
+          const expected = decodeContentHeader(payload);
+          const read = reader.read(payload);
+          // The frame's bytes may be reused once it is handled: what was read must not change with them.
+          payload.fill(0x5a);
+          assert.equal(read.bodySize, bodySize);
+          assert.deepEqual(definedProperties(read.properties), definedProperties(expected.properties));
+          assert.deepEqual(read.rawProperties, encodeProperties(properties));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('ContentHeaderReader refuses what decodeContentHeader refuses, also right after a header it keeps', () => {
+    const reader = new ContentHeaderReader();
+    reader.read(encodeContentHeader(60, 5, { deliveryMode: 2 }));
+    const otherClass = encodeContentHeader(60, 5, { deliveryMode: 2 });
+    otherClass.writeUInt16BE(50, 0);
+    assert.throws(() => reader.read(otherClass), /class 50 carries no content/);
+    const weighted = encodeContentHeader(60, 5, { deliveryMode: 2 });
+    weighted.writeUInt16BE(1, 2);
+    assert.throws(() => reader.read(weighted), /weight is 1, must be 0/);
+    assert.throws(() => reader.read(Buffer.concat([encodeContentHeader(60, 5, { deliveryMode: 2 }), Buffer.from([0])])), /properties/);
+    assert.equal(reader.read(encodeContentHeader(60, 7, { deliveryMode: 2 })).bodySize, 7);
   });
 
   it('decodes every empty headers table to one shared table that refuses changes', () => {

@@ -234,6 +234,14 @@ export function encodeProperties(p: BasicProperties): Buffer {
  */
 export function decodeContentHeader(payload: Buffer): ContentHeader {
   const c = new Cursor(payload);
+  const bodySize = readHeaderPrefix(c);
+  const rawProperties = payload.subarray(c.at);
+  c.scope = 'properties';
+  return { classId: BASIC_CLASS_ID, bodySize, properties: readProperties(c), rawProperties };
+}
+
+/** Checks class-id (basic) and weight and returns the body size, leaving `c` at the property flags. */
+function readHeaderPrefix(c: Cursor): number {
   const classId = readShort(c, 'content header class-id');
   if (classId !== BASIC_CLASS_ID) {
     throw new AmqpSyntaxError(`content header: class ${classId} carries no content (only basic, class ${BASIC_CLASS_ID}, does)`, ReplyCode.UNEXPECTED_FRAME, classId);
@@ -242,11 +250,56 @@ export function decodeContentHeader(payload: Buffer): ContentHeader {
   // "The weight field is unused and must be zero" (spec §4.2.6.1).
   const weight = readShort(c, 'content header weight');
   if (weight !== 0) throw syntaxError(c, 'content header', `weight is ${weight}, must be 0`);
-  const bodySize = readLonglong(c, 'content header body-size');
-  const rawProperties = payload.subarray(c.at);
-  c.scope = 'properties';
-  return { classId, bodySize, properties: readProperties(c), rawProperties };
+  return readLonglong(c, 'content header body-size');
 }
+
+/** Properties longer than this are decoded afresh each time rather than kept for comparison. */
+const MAX_REPEATED_PROPERTIES = 512;
+
+/**
+ * `decodeContentHeader` for the headers of one channel, in order: properties that are the same bytes as the previous
+ * header's are not decoded again, and the header shares that header's `properties` and `rawProperties` (so callers
+ * must treat both as read only). A publisher's messages mostly carry the same properties (amqplib sends the same
+ * bytes for every publish with the same options). `rawProperties` is always a buffer of its own, never a view of the
+ * frame.
+ */
+export class ContentHeaderReader {
+  private raw: Buffer | null = null;
+  private properties: BasicProperties | null = null;
+  private readonly cursor = new Cursor(Buffer.alloc(0));
+
+  read(payload: Buffer): ContentHeader {
+    const c = this.cursor;
+    c.buf = payload;
+    c.at = 0;
+    c.end = payload.length;
+    c.scope = 'frame';
+    c.classId = 0;
+    const bodySize = readHeaderPrefix(c);
+    const raw = this.raw;
+    if (raw !== null && payload.length - c.at === raw.length) {
+      let same = 0;
+      while (same < raw.length && payload[c.at + same] === raw[same]) same++;
+      if (same === raw.length) {
+        c.buf = EMPTY_PAYLOAD;
+        return { classId: BASIC_CLASS_ID, bodySize, properties: this.properties!, rawProperties: raw };
+      }
+    }
+    const rawProperties = Buffer.allocUnsafe(payload.length - c.at);
+    payload.copy(rawProperties, 0, c.at);
+    c.scope = 'properties';
+    const properties = readProperties(c);
+    if (rawProperties.length <= MAX_REPEATED_PROPERTIES) {
+      this.raw = rawProperties;
+      this.properties = properties;
+    }
+    // The frame's bytes are not kept alive by the cursor until the next header.
+    c.buf = EMPTY_PAYLOAD;
+    return { classId: BASIC_CLASS_ID, bodySize, properties, rawProperties };
+  }
+}
+
+const EMPTY_PAYLOAD = Buffer.alloc(0);
 
 /** Writes class-id, weight and body-size, which `checkHeaderPrefix` has validated. */
 export function putContentHeaderPrefix(buf: Buffer, at: number, classId: number, bodySize: number): number {
