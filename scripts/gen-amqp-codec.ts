@@ -229,16 +229,16 @@ export function renderAmqpMethods(): string {
 
   out.push(
     '/**',
-    ' * Decodes a method frame\'s payload: `[class-id:short][method-id:short][arguments]`. Longstr arguments and byte',
-    ' * strings inside tables are views of `payload`, not copies.',
+    ' * Decodes a method frame\'s payload, `buf[start, end)`: `[class-id:short][method-id:short][arguments]`. Longstr',
+    ' * arguments and byte strings inside tables are views of `buf`, not copies.',
     ' */',
-    'export function decodeMethod(payload: Buffer): AmqpMethod {',
-    '  if (payload.length < 4) {',
-    '    throw new AmqpSyntaxError(`method frame payload of ${payload.length} bytes has no room for its class-id and method-id`);',
+    'export function decodeMethod(buf: Buffer, start = 0, end = buf.length): AmqpMethod {',
+    '  if (end - start < 4) {',
+    '    throw new AmqpSyntaxError(`method frame payload of ${end - start} bytes has no room for its class-id and method-id`);',
     '  }',
-    '  const c = new Cursor(payload, 4);',
-    '  c.classId = (payload[0]! << 8) | payload[1]!;',
-    '  c.methodId = (payload[2]! << 8) | payload[3]!;',
+    '  const c = new Cursor(buf, start + 4, end);',
+    '  c.classId = (buf[start]! << 8) | buf[start + 1]!;',
+    '  c.methodId = (buf[start + 2]! << 8) | buf[start + 3]!;',
     '  switch (c.classId * 0x10000 + c.methodId) {',
   );
   for (const method of methods) out.push(`    case ${hex(methodKey(method.classId, method.methodId))}:`, `      return decode${pascalCase(method.name)}(c);`);

@@ -227,12 +227,12 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
     }
   }
 
-  /** A content header frame (§4.2.6.1): must follow basic.publish. */
-  handleHeader(payload: Buffer): void {
+  /** A content header frame (§4.2.6.1), payload `buf[start, end)`: must follow basic.publish. */
+  handleHeader(buf: Buffer, start = 0, end = buf.length): void {
     if (this.state === 'closing') return;
     const content = this.content;
     if (content === null || content.header !== null) throw unexpectedFrame(`content header on channel ${this.number} without a basic.publish before it`);
-    const header = this.headerReader.read(payload);
+    const header = this.headerReader.read(buf, start, end);
     if (header.bodySize > this.host.maxMessageBytes) {
       // Refused before the body is read: the frames that follow are discarded with the closing channel.
       this.content = null;

@@ -182,9 +182,10 @@ export class AmqpConnection implements ChannelHost {
         chunk = this.readProtocolHeader(chunk);
         if (this.phase === 'header' || chunk.byteLength === 0) return;
       }
-      this.parser.push(chunk);
-      for (let frame = this.parser.next(); frame !== null; frame = this.parser.next()) {
-        this.handleFrame(frame.type, frame.channel, frame.payload);
+      const parser = this.parser;
+      parser.push(chunk);
+      while (parser.advance()) {
+        this.handleFrame(parser.frameType, parser.frameChannel, parser.payloadBuf, parser.payloadStart, parser.payloadEnd);
         if ((this.phase as Phase) === 'closed') return;
       }
     } catch (error) {
@@ -244,7 +245,8 @@ export class AmqpConnection implements ChannelHost {
     ]);
   }
 
-  private handleFrame(type: number, channel: number, payload: Buffer): void {
+  /** One frame, its payload `buf[start, end)` (a view is made only of a body, which is kept). */
+  private handleFrame(type: number, channel: number, buf: Buffer, start: number, end: number): void {
     if (type === FrameType.Heartbeat) {
       if (channel !== 0) throw new AmqpError(ReplyCode.FRAME_ERROR, `heartbeat frame on channel ${channel}; heartbeats use channel 0`);
       return;
@@ -252,7 +254,7 @@ export class AmqpConnection implements ChannelHost {
     if (this.phase === 'closing') {
       // §4.2.7 (connection.close): after sending close, only close and close-ok are of interest.
       if (type === FrameType.Method && channel === 0) {
-        const method = decodeMethod(payload);
+        const method = decodeMethod(buf, start, end);
         if (method.method === 'connection.close-ok') this.terminate();
         else if (method.method === 'connection.close') {
           this.sendMethod(0, { method: 'connection.close-ok' });
@@ -263,27 +265,28 @@ export class AmqpConnection implements ChannelHost {
     }
     if (channel === 0) {
       if (type !== FrameType.Method) throw unexpectedFrame(`content frame (type ${type}) on channel 0`);
-      this.handleConnectionMethod(decodeMethod(payload));
+      this.handleConnectionMethod(decodeMethod(buf, start, end));
       return;
     }
     if (this.phase !== 'running') throw channelError(`frame on channel ${channel} before the connection is open`);
     if (type === FrameType.Method) {
-      const method = decodeMethod(payload);
-      this.channelMethod(channel, method, payload.readUInt16BE(0), payload.readUInt16BE(2));
+      const method = decodeMethod(buf, start, end);
+      this.channelMethod(channel, method, buf.readUInt16BE(start), buf.readUInt16BE(start + 2));
       return;
     }
     const open = this.channels.get(channel);
     if (open === undefined) throw channelError(`content frame on channel ${channel}, which is not open`);
     if (type !== FrameType.Header && type !== FrameType.Body) throw unexpectedFrame(`unknown frame type ${type}`);
     // Nothing of the channel pending (the common case): handled at once, without a closure per frame.
-    if (!this.channelQueues.has(channel)) this.handleContent(open, type, payload);
-    else this.onChannel(channel, () => this.handleContent(open, type, payload));
+    if (!this.channelQueues.has(channel)) this.handleContent(open, type, buf, start, end);
+    // The payload's bytes stay as they are (a socket read, or the parser's buffer of this frame alone).
+    else this.onChannel(channel, () => this.handleContent(open, type, buf, start, end));
   }
 
-  private handleContent(channel: AmqpChannel, type: number, payload: Buffer): void {
+  private handleContent(channel: AmqpChannel, type: number, buf: Buffer, start: number, end: number): void {
     try {
-      if (type === FrameType.Header) channel.handleHeader(payload);
-      else channel.handleBody(payload);
+      if (type === FrameType.Header) channel.handleHeader(buf, start, end);
+      else channel.handleBody(buf.subarray(start, end));
     } catch (error) {
       this.channelFailed(channel, error, 60, 40);
     }

@@ -97,6 +97,24 @@ describe('amqp codec: FrameParser', () => {
     );
   });
 
+  it('advance gives in place what next gives as frames, however the stream is cut (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: stream.length }), { maxLength: 12 }), (cuts) => {
+        const points = [0, ...cuts.sort((a, b) => a - b), stream.length];
+        const parser = new FrameParser({ maxFrameSize: 4096 });
+        const frames: Array<{ type: number; channel: number; payload: string }> = [];
+        for (let i = 1; i < points.length; i++) {
+          parser.push(stream.subarray(points[i - 1], points[i]));
+          while (parser.advance()) {
+            frames.push({ type: parser.frameType, channel: parser.frameChannel, payload: parser.payloadBuf.toString('hex', parser.payloadStart, parser.payloadEnd) });
+          }
+        }
+        assert.deepEqual(frames, expected);
+      }),
+      { seed: 6, numRuns: 300 },
+    );
+  });
+
   it('takes chunks pushed before the frames before them were read', () => {
     const parser = new FrameParser({ maxFrameSize: 4096 });
     for (let at = 0; at < stream.length; at += 5) parser.push(stream.subarray(at, at + 5));

@@ -73,6 +73,10 @@ export class FrameParser {
   private partialFilled = 0;
   private type = 0;
   private channel = 0;
+  /** The payload of the frame `advance` last found. */
+  payloadBuf: Buffer = EMPTY;
+  payloadStart = 0;
+  payloadEnd = 0;
   private failure: AmqpFrameError | null = null;
 
   constructor(options: { maxFrameSize: number }) {
@@ -102,12 +106,23 @@ export class FrameParser {
     this.chunks.push(chunk);
   }
 
+  /** The next frame, or null until more bytes are pushed. Throws AmqpFrameError (501) on a malformed frame. */
   next(): Frame | null {
+    if (!this.advance()) return null;
+    return { type: this.type, channel: this.channel, payload: this.payloadBuf.subarray(this.payloadStart, this.payloadEnd) };
+  }
+
+  /**
+   * `next` without an object or a view per frame, for the connection's read loop: true when a frame is ready, whose
+   * type, channel and payload (`payloadBuf[payloadStart, payloadEnd)`) the getters give until the next call. The
+   * payload's bytes stay as they are after that (a pushed chunk, or a buffer of the frame's own).
+   */
+  advance(): boolean {
     if (this.failure !== null) throw this.failure;
     for (;;) {
       if (this.partial !== null) return this.fillPartial();
       const chunk = this.chunks[this.head];
-      if (chunk === undefined) return null;
+      if (chunk === undefined) return false;
       let size: number;
       if (this.headerFilled > 0) {
         const copied = this.copyInto(this.header, this.headerFilled, FRAME_HEADER_SIZE - this.headerFilled);
@@ -146,19 +161,30 @@ export class FrameParser {
     return size;
   }
 
-  private fillPartial(): Frame | null {
+  get frameType(): number {
+    return this.type;
+  }
+
+  get frameChannel(): number {
+    return this.channel;
+  }
+
+  private fillPartial(): boolean {
     const partial = this.partial!;
     this.partialFilled += this.copyInto(partial, this.partialFilled, partial.length - this.partialFilled);
-    if (this.partialFilled < partial.length) return null;
+    if (this.partialFilled < partial.length) return false;
     this.partial = null;
     return this.finish(partial, 0, partial.length - 1);
   }
 
-  /** The frame whose payload is `buf[start, start + size)`, once its frame-end octet checks out. */
-  private finish(buf: Buffer, start: number, size: number): Frame {
+  /** Makes `buf[start, start + size)` the current payload, once its frame-end octet checks out. */
+  private finish(buf: Buffer, start: number, size: number): true {
     const end = buf[start + size]!;
     if (end !== FRAME_END) this.fail(`frame-end octet is 0x${end.toString(16).padStart(2, '0')}, not 0xce (type ${this.type}, channel ${this.channel}, ${size} payload bytes)`);
-    return { type: this.type, channel: this.channel, payload: buf.subarray(start, start + size) };
+    this.payloadBuf = buf;
+    this.payloadStart = start;
+    this.payloadEnd = start + size;
+    return true;
   }
 
   /** Copies up to `wanted` unread bytes into `target` at `offset`, across chunks; returns how many it copied. */

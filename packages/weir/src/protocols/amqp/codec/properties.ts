@@ -268,25 +268,26 @@ export class ContentHeaderReader {
   private properties: BasicProperties | null = null;
   private readonly cursor = new Cursor(Buffer.alloc(0));
 
-  read(payload: Buffer): ContentHeader {
+  /** The header frame whose payload is `buf[start, end)`. */
+  read(buf: Buffer, start = 0, end = buf.length): ContentHeader {
     const c = this.cursor;
-    c.buf = payload;
-    c.at = 0;
-    c.end = payload.length;
+    c.buf = buf;
+    c.at = start;
+    c.end = end;
     c.scope = 'frame';
     c.classId = 0;
     const bodySize = readHeaderPrefix(c);
     const raw = this.raw;
-    if (raw !== null && payload.length - c.at === raw.length) {
+    if (raw !== null && end - c.at === raw.length) {
       let same = 0;
-      while (same < raw.length && payload[c.at + same] === raw[same]) same++;
+      while (same < raw.length && buf[c.at + same] === raw[same]) same++;
       if (same === raw.length) {
         c.buf = EMPTY_PAYLOAD;
         return { classId: BASIC_CLASS_ID, bodySize, properties: this.properties!, rawProperties: raw };
       }
     }
-    const rawProperties = Buffer.allocUnsafe(payload.length - c.at);
-    payload.copy(rawProperties, 0, c.at);
+    const rawProperties = Buffer.allocUnsafe(end - c.at);
+    buf.copy(rawProperties, 0, c.at, end);
     c.scope = 'properties';
     const properties = readProperties(c);
     if (rawProperties.length <= MAX_REPEATED_PROPERTIES) {
