@@ -205,6 +205,9 @@ export class RoutingTable {
     const node = this.nodes.get(exchange);
     if (node === undefined) throw noExchange(exchange);
     if (node.definition.internal && options?.viaBinding !== true) throw new RoutingError('ACCESS_REFUSED', `cannot publish to internal exchange '${exchange}'`);
+    // The default exchange (the commonest publish) reaches at most the queue named by the key: a list of its exact
+    // size, rather than one grown by push (which reserves room for 17).
+    if (node.definition.name === '') return { queues: this.queueExists(routingKey) ? [routingKey] : [] };
     const queues: string[] = [];
     this.epoch++;
     this.visit(node, routingKey, headers, queues);

@@ -323,11 +323,7 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
     // exchange-to-exchange binding or as an alternate exchange, not only when published to.
     const routingHeaders = headers === undefined || headers.size === 0 || !vhost.routing.readsHeaders ? null : plainHeaders(headers);
     const names = vhost.routing.route(content.exchange, content.routingKey, routingHeaders).queues;
-    const queues: Queue[] = [];
-    for (const name of names) {
-      const queue = vhost.queues.get(name);
-      if (queue !== undefined) queues.push(queue);
-    }
+    const queues = names.length === 1 ? oneQueue(vhost.queues.get(names[0]!)) : routedQueues(vhost.queues, names);
     if (queues.length === 0 && content.mandatory) this.returnMessage(content.exchange, content.routingKey, rawProperties, body);
     if (this.tx !== null) {
       this.tx.publishes.push({ queues, message, priority: properties.priority });
@@ -981,4 +977,18 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
     if (this.replyConsumer !== null) this.host.replies.unregister(this.replyConsumer.name);
     this.replyConsumer = null;
   }
+}
+
+/** Most publishes reach one queue: a list of its exact size (a list grown by push reserves room for 17). */
+function oneQueue(queue: Queue | undefined): Queue[] {
+  return queue === undefined ? [] : [queue];
+}
+
+function routedQueues(queues: ReadonlyMap<string, Queue>, names: readonly string[]): Queue[] {
+  const routed: Queue[] = [];
+  for (const name of names) {
+    const queue = queues.get(name);
+    if (queue !== undefined) routed.push(queue);
+  }
+  return routed;
 }
