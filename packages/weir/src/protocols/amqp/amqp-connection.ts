@@ -11,6 +11,8 @@ import type { DirectReplyTo } from './direct-reply-to.js';
 import { AmqpError, asAmqpError, channelError, commandInvalid, notAllowed, unexpectedFrame } from './amqp-error.js';
 import {
   type AmqpMethod,
+  BASIC_PUBLISH_KEY,
+  BasicPublishReader,
   decodeMethod,
   decodeTable,
   encodeMethodFrame,
@@ -73,6 +75,7 @@ export class AmqpConnection implements ChannelHost {
   user = '';
   private phase: Phase = 'header';
   private parser: FrameParser;
+  private readonly publishReader = new BasicPublishReader();
   private headerBytes = Buffer.alloc(0);
   private readonly channels = new Map<number, AmqpChannel>();
   /** Each channel's methods run one after another (a method may await the store). */
@@ -270,7 +273,12 @@ export class AmqpConnection implements ChannelHost {
     }
     if (this.phase !== 'running') throw channelError(`frame on channel ${channel} before the connection is open`);
     if (type === FrameType.Method) {
-      const method = decodeMethod(buf, start, end);
+      // basic.publish (every published message) is read into one reused object: only when it is handled at once,
+      // since a method queued behind a pending one must keep its own.
+      const method =
+        end - start >= 4 && buf.readUInt32BE(start) === BASIC_PUBLISH_KEY && !this.channelQueues.has(channel)
+          ? this.publishReader.read(buf, start, end)
+          : decodeMethod(buf, start, end);
       this.channelMethod(channel, method, buf.readUInt16BE(start), buf.readUInt16BE(start + 2));
       return;
     }
@@ -279,8 +287,16 @@ export class AmqpConnection implements ChannelHost {
     if (type !== FrameType.Header && type !== FrameType.Body) throw unexpectedFrame(`unknown frame type ${type}`);
     // Nothing of the channel pending (the common case): handled at once, without a closure per frame.
     if (!this.channelQueues.has(channel)) this.handleContent(open, type, buf, start, end);
+    else this.queueContent(channel, open, type, buf, start, end);
+  }
+
+  /**
+   * A content frame waiting behind its channel's pending method. Its own method, so that handleFrame captures
+   * nothing: a function with a closure allocates the closure's variables on every call, not just when it makes one.
+   */
+  private queueContent(number: number, channel: AmqpChannel, type: number, buf: Buffer, start: number, end: number): void {
     // The payload's bytes stay as they are (a socket read, or the parser's buffer of this frame alone).
-    else this.onChannel(channel, () => this.handleContent(open, type, buf, start, end));
+    this.onChannel(number, () => this.handleContent(channel, type, buf, start, end));
   }
 
   private handleContent(channel: AmqpChannel, type: number, buf: Buffer, start: number, end: number): void {
@@ -327,15 +343,19 @@ export class AmqpConnection implements ChannelHost {
       if ((channel.state as string) === 'closed') this.channels.delete(number);
       return;
     }
-    const open = channel;
     // As for content frames: a closure only when the method has to wait behind a pending one.
     if (!this.channelQueues.has(number)) {
-      const result = this.runMethod(open, method, classId, methodId);
+      const result = this.runMethod(channel, method, classId, methodId);
       if (result instanceof Promise) this.track(number, result);
     } else {
-      this.onChannel(number, () => this.runMethod(open, method, classId, methodId));
+      this.queueMethod(number, channel, method, classId, methodId);
     }
-    if (open.state === 'closed' && this.channelQueues.get(number) === undefined) this.channels.delete(number);
+    if ((channel.state as string) === 'closed' && this.channelQueues.get(number) === undefined) this.channels.delete(number);
+  }
+
+  /** A method waiting behind its channel's pending one (see queueContent for why this is a method of its own). */
+  private queueMethod(number: number, channel: AmqpChannel, method: AmqpMethod, classId: number, methodId: number): void {
+    this.onChannel(number, () => this.runMethod(channel, method, classId, methodId));
   }
 
   private runMethod(channel: AmqpChannel, method: AmqpMethod, classId: number, methodId: number): Promise<void> | void {

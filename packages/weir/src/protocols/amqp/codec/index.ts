@@ -38,6 +38,7 @@ export {
   type Frame,
   type ProtocolHeaderResult,
 } from './frames.js';
+export { BASIC_PUBLISH_KEY, BasicPublishReader } from './basic-publish-reader.js';
 export * from './methods.generated.js';
 export {
   CONTENT_HEADER_PREFIX_SIZE,

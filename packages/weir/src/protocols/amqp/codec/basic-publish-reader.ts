@@ -1,0 +1,72 @@
+import type { BasicPublish } from './methods.generated.js';
+import { Cursor, decodeText, expectEnd, pastEnd, readOctet, skip } from './wire.js';
+
+/** The class-id and method-id of basic.publish (spec §1.8.3.7), as the first four bytes of its payload read. */
+export const BASIC_PUBLISH_KEY = 0x003c0028;
+
+/**
+ * A shortstr kept as text while the next one read is the same bytes: a publisher mostly sends to one exchange with one
+ * routing key, and comparing a few bytes costs less than a new string per message.
+ */
+class RecentShortstr {
+  private bytes = Buffer.alloc(0);
+  private text = '';
+
+  /** readShortstr, with its checks and errors. */
+  read(c: Cursor, where: string): string {
+    if (c.at >= c.end) throw pastEnd(c, where, 'shortstr length');
+    const buf = c.buf;
+    const length = buf[c.at]!;
+    const start = c.at + 1;
+    if (c.end - start < length) {
+      c.at = start;
+      throw pastEnd(c, where, `shortstr length ${length}`);
+    }
+    c.at = start + length;
+    const kept = this.bytes;
+    if (length === kept.length) {
+      let same = 0;
+      while (same < length && buf[start + same] === kept[same]) same++;
+      if (same === length) return this.text;
+    }
+    this.bytes = Buffer.from(buf.subarray(start, start + length));
+    this.text = decodeText(buf, start, start + length);
+    return this.text;
+  }
+}
+
+/**
+ * basic.publish, the method in front of every published message, read without an object or strings of its own per
+ * publish: into one BasicPublish that the next read overwrites (so callers copy what they keep), with the exchange
+ * and routing key strings reused while their bytes repeat. It accepts and refuses exactly what decodeMethod does
+ * (a property test holds the two together).
+ */
+export class BasicPublishReader {
+  private readonly method: { -readonly [K in keyof BasicPublish]: BasicPublish[K] } = { method: 'basic.publish', exchange: '', routingKey: '', mandatory: false, immediate: false };
+  private readonly cursor = new Cursor(Buffer.alloc(0));
+  private readonly exchange = new RecentShortstr();
+  private readonly routingKey = new RecentShortstr();
+
+  /** The basic.publish whose payload (class-id and method-id first) is `buf[start, end)`. */
+  read(buf: Buffer, start: number, end: number): BasicPublish {
+    const c = this.cursor;
+    c.buf = buf;
+    c.at = start + 4;
+    c.end = end;
+    c.scope = 'frame';
+    c.classId = 60;
+    c.methodId = 40;
+    skip(c, 2, 'basic.publish reserved-1', 'short');
+    const method = this.method;
+    method.exchange = this.exchange.read(c, 'basic.publish exchange');
+    method.routingKey = this.routingKey.read(c, 'basic.publish routing-key');
+    const bits = readOctet(c, 'basic.publish mandatory');
+    expectEnd(c, 'basic.publish');
+    method.mandatory = (bits & 1) !== 0;
+    method.immediate = (bits & 2) !== 0;
+    c.buf = EMPTY;
+    return method;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
