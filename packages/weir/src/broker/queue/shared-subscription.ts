@@ -724,11 +724,14 @@ export class SharedSubscription {
   scheduleDispatch(): void {
     if (this.dispatchScheduled || this.closed) return;
     this.dispatchScheduled = true;
-    queueMicrotask(() => {
-      this.dispatchScheduled = false;
-      this.dispatch();
-    });
+    queueMicrotask(this.runScheduledDispatch);
   }
+
+  /** Made once: an arrow written inside scheduleDispatch would allocate its context on every call. */
+  private readonly runScheduledDispatch = (): void => {
+    this.dispatchScheduled = false;
+    this.dispatch();
+  };
 
   /** Hands ready messages to consumers with credit, then flushes each consumer's outbox in one call. */
   dispatch(): void {

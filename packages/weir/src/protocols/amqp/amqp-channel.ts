@@ -368,9 +368,12 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
     if (!this.appendsScheduled) {
       this.appendsScheduled = true;
       // The connection processes a whole socket read synchronously; appends go out once it is done.
-      queueMicrotask(() => this.flushAppends());
+      queueMicrotask(this.flushAppendsSoon);
     }
   }
+
+  /** Made once: an arrow written inside enqueue would allocate its context on every publish. */
+  private readonly flushAppendsSoon = (): void => void this.flushAppends();
 
   private collect(queues: readonly Queue[], delayed: boolean, input: MessageInput, tag: number): void {
     const sorted = queues.length === 1 ? queues : [...queues].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

@@ -78,8 +78,11 @@ export class PublisherConfirms {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     // Appends of one fsync resolve in the same tick: answering after them lets one `multiple` ack cover them all.
-    queueMicrotask(() => this.flush());
+    queueMicrotask(this.flushSoon);
   }
+
+  /** Made once: an arrow written inside done would allocate its context for every tag. */
+  private readonly flushSoon = (): void => this.flush();
 
   private flush(): void {
     this.flushScheduled = false;
