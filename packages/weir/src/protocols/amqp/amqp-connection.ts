@@ -11,7 +11,9 @@ import type { DirectReplyTo } from './direct-reply-to.js';
 import { AmqpError, asAmqpError, channelError, commandInvalid, notAllowed, unexpectedFrame } from './amqp-error.js';
 import {
   type AmqpMethod,
+  BASIC_ACK_KEY,
   BASIC_PUBLISH_KEY,
+  BasicAckReader,
   BasicPublishReader,
   decodeMethod,
   decodeTable,
@@ -76,6 +78,7 @@ export class AmqpConnection implements ChannelHost {
   private phase: Phase = 'header';
   private parser: FrameParser;
   private readonly publishReader = new BasicPublishReader();
+  private readonly ackReader = new BasicAckReader();
   private headerBytes = Buffer.alloc(0);
   private readonly channels = new Map<number, AmqpChannel>();
   /** Each channel's methods run one after another (a method may await the store). */
@@ -273,12 +276,7 @@ export class AmqpConnection implements ChannelHost {
     }
     if (this.phase !== 'running') throw channelError(`frame on channel ${channel} before the connection is open`);
     if (type === FrameType.Method) {
-      // basic.publish (every published message) is read into one reused object: only when it is handled at once,
-      // since a method queued behind a pending one must keep its own.
-      const method =
-        end - start >= 4 && buf.readUInt32BE(start) === BASIC_PUBLISH_KEY && !this.channelQueues.has(channel)
-          ? this.publishReader.read(buf, start, end)
-          : decodeMethod(buf, start, end);
+      const method = this.channelQueues.has(channel) ? decodeMethod(buf, start, end) : this.readMethod(buf, start, end);
       this.channelMethod(channel, method, buf.readUInt16BE(start), buf.readUInt16BE(start + 2));
       return;
     }
@@ -288,6 +286,17 @@ export class AmqpConnection implements ChannelHost {
     // Nothing of the channel pending (the common case): handled at once, without a closure per frame.
     if (!this.channelQueues.has(channel)) this.handleContent(open, type, buf, start, end);
     else this.queueContent(channel, open, type, buf, start, end);
+  }
+
+  /**
+   * A method to be handled at once: basic.publish and basic.ack (one per message) are read into a reused object, which
+   * a method queued behind a pending one could not use, as it must keep its own.
+   */
+  private readMethod(buf: Buffer, start: number, end: number): AmqpMethod {
+    const key = end - start >= 4 ? buf.readUInt32BE(start) : 0;
+    if (key === BASIC_PUBLISH_KEY) return this.publishReader.read(buf, start, end);
+    if (key === BASIC_ACK_KEY) return this.ackReader.read(buf, start, end);
+    return decodeMethod(buf, start, end);
   }
 
   /**

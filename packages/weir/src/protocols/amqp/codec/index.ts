@@ -38,7 +38,7 @@ export {
   type Frame,
   type ProtocolHeaderResult,
 } from './frames.js';
-export { BASIC_PUBLISH_KEY, BasicPublishReader } from './basic-publish-reader.js';
+export { BASIC_ACK_KEY, BASIC_PUBLISH_KEY, BasicAckReader, BasicPublishReader } from './method-readers.js';
 export * from './methods.generated.js';
 export {
   CONTENT_HEADER_PREFIX_SIZE,

@@ -1,8 +1,21 @@
-import type { BasicPublish } from './methods.generated.js';
-import { Cursor, decodeText, expectEnd, pastEnd, readOctet, skip } from './wire.js';
+import type { BasicAck, BasicPublish } from './methods.generated.js';
+import { Cursor, decodeText, expectEnd, pastEnd, readLonglong, readOctet, skip } from './wire.js';
+
+/**
+ * Readers of the two methods that come with every message — basic.publish in front of each published one, basic.ack
+ * for each delivered one — which decode into one reused method object instead of a new one (and new strings) per
+ * message. Each accepts and refuses exactly what decodeMethod does (a property test holds them together); the object
+ * a read returns is overwritten by the next read, so callers copy what they keep.
+ */
 
 /** The class-id and method-id of basic.publish (spec §1.8.3.7), as the first four bytes of its payload read. */
 export const BASIC_PUBLISH_KEY = 0x003c0028;
+/** The same of basic.ack (spec §1.8.3.13). */
+export const BASIC_ACK_KEY = 0x003c0050;
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+const EMPTY = Buffer.alloc(0);
 
 /**
  * A shortstr kept as text while the next one read is the same bytes: a publisher mostly sends to one exchange with one
@@ -35,15 +48,10 @@ class RecentShortstr {
   }
 }
 
-/**
- * basic.publish, the method in front of every published message, read without an object or strings of its own per
- * publish: into one BasicPublish that the next read overwrites (so callers copy what they keep), with the exchange
- * and routing key strings reused while their bytes repeat. It accepts and refuses exactly what decodeMethod does
- * (a property test holds the two together).
- */
+/** basic.publish, with the exchange and routing key strings reused while their bytes repeat. */
 export class BasicPublishReader {
-  private readonly method: { -readonly [K in keyof BasicPublish]: BasicPublish[K] } = { method: 'basic.publish', exchange: '', routingKey: '', mandatory: false, immediate: false };
-  private readonly cursor = new Cursor(Buffer.alloc(0));
+  private readonly method: Mutable<BasicPublish> = { method: 'basic.publish', exchange: '', routingKey: '', mandatory: false, immediate: false };
+  private readonly cursor = new Cursor(EMPTY);
   private readonly exchange = new RecentShortstr();
   private readonly routingKey = new RecentShortstr();
 
@@ -69,4 +77,26 @@ export class BasicPublishReader {
   }
 }
 
-const EMPTY = Buffer.alloc(0);
+export class BasicAckReader {
+  private readonly method: Mutable<BasicAck> = { method: 'basic.ack', deliveryTag: 0, multiple: false };
+  private readonly cursor = new Cursor(EMPTY);
+
+  /** The basic.ack whose payload (class-id and method-id first) is `buf[start, end)`. */
+  read(buf: Buffer, start: number, end: number): BasicAck {
+    const c = this.cursor;
+    c.buf = buf;
+    c.at = start + 4;
+    c.end = end;
+    c.scope = 'frame';
+    c.classId = 60;
+    c.methodId = 80;
+    const deliveryTag = readLonglong(c, 'basic.ack delivery-tag');
+    const bits = readOctet(c, 'basic.ack multiple');
+    expectEnd(c, 'basic.ack');
+    c.buf = EMPTY;
+    const method = this.method;
+    method.deliveryTag = deliveryTag;
+    method.multiple = (bits & 1) !== 0;
+    return method;
+  }
+}
