@@ -5,7 +5,11 @@ import { countOf, defaultInput, formatSummary, fuzz, fuzzTimeoutMs, mutate, Rand
 import {
   AmqpFrameError,
   AmqpSyntaxError,
-  decodeContentHeader,
+  BASIC_ACK_KEY,
+  BASIC_PUBLISH_KEY,
+  BasicAckReader,
+  BasicPublishReader,
+  ContentHeaderReader,
   decodeMethod,
   decodeProperties,
   decodeTable,
@@ -26,7 +30,8 @@ import { anyMethodArb, fieldTableArb, propertiesArb } from './test-support.js';
 
 /**
  * Bytes from a hostile or broken peer, through the shared fuzz engine (test/fuzz/engine.ts): random, mutated and
- * randomly split valid streams go through FrameParser and on to decodeMethod/decodeContentHeader; mutated payloads go
+ * randomly split valid streams go through FrameParser and on to the decoders, read in place as the connection reads
+ * them (decodeMethod, the basic.publish and basic.ack readers, ContentHeaderReader); mutated payloads go
  * straight to the method, field-table and properties decoders. Every input must end in frames or an
  * AmqpFrameError/AmqpSyntaxError, and the parser may never allocate or hold more than the frame limit allows.
  */
@@ -55,7 +60,7 @@ function classify(error: unknown): string | null {
 /** The parser at one frame limit: what it holds and allocates is bounded by that limit plus a frame's 8-byte overhead. */
 function framesTarget(limit: number): FuzzTarget {
   return {
-    name: `amqp frames at a ${limit}-byte frame limit (FrameParser + decodeMethod/decodeContentHeader)`,
+    name: `amqp frames at a ${limit}-byte frame limit (FrameParser, read in place)`,
     seed: SEED + limit,
     shortInputs: 60_000,
     corpus: frames,
@@ -69,13 +74,22 @@ function framesTarget(limit: number): FuzzTarget {
     },
     run(input, random) {
       const parser = new FrameParser({ maxFrameSize: limit });
+      // Read in place, as the connection reads: the reused readers for basic.publish, basic.ack and content headers.
+      const publishes = new BasicPublishReader();
+      const acks = new BasicAckReader();
+      const headers = new ContentHeaderReader();
       let decoded = 0;
       for (const chunk of split(input, random)) {
         parser.push(chunk);
-        for (let frame = parser.next(); frame !== null; frame = parser.next()) {
-          assert.ok(frame.payload.length <= limit, `a payload of ${frame.payload.length} bytes passed the limit of ${limit}`);
-          if (frame.type === FrameType.Method) decodeMethod(frame.payload);
-          else if (frame.type === FrameType.Header) decodeContentHeader(frame.payload);
+        while (parser.advance()) {
+          const { payloadBuf: buf, payloadStart: start, payloadEnd: end } = parser;
+          assert.ok(end - start <= limit, `a payload of ${end - start} bytes passed the limit of ${limit}`);
+          if (parser.frameType === FrameType.Method) {
+            const key = end - start >= 4 ? buf.readUInt32BE(start) : 0;
+            if (key === BASIC_PUBLISH_KEY) publishes.read(buf, start, end);
+            else if (key === BASIC_ACK_KEY) acks.read(buf, start, end);
+            else decodeMethod(buf, start, end);
+          } else if (parser.frameType === FrameType.Header) headers.read(buf, start, end);
           decoded++;
         }
         assert.ok(parser.bufferedBytes <= limit + 8, `the parser holds ${parser.bufferedBytes} bytes`);
