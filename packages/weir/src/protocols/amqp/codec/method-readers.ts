@@ -1,5 +1,5 @@
 import type { BasicAck, BasicPublish } from './methods.generated.js';
-import { Cursor, decodeText, expectEnd, pastEnd, readLonglong, readOctet, skip } from './wire.js';
+import { Cursor, decodeText, expectEnd, readLonglong, readOctet, skip, skipShortstr } from './wire.js';
 
 /**
  * Readers of the two methods that come with every message — basic.publish in front of each published one, basic.ack
@@ -27,15 +27,9 @@ class RecentShortstr {
 
   /** readShortstr, with its checks and errors. */
   read(c: Cursor, where: string): string {
-    if (c.at >= c.end) throw pastEnd(c, where, 'shortstr length');
+    const start = skipShortstr(c, where);
     const buf = c.buf;
-    const length = buf[c.at]!;
-    const start = c.at + 1;
-    if (c.end - start < length) {
-      c.at = start;
-      throw pastEnd(c, where, `shortstr length ${length}`);
-    }
-    c.at = start + length;
+    const length = c.at - start;
     const kept = this.bytes;
     if (length === kept.length) {
       let same = 0;
@@ -58,12 +52,7 @@ export class BasicPublishReader {
   /** The basic.publish whose payload (class-id and method-id first) is `buf[start, end)`. */
   read(buf: Buffer, start: number, end: number): BasicPublish {
     const c = this.cursor;
-    c.buf = buf;
-    c.at = start + 4;
-    c.end = end;
-    c.scope = 'frame';
-    c.classId = 60;
-    c.methodId = 40;
+    c.reset(buf, start + 4, end, 60, 40);
     skip(c, 2, 'basic.publish reserved-1', 'short');
     const method = this.method;
     method.exchange = this.exchange.read(c, 'basic.publish exchange');
@@ -84,12 +73,7 @@ export class BasicAckReader {
   /** The basic.ack whose payload (class-id and method-id first) is `buf[start, end)`. */
   read(buf: Buffer, start: number, end: number): BasicAck {
     const c = this.cursor;
-    c.buf = buf;
-    c.at = start + 4;
-    c.end = end;
-    c.scope = 'frame';
-    c.classId = 60;
-    c.methodId = 80;
+    c.reset(buf, start + 4, end, 60, 80);
     const deliveryTag = readLonglong(c, 'basic.ack delivery-tag');
     const bits = readOctet(c, 'basic.ack multiple');
     expectEnd(c, 'basic.ack');

@@ -271,11 +271,7 @@ export class ContentHeaderReader {
   /** The header frame whose payload is `buf[start, end)`. */
   read(buf: Buffer, start = 0, end = buf.length): ContentHeader {
     const c = this.cursor;
-    c.buf = buf;
-    c.at = start;
-    c.end = end;
-    c.scope = 'frame';
-    c.classId = 0;
+    c.reset(buf, start, end);
     const bodySize = readHeaderPrefix(c);
     const raw = this.raw;
     if (raw !== null && end - c.at === raw.length) {

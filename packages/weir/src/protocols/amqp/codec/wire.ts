@@ -26,6 +26,16 @@ export class Cursor {
     this.at = at;
     this.end = end;
   }
+
+  /** Points a reused cursor at `buf[at, end)` of a frame, inside method `classId`/`methodId` (0 outside one). */
+  reset(buf: Buffer, at: number, end: number, classId = 0, methodId = 0): void {
+    this.buf = buf;
+    this.at = at;
+    this.end = end;
+    this.scope = 'frame';
+    this.classId = classId;
+    this.methodId = methodId;
+  }
 }
 
 export const MAX_SHORTSTR_BYTES = 255;
@@ -92,26 +102,21 @@ export function readTimestamp(c: Cursor, where: string): bigint {
  * skip the UTF-8 decoder.
  */
 export function readShortstr(c: Cursor, where: string): string {
+  const start = skipShortstr(c, where);
+  return decodeText(c.buf, start, c.at);
+}
+
+/** Checks a shortstr's length against what is left and moves past the whole shortstr; returns where its bytes start. */
+export function skipShortstr(c: Cursor, where: string): number {
   if (c.at >= c.end) throw pastEnd(c, where, 'shortstr length');
-  const buf = c.buf;
-  const length = buf[c.at]!;
+  const length = c.buf[c.at]!;
   const start = c.at + 1;
   if (c.end - start < length) {
     c.at = start;
     throw pastEnd(c, where, `shortstr length ${length}`);
   }
   c.at = start + length;
-  return decodeText(buf, start, start + length);
-}
-
-export function skipShortstr(c: Cursor, where: string): void {
-  if (c.at >= c.end) throw pastEnd(c, where, 'shortstr length');
-  const length = c.buf[c.at]!;
-  if (c.end - c.at - 1 < length) {
-    c.at += 1;
-    throw pastEnd(c, where, `shortstr length ${length}`);
-  }
-  c.at += 1 + length;
+  return start;
 }
 
 /** A longstr as a view of the payload (no copy): it keeps the payload's memory alive while it is referenced. */
