@@ -764,7 +764,7 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
   private settleTags(deliveryTag: number, multiple: boolean, outcome: 'ack' | 'nack' | 'reject', method: string): void {
     if (this.tx !== null) {
       if ((!multiple || deliveryTag !== 0) && !this.unacked.has(deliveryTag)) throw preconditionFailed(`unknown delivery tag ${deliveryTag} (${method})`);
-      this.tx.settles.push(() => this.settle(this.take(deliveryTag, multiple, method, true), outcome));
+      this.settleAtCommit(this.tx, deliveryTag, multiple, outcome, method);
       return;
     }
     this.settle(this.take(deliveryTag, multiple, method), outcome);
@@ -774,6 +774,11 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
    * Settles with the core, one call per run of deliveries of the same consumer; `nack` is a requeue at once,
    * `reject` a dead letter (or a drop). Synchronous: an ack costs no promise.
    */
+  /** Its own method so that settleTags, run for every ack, holds no closure (V8 would allocate its variables per call). */
+  private settleAtCommit(tx: Transaction, deliveryTag: number, multiple: boolean, outcome: 'ack' | 'nack' | 'reject', method: string): void {
+    tx.settles.push(() => this.settle(this.take(deliveryTag, multiple, method, true), outcome));
+  }
+
   private settle(entries: readonly Unacked[], outcome: 'ack' | 'nack' | 'reject'): void {
     let start = 0;
     while (start < entries.length) {
