@@ -770,15 +770,15 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
     this.settle(this.take(deliveryTag, multiple, method), outcome);
   }
 
-  /**
-   * Settles with the core, one call per run of deliveries of the same consumer; `nack` is a requeue at once,
-   * `reject` a dead letter (or a drop). Synchronous: an ack costs no promise.
-   */
   /** Its own method so that settleTags, run for every ack, holds no closure (V8 would allocate its variables per call). */
   private settleAtCommit(tx: Transaction, deliveryTag: number, multiple: boolean, outcome: 'ack' | 'nack' | 'reject', method: string): void {
     tx.settles.push(() => this.settle(this.take(deliveryTag, multiple, method, true), outcome));
   }
 
+  /**
+   * Settles with the core, one call per run of deliveries of the same consumer; `nack` is a requeue at once,
+   * `reject` a dead letter (or a drop). Synchronous: an ack costs no promise.
+   */
   private settle(entries: readonly Unacked[], outcome: 'ack' | 'nack' | 'reject'): void {
     let start = 0;
     while (start < entries.length) {

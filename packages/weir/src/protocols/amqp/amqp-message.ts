@@ -73,7 +73,7 @@ export class StoredInputs {
       this.exchange = message.exchange;
       this.routingKey = message.routingKey;
       this.priority = priority;
-      // A copy: the published bytes are a view of a socket read, which this must not keep alive.
+      // A copy of its own: the caller's bytes may be a view of something it reuses or that should not be kept alive.
       this.properties = Buffer.from(message.rawProperties);
     }
     return { encodedHeaders: this.encoded, body: message.body };
