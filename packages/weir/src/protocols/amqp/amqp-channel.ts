@@ -228,7 +228,7 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
   }
 
   /** A content header frame (§4.2.6.1), payload `buf[start, end)`: must follow basic.publish. */
-  handleHeader(buf: Buffer, start = 0, end = buf.length): void {
+  handleHeader(buf: Buffer, start: number, end: number): void {
     if (this.state === 'closing') return;
     const content = this.content;
     if (content === null || content.header !== null) throw unexpectedFrame(`content header on channel ${this.number} without a basic.publish before it`);

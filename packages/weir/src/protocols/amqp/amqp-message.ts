@@ -1,7 +1,7 @@
 import { Attribute } from '../../broker/queue/message-attributes.js';
 import type { DeadLetterCause, DeadLetterFormatter } from '../../broker/vhost/virtual-hosts.js';
 import { decodeHeaders, encodeHeaders, locateHeaderValues, type HeaderValue, type MessageInput, type StoredMessage } from '../../storage/record-batch.js';
-import { type BasicProperties, decodeProperties, encodeProperties, Field, type FieldTable, type FieldValue, fieldToJs, tableToJs } from './codec/index.js';
+import { type BasicProperties, decodeProperties, encodeProperties, Field, type FieldTable, type FieldValue, fieldToJs, sameBytes, tableToJs } from './codec/index.js';
 
 /**
  * How an AMQP message is kept as a Weir message (docs/design/amqp.md, "Messages"): the body as is, and headers with
@@ -111,7 +111,7 @@ class RecentValue {
 
   textOf(source: Buffer, at: number, end: number): string {
     if (end - at > MAX_RECENT_BYTES) return source.toString('utf8', at, end);
-    if (!this.holds(source, at, end)) {
+    if (!sameBytes(source, at, end, this.bytes)) {
       this.keep(source, at, end);
       this.text = source.toString('utf8', at, end);
     }
@@ -121,16 +121,10 @@ class RecentValue {
   /** The bytes as a Buffer of this object's own, so it may outlive `source`. */
   bytesOf(source: Buffer, at: number, end: number): Buffer {
     if (end - at > MAX_RECENT_BYTES) return source.subarray(at, end);
-    if (!this.holds(source, at, end)) this.keep(source, at, end);
+    if (!sameBytes(source, at, end, this.bytes)) this.keep(source, at, end);
     return this.bytes;
   }
 
-  private holds(source: Buffer, at: number, end: number): boolean {
-    const kept = this.bytes;
-    if (end - at !== kept.length) return false;
-    for (let i = 0; i < kept.length; i++) if (source[at + i] !== kept[i]) return false;
-    return true;
-  }
 
   private keep(source: Buffer, at: number, end: number): void {
     this.bytes = Buffer.allocUnsafe(end - at);
@@ -147,10 +141,7 @@ class RecentParts {
   private parts: DeliveryParts | null = null;
 
   of(stored: Buffer): DeliveryParts | null {
-    const kept = this.headers;
-    if (this.parts === null || stored.length !== kept.length) return null;
-    for (let i = 0; i < kept.length; i++) if (stored[i] !== kept[i]) return null;
-    return this.parts;
+    return this.parts !== null && sameBytes(stored, 0, stored.length, this.headers) ? this.parts : null;
   }
 
   keep(stored: Buffer, parts: DeliveryParts): void {

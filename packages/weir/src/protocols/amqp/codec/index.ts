@@ -39,6 +39,7 @@ export {
   type ProtocolHeaderResult,
 } from './frames.js';
 export { BASIC_ACK_KEY, BASIC_PUBLISH_KEY, BasicAckReader, BasicPublishReader } from './method-readers.js';
+export { sameBytes } from './wire.js';
 export * from './methods.generated.js';
 export {
   CONTENT_HEADER_PREFIX_SIZE,

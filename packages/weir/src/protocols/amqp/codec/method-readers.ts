@@ -1,5 +1,5 @@
 import type { BasicAck, BasicPublish } from './methods.generated.js';
-import { Cursor, decodeText, expectEnd, readLonglong, readOctet, skip, skipShortstr } from './wire.js';
+import { Cursor, decodeText, expectEnd, readLonglong, readOctet, sameBytes, skip, skipShortstr } from './wire.js';
 
 /**
  * Readers of the two methods that come with every message — basic.publish in front of each published one, basic.ack
@@ -29,15 +29,9 @@ class RecentShortstr {
   read(c: Cursor, where: string): string {
     const start = skipShortstr(c, where);
     const buf = c.buf;
-    const length = c.at - start;
-    const kept = this.bytes;
-    if (length === kept.length) {
-      let same = 0;
-      while (same < length && buf[start + same] === kept[same]) same++;
-      if (same === length) return this.text;
-    }
-    this.bytes = Buffer.from(buf.subarray(start, start + length));
-    this.text = decodeText(buf, start, start + length);
+    if (sameBytes(buf, start, c.at, this.bytes)) return this.text;
+    this.bytes = Buffer.from(buf.subarray(start, c.at));
+    this.text = decodeText(buf, start, c.at);
     return this.text;
   }
 }

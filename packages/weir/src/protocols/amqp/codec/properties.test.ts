@@ -115,7 +115,8 @@ describe('amqp codec: content headers', () => {
         const reader = new ContentHeaderReader();
         for (const { properties, bodySize } of headers) {
           const payload = encodeContentHeader(60, bodySize, properties);
-          const expected = decodeContentHeader(payload);
+          // From a copy: decodeContentHeader's byte strings are views, and the payload is overwritten below.
+          const expected = decodeContentHeader(Buffer.from(payload));
           const read = reader.read(payload);
           // The frame's bytes may be reused once it is handled: what was read must not change with them.
           payload.fill(0x5a);
@@ -126,6 +127,17 @@ describe('amqp codec: content headers', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('ContentHeaderReader keeps nothing of the frame: byte strings in a headers table are views of its own copy', () => {
+    const frame = Buffer.concat([Buffer.alloc(9), encodeContentHeader(60, 5, { headers: new Map([['trace', Field.string('abc')], ['raw', Field.bytes(Buffer.from([1, 2]))]]) })]);
+    const header = new ContentHeaderReader().read(frame, 9, frame.length);
+    const raw = Buffer.from(header.rawProperties);
+    // The frame's bytes are reused once it is handled: nothing read from it may change with them.
+    frame.fill(0);
+    assert.deepEqual(header.properties.headers!.get('trace')?.value, Buffer.from('abc'));
+    assert.deepEqual(header.properties.headers!.get('raw')?.value, Buffer.from([1, 2]));
+    assert.deepEqual(header.rawProperties, raw);
   });
 
   it('ContentHeaderReader refuses what decodeContentHeader refuses, also right after a header it keeps', () => {

@@ -17,6 +17,7 @@ import {
   readShort,
   readShortstr,
   readTimestamp,
+  sameBytes,
   shortstrSize,
   syntaxError,
 } from './wire.js';
@@ -253,6 +254,8 @@ function readHeaderPrefix(c: Cursor): number {
   return readLonglong(c, 'content header body-size');
 }
 
+const EMPTY_PAYLOAD = Buffer.alloc(0);
+
 /** Properties longer than this are decoded afresh each time rather than kept for comparison. */
 const MAX_REPEATED_PROPERTIES = 512;
 
@@ -266,37 +269,34 @@ const MAX_REPEATED_PROPERTIES = 512;
 export class ContentHeaderReader {
   private raw: Buffer | null = null;
   private properties: BasicProperties | null = null;
-  private readonly cursor = new Cursor(Buffer.alloc(0));
+  private readonly cursor = new Cursor(EMPTY_PAYLOAD);
 
   /** The header frame whose payload is `buf[start, end)`. */
   read(buf: Buffer, start = 0, end = buf.length): ContentHeader {
     const c = this.cursor;
     c.reset(buf, start, end);
     const bodySize = readHeaderPrefix(c);
-    const raw = this.raw;
-    if (raw !== null && end - c.at === raw.length) {
-      let same = 0;
-      while (same < raw.length && buf[c.at + same] === raw[same]) same++;
-      if (same === raw.length) {
-        c.buf = EMPTY_PAYLOAD;
-        return { classId: BASIC_CLASS_ID, bodySize, properties: this.properties!, rawProperties: raw };
-      }
+    const at = c.at;
+    c.buf = EMPTY_PAYLOAD;
+    if (this.raw !== null && sameBytes(buf, at, end, this.raw)) {
+      return { classId: BASIC_CLASS_ID, bodySize, properties: this.properties!, rawProperties: this.raw };
     }
-    const rawProperties = Buffer.allocUnsafe(end - c.at);
-    buf.copy(rawProperties, 0, c.at, end);
+    // Decoded from the copy, so the byte strings inside a headers table (views, like every longstr) keep the copy
+    // alive and not the frame's socket read, which a kept header would otherwise hold on to.
+    const rawProperties = Buffer.allocUnsafe(end - at);
+    buf.copy(rawProperties, 0, at, end);
+    c.reset(rawProperties, 0, rawProperties.length, BASIC_CLASS_ID);
     c.scope = 'properties';
     const properties = readProperties(c);
+    c.buf = EMPTY_PAYLOAD;
     if (rawProperties.length <= MAX_REPEATED_PROPERTIES) {
       this.raw = rawProperties;
       this.properties = properties;
     }
-    // The frame's bytes are not kept alive by the cursor until the next header.
-    c.buf = EMPTY_PAYLOAD;
     return { classId: BASIC_CLASS_ID, bodySize, properties, rawProperties };
   }
 }
 
-const EMPTY_PAYLOAD = Buffer.alloc(0);
 
 /** Writes class-id, weight and body-size, which `checkHeaderPrefix` has validated. */
 export function putContentHeaderPrefix(buf: Buffer, at: number, classId: number, bodySize: number): number {

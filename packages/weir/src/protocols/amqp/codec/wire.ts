@@ -138,6 +138,17 @@ export function expectEnd(c: Cursor, where: string): void {
   if (c.at !== c.end) throw syntaxError(c, where, `${c.end - c.at} bytes after the last field`);
 }
 
+/**
+ * Whether `buf[start, end)` holds exactly the bytes of `kept`: the check of the readers that reuse what they decoded
+ * last while the next message repeats it (a loop, not Buffer.compare: these runs are a few dozen bytes, shorter than
+ * the cost of the native call).
+ */
+export function sameBytes(buf: Uint8Array, start: number, end: number, kept: Uint8Array): boolean {
+  if (end - start !== kept.length) return false;
+  for (let i = 0; i < kept.length; i++) if (buf[start + i] !== kept[i]) return false;
+  return true;
+}
+
 const ASCII_FAST_PATH_MAX = 48;
 
 export function decodeText(buf: Buffer, start: number, end: number): string {
