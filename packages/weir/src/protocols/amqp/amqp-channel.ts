@@ -235,7 +235,7 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
     const header = this.headerReader.read(buf, start, end);
     if (header.bodySize > this.host.maxMessageBytes) {
       // Refused before the body is read: the frames that follow are discarded with the closing channel.
-      this.content = null;
+      this.endContent();
       throw preconditionFailed(`message size ${header.bodySize} is larger than configured max size ${this.host.maxMessageBytes}`);
     }
     content.header = header;
@@ -257,7 +257,7 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
 
   /** Answers an exception that closes only this channel (§4.2.7). */
   fail(error: AmqpError, classId: number, methodId: number): void {
-    this.content = null;
+    this.endContent();
     this.closeResources();
     this.state = 'closing';
     this.send({ method: 'channel.close', replyCode: error.replyCode, replyText: error.replyText, classId, methodId });
@@ -272,23 +272,24 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
     content.exchange = exchange;
     content.routingKey = routingKey;
     content.mandatory = mandatory;
-    // A publish abandoned half way (a refused header, a failed channel) may have left its parts here.
-    content.header = null;
-    content.body = null;
-    content.chunks = null;
     content.received = 0;
     this.content = content;
   }
 
-  private finishPublish(): void {
-    const content = this.content!;
-    this.content = null;
-    const header = content.header!;
-    const body = content.chunks !== null ? Buffer.concat(content.chunks, content.received) : (content.body ?? Buffer.alloc(0));
-    // Holding nothing of this publish's frames while the channel waits for the next.
+  /** No content in progress; the reused ContentInProgress holds nothing of the last one's frames meanwhile. */
+  private endContent(): void {
+    const content = this.nextContent;
     content.header = null;
     content.body = null;
     content.chunks = null;
+    this.content = null;
+  }
+
+  private finishPublish(): void {
+    const content = this.content!;
+    const header = content.header!;
+    const body = content.chunks !== null ? Buffer.concat(content.chunks, content.received) : (content.body ?? Buffer.alloc(0));
+    this.endContent();
     const vhost = this.host.vhost;
     const exchange = vhost.routing.exchange(content.exchange);
     if (exchange === undefined) throw notFound(`no exchange '${content.exchange}' in vhost '${vhost.name}'`);
