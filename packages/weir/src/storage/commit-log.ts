@@ -2,6 +2,7 @@ import { ErrorCode, WeirError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { numberedFileName, parseNumberedFileName } from './file-names.js';
 import { type FileHandle, type FileSystem, joinPath, readFully } from './io/file-system.js';
+import { repairSingleBitFlip } from './batch-repair.js';
 import { BatchCheck, checkBatch, RECORD_HEADER_BYTES } from './record-batch.js';
 
 /**
@@ -18,11 +19,12 @@ import { BatchCheck, checkBatch, RECORD_HEADER_BYTES } from './record-batch.js';
  * Appends arriving meanwhile wait for the next cycle. Waiters are told in position order: `written()` right after the
  * write, `done()` once acknowledged under their policy (after the write, or after the fdatasync).
  *
- * Crash behaviour: on open, batches from the recovery point on are checked (length, version, CRC). At the first bad
- * batch the log looks for any valid batch after it: if there is none, the bad bytes are a torn tail and are cut off
- * (logged with the byte count); if there is one, this is damage inside written data: the range is reported, kept on
- * disk, never served, and the scan resumes after it. Damage before the recovery point is found by the CRC check on
- * every read.
+ * Crash behaviour: on open, batches from the recovery point on are checked (length, version, CRC). A bad batch that
+ * one flipped bit explains (batch-repair.ts) is bit rot in written data, wherever it lies: the range is reported with
+ * the batch as it was written, so the store can reserve its offsets, and is never served. Otherwise the log looks for
+ * any valid batch after it: if there is none, the bad bytes are a torn tail and are cut off (logged with the byte
+ * count); if there is one, this is damage inside written data: the range is reported, kept on disk, never served, and
+ * the scan resumes after it. Damage before the recovery point is found by the CRC check on every read.
  *
  * Failure: a failed write cuts the segment back to the last good position and fails every pending append (none of
  * them was acknowledged); appends may be retried at once. A failed fdatasync leaves the page cache in an unknown
@@ -57,6 +59,11 @@ export interface PendingAppend {
 export interface DamagedRange {
   start: number;
   end: number;
+  /**
+   * The batch as it was written, when one flipped bit explained the damage: its header (and a shared batch's trailer)
+   * name the queue offsets it held. Its messages are still never served.
+   */
+  repaired?: Buffer;
 }
 
 /** Called for every valid batch found by recovery, in position order. `batch` is a view valid during the call. */
@@ -566,8 +573,16 @@ async function recoverTail(
     while (position < segment.endPosition) {
       position = await scanSegment(segment, position, options, visit);
       if (position >= segment.endPosition) break;
-      // A bad batch at `position`: torn tail, or damage with valid data after it?
+      // A bad batch at `position`: rot, torn tail, or damage with valid data after it?
       const resume = await findNextValidBatch(segments, index, position, options);
+      const repaired = await repairBadBatch(segment, position, resume, options);
+      if (repaired !== null) {
+        const end = position + repaired.byteLength;
+        options.logger.error({ start: position, end }, 'commit log: a flipped bit damaged a written batch; its messages will never be served');
+        damaged.push({ start: position, end, repaired });
+        position = end;
+        continue;
+      }
       if (resume === null) {
         const dropped = segments.slice(index).reduce((sum, s) => sum + s.endPosition - Math.max(position, s.basePosition), 0);
         options.logger.warn({ position, droppedBytes: dropped }, 'commit log: cut a torn tail');
@@ -590,6 +605,25 @@ async function recoverTail(
       position = resume;
     }
   }
+}
+
+/**
+ * The batch at `position`, with the one flipped bit that broke it undone, or null. It must end at its header's length
+ * or, should the flip be in the length, where the next valid batch starts or its segment ends.
+ */
+async function repairBadBatch(segment: Segment, position: number, resume: number | null, options: CommitLogOptions): Promise<Buffer | null> {
+  const available = segment.endPosition - position;
+  if (available < RECORD_HEADER_BYTES) return null;
+  const bytes = Buffer.allocUnsafe(Math.min(available, options.maxBatchBytes));
+  const got = await readFully(segment.handle!, bytes, 0, bytes.byteLength, position - segment.basePosition);
+  if (got < RECORD_HEADER_BYTES) return null;
+  const ends = new Set([bytes.readUInt32LE(0), resume !== null && resume < segment.endPosition ? resume - position : available]);
+  for (const length of ends) {
+    if (length > got) continue;
+    const batch = repairSingleBitFlip(bytes, length, options.maxBatchBytes);
+    if (batch !== null) return batch;
+  }
+  return null;
 }
 
 /** Scans valid batches from `start` within one segment; returns where the first bad one starts (or the segment's end). */

@@ -308,7 +308,10 @@ export class DiskMessageStore implements MessageStore {
     store.log.onRewind = () => {
       for (const queue of store.queues.values()) queue.nextOffset = queue.consumeQueue.endOffset;
     };
-    for (const range of store.log.damagedRanges) await store.markDamagedRange(range.start, range.end);
+    for (const range of store.log.damagedRanges) {
+      if (range.repaired) store.markRepairedBatch(range.repaired);
+      else await store.markDamagedRange(range.start, range.end);
+    }
     for (const queue of store.queues.values()) {
       queue.nextOffset = queue.consumeQueue.endOffset;
       queue.visibleEnd = queue.nextOffset;
@@ -808,6 +811,25 @@ export class DiskMessageStore implements MessageStore {
     this.logger.error({ queue: queue.name, from, to: end }, 'storage: messages lost to damaged data');
     queue.damaged = true;
     for (let offset = from; offset < end; offset++) queue.consumeQueue.append(DAMAGED_POSITION, 0, 0, this.lastStoreTimestamp, queue.totalBytes);
+  }
+
+  /**
+   * Marks every offset a damaged batch held, known from the batch as it was written (one flipped bit undone), as lost:
+   * up to its end in each queue it names, so none is handed out again even when nothing followed it in that queue.
+   */
+  private markRepairedBatch(batch: Buffer): void {
+    const header = readBatchHeader(batch, 0);
+    let queues: ReturnType<typeof batchQueues> = [{ queueId: header.queueId, baseOffset: header.baseOffset }];
+    try {
+      queues = batchQueues(batch, 0);
+    } catch (error) {
+      // A shared batch whose trailer disagrees with its header as written: the header's queue is still known.
+      if (!isWeirError(error, ErrorCode.DataDamaged)) throw error;
+    }
+    for (const { queueId, baseOffset } of queues) {
+      const queue = this.queues.get(queueId);
+      if (queue) this.fillDamaged(queue, baseOffset + header.count);
+    }
   }
 
   /**

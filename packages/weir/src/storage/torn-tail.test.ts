@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, cp, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -38,6 +38,16 @@ async function writeBatches(count: number, crash: boolean): Promise<Written> {
   return written;
 }
 
+/** Copies the data directory aside; the returned function puts that copy back (recovery may have checkpointed since). */
+async function keepAside(): Promise<() => Promise<void>> {
+  const copy = `${directory}-aside`;
+  await cp(directory, copy, { recursive: true });
+  return async () => {
+    await rm(directory, { recursive: true, force: true });
+    await cp(copy, directory, { recursive: true });
+  };
+}
+
 async function readAll(store: DiskMessageStore): Promise<string[]> {
   const queue = store.queue('q')!;
   const bodies: string[] = [];
@@ -60,6 +70,7 @@ describe('storage: torn tails and damage', () => {
   });
   afterEach(async () => {
     await rm(directory, { recursive: true, force: true });
+    await rm(`${directory}-aside`, { recursive: true, force: true });
   });
 
   it('storage: a tail cut at any byte of the last batch drops exactly that batch', async () => {
@@ -96,16 +107,62 @@ describe('storage: torn tails and damage', () => {
     }
   });
 
-  it('storage: a flipped bit in the last batch drops that batch', async () => {
+  it('storage: one flipped bit in the last batch is rot, not a torn write: its offsets are reserved, never served nor reused', async () => {
     const written = await writeBatches(10, true);
     const last = written.batches[written.batches.length - 1]!;
-    const original = await readFile(written.segment);
+    const restore = await keepAside();
+    // The length field (outside the CRC), the header's store time, the last message byte.
     for (const at of [last.start + 2, last.start + 30, last.end - 1]) {
-      await writeFile(written.segment, original);
+      await restore();
       await flipBit(written.segment, at, 3);
-      const store = await DiskMessageStore.open(options());
-      assert.deepEqual(await readAll(store), bodiesOf(written, 9), `bit flipped at ${at}`);
+      const logger = new RecordingLogger();
+      const store = await DiskMessageStore.open(options(logger));
+      const queue = store.queue('q')!;
+      assert.ok(!logger.entries.some((entry) => entry.message.includes('torn tail')), `bit flipped at ${at}: nothing is cut`);
+      assert.ok(logger.entries.some((entry) => entry.level === 'error' && entry.message.includes('flipped bit')), 'the rot is reported');
+      assert.equal(queue.endOffset, bodiesOf(written, 10).length);
+      assert.equal(queue.damaged, true);
+      assert.deepEqual((await store.read(queue.id, 0, { maxMessages: last.firstOffset })).messages.map((message) => message.body.toString()), bodiesOf(written, 9));
+      await assert.rejects(store.read(queue.id, last.firstOffset), (error) => isWeirError(error, ErrorCode.DataDamaged));
+      assert.equal((await store.append(queue.id, [{ body: 'after' }])).baseOffset, last.firstOffset + last.bodies.length);
       await store.abandon();
+    }
+  });
+
+  it('storage: a last batch that more than one flipped bit broke is a torn tail and is cut', async () => {
+    const written = await writeBatches(10, true);
+    const last = written.batches[written.batches.length - 1]!;
+    await flipBit(written.segment, last.start + 60, 1);
+    await flipBit(written.segment, last.end - 2, 6);
+    const store = await DiskMessageStore.open(options());
+    assert.deepEqual(await readAll(store), bodiesOf(written, 9));
+    assert.equal((await store.append(store.queue('q')!.id, [{ body: 'after' }])).baseOffset, last.firstOffset);
+    await store.abandon();
+  });
+
+  it("storage: a flipped bit in the header of a queue's last batch, inside the log, still reserves that batch's offsets", async () => {
+    const store = await DiskMessageStore.open(options());
+    const q = await store.createQueue('q');
+    const r = await store.createQueue('r');
+    for (let index = 0; index < 3; index++) await store.append(q.id, [{ body: `q-${index}-a` }, { body: `q-${index}-b` }]);
+    const victim = await store.append(q.id, [{ body: 'q-last-a' }, { body: 'q-last-b' }]);
+    for (let index = 0; index < 3; index++) await store.append(r.id, [{ body: `r-${index}` }]);
+    await store.abandon();
+    const segment = join(directory, 'commitlog', segmentFileName(0));
+    // Byte 23 is the top byte of the base offset, byte 12 the queue id, byte 10 the count: without the batch as it was
+    // written, the store could not tell whose offsets these were, and would hand q's 6 and 7 out again.
+    const restore = await keepAside();
+    for (const at of [23, 12, 10]) {
+      await restore();
+      await flipBit(segment, victim.position + at, 2);
+      const reopened = await DiskMessageStore.open(options());
+      const queue = reopened.queue('q')!;
+      assert.equal(queue.endOffset, 8, `header byte ${at}`);
+      assert.equal(queue.damaged, true);
+      await assert.rejects(reopened.read(queue.id, 6), (error) => isWeirError(error, ErrorCode.DataDamaged));
+      assert.deepEqual((await reopened.read(reopened.queue('r')!.id, 0)).messages.map((message) => message.body.toString()), ['r-0', 'r-1', 'r-2']);
+      assert.equal((await reopened.append(queue.id, [{ body: 'next' }])).baseOffset, 8);
+      await reopened.abandon();
     }
   });
 
