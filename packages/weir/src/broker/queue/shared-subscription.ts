@@ -595,11 +595,16 @@ export class SharedSubscription {
     this.enforceLimits();
   }
 
-  /** Starts reads for partitions with unread messages while the ready lists have room. */
+  /**
+   * Starts reads for partitions with unread messages while the ready lists have room. While messages are ready, it
+   * waits until a tenth of `readAhead` (at most READ_BATCH) fits: a read of a few messages costs nearly what a full
+   * one does (a round trip through the thread pool, and the stored batch holding its first message read again from
+   * its start), and a backlog was otherwise read in slivers as consumers took a few messages at a time.
+   */
   fill(): void {
     if (this.closed) return;
     const room = this.readRoom();
-    if (room <= 0) return;
+    if (room <= 0 || (this.readyCount > 0 && room < Math.min(READ_BATCH, this.settings.readAhead / 10))) return;
     for (const cursor of this.cursors) {
       if (cursor === undefined || cursor.reading) continue;
       const info = this.store.queueById(cursor.queueId);

@@ -104,6 +104,8 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
   private readonly streamConsumers = new Map<string, AmqpStreamConsumer>();
   private deliveryTag = 0;
   private readonly unacked = new Map<number, Unacked>();
+  /** What a single ack hands the core, reused: the core reads it synchronously and keeps nothing of it. */
+  private readonly singleAck: [SettleOutcome] = [{ partition: 0, offset: 0, outcome: 'ack' }];
   private prefetchCount = 0;
   private readonly pool = new CreditPool(0);
   private confirms: PublisherConfirms | null = null;
@@ -768,7 +770,25 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
       this.settleAtCommit(this.tx, deliveryTag, multiple, outcome, method);
       return;
     }
-    this.settle(this.take(deliveryTag, multiple, method), outcome);
+    if (!multiple && outcome === 'ack') this.ackOne(deliveryTag);
+    else this.settle(this.take(deliveryTag, multiple, method), outcome);
+  }
+
+  /** A single ack, nearly every ack there is: settled without the arrays `take` and `settle` make. */
+  private ackOne(deliveryTag: number): void {
+    const entry = this.unacked.get(deliveryTag);
+    // §1.8.3.13: acknowledging a tag that is not outstanding is a channel exception, PRECONDITION_FAILED in RabbitMQ.
+    if (entry === undefined) throw preconditionFailed(`unknown delivery tag ${deliveryTag} (basic.ack)`);
+    this.unacked.delete(deliveryTag);
+    const source = entry.source;
+    if (source instanceof AmqpStreamConsumer) {
+      source.settled(1);
+      return;
+    }
+    const ack = this.singleAck[0]!;
+    ack.partition = entry.partition;
+    ack.offset = entry.offset;
+    this.settleWithCore(source, this.singleAck);
   }
 
   /** Its own method so that settleTags, run for every ack, holds no closure (V8 would allocate its variables per call). */
@@ -798,15 +818,19 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
         const entry = entries[index]!;
         outcomes[index - start] = outcome === 'nack' ? { partition: entry.partition, offset: entry.offset, outcome, delayMs: 0 } : { partition: entry.partition, offset: entry.offset, outcome };
       }
-      try {
-        this.host.core.settle(source.group, source.topic, source.consumerId, outcomes);
-      } catch (error) {
-        // The queue was deleted meanwhile: there is nothing left to settle.
-        if (!isWeirError(error, ErrorCode.InvalidGroup) && !isWeirError(error, ErrorCode.UnknownTopic)) throw error;
-      }
-      source.settled?.(end - start);
+      this.settleWithCore(source, outcomes);
       start = end;
     }
+  }
+
+  private settleWithCore(source: SettleSource, outcomes: readonly SettleOutcome[]): void {
+    try {
+      this.host.core.settle(source.group, source.topic, source.consumerId, outcomes);
+    } catch (error) {
+      // The queue was deleted meanwhile: there is nothing left to settle.
+      if (!isWeirError(error, ErrorCode.InvalidGroup) && !isWeirError(error, ErrorCode.UnknownTopic)) throw error;
+    }
+    source.settled?.(outcomes.length);
   }
 
   private recover(requeue: boolean, answer: boolean): void {
