@@ -1,9 +1,9 @@
-import { ErrorCode, WeirError } from '../core/errors.js';
+import { ErrorCode, isWeirError, WeirError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { numberedFileName, parseNumberedFileName } from './file-names.js';
 import { type FileHandle, type FileSystem, joinPath, readFully } from './io/file-system.js';
 import { repairSingleBitFlip } from './batch-repair.js';
-import { BatchCheck, checkBatch, RECORD_HEADER_BYTES } from './record-batch.js';
+import { BatchCheck, batchQueues, checkBatch, readBatchHeader, RECORD_HEADER_BYTES } from './record-batch.js';
 
 /**
  * One append-only log of record batches shared by every queue (RocketMQ's CommitLog): a broker with 10,000 queues
@@ -21,10 +21,11 @@ import { BatchCheck, checkBatch, RECORD_HEADER_BYTES } from './record-batch.js';
  *
  * Crash behaviour: on open, batches from the recovery point on are checked (length, version, CRC). A bad batch that
  * one flipped bit explains (batch-repair.ts) is bit rot in written data, wherever it lies: the range is reported with
- * the batch as it was written, so the store can reserve its offsets, and is never served. Otherwise the log looks for
- * any valid batch after it: if there is none, the bad bytes are a torn tail and are cut off (logged with the byte
- * count); if there is one, this is damage inside written data: the range is reported, kept on disk, never served, and
- * the scan resumes after it. Damage before the recovery point is found by the CRC check on every read.
+ * the offsets it held, read from the batch as it was written, so the store reserves them; it is never served.
+ * Otherwise the log looks for any valid batch after it: if there is none, the bad bytes are a torn tail and are cut
+ * off (logged with the byte count); if there is one, this is damage inside written data: the range is reported, kept
+ * on disk, never served, and the scan resumes after it. Damage before the recovery point is found by the CRC check
+ * on every read.
  *
  * Failure: a failed write cuts the segment back to the last good position and fails every pending append (none of
  * them was acknowledged); appends may be retried at once. A failed fdatasync leaves the page cache in an unknown
@@ -60,10 +61,10 @@ export interface DamagedRange {
   start: number;
   end: number;
   /**
-   * The batch as it was written, when one flipped bit explained the damage: its header (and a shared batch's trailer)
-   * name the queue offsets it held. Its messages are still never served.
+   * The queue offsets the damaged batch held, per queue, when one flipped bit explained the damage (read from the
+   * batch as it was written). Its messages are still never served.
    */
-  repaired?: Buffer;
+  held?: ReadonlyArray<{ queueId: number; baseOffset: number; count: number }>;
 }
 
 /** Called for every valid batch found by recovery, in position order. `batch` is a view valid during the call. */
@@ -579,7 +580,7 @@ async function recoverTail(
       if (repaired !== null) {
         const end = position + repaired.byteLength;
         options.logger.error({ start: position, end }, 'commit log: a flipped bit damaged a written batch; its messages will never be served');
-        damaged.push({ start: position, end, repaired });
+        damaged.push({ start: position, end, held: offsetsHeld(repaired) });
         position = end;
         continue;
       }
@@ -604,6 +605,17 @@ async function recoverTail(
       }
       position = resume;
     }
+  }
+}
+
+/** The offsets a valid batch holds in each queue it names (the header's queue alone when its trailer is malformed). */
+function offsetsHeld(batch: Buffer): NonNullable<DamagedRange['held']> {
+  const { queueId, baseOffset, count } = readBatchHeader(batch, 0);
+  try {
+    return batchQueues(batch, 0).map((queue) => ({ queueId: queue.queueId, baseOffset: queue.baseOffset, count }));
+  } catch (error) {
+    if (!isWeirError(error, ErrorCode.DataDamaged)) throw error;
+    return [{ queueId, baseOffset, count }];
   }
 }
 

@@ -1,7 +1,7 @@
 import { type Clock, systemClock } from '../core/clock.js';
 import { ErrorCode, isWeirError, WeirError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/logger.js';
-import { CommitLog, type PendingAppend } from './commit-log.js';
+import { CommitLog, type DamagedRange, type PendingAppend } from './commit-log.js';
 import { ConsumeQueue, DAMAGED_POSITION, ENTRY_BYTES, batchSizeAt, positionAt } from './consume-queue.js';
 import { HandleCache } from './handle-cache.js';
 import { type FileSystem, joinPath, readWholeFile, writeFileAtomic } from './io/file-system.js';
@@ -309,7 +309,7 @@ export class DiskMessageStore implements MessageStore {
       for (const queue of store.queues.values()) queue.nextOffset = queue.consumeQueue.endOffset;
     };
     for (const range of store.log.damagedRanges) {
-      if (range.repaired) store.markRepairedBatch(range.repaired);
+      if (range.held) store.markOffsetsHeld(range.held);
       else await store.markDamagedRange(range.start, range.end);
     }
     for (const queue of store.queues.values()) {
@@ -813,22 +813,11 @@ export class DiskMessageStore implements MessageStore {
     for (let offset = from; offset < end; offset++) queue.consumeQueue.append(DAMAGED_POSITION, 0, 0, this.lastStoreTimestamp, queue.totalBytes);
   }
 
-  /**
-   * Marks every offset a damaged batch held, known from the batch as it was written (one flipped bit undone), as lost:
-   * up to its end in each queue it names, so none is handed out again even when nothing followed it in that queue.
-   */
-  private markRepairedBatch(batch: Buffer): void {
-    const header = readBatchHeader(batch, 0);
-    let queues: ReturnType<typeof batchQueues> = [{ queueId: header.queueId, baseOffset: header.baseOffset }];
-    try {
-      queues = batchQueues(batch, 0);
-    } catch (error) {
-      // A shared batch whose trailer disagrees with its header as written: the header's queue is still known.
-      if (!isWeirError(error, ErrorCode.DataDamaged)) throw error;
-    }
-    for (const { queueId, baseOffset } of queues) {
+  /** Marks every offset a damaged batch held as lost, in each queue, even when nothing followed it in that queue. */
+  private markOffsetsHeld(held: NonNullable<DamagedRange['held']>): void {
+    for (const { queueId, baseOffset, count } of held) {
       const queue = this.queues.get(queueId);
-      if (queue) this.fillDamaged(queue, baseOffset + header.count);
+      if (queue) this.fillDamaged(queue, baseOffset + count);
     }
   }
 
