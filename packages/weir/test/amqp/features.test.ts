@@ -224,6 +224,31 @@ describe('AMQP queue features', () => {
     ch.ack(again);
   });
 
+  test("a channel's later get, declare, purge and delete see its earlier publishes without waiting for a confirm", async () => {
+    // Python's pika and many applications publish and then get or count on the same channel at once; RabbitMQ's
+    // channel hands both to the queue in order, so the get finds the message.
+    const connection = await broker.connect();
+    const ch = await connection.createChannel();
+    ch.on('error', () => {});
+    await ch.assertQueue('in-order', { durable: true });
+    ch.sendToQueue('in-order', Buffer.from('first'), { persistent: true });
+    const got = await ch.get('in-order', { noAck: true });
+    assert.ok(got, 'the get found the message published just before it');
+    assert.equal(got.content.toString(), 'first');
+    for (let i = 0; i < 3; i++) ch.sendToQueue('in-order', Buffer.from(`m${i}`), { persistent: true });
+    assert.equal((await ch.checkQueue('in-order')).messageCount, 3);
+    ch.sendToQueue('in-order', Buffer.from('last'));
+    assert.equal((await ch.purgeQueue('in-order')).messageCount, 4, 'the purge takes the publishes before it');
+    assert.equal(await ch.get('in-order'), false, 'nothing published before the purge turns up after it');
+    ch.sendToQueue('in-order', Buffer.from('keep me'));
+    await assert.rejects(
+      ch.deleteQueue('in-order', { ifEmpty: true }),
+      (error: Error & { code?: number }) => error.code === 406,
+      'if-empty sees the messages published just before it',
+    );
+    await connection.close();
+  });
+
   test('basic.get beside a consumer whose tag is "get" on the same channel', async () => {
     const ch = await channel();
     await ch.assertQueue('get-and-consume');

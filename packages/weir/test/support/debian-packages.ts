@@ -31,21 +31,26 @@ let installing: Promise<unknown> = Promise.resolve();
  * `apt-get install -y --no-install-recommends`). Rejects with a message naming the packages to install when it
  * cannot: no apt-get, not root, or apt-get failed.
  */
-export async function ensureDebianPackages(packages: string[], probeBinary: string): Promise<void> {
-  if (onPath(probeBinary)) return;
-  const what = `${probeBinary} is not installed; it comes with the Debian package${packages.length === 1 ? '' : 's'} ${packages.join(', ')}`;
+export function ensureDebianPackages(packages: string[], probeBinary: string): Promise<void> {
+  return ensureInstalled(packages, probeBinary, () => onPath(probeBinary));
+}
+
+/** As ensureDebianPackages, for what a binary on PATH does not show (a Python module): `present` says. */
+export async function ensureInstalled(packages: string[], what: string, present: () => boolean): Promise<void> {
+  if (present()) return;
+  const missing = `${what} is not installed; it comes with the Debian package${packages.length === 1 ? '' : 's'} ${packages.join(', ')}`;
   const hint = `install with: apt-get update && apt-get install -y --no-install-recommends ${packages.join(' ')}`;
-  if (process.platform !== 'linux' || !onPath('apt-get')) throw new Error(`${what}, and apt-get is not available to install ${packages.length === 1 ? 'it' : 'them'} here; ${hint}`);
-  if (process.getuid?.() !== 0) throw new Error(`${what}; installing needs root (this runs as uid ${process.getuid?.()}); ${hint}`);
+  if (process.platform !== 'linux' || !onPath('apt-get')) throw new Error(`${missing}, and apt-get is not available to install ${packages.length === 1 ? 'it' : 'them'} here; ${hint}`);
+  if (process.getuid?.() !== 0) throw new Error(`${missing}; installing needs root (this runs as uid ${process.getuid?.()}); ${hint}`);
   const install = installing.then(async () => {
-    if (onPath(probeBinary)) return;
+    if (present()) return;
     updated ??= run(['update'], hint);
     await updated;
     await run(['-o', 'DPkg::Lock::Timeout=120', 'install', '-y', '--no-install-recommends', ...packages], hint);
   });
   installing = install.catch(() => {});
   await install;
-  if (!onPath(probeBinary)) throw new Error(`apt-get installed ${packages.join(', ')}, but ${probeBinary} is still not on PATH (${process.env.PATH ?? ''})`);
+  if (!present()) throw new Error(`apt-get installed ${packages.join(', ')}, but ${what} is still not available (PATH ${process.env.PATH ?? ''})`);
 }
 
 function run(args: string[], hint: string): Promise<void> {

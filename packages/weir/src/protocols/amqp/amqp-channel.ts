@@ -121,6 +121,9 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
    */
   private readonly newestAppend = new Map<Queue, PendingAppend>();
   private appendsScheduled = false;
+  /** Flushes of collected publishes not yet settled, and who waits for none to be left (publishesStored). */
+  private flushesInFlight = 0;
+  private publishWaiters: Array<() => void> = [];
   private readonly storedInputs = new StoredInputs();
   flowActive = true;
   /** basic.get deliveries are leased to one pull consumer per channel and queue. */
@@ -406,10 +409,35 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
   private flushAppends(): Promise<unknown> {
     this.appendsScheduled = false;
     const pending = this.appends;
+    if (pending.length === 0) return Promise.resolve();
     this.appends = [];
     this.openAppends.clear();
     this.newestAppend.clear();
-    return Promise.all(pending.map((append) => this.appendNow(append)));
+    const settled = Promise.all(pending.map((append) => this.appendNow(append)));
+    this.flushesInFlight++;
+    void settled.then(this.flushSettled);
+    return settled;
+  }
+
+  /** Made once, like flushAppendsSoon: runs once per flush of a socket read's publishes. */
+  private readonly flushSettled = (): void => {
+    if (--this.flushesInFlight > 0) return;
+    const waiters = this.publishWaiters;
+    this.publishWaiters = [];
+    for (const resume of waiters) resume();
+  };
+
+  /**
+   * Null when every message published on this channel so far is stored (or refused), else a promise of it. Methods
+   * that look at a queue's contents (basic.get, queue.declare's count, queue.purge, queue.delete) wait for it, so they
+   * see the channel's earlier publishes as they do in RabbitMQ, whose channel hands a publish and a later method to
+   * the queue in order. Without it a publish then a get on one channel found the queue empty, and a purge left the
+   * messages published just before it.
+   */
+  private publishesStored(): Promise<void> | null {
+    if (this.appendsScheduled) void this.flushAppends();
+    if (this.flushesInFlight === 0) return null;
+    return new Promise((resolve) => this.publishWaiters.push(resolve));
   }
 
   /**
@@ -675,6 +703,7 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
   }
 
   private async get(queueName: string, noAck: boolean): Promise<void> {
+    await this.publishesStored();
     const queue = this.queueNamed(queueName);
     this.checkPermission('read', 'queue', queue.name);
     if (queue.isStream) throw notImplemented(`basic.get not supported by stream queues: queue '${queue.name}' in vhost '${this.host.vhost.name}' (consume it with basic.consume)`);
@@ -911,6 +940,7 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
       return;
     }
     if (!method.passive && method.queue !== '') this.checkPermission('configure', 'queue', method.queue);
+    await this.publishesStored();
     const { queue, messageCount, consumerCount } = await this.host.vhost.declareQueue({
       name: method.queue,
       passive: method.passive,
@@ -937,7 +967,9 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
     if (!noWait) this.send(bind ? { method: 'queue.bind-ok' } : { method: 'queue.unbind-ok' });
   }
 
-  private queuePurge(queueName: string, noWait: boolean): void {
+  private queuePurge(queueName: string, noWait: boolean): Promise<void> | void {
+    const stored = this.publishesStored();
+    if (stored !== null) return stored.then(() => this.queuePurge(queueName, noWait));
     const queue = this.queueNamed(queueName);
     this.checkPermission('read', 'queue', queue.name);
     const messageCount = this.host.vhost.purgeQueue(queue.name, this.host.id);
@@ -948,6 +980,7 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
     const name = queueName === '' ? this.lastQueue : queueName;
     if (name === null) throw notFound('no queue name given and no queue declared on this channel');
     this.checkPermission('configure', 'queue', name);
+    await this.publishesStored();
     const messageCount = await this.host.vhost.deleteQueue(name, this.host.id, { ifUnused, ifEmpty });
     if (!noWait) this.send({ method: 'queue.delete-ok', messageCount });
   }
