@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, defaultConfig, kebab, resolveConfig, settings } from './config.js';
+import { ConfigError, defaultConfig, kebab, MAX_AMQP_MESSAGE_BYTES, resolveConfig, settings } from './config.js';
 
 describe('server: configuration', () => {
   it('server: config precedence is flag > environment > file > default', () => {
@@ -23,6 +23,8 @@ describe('server: configuration', () => {
     writeFileSync(file, JSON.stringify({ prot: 1 }));
     assert.throws(() => resolveConfig({}, {}, file), /unknown setting "prot"/);
     assert.throws(() => resolveConfig({ port: 70000 }, {}), /at most 65535/);
+    assert.throws(() => resolveConfig({ amqpMaxMessageBytes: MAX_AMQP_MESSAGE_BYTES + 1 }, {}), /amqpMaxMessageBytes must be 1 to \d+ \(what one stored batch holds\)/);
+    assert.equal(resolveConfig({ amqpMaxMessageBytes: MAX_AMQP_MESSAGE_BYTES }, {}).amqpMaxMessageBytes, MAX_AMQP_MESSAGE_BYTES);
   });
 
   it('server: defaultPartitions is gone (nothing read it): a config file naming it is refused, not silently ignored', () => {

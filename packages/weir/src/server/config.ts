@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { STORED_PROPERTIES_ROOM_BYTES } from '../broker/vhost/virtual-hosts.js';
+import { DEFAULT_MAX_BATCH_BYTES } from '../storage/disk-message-store.js';
 
 /**
  * The broker's settings, resolved from (lowest to highest precedence) built-in defaults, a JSON config file,
@@ -146,6 +148,9 @@ export const settings: readonly SettingSpec[] = [
   { key: 'heapGrowthPercent', env: 'WEIR_HEAP_GROWTH_PERCENT', kind: 'integer', doc: 'weir serve: heap growth between full GCs, % of live data (0: V8 default).' },
 ];
 
+/** The largest AMQP body a queue can store: one commit-log batch holds it with its properties and the batch's fields. */
+export const MAX_AMQP_MESSAGE_BYTES = DEFAULT_MAX_BATCH_BYTES - STORED_PROPERTIES_ROOM_BYTES - 64 * 1024;
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -192,6 +197,9 @@ export function resolveConfig(flags: Partial<Record<keyof BrokerConfig, unknown>
   for (const key of ['port', 'amqpPort'] as const) if ((config[key] as number) > 65535) throw new ConfigError(`${key} must be at most 65535, got ${String(config[key])}`);
   if ((config.amqpFrameMax as number) < 4096) throw new ConfigError(`amqpFrameMax must be at least 4096 (AMQP 0-9-1 §4.2.3), got ${String(config.amqpFrameMax)}`);
   if ((config.amqpChannelMax as number) < 1 || (config.amqpChannelMax as number) > 65535) throw new ConfigError(`amqpChannelMax must be 1 to 65535, got ${String(config.amqpChannelMax)}`);
+  if ((config.amqpMaxMessageBytes as number) < 1 || (config.amqpMaxMessageBytes as number) > MAX_AMQP_MESSAGE_BYTES) {
+    throw new ConfigError(`amqpMaxMessageBytes must be 1 to ${MAX_AMQP_MESSAGE_BYTES} (what one stored batch holds), got ${String(config.amqpMaxMessageBytes)}`);
+  }
   if ((config.amqpHeartbeatSeconds as number) > 65535) throw new ConfigError(`amqpHeartbeatSeconds must be at most 65535, got ${String(config.amqpHeartbeatSeconds)}`);
   for (const key of ['maxConnections', 'handshakeTimeoutMs', 'outputHighWaterMarkBytes'] as const) {
     if ((config[key] as number) < 1) throw new ConfigError(`${key} must be at least 1, got ${String(config[key])}`);

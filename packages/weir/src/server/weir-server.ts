@@ -13,7 +13,7 @@ import { MemoryMessageStore } from '../storage/memory-message-store.js';
 import { type BrokerConfig, defaultConfig, resolveConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { ResourceMonitor } from './resource-monitor.js';
-import { VirtualHosts } from '../broker/vhost/virtual-hosts.js';
+import { STORED_PROPERTIES_ROOM_BYTES, VirtualHosts } from '../broker/vhost/virtual-hosts.js';
 import { AmqpServer } from '../protocols/amqp/amqp-server.js';
 import { formatDeadLetter } from '../protocols/amqp/amqp-message.js';
 import { DirectReplyTo } from '../protocols/amqp/direct-reply-to.js';
@@ -61,6 +61,8 @@ export class WeirServer {
     const logger = givenLogger ?? createLogger(config.logLevel);
     const clock = givenClock ?? systemClock;
     const dataDir = resolve(config.dataDir);
+    // An AMQP body up to its limit must fit its queue's topic (config.ts keeps that within a commit-log batch).
+    const maxStoredMessageBytes = config.amqpMaxMessageBytes + STORED_PROPERTIES_ROOM_BYTES;
     const store: MessageStore = inMemory
       ? new MemoryMessageStore(clock)
       : await DiskMessageStore.open({ dataDir, clock, logger, segmentBytes: config.segmentBytes });
@@ -89,7 +91,7 @@ export class WeirServer {
     let vhosts: VirtualHosts | null = null;
     let amqp: AmqpServer;
     try {
-      vhosts = await VirtualHosts.open(core, logger);
+      vhosts = await VirtualHosts.open(core, logger, maxStoredMessageBytes);
       vhosts.setDeadLetterFormatter(formatDeadLetter);
       vhosts.setQueueLimit(config.maxQueuesPerVhost);
       const limits = { maxConnections: config.maxConnections, highWaterMarkBytes: config.outputHighWaterMarkBytes };

@@ -61,6 +61,13 @@ import {
   toBytes,
 } from './record-batch.js';
 
+/**
+ * The largest batch the commit log takes unless the store is opened with another limit: room for the largest AMQP
+ * message (server/config.ts). It also bounds what recovery reads as one batch, so it must never shrink below batches
+ * already written.
+ */
+export const DEFAULT_MAX_BATCH_BYTES = 32 << 20;
+
 export interface DiskMessageStoreOptions {
   dataDir: string;
   fs?: FileSystem;
@@ -259,7 +266,7 @@ export class DiskMessageStore implements MessageStore {
     const resolved = {
       dataDir: options.dataDir,
       segmentBytes: options.segmentBytes ?? 1 << 30,
-      maxBatchBytes: options.maxBatchBytes ?? 16 << 20,
+      maxBatchBytes: options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES,
       maxWriteBytes: options.maxWriteBytes ?? 1 << 20,
       consumeQueueEntriesPerFile: options.consumeQueueEntriesPerFile ?? 1 << 20,
       consumeQueueFlushEntries: options.consumeQueueFlushEntries ?? 2048,

@@ -531,6 +531,36 @@ describe('AMQP queue features', () => {
   });
 });
 
+describe('AMQP message size', () => {
+  test('bodies up to the AMQP limit are stored and delivered, mixed with small ones; one byte more is 406; a restart under a higher limit raises old queues', async () => {
+    const limit = 6 * 1024 * 1024;
+    let sized = await startAmqpBroker({ amqpMaxMessageBytes: 2 * 1024 * 1024 });
+    try {
+      const ch = await confirmChannel(sized);
+      await ch.assertQueue('sized', { durable: true });
+      const dataDir = sized.dataDir;
+      await sized.stop();
+      sized = await startAmqpBroker({ dataDir, amqpMaxMessageBytes: limit });
+      const again = await confirmChannel(sized);
+      const sizes = [limit, 10, 3 * 1024 * 1024, 1024 * 1024 + 1, 200];
+      for (const size of sizes) again.sendToQueue('sized', Buffer.alloc(size, size % 251), { persistent: true, headers: { size } });
+      await again.waitForConfirms();
+      const received = await consumeN(again, 'sized', sizes.length);
+      assert.deepEqual(
+        received.map((message) => [message.content.byteLength, message.properties.headers!.size, message.content[message.content.byteLength - 1]]),
+        sizes.map((size) => [size, size, size % 251]),
+      );
+      const closed = new Promise<void>((resolve) => again.once('close', () => resolve()));
+      again.sendToQueue('sized', Buffer.alloc(limit + 1), {}, () => {});
+      await closed;
+      const failed = await confirmChannel(sized);
+      assert.equal((await failed.checkQueue('sized')).messageCount, 0, 'the refused message was not stored');
+    } finally {
+      await sized.close();
+    }
+  });
+});
+
 describe('AMQP definitions', () => {
   test('exchanges, queues and bindings export in RabbitMQ\'s format and import into another broker', async () => {
     const ch = await channel();

@@ -4,7 +4,7 @@ import type { BrokerCore } from '../broker-core.js';
 import { ErrorCode, isWeirError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { type Binding, type ExchangeDefinition, type ExchangeType, RoutingError, RoutingTable, predeclaredExchanges } from '../routing/index.js';
-import { validateTopicName } from '../topic-registry.js';
+import { defaultTopicConfig, validateTopicName } from '../topic-registry.js';
 import { groupSettingsOf, parseQueueArguments, type QueueOptions } from './queue-arguments.js';
 import { VhostError } from './vhost-error.js';
 
@@ -123,6 +123,11 @@ export class VirtualHost {
   readonly delayedExchanges = new Set<string>();
   /** Most queues (0: no limit), as RabbitMQ's vhost max-queues; queues left from before a lowered limit stay. */
   maxQueues = 0;
+  /**
+   * The largest message a queue's topic stores (set by VirtualHosts): an AMQP body up to the connection's limit, with
+   * room for its stored properties and the x-death headers dead-lettering adds.
+   */
+  maxStoredMessageBytes = defaultTopicConfig.maxMessageBytes;
   /** Declarations of new queues under way: they count against maxQueues, so concurrent ones cannot overshoot it. */
   private declaring = 0;
   private readonly prefix: string;
@@ -141,6 +146,16 @@ export class VirtualHost {
   }
 
   /** Loads the durable definitions; transient and exclusive queues left by the last run are deleted. */
+  /** A queue topic made by an older version, or under a lower AMQP limit, takes what the connections now accept. */
+  private async raiseMessageLimit(topic: string): Promise<void> {
+    try {
+      const { config } = await this.core.describeTopic(topic);
+      if (config.maxMessageBytes < this.maxStoredMessageBytes) await this.core.alterTopic(topic, { config: { maxMessageBytes: this.maxStoredMessageBytes } });
+    } catch (error) {
+      if (!isWeirError(error, ErrorCode.UnknownTopic)) throw error;
+    }
+  }
+
   async restore(): Promise<void> {
     for (const [, value] of this.metadata.entries(this.prefix + EXCHANGE_KEY)) {
       const stored = value as ExchangeDefinition & { declaredType?: string };
@@ -159,6 +174,7 @@ export class VirtualHost {
         continue;
       }
       const queue = new Queue(definition, parseQueueArguments(definition.arguments, definition.name, this.name));
+      if (definition.ownsTopic) await this.raiseMessageLimit(definition.topic);
       // The queue's subscription starts reading now, so its counts, TTL and limits hold before anyone consumes. A
       // stream has none: its consumers read the topic themselves.
       if (!queue.isStream) await this.core.createSharedGroup(definition.group, definition.topic, groupSettingsOf(queue.options, definition.ownsTopic));
@@ -321,7 +337,7 @@ export class VirtualHost {
     try {
       // A stream's retention arguments are its topic's retention (applied by the store's retention pass).
       const retention = options.stream === null ? {} : { retentionBytes: options.stream.maxLengthBytes, retentionMs: options.stream.maxAgeMs };
-      await this.core.createTopic(topic, 1, { flushPolicy: request.durable && !request.exclusive ? 'sync' : 'none', ...retention });
+      await this.core.createTopic(topic, 1, { flushPolicy: request.durable && !request.exclusive ? 'sync' : 'none', maxMessageBytes: this.maxStoredMessageBytes, ...retention });
     } catch (error) {
       if (!isWeirError(error, ErrorCode.TopicExists)) throw error;
       ownsTopic = false;

@@ -33,6 +33,12 @@ const CAUSES: Record<DeadLetter['reason'], DeadLetterCause> = {
 };
 
 /**
+ * What a stored AMQP message may take beyond its body: its properties (one content-header frame, so at most
+ * frame_max) and the x-death headers dead-lettering adds. A queue's topic stores bodies up to the AMQP limit plus this.
+ */
+export const STORED_PROPERTIES_ROOM_BYTES = 1 << 20;
+
+/**
  * Every virtual host, and the services that span them: the dead-letter handler of the queues' shared groups, and
  * appends to queues on behalf of the vhost layer.
  */
@@ -46,10 +52,12 @@ export class VirtualHosts {
   private constructor(
     private readonly core: BrokerCore,
     private readonly logger: Logger,
+    private readonly maxStoredMessageBytes: number,
   ) {}
 
-  static async open(core: BrokerCore, logger: Logger): Promise<VirtualHosts> {
-    const hosts = new VirtualHosts(core, logger);
+  /** `maxStoredMessageBytes`: the topic limit of every queue (see VirtualHost.maxStoredMessageBytes). */
+  static async open(core: BrokerCore, logger: Logger, maxStoredMessageBytes: number): Promise<VirtualHosts> {
+    const hosts = new VirtualHosts(core, logger, maxStoredMessageBytes);
     for (const name of core.access.listVhosts()) await hosts.load(name);
     core.access.onVhostDeleted((name) => void hosts.drop(name));
     core.setDeadLetterHandler((deadLetter) => hosts.deadLetter(deadLetter));
@@ -86,6 +94,7 @@ export class VirtualHosts {
       deleted: (queue) => this.byGroup.delete(queue.definition.group),
     });
     host.maxQueues = this.queueLimit;
+    host.maxStoredMessageBytes = this.maxStoredMessageBytes;
     this.hosts.set(name, host);
     return host;
   }

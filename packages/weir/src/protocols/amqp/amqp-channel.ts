@@ -81,7 +81,12 @@ interface PendingAppend {
   inputs: MessageInput[];
   /** Confirm tags (or 0) of the messages in `inputs`, index for index. */
   tags: number[];
+  /** Body bytes of `inputs`: an append stops taking more at MAX_APPEND_BYTES, so large messages never make a batch the log refuses. */
+  bytes: number;
 }
+
+/** Body bytes after which a collected append takes no more publishes (one message alone may be larger). */
+const MAX_APPEND_BYTES = 1 << 20;
 
 /** A transaction's work until commit (§1.9.2): its publishes, and the settlements to apply after them. */
 interface Transaction {
@@ -385,14 +390,16 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
     const sorted = queues.length === 1 ? queues : [...queues].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const key = (delayed ? 'd\0' : '') + (sorted.length === 1 ? sorted[0]!.name : sorted.map((queue) => queue.name).join('\0'));
     let pending = this.openAppends.get(key);
-    if (pending === undefined || pending.inputs.length >= MAX_MESSAGES_PER_BATCH || !this.takesMore(pending, sorted)) {
-      pending = { queues: [...sorted], delayed, inputs: [], tags: [] };
+    const size = bodyBytes(input);
+    if (pending === undefined || pending.inputs.length >= MAX_MESSAGES_PER_BATCH || pending.bytes + size > MAX_APPEND_BYTES || !this.takesMore(pending, sorted)) {
+      pending = { queues: [...sorted], delayed, inputs: [], tags: [], bytes: 0 };
       this.appends.push(pending);
       this.openAppends.set(key, pending);
       for (const queue of sorted) this.newestAppend.set(queue, pending);
     }
     pending!.inputs.push(input);
     pending!.tags.push(tag);
+    pending!.bytes += size;
   }
 
   /** Whether `pending` may take a publish to `sorted`: it goes to exactly those queues and is the newest for each. */
