@@ -145,7 +145,6 @@ export class VirtualHost {
     for (const exchange of predeclaredExchanges()) this.routing.declareExchange(exchange);
   }
 
-  /** Loads the durable definitions; transient and exclusive queues left by the last run are deleted. */
   /** A queue topic made by an older version, or under a lower AMQP limit, takes what the connections now accept. */
   private async raiseMessageLimit(topic: string): Promise<void> {
     try {
@@ -156,6 +155,7 @@ export class VirtualHost {
     }
   }
 
+  /** Loads the durable definitions; transient and exclusive queues left by the last run are deleted. */
   async restore(): Promise<void> {
     for (const [, value] of this.metadata.entries(this.prefix + EXCHANGE_KEY)) {
       const stored = value as ExchangeDefinition & { declaredType?: string };
