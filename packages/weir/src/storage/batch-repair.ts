@@ -33,16 +33,16 @@ for (let index = 0; index < 256; index++) {
 for (let bit = 0; bit < 8; bit++) SINGLE_BIT_REGISTER.set(TABLE[1 << bit]!, bit);
 
 /**
- * The bit (byte index × 8 + bit, bit 0 the least significant) whose flip makes `crc32c(data)` equal `expected`, or -1
- * when no single bit does (including when they are already equal).
+ * The bit (byte index × 8 + bit, bit 0 the least significant) of a `length`-byte message whose flip explains
+ * `syndrome`, the stored CRC-32C xor the computed one; -1 when no single bit does (or the syndrome is 0).
  */
-export function locateFlippedBit(data: Uint8Array, expected: number): number {
-  let register = (crc32c(data) ^ expected) >>> 0;
+export function locateFlippedBit(length: number, syndrome: number): number {
+  let register = syndrome >>> 0;
   if (register === 0) return -1;
   // Step k undoes one zero byte: after it, `register` is what a flip in byte (length - 1 - k) must have produced.
-  for (let trailing = 0; trailing < data.byteLength; trailing++) {
+  for (let trailing = 0; trailing < length; trailing++) {
     const bit = SINGLE_BIT_REGISTER.get(register);
-    if (bit !== undefined) return (data.byteLength - 1 - trailing) * 8 + bit;
+    if (bit !== undefined) return (length - 1 - trailing) * 8 + bit;
     const low = ENTRY_OF_TOP_BYTE[register >>> 24]!;
     register = (((register ^ TABLE[low]!) << 8) | low) >>> 0;
   }
@@ -76,7 +76,7 @@ export function repairSingleBitFlip(bytes: Buffer, length: number, maxBatchBytes
     if (bitsSet(computed ^ stored) === 1) {
       batch.writeUInt32LE(computed, 4);
     } else {
-      const flipped = locateFlippedBit(covered, stored);
+      const flipped = locateFlippedBit(covered.byteLength, computed ^ stored);
       if (flipped < 0) return null;
       covered[flipped >>> 3]! ^= 1 << (flipped & 7);
     }

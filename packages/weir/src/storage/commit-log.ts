@@ -626,10 +626,15 @@ function offsetsHeld(batch: Buffer): NonNullable<DamagedRange['held']> {
 async function repairBadBatch(segment: Segment, position: number, resume: number | null, options: CommitLogOptions): Promise<Buffer | null> {
   const available = segment.endPosition - position;
   if (available < RECORD_HEADER_BYTES) return null;
-  const bytes = Buffer.allocUnsafe(Math.min(available, options.maxBatchBytes));
+  const head = Buffer.allocUnsafe(4);
+  if ((await readFully(segment.handle!, head, 0, 4, position - segment.basePosition)) < 4) return null;
+  const ends = [...new Set([head.readUInt32LE(0), resume !== null && resume < segment.endPosition ? resume - position : available])].filter(
+    (length) => length >= RECORD_HEADER_BYTES && length <= Math.min(available, options.maxBatchBytes),
+  );
+  if (ends.length === 0) return null;
+  // Only as many bytes as the longest possible end: a damaged range early in a large segment must not read the rest.
+  const bytes = Buffer.allocUnsafe(Math.max(...ends));
   const got = await readFully(segment.handle!, bytes, 0, bytes.byteLength, position - segment.basePosition);
-  if (got < RECORD_HEADER_BYTES) return null;
-  const ends = new Set([bytes.readUInt32LE(0), resume !== null && resume < segment.endPosition ? resume - position : available]);
   for (const length of ends) {
     if (length > got) continue;
     const batch = repairSingleBitFlip(bytes, length, options.maxBatchBytes);
