@@ -778,14 +778,20 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
       }
       return taken;
     }
+    const entry = this.takeOne(deliveryTag, method, lenient);
+    return entry === null ? [] : [entry];
+  }
+
+  /** One outstanding delivery, taken off the channel; null only when `lenient` and the tag is not outstanding. */
+  private takeOne(deliveryTag: number, method: string, lenient = false): Unacked | null {
     const entry = this.unacked.get(deliveryTag);
     // §1.8.3.13: acknowledging a tag that is not outstanding is a channel exception, PRECONDITION_FAILED in RabbitMQ.
     if (entry === undefined) {
-      if (lenient) return [];
+      if (lenient) return null;
       throw preconditionFailed(`unknown delivery tag ${deliveryTag} (${method})`);
     }
     this.unacked.delete(deliveryTag);
-    return [entry];
+    return entry;
   }
 
   private ack(deliveryTag: number, multiple: boolean): void {
@@ -812,10 +818,7 @@ export class AmqpChannel implements ConsumerChannel, StreamConsumerChannel {
 
   /** A single ack, nearly every ack there is: settled without the arrays `take` and `settle` make. */
   private ackOne(deliveryTag: number): void {
-    const entry = this.unacked.get(deliveryTag);
-    // §1.8.3.13: acknowledging a tag that is not outstanding is a channel exception, PRECONDITION_FAILED in RabbitMQ.
-    if (entry === undefined) throw preconditionFailed(`unknown delivery tag ${deliveryTag} (basic.ack)`);
-    this.unacked.delete(deliveryTag);
+    const entry = this.takeOne(deliveryTag, 'basic.ack')!;
     const source = entry.source;
     if (source instanceof AmqpStreamConsumer) {
       source.settled(1);
