@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { type ChannelModel, connect, type GetMessage } from 'amqplib';
 import { WeirServer } from '../../src/server/weir-server.js';
 import { ensureDebianPackages } from '../support/debian-packages.js';
+import { type CommandResult, runCommand } from '../support/run-command.js';
 
 /**
  * Debian's amqp-tools (rabbitmq-c's command-line clients) as a second client, independent of amqplib: declare,
@@ -21,25 +21,9 @@ import { ensureDebianPackages } from '../support/debian-packages.js';
 
 const TOOL_TIMEOUT_MS = 10_000;
 
-interface ToolResult {
-  code: number;
-  stdout: Buffer;
-  stderr: string;
-}
-
 /** Runs an amqp-tools command; a non-zero exit is returned, not thrown; a hang is killed and fails the test. */
-function tool(command: string, args: string[], input?: Buffer | string): Promise<ToolResult> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(command, args, { encoding: 'buffer', timeout: TOOL_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const failure = error as (Error & { code?: number | string; killed?: boolean; signal?: string }) | null;
-      if (failure !== null && (failure.killed === true || typeof failure.code !== 'number')) {
-        reject(new Error(`${command} ${args.join(' ')} did not finish (${failure.signal ?? failure.code ?? failure.message}); stderr: ${stderr.toString()}`));
-        return;
-      }
-      resolve({ code: failure === null ? 0 : (failure.code as number), stdout, stderr: stderr.toString() });
-    });
-    if (input !== undefined) child.stdin!.end(input);
-  });
+function tool(command: string, args: string[], input?: Buffer | string): Promise<CommandResult> {
+  return runCommand(command, args, { timeoutMs: TOOL_TIMEOUT_MS, input });
 }
 
 describe('amqp-tools (rabbitmq-c) against Weir', () => {

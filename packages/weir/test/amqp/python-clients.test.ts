@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { WeirServer } from '../../src/server/weir-server.js';
 import { ensureInstalled } from '../support/debian-packages.js';
+import { runCommand } from '../support/run-command.js';
 
 /**
  * Python's AMQP clients from Debian against Weir: pika, and kombu (Celery's messaging library) with py-amqp under
@@ -22,17 +23,9 @@ function importable(modules: string): boolean {
   return spawnSync(PYTHON, ['-c', `import ${modules}`], { stdio: 'ignore' }).status === 0;
 }
 
-function runScript(name: string, port: number): Promise<{ code: number; output: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(PYTHON, [join(SCRIPTS, name), String(port)], { timeout: SCRIPT_TIMEOUT_MS, encoding: 'utf8' }, (error, stdout, stderr) => {
-      const failure = error as (Error & { code?: number | string; killed?: boolean; signal?: string }) | null;
-      if (failure !== null && (failure.killed === true || typeof failure.code !== 'number')) {
-        reject(new Error(`${name} did not finish (${failure.signal ?? failure.code ?? failure.message}):\n${stdout}${stderr}`));
-        return;
-      }
-      resolve({ code: failure === null ? 0 : (failure.code as number), output: stdout + stderr });
-    });
-  });
+async function runScript(name: string, port: number): Promise<{ code: number; output: string }> {
+  const { code, stdout, stderr } = await runCommand(PYTHON, [join(SCRIPTS, name), String(port)], { timeoutMs: SCRIPT_TIMEOUT_MS });
+  return { code, output: stdout.toString() + stderr };
 }
 
 describe('Python AMQP clients (Debian) against Weir', () => {
